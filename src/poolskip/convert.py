@@ -1,0 +1,333 @@
+"""Retrofit Pool Skip into an existing model, in place.
+
+Each selected convolution gets a :class:`~poolskip.PoolSkip` child named ``pool_skip`` and a forward
+hook that applies it to the conv's output, so Pool Skip sits right after the conv and before whatever
+follows it (BN, activation), as in the paper. The conv itself stays where it was: every original
+``state_dict`` key keeps its name, and the new keys are ``<conv name>.pool_skip.*``.
+
+Which convs: all ``nn.Conv1d/2d/3d`` by default (transposed convs only with ``transposed=True``),
+narrowed by a named placement policy, name patterns and a predicate. See :func:`convert`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .functional import to_tuple
+from .module import PoolSkip
+
+__all__ = [
+    "ConvertReport",
+    "Placement",
+    "Policy",
+    "convert",
+    "get_policy",
+    "is_converted",
+    "load_plain_state_dict",
+    "list_policies",
+    "register_policy",
+    "unconvert",
+]
+
+PoolSize = int | tuple[int, ...]
+NamePattern = str | re.Pattern
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+CHILD = "pool_skip"
+
+
+def _apply_pool_skip(module: nn.Module, inputs, output):
+    """Forward hook on a converted conv: its output goes through its ``pool_skip`` child."""
+    return module.pool_skip(output)
+
+
+# --------------------------------------------------------------------------------------- policies
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A named placement rule: ``select(model)`` maps conv names to a pool size (or None to leave out).
+
+    ``kwargs`` are PoolSkip constructor defaults the policy implies (e.g. kernel size); explicit
+    arguments to :func:`convert` override both the pool sizes and these.
+    """
+
+    name: str
+    description: str
+    select: Callable[[nn.Module], Mapping[str, PoolSize | None]]
+    kwargs: Mapping[str, object] = field(default_factory=dict)
+
+
+_POLICIES: dict[str, Policy] = {}
+
+
+def register_policy(policy: Policy, *, overwrite: bool = False) -> Policy:
+    """Make ``policy`` available to ``convert(model, policy=policy.name)``."""
+    if policy.name in _POLICIES and not overwrite:
+        raise ValueError(f"a placement policy named {policy.name!r} is already registered")
+    _POLICIES[policy.name] = policy
+    return policy
+
+
+def get_policy(name: str | Policy) -> Policy:
+    """The registered policy called ``name`` (a :class:`Policy` passes through)."""
+    if isinstance(name, Policy):
+        return name
+    try:
+        return _POLICIES[name]
+    except KeyError:
+        raise ValueError(f"unknown placement policy {name!r}; known: {', '.join(sorted(_POLICIES))}") from None
+
+
+def list_policies() -> dict[str, str]:
+    """Registered policy names and their one-line descriptions."""
+    return {name: p.description for name, p in sorted(_POLICIES.items())}
+
+
+def _every_conv(model: nn.Module) -> dict[str, PoolSize | None]:
+    return {name: 2 for name, m in model.named_modules() if isinstance(m, _CONVS)}
+
+
+def _residual_branches(model: nn.Module) -> dict[str, PoolSize | None]:
+    # A residual block, duck-typed as in torchvision and pytorch-cifar100: direct conv children
+    # conv1, conv2 (BasicBlock, pool 2) and conv3 (Bottleneck, pool 4). The stem conv and the 1x1
+    # shortcut convs (in `downsample` / `shortcut`) are not children named convN of a block.
+    out: dict[str, PoolSize | None] = {}
+    for name, block in model.named_modules():
+        convs = [getattr(block, f"conv{i}", None) for i in (1, 2, 3)]
+        if not (isinstance(convs[0], _CONVS) and isinstance(convs[1], _CONVS)):
+            continue
+        bottleneck = isinstance(convs[2], _CONVS)
+        for i, conv in enumerate(convs, 1):
+            if isinstance(conv, _CONVS):
+                out[f"{name}.conv{i}" if name else f"conv{i}"] = 4 if bottleneck else 2
+    return out
+
+
+register_policy(Policy("every_conv", "after every convolution (the paper's Table 1 wording), pool 2", _every_conv))
+register_policy(
+    Policy(
+        "official",
+        "the official code's ResNet placement: residual-branch convs of every block (conv1..conv3), "
+        "pool 2 in BasicBlocks, 4 in Bottlenecks; not the stem, not the shortcuts",
+        _residual_branches,
+    )
+)
+
+
+# --------------------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One conv that got Pool Skip."""
+
+    name: str
+    conv_type: str
+    channels: int
+    pool_size: tuple[int, ...]
+    params: int
+
+
+@dataclass
+class ConvertReport:
+    """Where :func:`convert` put Pool Skip, what it left out and why, and the new state-dict keys."""
+
+    converted: list[Placement] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    new_keys: list[str] = field(default_factory=list)
+
+    @property
+    def num_params(self) -> int:
+        """Parameters added by Pool Skip."""
+        return sum(p.params for p in self.converted)
+
+    def __len__(self) -> int:
+        return len(self.converted)
+
+    def __str__(self) -> str:
+        lines = [f"Pool Skip after {len(self.converted)} conv(s), +{self.num_params:,} parameters"]
+        lines += [f"  + {p.name} ({p.conv_type}, C={p.channels}, pool {p.pool_size})" for p in self.converted]
+        if self.skipped:
+            lines.append(f"left out {len(self.skipped)} conv(s):")
+            lines += [f"  - {name}: {why}" for name, why in self.skipped]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------- convert
+
+
+def is_converted(module: nn.Module) -> bool:
+    """Whether ``module`` is a conv that :func:`convert` gave Pool Skip."""
+    return isinstance(getattr(module, CHILD, None), PoolSkip) and _apply_pool_skip in module._forward_hooks.values()
+
+
+def _patterns(value: NamePattern | Iterable[NamePattern] | None) -> list[NamePattern] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, re.Pattern)):
+        return [value]
+    return list(value)
+
+
+def _matches(name: str, patterns: list[NamePattern]) -> bool:
+    for p in patterns:
+        if isinstance(p, re.Pattern):
+            if p.search(name):
+                return True
+        elif fnmatch.fnmatchcase(name, p):
+            return True
+    return False
+
+
+def _output_shapes(model: nn.Module, names: Sequence[str], example_input) -> dict[str, torch.Size]:
+    """Output shapes of the named modules for one forward pass of ``example_input`` (no grad)."""
+    shapes: dict[str, torch.Size] = {}
+    handles = []
+    modules = dict(model.named_modules())
+    for name in names:
+
+        def hook(m, i, o, name=name):
+            shapes[name] = o.shape
+
+        handles.append(modules[name].register_forward_hook(hook))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            if isinstance(example_input, (tuple, list)):
+                model(*example_input)
+            else:
+                model(example_input)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+def convert(
+    model: nn.Module,
+    policy: str | Policy | None = None,
+    *,
+    pool_size: PoolSize | Callable[[str, nn.Module], PoolSize | None] | None = None,
+    include: NamePattern | Iterable[NamePattern] | None = None,
+    exclude: NamePattern | Iterable[NamePattern] | None = None,
+    where: Callable[[str, nn.Module], bool] | None = None,
+    transposed: bool = False,
+    example_input=None,
+    **pool_skip_kwargs,
+) -> ConvertReport:
+    """Insert Pool Skip after the selected convolutions of ``model``, in place; returns a report.
+
+    Selection, in order: every ``nn.Conv1d/2d/3d`` (plus ``ConvTranspose*`` if ``transposed``);
+    the convs a named ``policy`` selects (see :func:`list_policies`); names matching ``include``
+    (glob strings or compiled regexes, searched) and not matching ``exclude``; ``where(name, conv)``
+    true. ``pool_size`` is a number/tuple for all, or a function of ``(name, conv)`` returning one
+    (``None`` leaves that conv out); default: the policy's size, else 2.
+
+    With ``example_input``, one forward pass records each conv's output size and convs whose output
+    is smaller than the pool in some dim (e.g. a 1x1 map) are left out; the report says so. Without
+    it such convs still work (a window never exceeds the map), they just pool nothing.
+
+    Converting again leaves already converted convs alone. ``pool_skip_kwargs`` go to
+    :class:`PoolSkip` (``kernel_size``, ``bias``, ``variant``, ``zero_init``).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"convert expects an nn.Module, got {type(model).__name__}")
+    types = _CONVS + (_TRANSPOSED if transposed else ())
+    chosen = get_policy(policy) if policy is not None else None
+    policy_sizes = chosen.select(model) if chosen is not None else None
+    kwargs = {**(chosen.kwargs if chosen is not None else {}), **pool_skip_kwargs}
+    for bad in ("channels", "dim", "pool_size"):
+        if bad in kwargs:
+            raise TypeError(f"convert sets PoolSkip's {bad!r} itself; got it in the keyword arguments")
+    inc, exc = _patterns(include), _patterns(exclude)
+
+    report = ConvertReport()
+    todo: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+    inner = {id(m) for ps in model.modules() if isinstance(ps, PoolSkip) for m in ps.modules()}
+    for name, module in model.named_modules():
+        if not isinstance(module, types) or id(module) in inner:  # never Pool Skip's own conv
+            continue
+        if is_converted(module):
+            report.skipped.append((name, "already converted"))
+            continue
+        if policy_sizes is not None and policy_sizes.get(name) is None:
+            continue  # not part of the policy: not a Pool Skip site, not worth a line in the report
+        if inc is not None and not _matches(name, inc):
+            continue
+        if exc is not None and _matches(name, exc):
+            continue
+        if where is not None and not where(name, module):
+            continue
+        size = pool_size(name, module) if callable(pool_size) else pool_size
+        if size is None and not callable(pool_size):
+            size = policy_sizes[name] if policy_sizes is not None else 2
+        if size is None:
+            report.skipped.append((name, "pool_size function returned None"))
+            continue
+        dim = module.weight.dim() - 2
+        todo.append((name, module, to_tuple(size, dim, f"pool_size for {name!r}")))
+
+    if example_input is not None and todo:
+        shapes = _output_shapes(model, [n for n, _, _ in todo], example_input)
+        kept = []
+        for name, module, size in todo:
+            shape = shapes.get(name)
+            if shape is None:
+                report.skipped.append((name, "not called by a forward pass of example_input"))
+            elif any(s < e for s, e in zip(shape[2:], size)):
+                report.skipped.append((name, f"output size {tuple(shape[2:])} smaller than pool size {size}"))
+            else:
+                kept.append((name, module, size))
+        todo = kept
+
+    for name, module, size in todo:
+        dim = module.weight.dim() - 2
+        channels = module.out_channels
+        ps = PoolSkip(channels, size, dim=dim, device=module.weight.device, dtype=module.weight.dtype, **kwargs)
+        module.add_module(CHILD, ps)
+        module.register_forward_hook(_apply_pool_skip)
+        prefix = f"{name}.{CHILD}." if name else f"{CHILD}."
+        report.new_keys += [prefix + k for k in ps.state_dict()]
+        report.converted.append(
+            Placement(name, type(module).__name__, channels, size, sum(p.numel() for p in ps.parameters()))
+        )
+    return report
+
+
+def unconvert(model: nn.Module) -> int:
+    """Remove every Pool Skip that :func:`convert` inserted in ``model``; returns how many."""
+    count = 0
+    for module in model.modules():
+        if is_converted(module):
+            for key in [k for k, fn in module._forward_hooks.items() if fn is _apply_pool_skip]:
+                del module._forward_hooks[key]
+            delattr(module, CHILD)
+            count += 1
+    return count
+
+
+def load_plain_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    """Load a checkpoint of the unconverted model into a converted one.
+
+    Strict for every original key (a missing or unexpected one raises, as ``strict=True`` does); the
+    Pool Skip keys, which the plain checkpoint cannot have, keep their current values. Returns those keys.
+    """
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    new = [k for k in missing if f".{CHILD}." in f".{k}"]
+    really_missing = [k for k in missing if k not in new]
+    if really_missing or unexpected:
+        raise RuntimeError(
+            "state_dict does not match the model outside Pool Skip: "
+            f"missing keys {really_missing}, unexpected keys {list(unexpected)}"
+        )
+    return new

@@ -1,0 +1,27 @@
+import re
+import subprocess
+import sys
+
+import pytest
+
+from poolskip.cli import main
+
+
+def test_demo_prints_table(capsys):
+    assert main(["demo", "--seeds", "0", "1", "--epochs", "1", "--width", "8"]) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"^\| (plain|pool_skip) \| ([\d,]+) \| ([\d.]+) ± ([\d.]+) \| ([\d.]+) \|$", out, re.M)
+    assert [r[0] for r in rows] == ["plain", "pool_skip"]
+    plain, ps = (int(r[1].replace(",", "")) for r in rows)
+    assert ps > plain
+    assert all(0.0 <= float(r[2]) <= 100.0 for r in rows)
+
+
+def test_demo_rejects_bad_epochs():
+    with pytest.raises(SystemExit, match="--epochs must be >= 1"):
+        main(["demo", "--epochs", "0"])
+
+
+def test_console_entry_point_runs_as_module():
+    out = subprocess.run([sys.executable, "-m", "poolskip", "--help"], capture_output=True, text=True, check=True)
+    assert "demo" in out.stdout

@@ -1,0 +1,158 @@
+import pickle
+
+import pytest
+import torch
+
+import poolskip
+from poolskip import VARIANTS, PoolSkip, PoolSkip1d, PoolSkip2d, PoolSkip3d
+from poolskip.functional import max_pool_unpool
+from reference import block_max_mask, reference_pool_skip
+
+torch.set_default_dtype(torch.float32)
+
+
+def _module(channels, pool, dim, variant="full", kernel=3, seed=0):
+    torch.manual_seed(seed)
+    return PoolSkip(channels, pool, dim=dim, kernel_size=kernel, variant=variant).double()
+
+
+# spatial sizes chosen to hit divisible, ragged and smaller-than-pool cases
+CASES = [
+    (1, (7,), 2),
+    (1, (5,), 3),
+    (1, (1,), 2),
+    (2, (4, 4), 2),
+    (2, (5, 7), 2),
+    (2, (3, 5), (2, 3)),
+    (2, (1, 1), 2),
+    (2, (6, 9), 4),
+    (3, (3, 4, 5), 2),
+    (3, (2, 3, 1), (2, 2, 1)),
+]
+
+
+@pytest.mark.parametrize("dim,spatial,pool", CASES)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_matches_loop_reference_values_and_grads(dim, spatial, pool, variant):
+    m = _module(3, pool, dim, variant)
+    y = torch.randn(2, 3, *spatial, dtype=torch.float64, requires_grad=True)
+    out = m(y)
+    assert out.shape == y.shape
+    w = m.conv.weight if m.conv is not None else None
+    b = m.conv.bias if m.conv is not None else None
+    expected = reference_pool_skip(y, w, b, m.pool_size, variant)
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+
+    g = torch.randn_like(out)
+    params = [y] + list(m.parameters())
+    got = torch.autograd.grad(out, params, g)
+    want = torch.autograd.grad(expected, params, g)
+    for a, e in zip(got, want):
+        torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10)
+
+
+def test_pool_unpool_keeps_one_max_per_block_even_with_ties():
+    y = torch.zeros(1, 1, 4, 4, dtype=torch.float64)  # every entry ties
+    out = max_pool_unpool(y + 1, 2)
+    assert (out != 0).sum() == 4  # one per 2x2 block, like MaxUnpool(MaxPool)
+    torch.testing.assert_close(block_max_mask(y + 1, (2, 2)), (out != 0).double())
+
+
+@pytest.mark.parametrize("dim,spatial,pool", [(1, (5,), 2), (2, (3, 5), 2), (3, (3, 2, 3), 2)])
+def test_gradcheck(dim, spatial, pool):
+    m = _module(2, pool, dim)
+    y = torch.randn(1, 2, *spatial, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: m(t), (y,))
+
+
+@pytest.mark.parametrize("cls,dim", [(PoolSkip1d, 1), (PoolSkip2d, 2), (PoolSkip3d, 3)])
+def test_dim_classes_and_conv_attribute(cls, dim):
+    m = cls(4, 2)
+    assert m.dim == dim and isinstance(m.conv, getattr(torch.nn, f"Conv{dim}d"))
+    assert m.conv.in_channels == m.conv.out_channels == 4 and m.conv.bias is not None
+    assert m.conv.kernel_size == (3,) * dim and m.conv.padding == (1,) * dim
+    y = torch.randn(2, 4, *([5] * dim))
+    assert m(y).shape == y.shape
+
+
+def test_every_small_size_keeps_shape():
+    m = PoolSkip(2, 4)
+    for h in range(1, 10):
+        for w in (1, 3, 8):
+            y = torch.randn(1, 2, h, w)
+            assert m(y).shape == y.shape
+
+
+def test_pool_size_one_is_conv_plus_skip():
+    m = PoolSkip(3, 1).double()
+    y = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    torch.testing.assert_close(m(y), y + m.conv(y))
+
+
+def test_zero_init_is_identity():
+    m = PoolSkip(3, 2, zero_init=True)
+    y = torch.randn(2, 3, 5, 6)
+    torch.testing.assert_close(m(y), y)
+    assert all(p.requires_grad for p in m.parameters())
+
+
+def test_default_init_matches_pytorch_conv_default():
+    m = PoolSkip(8, 2)
+    assert m.conv.bias is not None and m.conv.weight.abs().sum() > 0
+    assert m.conv.weight.abs().max() <= 1 / (8 * 9) ** 0.5 + 1e-6  # kaiming_uniform(a=sqrt 5) bound
+
+
+def test_variant_structure():
+    assert PoolSkip(3, variant="pool_skip").conv is None
+    assert PoolSkip(3, variant="conv_skip").pools is False
+    assert PoolSkip(3, variant="pool_conv").skip is False
+    y = torch.randn(1, 3, 4, 4)
+    m = PoolSkip(3, variant="pool_skip")
+    torch.testing.assert_close(m(y), y + max_pool_unpool(y, 2))
+
+
+def test_no_bias_option():
+    assert PoolSkip(3, bias=False).conv.bias is None
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(channels=4, pool_size=0), "pool_size must be >= 1"),
+        (dict(channels=4, pool_size=(2, 0)), "pool_size must be >= 1"),
+        (dict(channels=4, pool_size=(2, 2, 2)), "pool_size must be an int or a tuple of 2 ints"),
+        (dict(channels=4, kernel_size=2), "kernel_size must be odd"),
+        (dict(channels=4, kernel_size=(3, 4)), "kernel_size must be odd"),
+        (dict(channels=0), "channels must be a positive int"),
+        (dict(channels=4, dim=4), "dim must be 1, 2 or 3"),
+        (dict(channels=4, variant="bogus"), "variant must be one of"),
+        (dict(channels=4, variant="pool_conv", zero_init=True), "would output zeros"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PoolSkip(**kwargs)
+
+
+def test_wrong_rank_and_channels_messages():
+    m = PoolSkip(4, 2)
+    with pytest.raises(ValueError, match=r"expects a 4-D input \(N, C, H, W\), got shape \(4, 5, 5\)"):
+        m(torch.randn(4, 5, 5))
+    with pytest.raises(ValueError, match=r"expects 4 channels, got shape \(1, 3, 5, 5\)"):
+        m(torch.randn(1, 3, 5, 5))
+    with pytest.raises(ValueError, match=r"expects a 5-D input \(N, C, D, H, W\)"):
+        PoolSkip3d(4)(torch.randn(1, 4, 5, 5))
+
+
+def test_module_pickles_and_traces():
+    m = PoolSkip(3, 2).eval()
+    y = torch.randn(1, 3, 5, 7)
+    m2 = pickle.loads(pickle.dumps(m))
+    torch.testing.assert_close(m2(y), m(y))
+    traced = torch.jit.trace(m, y)
+    torch.testing.assert_close(traced(y), m(y))
+
+
+def test_public_api():
+    for name in poolskip.__all__:
+        assert hasattr(poolskip, name)
