@@ -1,0 +1,124 @@
+"""The model registry: named factories, each with the paper's Pool Skip placement for that network.
+
+A factory is a small function ``factory(num_classes=..., **kwargs) -> nn.Module`` that builds the
+plain network; :func:`register_model` records it together with the ``convert`` arguments that give
+the paper's placement. :func:`create_model` builds a model and, if asked, converts it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ..convert import Policy, convert
+
+__all__ = ["ModelEntry", "create_model", "get_model_entry", "list_models", "register_model", "resolve_pool_skip"]
+
+#: Keys a ``pool_skip`` dict may hold: ``convert``'s keyword arguments and PoolSkip's options.
+SPEC_KEYS = frozenset(
+    {"policy", "pool_size", "include", "exclude", "where", "transposed", "example_input"}
+    | {"kernel_size", "bias", "variant", "zero_init"}
+)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: its factory, the paper's Pool Skip placement and a one-line description."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    pool_skip: Mapping[str, object] = field(default_factory=dict)
+    description: str = ""
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(pool_skip: Mapping[str, object]) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a factory under its function name; ``pool_skip`` is the paper's placement.
+
+    ``pool_skip`` holds :func:`~poolskip.convert` keyword arguments, at least ``policy``.
+    """
+    bad = set(pool_skip) - SPEC_KEYS
+    if "policy" not in pool_skip or bad:
+        raise ValueError(f"pool_skip must name a policy and only use {sorted(SPEC_KEYS)}; got {dict(pool_skip)}")
+
+    def decorate(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = factory.__name__
+        if name in _MODELS:
+            raise ValueError(f"a model named {name!r} is already registered")
+        doc = inspect.getdoc(factory) or ""
+        _MODELS[name] = ModelEntry(name, factory, dict(pool_skip), doc.splitlines()[0] if doc else "")
+        return factory
+
+    return decorate
+
+
+def list_models() -> list[str]:
+    """Registered model names, sorted (ResNets by depth)."""
+
+    def key(name: str) -> tuple[str, int, str]:
+        head = name.rstrip("0123456789")
+        tail = name[len(head) :]
+        return (head, int(tail) if tail else -1, name)
+
+    return sorted(_MODELS, key=key)
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name`` (a ValueError listing the known names otherwise)."""
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
+
+
+def resolve_pool_skip(name: str, pool_skip: object) -> dict[str, object] | None:
+    """The :func:`~poolskip.convert` keyword arguments that ``pool_skip`` means for model ``name``.
+
+    ``None``/``False``: ``None`` (plain). ``True``: the paper's placement for that model. A policy name
+    or :class:`~poolskip.Policy`: that policy with its own pool sizes. An int: the paper's placement
+    with that pool size everywhere. A dict: ``convert`` arguments (``policy``, ``pool_size``,
+    ``include``, ``exclude``, ``where``, ...); without a ``policy`` key the paper's policy is used.
+    """
+    entry = get_model_entry(name)
+    if pool_skip is None or pool_skip is False:
+        return None
+    if pool_skip is True:
+        return dict(entry.pool_skip)
+    if isinstance(pool_skip, (str, Policy)):
+        return {"policy": pool_skip}
+    if isinstance(pool_skip, int):
+        if pool_skip < 1:
+            raise ValueError(f"pool_skip as a pool size must be >= 1, got {pool_skip}")
+        return {**entry.pool_skip, "pool_size": pool_skip}
+    if isinstance(pool_skip, Mapping):
+        bad = set(pool_skip) - SPEC_KEYS
+        if bad:
+            raise ValueError(f"unknown pool_skip key(s) {sorted(bad)}; allowed: {sorted(SPEC_KEYS)}")
+        return {"policy": entry.pool_skip["policy"], **pool_skip}
+    raise TypeError(
+        "pool_skip must be None, a bool, a policy name or Policy, an int pool size or a dict of convert "
+        f"arguments; got {type(pool_skip).__name__}"
+    )
+
+
+def create_model(name: str, num_classes: int = 10, pool_skip: object = None, **kwargs) -> nn.Module:
+    """Build the registered model ``name`` for ``num_classes`` classes, with Pool Skip if asked.
+
+    ``kwargs`` go to the model's factory (e.g. ``width=16`` for the ResNets). ``pool_skip`` is read by
+    :func:`resolve_pool_skip`; the model is then passed through :func:`~poolskip.convert`, so its
+    plain parameter names do not move. Build under ``with torch.device("meta"):`` to count
+    parameters of a large model without allocating it.
+    """
+    entry = get_model_entry(name)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    spec = resolve_pool_skip(name, pool_skip)
+    model = entry.factory(num_classes=num_classes, **kwargs)
+    if spec is not None:
+        convert(model, **spec)
+    return model

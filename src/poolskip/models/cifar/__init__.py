@@ -1,0 +1,3 @@
+"""Plain CIFAR (32x32) definitions of the paper's classification networks; importing registers them."""
+
+from . import resnet  # noqa: F401
