@@ -1,0 +1,187 @@
+"""poolskip.diagnostics on constructed weights and activations whose measures are known by hand."""
+
+import copy
+import csv
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import poolskip
+from poolskip.diagnostics import channel_measures, diagnose, hoyer, l2_l1, near_zero, probe_measures, write_report
+
+
+def test_weight_measures_by_hand():
+    w = torch.tensor([3.0, 4.0, 0.0, 0.0])  # l1 7, l2 5, n 4
+    assert l2_l1(w) == pytest.approx(5 / 7)
+    assert hoyer(w) == pytest.approx((2 - 7 / 5) / (2 - 1))  # 0.6
+    assert near_zero(w) == 0.5  # threshold 0.01 * rms = 0.025
+    equal = torch.tensor([1.0, -1.0, 1.0, -1.0])
+    assert l2_l1(equal) == pytest.approx(1 / math.sqrt(4)) and hoyer(equal) == pytest.approx(0.0)
+    one_hot = torch.tensor([0.0, 0.0, -2.0, 0.0, 0.0])
+    assert l2_l1(one_hot) == pytest.approx(1.0) and hoyer(one_hot) == pytest.approx(1.0)
+    zero = torch.zeros(6)
+    assert (l2_l1(zero), hoyer(zero), near_zero(zero)) == (1.0, 1.0, 1.0)
+    assert math.isnan(hoyer(torch.tensor([5.0])))
+    # the threshold is relative to the layer's scale: scaling all weights changes nothing
+    assert near_zero(1e-6 * torch.tensor([3.0, 4.0, 1e-5, 0.0])) == 0.5
+
+
+def test_conv_with_k_zero_channels():
+    conv = nn.Conv2d(2, 5, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[:2] = torch.tensor([1.0, -1.0]).view(1, 2, 1, 1)  # 2 live channels, k = 3 zero ones
+    (s,) = diagnose(nn.Sequential(conv), torch.randn(1, 2, 3, 3)).layers
+    n, nonzero = 10, 4  # 4 equal magnitudes out of 10 weights
+    assert s.l2_l1 == pytest.approx(math.sqrt(nonzero) / nonzero)
+    assert s.hoyer == pytest.approx((math.sqrt(n) - math.sqrt(nonzero)) / (math.sqrt(n) - 1))
+    assert s.near_zero == pytest.approx(3 / 5)
+    assert s.channel_near_zero == [0.0, 0.0, 1.0, 1.0, 1.0]
+    assert s.channel_l2_l1 == pytest.approx([1 / math.sqrt(2)] * 2 + [1.0] * 3)
+    assert s.channel_hoyer == pytest.approx([0.0, 0.0, 1.0, 1.0, 1.0])
+
+
+def test_transposed_conv_channels_are_outputs():
+    deconv = nn.ConvTranspose2d(4, 6, 2, groups=2, bias=False)  # weight (in 4, out/groups 3, 2, 2)
+    with torch.no_grad():
+        deconv.weight.fill_(1.0)
+        deconv.weight[2:, 0] = 0.0  # group 1's first output channel is output channel 3
+    zero_rows = channel_measures(poolskip.diagnostics.measures.output_channel_view(deconv))["near_zero"]
+    assert zero_rows == [0.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+
+
+def test_dead_units_and_zero_fraction_by_hand():
+    lin = nn.Linear(1, 3)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.0], [1.0], [0.0]]))
+        lin.bias.copy_(torch.tensor([-1.0, 0.0, 1.0]))
+    x = torch.tensor([[-1.0], [1.0]])  # unit 0: -1, -1 (dead); unit 1: -1, 1; unit 2: 1, 1
+    (a,) = diagnose(nn.Sequential(lin, nn.ReLU()), x).activations
+    assert (a.name, a.kind, a.units) == ("1", "activation", 3)
+    assert a.dead_units == pytest.approx(1 / 3) and a.dead_channels == pytest.approx(1 / 3)
+    assert a.zero_fraction == pytest.approx(3 / 6)
+    assert a.channel_zero_fraction == pytest.approx([1.0, 0.5, 0.0]) and a.channel_dead == [True, False, False]
+
+
+def test_relu_fed_only_negatives_is_dead_across_batches():
+    conv = nn.Conv2d(1, 2, 1)
+    with torch.no_grad():
+        conv.weight.fill_(0.0)
+        conv.bias.copy_(torch.tensor([-0.5, 0.5]))  # channel 0 always negative, channel 1 always positive
+    model = nn.Sequential(conv, nn.LeakyReLU(0.1))
+    (a,) = diagnose(model, torch.randn(7, 1, 4, 4), batch_size=3).activations  # 3 + 3 + 1 samples
+    assert (a.dead_units, a.dead_channels, a.zero_fraction) == (0.5, 0.5, 0.5)
+    assert a.channel_dead == [True, False] and a.channels == 2 and a.units == 2 * 16
+
+
+class _Reversed(nn.Module):
+    """Registers its layers in the opposite order of use and calls one ReLU twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 2)
+        self.mid = nn.Linear(4, 4)
+        self.stem = nn.Linear(3, 4)
+        self.act = nn.ReLU()
+        self.unused = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.head(self.act(self.mid(self.act(self.stem(x)))))
+
+
+def test_forward_order_not_registration_order():
+    d = diagnose(_Reversed(), torch.randn(4, 3))
+    assert [(s.name, s.index, s.called) for s in d.layers] == [
+        ("stem", 0, True),
+        ("mid", 1, True),
+        ("head", 2, True),
+        ("unused", 3, False),
+    ]
+    assert [(a.name, a.call, a.index) for a in d.activations] == [("act", 1, 0), ("act:2", 2, 1)]
+    assert [r["name"] for r in d.rows()] == ["stem", "act", "mid", "act:2", "head", "unused"]
+
+
+def _cnn():
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+    return nn.Sequential(*block(3, 4), *block(4, 4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+
+
+def test_converted_and_plain_line_up_layer_by_layer():
+    torch.manual_seed(0)
+    plain = _cnn()
+    converted = copy.deepcopy(plain)
+    report = poolskip.convert(converted, pool_size=2)
+    x, y = torch.randn(5, 3, 6, 6), torch.tensor([0, 1, 2, 0, 1])
+    dp, dc = diagnose(plain, x, y), diagnose(converted, x, y)
+    # the plain rows match one to one, same names, indices and weight measures
+    assert [(s.name, s.index) for s in dc.plain_layers()] == [(s.name, s.index) for s in dp.plain_layers()]
+    assert [s.l2_l1 for s in dc.plain_layers()] == [s.l2_l1 for s in dp.plain_layers()]
+    assert [a.name for a in dc.activation_sites()] == [a.name for a in dp.activation_sites()]
+    # Pool Skip's inner conv is its own row right after its host; its output is its own site
+    inner = dc.pool_skip_layers()
+    assert [(s.name, s.host) for s in inner] == [(f"{p.name}.pool_skip.conv", p.name) for p in report.converted]
+    assert [s.name for s in dc.layers][:3] == ["0", "0.pool_skip.conv", "3"]
+    assert all(s.called and s.grad_norm > 0 for s in inner)
+    outputs = [a for a in dc.activations if a.kind == "pool_skip_output"]
+    assert [(a.name, a.index) for a in outputs] == [("0.pool_skip", 0), ("3.pool_skip", 1)]
+    assert [a.name for a in dc.activations][:2] == ["0.pool_skip", "2"]  # Pool Skip output feeds BN -> ReLU
+    assert "diag/pool_skip_l2_l1_mean" in dc.summary() and "diag/pool_skip_l2_l1_mean" not in dp.summary()
+
+
+def test_gradient_norm_by_hand_and_no_side_effects():
+    lin = nn.Linear(2, 1, bias=False)
+    bn = nn.BatchNorm1d(2)
+    model = nn.Sequential(bn, lin).train()
+    x = torch.tensor([[1.0, 2.0], [3.0, 6.0]])
+    running = bn.running_mean.clone()
+    # eval-mode BN at init is the identity (up to eps); loss = mean output -> dL/dW = mean(x) = (2, 4)
+    d = diagnose(model, x, torch.zeros(2), loss_fn=lambda out, t: out.mean())
+    assert d.layers[0].grad_norm == pytest.approx(math.hypot(2.0, 4.0), rel=1e-4)
+    assert lin.weight.grad is None and model.training and bn.training
+    assert torch.equal(bn.running_mean, running)
+    with torch.no_grad():
+        assert d.loss == pytest.approx(float(model.eval()(x).mean()))
+
+
+def test_gradient_stops_at_a_dead_layer():
+    first, last = nn.Linear(2, 2), nn.Linear(2, 3)
+    with torch.no_grad():
+        first.bias.fill_(-100.0)  # every ReLU input negative: no gradient reaches `first`
+    d = diagnose(nn.Sequential(first, nn.ReLU(), last), torch.randn(6, 2), torch.tensor([0, 1, 2, 0, 1, 2]))
+    g = {s.name: s.grad_norm for s in d.layers}
+    assert g["0"] == 0.0 and g["2"] == 0.0  # dead ReLU: zero input to `last` too
+    assert d.activations[0].dead_units == 1.0
+    assert diagnose(nn.Sequential(first), torch.randn(2, 2)).layers[0].grad_norm is None  # no targets
+
+
+def test_probe_measures_flat_floats_on_a_converted_resnet():
+    from poolskip.models import create_model
+
+    model = create_model("resnet50", num_classes=10, width=2, pool_skip=True)
+    m = probe_measures(model, torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))
+    assert all(isinstance(v, float) and math.isfinite(v) for v in m.values())
+    assert {"diag/l2_l1_max", "diag/dead_units_mean", "diag/grad_norm_min", "diag/probe_loss"} <= set(m)
+    assert 0 < m["diag/l2_l1_max"] <= 1 and 0 <= m["diag/dead_units_mean"] <= 1
+
+
+def test_write_report_csv_and_plots(tmp_path):
+    torch.manual_seed(0)
+    plain = _cnn()
+    converted = copy.deepcopy(plain)
+    poolskip.convert(converted, pool_size=2)
+    x, y = torch.randn(3, 3, 6, 6), torch.tensor([0, 1, 2])
+    diags = {"plain": diagnose(plain, x, y), "Pool Skip S2": diagnose(converted, x, y)}
+    paths = write_report(diags, tmp_path)
+    rows = list(csv.DictReader(paths["csv:Pool Skip S2"].open()))
+    d = diags["Pool Skip S2"]
+    assert [r["name"] for r in rows] == [r["name"] for r in d.rows()]
+    assert len(rows) == len(d.layers) + len(d.activations)
+    assert (tmp_path / "Pool_Skip_S2_channels.csv").exists() and (tmp_path / "summary.json").exists()
+    for name in ("l2_l1", "hoyer", "dead_units", "grad_norm"):
+        assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="distinct labels"):
+        write_report({"a b": diags["plain"], "a_b": diags["plain"]}, tmp_path)
