@@ -12,6 +12,7 @@ import sys
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("poolskip.demo", "train a small CNN with and without Pool Skip on scikit-learn's digits (no download)"),
+    "train": ("poolskip.experiments.train", "train with a recipe (YAML) + overrides; one run directory per seed"),
 }
 
 

@@ -1,0 +1,260 @@
+"""Image classification datasets from their standard on-disk layouts, decoded once into uint8 tensors.
+
+- ``digits``: scikit-learn's bundled 8x8 digits (no download), a fixed stratified 75/25 split.
+- ``cifar10`` / ``cifar100``: torchvision's pickled-batch layout (``cifar-10-batches-py/``,
+  ``cifar-100-python/``) under ``data_dir``; ``download=True`` fetches it with torchvision.
+- ``imagefolder``: ``data_dir/train/<class>/*.jpg`` and ``data_dir/test/<class>/*`` (or ``val/``),
+  the layout torchvision's ``ImageFolder`` reads.
+
+Decoded datasets are cached as one ``.pt`` file per source (path, file names, sizes and mtimes), so the
+second run of a CIFAR or ImageFolder experiment starts in a second instead of decoding again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
+_CIFAR = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels"),
+}
+
+
+class DatasetError(RuntimeError):
+    """A dataset is missing or malformed; the message says which path was expected and how to get it."""
+
+
+@dataclass
+class ImageData:
+    """A classification dataset held as tensors: uint8 images (N, C, H, W) and int64 labels."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return self.train_x.shape[1]
+
+    def channel_stats(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training images, in [0, 1]."""
+        x = self.train_x.transpose(0, 1).reshape(self.channels, -1).double() / 255.0
+        return x.mean(1).tolist(), x.std(1).tolist()
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    image_size: int | None = None,
+) -> ImageData:
+    """Load dataset ``name`` (one of :data:`DATASETS`) as uint8 tensors, from the cache when it is fresh."""
+    if name == "digits":
+        return _load_digits()
+    if name in _CIFAR:
+        root = _cifar_root(name, data_dir, download)
+        files = [root / f for f in _CIFAR[name][1] + _CIFAR[name][2]]
+        return _cached(name, files, cache_dir, lambda: _read_cifar(name, root), extra=None)
+    if name == "imagefolder":
+        train_dir, test_dir = _imagefolder_dirs(data_dir)
+        files = sorted(p for d in (train_dir, test_dir) for p in d.rglob("*") if p.is_file())
+        return _cached(name, files, cache_dir, lambda: _read_imagefolder(train_dir, test_dir, image_size), image_size)
+    raise DatasetError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+
+
+# ------------------------------------------------------------------------------------------ digits
+
+
+def _load_digits(test_fraction: float = 0.25, split_seed: int = 0) -> ImageData:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise DatasetError("the digits dataset needs scikit-learn: pip install 'poolskip[train]'") from e
+    data = load_digits()
+    x = (torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) * (255.0 / 16.0)).round().to(torch.uint8)
+    y = torch.tensor(data.target, dtype=torch.long)
+    g = torch.Generator().manual_seed(split_seed)
+    train_idx, test_idx = [], []
+    for c in range(10):
+        idx = (y == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        n_test = round(len(idx) * test_fraction)
+        test_idx.append(idx[:n_test])
+        train_idx.append(idx[n_test:])
+    tr, te = torch.cat(train_idx), torch.cat(test_idx)
+    return ImageData("digits", x[tr], y[tr], x[te], y[te], [str(c) for c in range(10)])
+
+
+# ------------------------------------------------------------------------------------------- CIFAR
+
+
+def _cifar_root(name: str, data_dir, download: bool) -> Path:
+    folder, train_files, test_files, _ = _CIFAR[name]
+    if data_dir is None:
+        raise DatasetError(
+            f"{name} needs --data-dir: the directory that holds {folder}/ (torchvision's layout); "
+            f"add --download to fetch it there"
+        )
+    data_dir = Path(data_dir).expanduser()
+    root = data_dir if data_dir.name == folder else data_dir / folder
+    missing = [f for f in train_files + test_files if not (root / f).is_file()]
+    if missing and download:
+        import torchvision
+
+        cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+        cls(str(root.parent), train=True, download=True)
+        missing = [f for f in train_files + test_files if not (root / f).is_file()]
+    if missing:
+        raise DatasetError(
+            f"{name}: expected torchvision's pickled batches in {root} (missing: {', '.join(missing)}); "
+            f"pass --download to fetch them, or point --data-dir at the directory that holds {folder}/"
+        )
+    return root
+
+
+def _read_cifar(name: str, root: Path) -> ImageData:
+    folder, train_files, test_files, label_key = _CIFAR[name]
+
+    def read(files):
+        xs, ys = [], []
+        for f in files:
+            try:
+                with open(root / f, "rb") as fh:
+                    batch = pickle.load(fh, encoding="bytes")
+                data, labels = batch[b"data"], batch[label_key]
+            except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as e:
+                raise DatasetError(
+                    f"{root / f} is not a CIFAR batch in torchvision's format ({type(e).__name__}: {e}); "
+                    f"delete {root} and fetch it again with --download"
+                ) from None
+            xs.append(torch.as_tensor(data, dtype=torch.uint8).reshape(-1, 3, 32, 32))
+            ys.append(torch.as_tensor(labels, dtype=torch.long))
+        return torch.cat(xs), torch.cat(ys)
+
+    meta_file = root / ("batches.meta" if name == "cifar10" else "meta")
+    meta_key = b"label_names" if name == "cifar10" else b"fine_label_names"
+    try:
+        with open(meta_file, "rb") as fh:
+            classes = [c.decode() for c in pickle.load(fh, encoding="bytes")[meta_key]]
+    except (OSError, pickle.UnpicklingError, KeyError, EOFError):
+        classes = [str(i) for i in range(10 if name == "cifar10" else 100)]
+    train_x, train_y = read(train_files)
+    test_x, test_y = read(test_files)
+    return ImageData(name, train_x, train_y, test_x, test_y, classes)
+
+
+# ------------------------------------------------------------------------------------- ImageFolder
+
+
+def _imagefolder_dirs(data_dir) -> tuple[Path, Path]:
+    if data_dir is None:
+        raise DatasetError("imagefolder needs --data-dir: a directory with train/<class>/* and test/<class>/* images")
+    root = Path(data_dir).expanduser()
+    train = root / "train"
+    test = next((root / d for d in ("test", "val") if (root / d).is_dir()), root / "test")
+    for d in (train, test):
+        if not d.is_dir():
+            raise DatasetError(
+                f"imagefolder: expected {d}/ with one sub-directory of images per class "
+                f"(the layout of torchvision's ImageFolder; the test split may also be called val/)"
+            )
+    return train, test
+
+
+def _read_imagefolder(train_dir: Path, test_dir: Path, image_size: int | None) -> ImageData:
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    classes, class_to_idx = find_classes(str(train_dir))
+    test_classes, _ = find_classes(str(test_dir))
+    if test_classes != classes:
+        raise DatasetError(f"imagefolder: {test_dir} has classes {test_classes}, {train_dir} has {classes}")
+
+    def read(directory: Path):
+        samples = make_dataset(str(directory), class_to_idx, IMG_EXTENSIONS)
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            images = list(pool.map(lambda s: _decode(s[0], image_size), samples))
+        sizes = {tuple(im.shape) for im in images}
+        if len(sizes) > 1:
+            first = next(s for s, im in zip(samples, images) if tuple(im.shape) != tuple(images[0].shape))
+            raise DatasetError(
+                f"imagefolder: images differ in size ({first[0]} is {tuple(images[0].shape)} vs others; "
+                f"found {sorted(sizes)}); set image_size to resize them all"
+            )
+        return torch.stack(images), torch.tensor([s[1] for s in samples], dtype=torch.long)
+
+    train_x, train_y = read(train_dir)
+    test_x, test_y = read(test_dir)
+    return ImageData("imagefolder", train_x, train_y, test_x, test_y, classes)
+
+
+def _decode(path: str, image_size: int | None) -> torch.Tensor:
+    from torchvision.io import ImageReadMode, decode_image, read_file
+    from torchvision.transforms.v2.functional import resize
+
+    try:
+        image = decode_image(read_file(path), mode=ImageReadMode.RGB)
+    except RuntimeError as e:
+        raise DatasetError(f"imagefolder: cannot decode {path}: {e}") from None
+    if image_size is not None and tuple(image.shape[1:]) != (image_size, image_size):
+        image = resize(image, [image_size, image_size], antialias=True)
+    return image
+
+
+# ------------------------------------------------------------------------------------------- cache
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "poolskip"
+
+
+def _cached(name: str, files: list[Path], cache_dir, read, extra) -> ImageData:
+    """``read()`` once per source; the key covers the files' paths, sizes and mtimes, and ``extra``."""
+    listing = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    key = hashlib.sha256(json.dumps([name, extra, listing]).encode()).hexdigest()[:16]
+    path = Path(cache_dir or default_cache_dir()) / f"{name}-{key}.pt"
+    if path.is_file():
+        try:
+            d = torch.load(path, weights_only=True)
+            return ImageData(name, d["train_x"], d["train_y"], d["test_x"], d["test_y"], d["classes"])
+        except Exception:  # a truncated or foreign file: decode again and overwrite it
+            pass
+    data = read()
+    payload = {k: getattr(data, k) for k in ("train_x", "train_y", "test_x", "test_y", "classes")}
+    atomic_save(payload, path)
+    return data
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same directory, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
