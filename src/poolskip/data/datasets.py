@@ -207,16 +207,18 @@ def _read_imagefolder(train_dir: Path, test_dir: Path, image_size: int | None) -
 
 
 def _decode(path: str, image_size: int | None) -> torch.Tensor:
-    from torchvision.io import ImageReadMode, decode_image, read_file
-    from torchvision.transforms.v2.functional import resize
+    """One image file -> uint8 (3, H, W), RGB, resized (bilinear, antialiased) to ``image_size`` if given."""
+    import numpy as np
+    from PIL import Image
 
     try:
-        image = decode_image(read_file(path), mode=ImageReadMode.RGB)
-    except RuntimeError as e:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if image_size is not None and im.size != (image_size, image_size):
+                im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
+            return torch.from_numpy(np.array(im)).permute(2, 0, 1).contiguous()
+    except OSError as e:
         raise DatasetError(f"imagefolder: cannot decode {path}: {e}") from None
-    if image_size is not None and tuple(image.shape[1:]) != (image_size, image_size):
-        image = resize(image, [image_size, image_size], antialias=True)
-    return image
 
 
 # ------------------------------------------------------------------------------------------- cache

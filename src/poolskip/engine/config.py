@@ -99,6 +99,11 @@ def _check_type(key: str, value: Any) -> Any:
     elif "float" in annotation:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif "int" in annotation:
         if isinstance(value, int) and not isinstance(value, bool):
             return value

@@ -128,13 +128,21 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 # -------------------------------------------------------------------------------------------- loop
 
 
-def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, log=print) -> dict:
+def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, log=None) -> dict:
     """Train ``cfg`` writing into ``run_dir``; returns the summary (also ``run_dir/summary.json``).
 
     Raises :class:`NonFiniteLoss` if the loss becomes NaN/inf (the last good checkpoint stays).
+    PyTorch's global deterministic-algorithms flag is restored on return.
     """
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        return _train(cfg, Path(run_dir), resume, log or partial(print, flush=True))
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _train(cfg: TrainConfig, run_dir: Path, resume: bool, log) -> dict:
     t_start = time.time()
-    run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     dinfo = distributed.setup(cfg.device)
     device, main = dinfo.device, dinfo.is_main
@@ -304,8 +312,7 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
         log(
             f"epoch {epoch}/{cfg.epochs}  train loss {record['train_loss']:.4f}  test loss {record['test_loss']:.4f}  "
             f"test error {record['test_error']:.2f}%  lr {lr:.4g}  {train_seconds:.1f}s  "
-            f"{record['images_per_s'] or 0:.0f} img/s",
-            flush=True,
+            f"{record['images_per_s'] or 0:.0f} img/s"
         )
 
     summary = {

@@ -1,0 +1,108 @@
+"""The training engine on tiny runs: config and recipes, the schedule, run directories, NaN stops."""
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from poolskip.cli import main
+from poolskip.engine.config import ConfigError, TrainConfig, make_config, parse_set
+from poolskip.engine.trainer import lr_at
+from poolskip.experiments.recipes import list_recipes, load_recipe
+
+TINY = ["--model", "poolskip.demo:small_cnn", "--set", "model_kwargs={width: 4}", "batch_size=128"]
+
+
+def tiny_run(tmp_path, *extra, name="r"):
+    """Train the tiny CNN on digits; returns (exit code, the seed-0 run dir)."""
+    argv = ["train", *TINY, *extra, "--out-dir", str(tmp_path), "--run-name", name]
+    return main(argv), tmp_path / name / "seed0"
+
+
+def test_unknown_keys_are_errors_that_name_the_key(tmp_path, capsys):
+    with pytest.raises(ConfigError, match=r"'lrr'.*did you mean 'lr'"):
+        make_config({"lrr": 0.1})
+    with pytest.raises(ConfigError, match="'epochs' expects"):
+        make_config({"epochs": "many"})
+    with pytest.raises(ConfigError, match="'warmup'"):
+        parse_set(["warmup=3"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: 0.1\nnesterow: true\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml.*'nesterow'"):
+        load_recipe(str(bad))
+    assert main(["train", "--set", "batchsize=3"]) == 1
+    assert "unknown config key 'batchsize'" in capsys.readouterr().err
+
+
+def test_recipes_follow_the_papers_protocols():
+    assert {"devries_taylor", "official"} <= set(list_recipes())
+    dt = make_config(load_recipe("devries_taylor"))
+    assert (dt.optimizer, dt.lr, dt.momentum, dt.nesterov, dt.weight_decay) == ("sgd", 0.1, 0.9, True, 5e-4)
+    assert (dt.batch_size, dt.epochs, dt.milestones, dt.gamma) == (128, 200, [60, 120, 160], 0.2)
+    assert (dt.crop_padding, dt.flip, dt.rotation, dt.warmup_epochs) == (4, True, 0.0, 0.0)
+    assert [round(m * 255, 1) for m in dt.mean] == [125.3, 123.0, 113.9]
+    assert [round(s * 255, 1) for s in dt.std] == [63.0, 62.1, 66.7]
+    of = make_config(load_recipe("official"))
+    assert (of.nesterov, of.warmup_epochs, of.rotation) == (False, 1.0, 15.0)
+    assert [round(m, 5) for m in of.mean] == [0.50708, 0.48655, 0.44092]
+    assert [round(s, 5) for s in of.std] == [0.26733, 0.25644, 0.27615]
+    # precedence: defaults < recipe < overrides, with YAML values from --set
+    cfg = make_config(load_recipe("official"), {"epochs": 2}, parse_set(["milestones=[1, 2]", "pool_skip=true"]))
+    assert (cfg.epochs, cfg.milestones, cfg.nesterov, cfg.variant) == (2, [1, 2], False, "pool_skip")
+
+
+def test_learning_rate_schedules():
+    cfg = TrainConfig(lr=0.1, milestones=[2, 4], gamma=0.2)
+    assert [round(lr_at(cfg, e, 0, 10), 6) for e in range(6)] == [0.1, 0.1, 0.02, 0.02, 0.004, 0.004]
+    warm = TrainConfig(lr=0.1, warmup_epochs=1, milestones=[60])
+    assert lr_at(warm, 0, 0, 10) == pytest.approx(0.01) and lr_at(warm, 0, 9, 10) == pytest.approx(0.1)
+    assert lr_at(warm, 1, 0, 10) == 0.1
+    cos = TrainConfig(lr=0.1, schedule="cosine", epochs=4, min_lr=0.0)
+    assert lr_at(cos, 0, 0, 10) == pytest.approx(0.1) and lr_at(cos, 2, 0, 10) == pytest.approx(0.05)
+
+
+def test_a_run_writes_its_directory(tmp_path):
+    code, run = tiny_run(tmp_path, "--epochs", "2", "--pool-skip", "true")
+    assert code == 0
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["epochs"] == 2 and cfg["pool_skip"] is True and cfg["model_kwargs"] == {"width": 4}
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    for r in records:
+        assert {"train_loss", "test_loss", "test_error", "lr", "epoch_seconds", "images_per_s"} <= set(r)
+        assert 0 <= r["test_error"] <= 100 and r["train_loss"] > 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_error"] == records[-1]["test_error"]
+    assert summary["best_error"] == min(r["test_error"] for r in records)
+    assert (summary["variant"], summary["dataset"], summary["seed"]) == ("pool_skip", "digits", 0)
+    assert summary["versions"]["torch"] == torch.__version__ and summary["wall_seconds"] > 0
+    last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert last["epoch"] == 2 and any(".pool_skip." in k for k in last["model"])
+    assert (
+        sum(v.numel() for k, v in last["model"].items() if "running" not in k and "tracked" not in k)
+        == (summary["params"])
+    )
+    assert torch.load(run / "checkpoints" / "best.pt", weights_only=True)["history"]
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    code, _ = tiny_run(tmp_path, "--epochs", "2")  # the same run dir again is refused, not overwritten
+    assert code == 1
+
+
+def test_seeds_make_one_run_dir_each(tmp_path):
+    assert main(["train", *TINY, "--epochs", "1", "--seeds", "3", "4", "--out-dir", str(tmp_path)]) == 0
+    runs = sorted(tmp_path.glob("*/seed*/summary.json"))
+    assert [json.loads(p.read_text())["seed"] for p in runs] == [3, 4]
+    a, b = (torch.load(p.parent / "checkpoints" / "last.pt", weights_only=True)["model"] for p in runs)
+    assert not torch.equal(a["0.weight"], b["0.weight"])
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    # the lr jumps by 1e30 after epoch 1: epoch 2 diverges
+    code, run = tiny_run(tmp_path, "--epochs", "3", "--set", "milestones=[1]", "gamma=1e30")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "training loss became" in err and "in epoch 2" in err and "last.pt" in err
+    last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert last["epoch"] == 1 and all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1 and not (run / "summary.json").exists()
