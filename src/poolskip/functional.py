@@ -5,18 +5,35 @@ place, zeros elsewhere, output the size of the input. Blocks at a ragged edge (a
 by e) are real, smaller pooling windows (ceil-mode pooling), so every spatial size >= 1 works.
 Ties keep the first maximum in row-major order within the block, as PyTorch's max-pool does.
 
-``pool_unpool_conv(y, weight, bias, e)`` is ``Conv(MaxUnpool_e(MaxPool_e(y)))`` with "same" padding.
+``pool_unpool_conv(y, weight, bias, e)`` is ``Conv(MaxUnpool_e(MaxPool_e(y)))`` with "same" padding,
+computed by a memory-lean autograd function: for backward it keeps only the block maxima and a
+one-byte offset of each maximum inside its block (not the input, the int64 indices and the dense
+unpooled map that the plain formulation keeps), and rebuilds the sparse map when it needs it.
+``pool_unpool_conv_reference`` is the plain formulation (MaxPool -> MaxUnpool -> Conv), kept for
+tests, benchmarks and tracing/export.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
-__all__ = ["max_pool_unpool", "pool_unpool_conv", "same_padding", "to_tuple"]
+__all__ = [
+    "block_argmax",
+    "block_indices",
+    "max_pool_unpool",
+    "pool_unpool_conv",
+    "pool_unpool_conv_reference",
+    "same_padding",
+    "to_tuple",
+]
 
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -42,23 +59,189 @@ def same_padding(kernel_size: Sequence[int]) -> tuple[int, ...]:
     return tuple(k // 2 for k in kernel_size)
 
 
-def max_pool_unpool(y: Tensor, pool_size: int | Sequence[int]) -> Tensor:
-    """``MaxUnpool(MaxPool(y))`` over the trailing spatial dims of ``y`` (N, C, *spatial)."""
+def _spatial_dim(y: Tensor) -> int:
     dim = y.dim() - 2
     if dim not in _MAX_POOL:
         raise ValueError(f"expected an input of shape (N, C, *spatial) with 1-3 spatial dims, got {tuple(y.shape)}")
+    return dim
+
+
+def _offset_dtype(pool: Sequence[int]) -> torch.dtype:
+    """The smallest integer dtype that holds every offset inside a pooling window."""
+    volume = math.prod(pool)
+    return torch.uint8 if volume <= 256 else torch.int16 if volume <= 32768 else torch.int32
+
+
+def _window_tables(spatial: Sequence[int], pool: Sequence[int], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Index arithmetic between flat per-plane indices and offsets inside a block's window.
+
+    Returns ``(start, to_offset, to_relative)``: ``start`` (shape ceil(spatial / pool)) is the flat index
+    of every block's first element; ``to_offset[i - start]`` is the row-major offset inside the window of
+    flat index ``i``; ``to_relative[offset]`` is ``i - start`` again. Lookups, not divisions: cheap.
+    """
+    strides = [math.prod(spatial[d + 1 :]) for d in range(len(spatial))]
+    start = torch.zeros((), dtype=torch.int64, device=device)
+    for d, (size, e, stride) in enumerate(zip(spatial, pool, strides)):
+        shape = [1] * len(spatial)
+        shape[d] = -1
+        start = start + (torch.arange(-(-size // e), device=device) * (e * stride)).view(shape)
+    # plain Python ints (the window is small), so compilers see constants, not data-dependent sizes
+    relative = [sum(o * s for o, s in zip(pos, strides)) for pos in itertools.product(*map(range, pool))]
+    offsets = [0] * (max(relative) + 1)
+    for offset, rel in enumerate(relative):
+        offsets[rel] = offset
+    to_offset = torch.tensor(offsets, dtype=_offset_dtype(pool), device=device)
+    to_relative = torch.tensor(relative, dtype=torch.int64, device=device)
+    return start, to_offset, to_relative
+
+
+def block_argmax(y: Tensor, pool: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
+    """Block maxima of ``y`` (ceil-mode windows of size ``pool``), their flat indices and window offsets.
+
+    Returns ``(pooled, indices, offset)``, each of shape (N, C, *ceil(spatial / pool)): ``indices`` are
+    int64 flat per-plane positions (as ``max_pool`` returns them); ``offset`` is the row-major position of
+    the (first) maximum inside its full ``pool``-sized window, in the smallest integer dtype that holds it
+    (uint8 up to 256 positions per window). Ragged edge blocks are smaller windows; their offsets are
+    still measured in the full window's coordinates.
+    """
+    pooled, indices = _MAX_POOL[len(pool)](y, pool, pool, 0, 1, True, True)  # ceil_mode, return_indices
+    start, to_offset, _ = _window_tables(y.shape[2:], pool, y.device)
+    return pooled, indices, torch.take(to_offset, indices - start)
+
+
+def block_indices(offset: Tensor, pool: Sequence[int], spatial: Sequence[int]) -> Tensor:
+    """The int64 flat per-plane indices of the block maxima, rebuilt from their window ``offset``."""
+    start, _, to_relative = _window_tables(spatial, pool, offset.device)
+    return torch.take(to_relative, offset.long()) + start
+
+
+def _unpool(values: Tensor, indices: Tensor, like: Tensor) -> Tensor:
+    """``MaxUnpool``: ``values`` at their flat ``indices`` in a zero tensor shaped (and laid out) like ``like``.
+
+    A scatter whose indices never collide (blocks are disjoint), so it is deterministic on every device.
+    """
+    out = torch.zeros_like(like, dtype=values.dtype)
+    out.flatten(2).scatter_(2, indices.flatten(2), values.flatten(2))
+    return out
+
+
+def max_pool_unpool(y: Tensor, pool_size: int | Sequence[int]) -> Tensor:
+    """``MaxUnpool(MaxPool(y))`` over the trailing spatial dims of ``y`` (N, C, *spatial).
+
+    The plain formulation (max-pool with indices, then a scatter of the maxima to their indices),
+    written with shape-generic ops so that ``torch.jit.trace`` and ONNX export keep sizes symbolic.
+    """
+    dim = _spatial_dim(y)
     e = to_tuple(pool_size, dim, "pool_size")
     if all(k == 1 for k in e):
         return y
     pooled, indices = _MAX_POOL[dim](y, e, e, 0, 1, True, True)  # ceil_mode=True, return_indices=True
     # MaxUnpool as a scatter of the maxima to their flat per-plane indices (unique: blocks are disjoint)
-    # (written with shape-generic ops so that torch.jit.trace keeps the spatial size symbolic)
     flat = torch.zeros_like(y, memory_format=torch.contiguous_format).flatten(2)
     return flat.scatter(2, indices.flatten(2), pooled.flatten(2)).view_as(y)
 
 
+def pool_unpool_conv_reference(
+    y: Tensor, weight: Tensor, bias: Tensor | None, pool_size: int | Sequence[int]
+) -> Tensor:
+    """The plain formulation, ``Conv(MaxUnpool(MaxPool(y)))`` with stock ops and stock autograd.
+
+    Same values as :func:`pool_unpool_conv`; autograd keeps ``y``, int64 indices and the dense unpooled
+    map for backward. Used for tracing/ONNX export, and as the baseline in tests and benchmarks.
+    """
+    dim = _spatial_dim(y)
+    return _CONV[dim](max_pool_unpool(y, pool_size), weight, bias, 1, same_padding(weight.shape[2:]))
+
+
+def _autocast_dtype(y: Tensor) -> torch.dtype | None:
+    """The dtype autocast would run a convolution in on ``y``'s device, or None if autocast is off."""
+    kind = y.device.type
+    if kind in ("cpu", "cuda") and torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return None
+
+
+def _exporting() -> bool:
+    """True while ``torch.jit.trace``/``script``, ``torch.export`` or ONNX export records the graph."""
+    return (
+        torch.jit.is_tracing()
+        or torch.jit.is_scripting()
+        or torch.onnx.is_in_onnx_export()
+        or torch.compiler.is_exporting()
+    )
+
+
+class _PoolUnpoolConv(torch.autograd.Function):
+    """``Conv(MaxUnpool(MaxPool(y)))`` that saves only block maxima + uint8 offsets for backward.
+
+    Backward rebuilds the flat indices from the offsets, and the unpooled map from the maxima for the
+    weight gradient. The gradient wrt ``y`` is the convolution's input gradient kept at each block's
+    maximum: a gather, then a scatter into zeros whose indices never collide (every input belongs to
+    exactly one block), deterministic everywhere. Not twice differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, y, weight, bias, pool, dtype):
+        pooled, indices, offset = block_argmax(y, pool)
+        pooled = pooled.to(dtype)
+        unpooled = _unpool(pooled, indices, y)
+        b = None if bias is None else bias.to(dtype)
+        out = _CONV[len(pool)](unpooled, weight.to(dtype), b, 1, same_padding(weight.shape[2:]))
+        ctx.save_for_backward(pooled, offset, weight)
+        ctx.meta = (pool, y.dtype, bias is not None)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        pooled, offset, weight = ctx.saved_tensors
+        pool, y_dtype, has_bias = ctx.meta
+        need_y, need_w, need_b = ctx.needs_input_grad[:3]
+        dim = len(pool)
+        indices = block_indices(offset, pool, grad_out.shape[2:])
+        if need_w:
+            unpooled = _unpool(pooled, indices, grad_out)
+        else:  # convolution_backward reads only the input's shape when no weight gradient is asked for
+            unpooled = grad_out.new_empty(1).expand(*grad_out.shape)
+        grad_unpooled, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            grad_out,
+            unpooled,
+            weight.to(grad_out.dtype),
+            [weight.shape[0]] if has_bias else None,
+            [1] * dim,
+            list(same_padding(weight.shape[2:])),
+            [1] * dim,
+            False,
+            [0] * dim,
+            1,
+            [need_y, need_w, need_b and has_bias],
+        )
+        grad_y = None
+        if need_y:
+            kept = grad_unpooled.flatten(2).gather(2, indices.flatten(2)).to(y_dtype)
+            grad_y = _unpool(kept, indices, grad_unpooled)
+        grad_w = grad_w.to(weight.dtype) if grad_w is not None else None
+        grad_b = grad_b.to(weight.dtype) if grad_b is not None else None
+        return grad_y, grad_w, grad_b, None, None
+
+
 def pool_unpool_conv(y: Tensor, weight: Tensor, bias: Tensor | None, pool_size: int | Sequence[int]) -> Tensor:
-    """``Conv(MaxUnpool(MaxPool(y)))``: a stride-1 convolution with "same" padding of the block maxima."""
-    dim = y.dim() - 2
-    padding = same_padding(weight.shape[2:])
-    return _CONV[dim](max_pool_unpool(y, pool_size), weight, bias, 1, padding)
+    """``Conv(MaxUnpool(MaxPool(y)))``: a stride-1 convolution with "same" padding of the block maxima.
+
+    With autograd: the memory-lean autograd function (block maxima + uint8 offsets saved, nothing of
+    the input's size). Without (no_grad, inference, tracing, ONNX export): the plain formulation, which
+    keeps nothing either and which every exporter understands. Under autocast the convolution runs in
+    the autocast dtype and the pooling in ``y``'s dtype, as with the stock ops.
+    """
+    dim = _spatial_dim(y)
+    pool = to_tuple(pool_size, dim, "pool_size")
+    if all(e == 1 for e in pool):
+        return _CONV[dim](y, weight, bias, 1, same_padding(weight.shape[2:]))
+    needs_grad = torch.is_grad_enabled() and (
+        y.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+    )
+    if not needs_grad or _exporting():
+        return pool_unpool_conv_reference(y, weight, bias, pool)
+    autocast = _autocast_dtype(y)
+    with torch.autocast(y.device.type, enabled=False) if autocast else nullcontext():
+        return _PoolUnpoolConv.apply(y, weight, bias, pool, autocast or y.dtype)
