@@ -44,7 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     seeds = p.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, help="one run with this seed")
     seeds.add_argument("--seeds", type=int, nargs="+", help="one run directory per seed, in turn")
-    p.add_argument("--set", dest="sets", nargs="+", default=[], metavar="KEY=VALUE", help="any config key (YAML)")
+    p.add_argument(
+        "--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="any config key (YAML)"
+    )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
 
 
