@@ -95,7 +95,7 @@ def _window_tables(spatial: Sequence[int], pool: Sequence[int], device: torch.de
     return start, to_offset, to_relative
 
 
-def block_argmax(y: Tensor, pool: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
+def block_argmax(y: Tensor, pool: int | Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
     """Block maxima of ``y`` (ceil-mode windows of size ``pool``), their flat indices and window offsets.
 
     Returns ``(pooled, indices, offset)``, each of shape (N, C, *ceil(spatial / pool)): ``indices`` are
@@ -104,13 +104,15 @@ def block_argmax(y: Tensor, pool: Sequence[int]) -> tuple[Tensor, Tensor, Tensor
     (uint8 up to 256 positions per window). Ragged edge blocks are smaller windows; their offsets are
     still measured in the full window's coordinates.
     """
+    pool = to_tuple(pool, _spatial_dim(y), "pool_size")
     pooled, indices = _MAX_POOL[len(pool)](y, pool, pool, 0, 1, True, True)  # ceil_mode, return_indices
     start, to_offset, _ = _window_tables(y.shape[2:], pool, y.device)
     return pooled, indices, torch.take(to_offset, indices - start)
 
 
-def block_indices(offset: Tensor, pool: Sequence[int], spatial: Sequence[int]) -> Tensor:
+def block_indices(offset: Tensor, pool: int | Sequence[int], spatial: Sequence[int]) -> Tensor:
     """The int64 flat per-plane indices of the block maxima, rebuilt from their window ``offset``."""
+    pool = to_tuple(pool, len(spatial), "pool_size")
     start, _, to_relative = _window_tables(spatial, pool, offset.device)
     return torch.take(to_relative, offset.long()) + start
 

@@ -1,0 +1,249 @@
+"""The memory-lean pool -> unpool -> conv op against the plain formulation (MaxPool -> MaxUnpool -> Conv)."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from poolskip.functional import (
+    block_argmax,
+    block_indices,
+    max_pool_unpool,
+    pool_unpool_conv,
+    pool_unpool_conv_reference,
+)
+from reference import block_max_mask, conv_same
+
+_MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+
+
+def _inputs(spatial, channels=3, batch=2, dtype=torch.float32, seed=0, kernel=3):
+    g = torch.Generator().manual_seed(seed)
+    dim = len(spatial)
+    y = torch.randn(batch, channels, *spatial, generator=g, dtype=dtype)
+    w = torch.randn(channels, channels, *([kernel] * dim), generator=g, dtype=dtype) * 0.3
+    b = torch.randn(channels, generator=g, dtype=dtype)
+    return y, w, b
+
+
+def _values_and_grads(fn, y, w, b, pool, grad_seed=1):
+    y, w = y.detach().requires_grad_(), w.detach().requires_grad_()
+    b = None if b is None else b.detach().requires_grad_()
+    out = fn(y, w, b, pool)
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(grad_seed), dtype=out.dtype)
+    leaves = [t for t in (y, w, b) if t is not None]
+    return out, torch.autograd.grad(out, leaves, g)
+
+
+def _assert_same_as_plain(y, w, b, pool, atol=1e-5, rtol=1e-5):
+    out, grads = _values_and_grads(pool_unpool_conv, y, w, b, pool)
+    ref, ref_grads = _values_and_grads(pool_unpool_conv_reference, y, w, b, pool)
+    torch.testing.assert_close(out, ref, atol=atol, rtol=rtol)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, atol=atol, rtol=rtol)
+
+
+# every pool size 1..4, per-dim tuples, odd and smaller-than-pool sizes, in 1D/2D/3D
+SHAPES = [
+    ((9,), 1),
+    ((9,), 2),
+    ((11,), 3),
+    ((10,), 4),
+    ((3,), 4),
+    ((7, 9), 2),
+    ((8, 8), 2),
+    ((7, 5), 3),
+    ((9, 6), 4),
+    ((5, 7), (2, 3)),
+    ((6, 3), (4, 1)),
+    ((2, 2), 3),
+    ((5, 4, 3), 2),
+    ((3, 5, 7), (1, 2, 3)),
+    ((4, 5, 6), 4),
+]
+
+
+@pytest.mark.parametrize("spatial,pool", SHAPES)
+def test_values_and_gradients_match_plain_formulation(spatial, pool):
+    _assert_same_as_plain(*_inputs(spatial), pool)
+
+
+@pytest.mark.parametrize("spatial,pool", [((7,), 3), ((5, 6), (2, 3)), ((3, 4, 5), 2)])
+def test_matches_loop_reference_in_double(spatial, pool):
+    y, w, b = _inputs(spatial, dtype=torch.float64)
+    pool_t = (pool,) * len(spatial) if isinstance(pool, int) else pool
+    out, grads = _values_and_grads(pool_unpool_conv, y, w, b, pool)
+    want = lambda y, w, b, e: conv_same(y * block_max_mask(y.detach(), pool_t), w, b)
+    ref, ref_grads = _values_and_grads(want, y, w, b, pool)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    for got, exp in zip(grads, ref_grads):
+        torch.testing.assert_close(got, exp, rtol=1e-10, atol=1e-10)
+
+
+def test_gradcheck():
+    y, w, b = _inputs((5, 7), channels=2, batch=1, dtype=torch.float64)
+    args = (y.requires_grad_(), w.requires_grad_(), b.requires_grad_())
+    assert torch.autograd.gradcheck(lambda y, w, b: pool_unpool_conv(y, w, b, (2, 3)), args)
+
+
+def test_ties_keep_the_first_maximum_like_max_pool():
+    y, w, b = _inputs((6, 7))
+    y = y.round()  # many ties within blocks
+    y[0, 0] = 1.0  # a plane where every block is one big tie
+    _assert_same_as_plain(y, w, b, 3)
+
+
+def test_no_bias_other_kernel_sizes_and_partial_requires_grad():
+    y, w, _ = _inputs((7, 6), kernel=5)
+    _assert_same_as_plain(y, w, None, 2)
+    w1 = torch.randn(3, 3, 1, 3)  # 1x3 kernel
+    _assert_same_as_plain(y, w1, None, 2)
+    # only the weight needs a gradient (y frozen), and only y (weights frozen)
+    y, w, b = _inputs((5, 5))
+    wg = w.clone().requires_grad_()
+    got = torch.autograd.grad(pool_unpool_conv(y, wg, b, 2).sum(), wg)[0]
+    want = torch.autograd.grad(pool_unpool_conv_reference(y, wg, b, 2).sum(), wg)[0]
+    torch.testing.assert_close(got, want)
+    yg = y.clone().requires_grad_()
+    got = torch.autograd.grad(pool_unpool_conv(yg, w, b, 2).sum(), yg)[0]
+    want = torch.autograd.grad(pool_unpool_conv_reference(yg, w, b, 2).sum(), yg)[0]
+    torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("spatial,pool", [((7, 9), 2), ((5, 6), (3, 2)), ((3, 5, 4), 2)])
+def test_channels_last_inputs(spatial, pool):
+    y, w, b = _inputs(spatial, channels=4)
+    fmt = torch.channels_last if len(spatial) == 2 else torch.channels_last_3d
+    y_cl = y.contiguous(memory_format=fmt)
+    _assert_same_as_plain(y_cl, w, b, pool)
+    out, grads = _values_and_grads(pool_unpool_conv, y_cl, w, b, pool)
+    ref, ref_grads = _values_and_grads(pool_unpool_conv_reference, y, w, b, pool)  # contiguous input
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(grads[0], ref_grads[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("input_dtype", ["low", "float32"])
+def test_cpu_autocast_matches_stock_ops(dtype, input_dtype):
+    y, w, b = _inputs((8, 7), channels=4)
+    if input_dtype == "low":  # Y from a host conv under autocast is already in the low dtype
+        y = y.to(dtype)
+    with torch.autocast("cpu", dtype=dtype):
+        out, grads = _values_and_grads(pool_unpool_conv, y, w, b, 2)
+        ref, ref_grads = _values_and_grads(pool_unpool_conv_reference, y, w, b, 2)
+    assert out.dtype == ref.dtype == dtype
+    assert [g.dtype for g in grads] == [g.dtype for g in ref_grads] == [y.dtype, torch.float32, torch.float32]
+    torch.testing.assert_close(out, ref)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want)
+
+
+def _saved_bytes(fn, *args) -> int:
+    """Bytes of distinct storages autograd keeps for backward while ``fn(*args)`` runs."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(*args)
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("spatial,pool", [((16, 16), 2), ((9, 7), 2), ((8, 8, 8), 4)])
+def test_saves_only_maxima_and_byte_offsets(spatial, pool):
+    y, w, b = _inputs(spatial, channels=8)
+    y.requires_grad_()
+    w.requires_grad_()
+    b.requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        pool_unpool_conv(y, w, b, pool)
+    blocks = [-(-s // e) for s, e in zip(spatial, (pool,) * len(spatial))]
+    got = sorted((str(t.dtype), tuple(t.shape)) for t in saved)
+    want = [("torch.float32", (2, 8, *blocks)), ("torch.uint8", (2, 8, *blocks)), ("torch.float32", tuple(w.shape))]
+    assert got == sorted(want)
+    ours, plain = _saved_bytes(pool_unpool_conv, y, w, b, pool), _saved_bytes(pool_unpool_conv_reference, y, w, b, pool)
+    activations = (ours - w.untyped_storage().nbytes(), plain - w.untyped_storage().nbytes())
+    assert activations[0] <= 0.35 * activations[1]
+
+
+@pytest.mark.parametrize(
+    "spatial,pool", [((13,), 4), ((7, 9), 2), ((5, 3), (3, 4)), ((3, 5, 7), (2, 1, 3)), ((20, 20), (17, 17))]
+)
+def test_offsets_round_trip_to_max_pool_indices(spatial, pool):
+    y = torch.randn(2, 3, *spatial)
+    volume = pool ** len(spatial) if isinstance(pool, int) else math.prod(pool)
+    pooled, indices, offset = block_argmax(y, pool)
+    want_pooled, want_indices = _MAX_POOL[len(spatial)](y, pool, pool, 0, 1, True, True)
+    torch.testing.assert_close(pooled, want_pooled)
+    assert torch.equal(indices, want_indices)
+    assert offset.dtype == (torch.uint8 if volume <= 256 else torch.int16)
+    assert int(offset.max()) < volume
+    assert torch.equal(block_indices(offset, pool, spatial), want_indices)
+
+
+def test_no_grad_and_eval_keep_nothing_and_match():
+    y, w, b = _inputs((7, 8))
+    w.requires_grad_()
+    with torch.no_grad():
+        out = pool_unpool_conv(y, w, b, 2)
+    assert out.grad_fn is None
+    torch.testing.assert_close(out, pool_unpool_conv_reference(y, w, b, 2).detach())
+    assert _saved_bytes(lambda: pool_unpool_conv(y, w.detach(), b, 2)) == 0  # nothing requires grad
+
+
+def test_double_backward_is_not_supported_and_says_so():
+    y, w, b = _inputs((4, 4))
+    y.requires_grad_()
+    (g,) = torch.autograd.grad(pool_unpool_conv(y, w, b, 2).square().sum(), y, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|double backward|twice"):
+        g.sum().backward()
+
+
+def test_max_pool_unpool_unchanged_semantics():
+    y = torch.randn(2, 3, 5, 7)
+    torch.testing.assert_close(max_pool_unpool(y, 2), y * block_max_mask(y, (2, 2)))
+    assert max_pool_unpool(y, 1) is y
+
+
+def test_bad_input_rank():
+    with pytest.raises(ValueError, match="1-3 spatial dims"):
+        pool_unpool_conv(torch.randn(2, 3), torch.randn(3, 3, 3), None, 2)
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda
+@pytest.mark.parametrize("spatial,pool", [((9, 7), 2), ((8, 8), 4), ((5, 6, 7), 2), ((11,), 3)])
+def test_cuda_matches_cpu_plain_formulation(spatial, pool):
+    y, w, b = _inputs(spatial, channels=4)
+    out, grads = _values_and_grads(pool_unpool_conv, y.cuda(), w.cuda(), b.cuda(), pool)
+    ref, ref_grads = _values_and_grads(pool_unpool_conv_reference, y, w, b, pool)
+    torch.testing.assert_close(out.cpu(), ref, atol=1e-4, rtol=1e-4)  # TF32/cuDNN algorithms differ from CPU
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got.cpu(), want, atol=1e-4, rtol=1e-4)
+
+
+@cuda
+def test_cuda_deterministic_mode_and_autocast():
+    y, w, b = _inputs((16, 16), channels=8)
+    y, w, b = y.cuda(), w.cuda(), b.cuda()
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        first = _values_and_grads(pool_unpool_conv, y, w, b, 2)
+        second = _values_and_grads(pool_unpool_conv, y, w, b, 2)
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    for a, c in zip([first[0], *first[1]], [second[0], *second[1]]):
+        assert torch.equal(a, c)
+    with torch.autocast("cuda", dtype=torch.float16):
+        out, grads = _values_and_grads(pool_unpool_conv, y, w, b, 2)
+        ref, ref_grads = _values_and_grads(pool_unpool_conv_reference, y, w, b, 2)
+    torch.testing.assert_close(out, ref)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want)
