@@ -129,7 +129,7 @@ def test_converted_and_plain_line_up_layer_by_layer():
     outputs = [a for a in dc.activations if a.kind == "pool_skip_output"]
     assert [(a.name, a.index) for a in outputs] == [("0.pool_skip", 0), ("3.pool_skip", 1)]
     assert [a.name for a in dc.activations][:2] == ["0.pool_skip", "2"]  # Pool Skip output feeds BN -> ReLU
-    assert "diag/pool_skip_l2_l1_mean" in dc.summary() and "diag/pool_skip_l2_l1_mean" not in dp.summary()
+    assert "pool_skip_l2_l1_mean" in dc.summary() and "pool_skip_l2_l1_mean" not in dp.summary()
 
 
 def test_gradient_norm_by_hand_and_no_side_effects():
@@ -161,11 +161,11 @@ def test_gradient_stops_at_a_dead_layer():
 def test_probe_measures_flat_floats_on_a_converted_resnet():
     from poolskip.models import create_model
 
-    model = create_model("resnet50", num_classes=10, width=2, pool_skip=True)
-    m = probe_measures(model, torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))
+    model = create_model("resnet18", num_classes=10, width=2, pool_skip=True)
+    m = probe_measures(model, torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3]))
     assert all(isinstance(v, float) and math.isfinite(v) for v in m.values())
-    assert {"diag/l2_l1_max", "diag/dead_units_mean", "diag/grad_norm_min", "diag/probe_loss"} <= set(m)
-    assert 0 < m["diag/l2_l1_max"] <= 1 and 0 <= m["diag/dead_units_mean"] <= 1
+    assert {"l2_l1_max", "dead_units_mean", "grad_norm_min", "probe_loss"} <= set(m)
+    assert 0 < m["l2_l1_max"] <= 1 and 0 <= m["dead_units_mean"] <= 1
 
 
 def test_write_report_csv_and_plots(tmp_path):
@@ -185,3 +185,49 @@ def test_write_report_csv_and_plots(tmp_path):
         assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="distinct labels"):
         write_report({"a b": diags["plain"], "a_b": diags["plain"]}, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """Two real `poolskip train` runs (plain, Pool Skip) of the demo's small CNN on 64 digits, 1 epoch."""
+    from poolskip.engine.config import make_config
+    from poolskip.engine.trainer import train
+
+    root = tmp_path_factory.mktemp("runs")
+    base = {"dataset": "digits", "model": "poolskip.demo:small_cnn", "model_kwargs": {"width": 4}, "epochs": 1}
+    base |= {"train_subset": 64, "diagnostics_every": 1, "eval_batch_size": 500}
+    runs = {}
+    for name, ps in (("plain", None), ("ps", True)):
+        runs[name] = root / name
+        train(make_config(base, {"pool_skip": ps}), runs[name], log=lambda *a, **k: None)
+    return runs
+
+
+def test_training_monitor_logs_probe_measures(tiny_runs):
+    import json
+
+    record = json.loads((tiny_runs["ps"] / "metrics.jsonl").read_text().splitlines()[-1])
+    diag = record["diagnostics"]
+    assert {"l2_l1_max", "pool_skip_l2_l1_mean", "dead_units_mean", "grad_norm_min"} <= set(diag)
+    assert all(isinstance(v, float) for v in diag.values())
+
+
+def test_diagnose_command_on_run_dirs(tiny_runs, tmp_path, capsys):
+    from poolskip.cli import main
+    from poolskip.diagnostics.command import load_checkpoint
+
+    out = tmp_path / "diag"
+    args = ["diagnose", str(tiny_runs["plain"]), str(tiny_runs["ps"] / "checkpoints" / "last.pt")]
+    assert main([*args, "--labels", "plain", "S2", "--probe-size", "40", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "plain: poolskip.demo:small_cnn" in printed and "S2: poolskip.demo:small_cnn" in printed
+    assert {p.name for p in out.iterdir()} >= {"plain.csv", "S2.csv", "summary.json", "l2_l1.png", "dead_units.png"}
+    plain_rows = [r for r in csv.DictReader((out / "plain.csv").open()) if r["kind"] in ("conv", "linear")]
+    ps_rows = [r for r in csv.DictReader((out / "S2.csv").open()) if r["kind"] in ("conv", "linear")]
+    assert [r["name"] for r in plain_rows] == [r["name"] for r in ps_rows]
+    model, info = load_checkpoint(tiny_runs["ps"])
+    assert info["epoch"] == 1 and any(n.endswith("pool_skip.conv.weight") for n in model.state_dict())
+    with pytest.raises(FileNotFoundError, match="checkpoints/best.pt"):
+        load_checkpoint(tmp_path, "best")
+    with pytest.raises(SystemExit, match="one label per path"):
+        main([*args, "--labels", "only-one"])

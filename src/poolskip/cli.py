@@ -12,7 +12,11 @@ import sys
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("poolskip.demo", "train a small CNN with and without Pool Skip on scikit-learn's digits (no download)"),
+    "models": ("poolskip.models.table", "the paper's networks with parameters and FLOPs, plain and with Pool Skip"),
     "train": ("poolskip.experiments.train", "train with a recipe (YAML) + overrides; one run directory per seed"),
+    "eval": ("poolskip.experiments.evaluate", "top-1 error of a checkpoint written by `poolskip train`"),
+    "report": ("poolskip.experiments.report", "Table 1 layout (mean ± std over seeds) + error curves from runs"),
+    "diagnose": ("poolskip.diagnostics.command", "weight l2/l1, dead units, gradient flow per layer: CSV + plots"),
 }
 
 

@@ -144,42 +144,42 @@ class Diagnosis:
         return [a for a in self.activations if pool_skip or a.kind == "activation"]
 
     def summary(self) -> dict[str, float]:
-        """Flat scalar measures (keys ``diag/...``) for logs: aggregates over layers and sites.
+        """Flat scalar measures for logs: aggregates over layers and sites.
 
         Weight aggregates are over :meth:`plain_layers` (``pool_skip_l2_l1_mean`` covers the inner
         convs); ``l2_l1_argmax`` is the forward index of the layer with the highest l2/l1; dead-unit
         aggregates are over ReLU-like sites. NaN-free except where nothing was measured.
         """
-        out: dict[str, float] = {"diag/probe_size": float(self.probe_size)}
+        out: dict[str, float] = {"probe_size": float(self.probe_size)}
         plain = [s for s in self.plain_layers() if s.called]
         if plain:
             ratios = [s.l2_l1 for s in plain]
             top = max(range(len(ratios)), key=ratios.__getitem__)
-            out["diag/l2_l1_max"] = ratios[top]
-            out["diag/l2_l1_argmax"] = float(plain[top].index)
-            out["diag/l2_l1_mean"] = statistics.fmean(ratios)
+            out["l2_l1_max"] = ratios[top]
+            out["l2_l1_argmax"] = float(plain[top].index)
+            out["l2_l1_mean"] = statistics.fmean(ratios)
             hoyers = [s.hoyer for s in plain if not math.isnan(s.hoyer)]
             if hoyers:
-                out["diag/hoyer_mean"] = statistics.fmean(hoyers)
-                out["diag/hoyer_max"] = max(hoyers)
-            out["diag/near_zero_mean"] = statistics.fmean(s.near_zero for s in plain)
-            out["diag/near_zero_max"] = max(s.near_zero for s in plain)
+                out["hoyer_mean"] = statistics.fmean(hoyers)
+                out["hoyer_max"] = max(hoyers)
+            out["near_zero_mean"] = statistics.fmean(s.near_zero for s in plain)
+            out["near_zero_max"] = max(s.near_zero for s in plain)
         inner = self.pool_skip_layers()
         if inner:
-            out["diag/pool_skip_l2_l1_mean"] = statistics.fmean(s.l2_l1 for s in inner)
+            out["pool_skip_l2_l1_mean"] = statistics.fmean(s.l2_l1 for s in inner)
         sites = self.activation_sites()
         if sites:
-            out["diag/dead_units_mean"] = statistics.fmean(a.dead_units for a in sites)
-            out["diag/dead_units_max"] = max(a.dead_units for a in sites)
-            out["diag/dead_channels_mean"] = statistics.fmean(a.dead_channels for a in sites)
-            out["diag/zero_fraction_mean"] = statistics.fmean(a.zero_fraction for a in sites)
+            out["dead_units_mean"] = statistics.fmean(a.dead_units for a in sites)
+            out["dead_units_max"] = max(a.dead_units for a in sites)
+            out["dead_channels_mean"] = statistics.fmean(a.dead_channels for a in sites)
+            out["zero_fraction_mean"] = statistics.fmean(a.zero_fraction for a in sites)
         grads = [s.grad_norm for s in plain if s.grad_norm is not None]
         if grads:
-            out["diag/grad_norm_min"] = min(grads)
-            out["diag/grad_norm_median"] = statistics.median(grads)
-            out["diag/grad_norm_max"] = max(grads)
+            out["grad_norm_min"] = min(grads)
+            out["grad_norm_median"] = statistics.median(grads)
+            out["grad_norm_max"] = max(grads)
         if self.loss is not None:
-            out["diag/probe_loss"] = self.loss
+            out["probe_loss"] = self.loss
         return out
 
     def rows(self) -> list[dict[str, object]]:

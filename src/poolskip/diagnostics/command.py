@@ -1,0 +1,119 @@
+"""``poolskip diagnose``: per-layer diagnostics of trained models, as CSVs and Fig. 4 style plots.
+
+Each PATH is a run directory written by ``poolskip train`` (its ``checkpoints/last.pt``, or ``best.pt``
+with ``--checkpoint best``) or a checkpoint file. The model is rebuilt from the config stored in the
+checkpoint and its weights loaded with ``torch.load(..., weights_only=True)``. All models are probed
+with the same fixed random subset of a dataset's test split, normalised as each model was trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+__all__ = ["add_arguments", "load_checkpoint", "run"]
+
+
+def load_checkpoint(path: str | os.PathLike, which: str = "last", device: str = "cpu"):
+    """``(model, checkpoint)`` from a run directory (``checkpoints/<which>.pt``) or a checkpoint file.
+
+    The model is rebuilt by the engine's ``build_model`` from the stored config and class count, in
+    eval mode; ``checkpoint`` is the loaded dict (config, mean, std, epoch, ...) without the model
+    and optimiser states.
+    """
+    import torch
+
+    from ..engine.config import make_config
+    from ..engine.trainer import build_model
+
+    path = Path(path)
+    file = path / "checkpoints" / f"{which}.pt" if path.is_dir() else path
+    if not file.is_file():
+        what = f"a run directory with checkpoints/{which}.pt" if path.is_dir() else "a checkpoint file"
+        raise FileNotFoundError(f"{file} not found: expected {what} written by `poolskip train`")
+    ck = torch.load(file, map_location=device, weights_only=True)
+    missing = [k for k in ("model", "config", "num_classes") if k not in ck]
+    if missing:
+        raise ValueError(f"{file} is not a `poolskip train` checkpoint: it lacks {missing}")
+    model = build_model(make_config(ck["config"]), ck["num_classes"])
+    model.load_state_dict(ck["model"])
+    model.to(device).eval()
+    info = {k: v for k, v in ck.items() if k not in ("model", "optimizer", "scaler", "rng")}
+    info["path"] = str(file)
+    return model, info
+
+
+def _run_label(path: Path) -> str:
+    return path.name if path.is_dir() else (path.parent.parent.name if path.parent.name == "checkpoints" else path.stem)
+
+
+def probe_set(model, info: dict, args: argparse.Namespace):
+    """``(inputs, targets)``: ``--probe-size`` test images (a fixed random subset) normalised as the
+    model was trained, through the engine's own dataset and loader code."""
+    import torch
+
+    from ..engine.config import make_config
+    from ..engine.task import ClassificationTask
+
+    overrides = {"device": args.device, "mean": info.get("mean"), "std": info.get("std"), "train_subset": None}
+    for key in ("dataset", "data_dir", "image_size"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    cfg = make_config(info["config"], overrides)
+    task = ClassificationTask(cfg, torch.device(args.device))
+    task.bind(model)
+    images, labels = task.test.images, task.test.labels
+    g = torch.Generator().manual_seed(args.probe_seed)
+    keep = torch.randperm(len(images), generator=g)[: args.probe_size].to(images.device)
+    x = (images[keep].float() - task.test.mean) / task.test.std
+    return x, labels[keep]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_CHECKPOINT", help="run directories or checkpoint files")
+    p.add_argument(
+        "--data",
+        dest="dataset",
+        default=None,
+        help="dataset to probe with (digits, cifar10, cifar100, imagefolder); default: the one each model trained on",
+    )
+    p.add_argument("--data-dir", default=None, help="where that dataset lives (default: the run's data_dir)")
+    p.add_argument("--image-size", type=int, default=None, help="imagefolder: resize to this size (default: the run's)")
+    p.add_argument("--probe-size", type=int, default=256, help="test images in the probe set (default: 256)")
+    p.add_argument("--probe-seed", type=int, default=0, help="seed of the probe subset, same for all models")
+    p.add_argument("--batch-size", type=int, default=128, help="probe images per forward/backward pass")
+    p.add_argument("--checkpoint", choices=("last", "best"), default="last", help="which checkpoint of a run dir")
+    p.add_argument("--labels", nargs="+", default=None, help="one legend label per path (default: run dir names)")
+    p.add_argument("--out", default="diagnose", help="output directory for CSVs, summary.json, PNGs")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .probe import diagnose
+    from .report import write_report
+
+    if args.probe_size < 1 or args.batch_size < 1:
+        raise SystemExit("--probe-size and --batch-size must be >= 1")
+    if args.labels is not None and len(args.labels) != len(args.paths):
+        raise SystemExit(f"--labels needs one label per path: {len(args.paths)} paths, {len(args.labels)} labels")
+    labels = args.labels or [_run_label(Path(p)) for p in args.paths]
+    if len(set(labels)) != len(labels):
+        raise SystemExit(f"two paths get the same label {labels}; pass --labels")
+    diagnoses = {}
+    for label, path in zip(labels, args.paths):
+        model, info = load_checkpoint(path, args.checkpoint, args.device)
+        x, y = probe_set(model, info, args)
+        d = diagnose(model, x, y, batch_size=args.batch_size)
+        diagnoses[label] = d
+        s = d.summary()
+        print(
+            f"{label}: {info['config']['model']} ({info['config'].get('pool_skip')}), epoch {info.get('epoch')}, "
+            f"probe {len(x)}: l2/l1 max {s['l2_l1_max']:.3f} at layer {int(s['l2_l1_argmax'])}, "
+            f"mean {s['l2_l1_mean']:.4f}; dead units mean {s.get('dead_units_mean', float('nan')):.3f}; "
+            f"probe loss {s.get('probe_loss', float('nan')):.3f}"
+        )
+    paths = write_report(diagnoses, args.out)
+    pngs = ", ".join(p.name for p in paths.values() if p.suffix == ".png")
+    print(f"wrote one CSV per model, summary.json and {pngs} to {args.out}")
+    return 0
