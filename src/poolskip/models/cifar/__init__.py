@@ -1,3 +1,3 @@
 """Plain CIFAR (32x32) definitions of the paper's classification networks; importing registers them."""
 
-from . import resnet  # noqa: F401
+from . import cct, googlenet, mobilenet, resnet, vgg  # noqa: F401

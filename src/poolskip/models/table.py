@@ -1,0 +1,120 @@
+"""``poolskip models``: the registered networks with parameters and FLOPs, plain and with Pool Skip.
+
+Models are built on the meta device (shapes only, no memory, no arithmetic), so even the billion-
+parameter Pool Skip ResNet420 costs nothing. FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode``
+over one forward pass of a 3x32x32 image in eval mode and reported as multiply-adds (its FLOP count / 2).
+It counts convolutions and matrix products (conv, mm, addmm, bmm, attention); not BN, activations,
+pooling, Pool Skip's max-pool/unpool scatter or additions. Pool Skip's inner conv is counted as the
+dense conv it runs as, although its input is zero outside the block maxima.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """One row of the table: a model's parameters and multiply-adds, plain and with Pool Skip."""
+
+    name: str
+    params: int
+    macs: int
+    pool_skip_params: int
+    pool_skip_macs: int
+    placement: str
+
+
+def count(name: str, num_classes: int = 10, pool_skip: object = None, image_size: int = 32) -> tuple[int, int]:
+    """Parameters and forward multiply-adds per ``image_size`` RGB image of ``create_model(name, ...)``."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from . import create_model
+
+    with torch.device("meta"):
+        model = create_model(name, num_classes, pool_skip=pool_skip).eval()
+    params = sum(p.numel() for p in model.parameters())
+    x = torch.empty(1, 3, image_size, image_size, device="meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return params, counter.get_total_flops() // 2
+
+
+def placement(name: str) -> str:
+    """The paper's placement for ``name`` in words: its policy (and any other convert arguments)."""
+    from . import resolve_pool_skip
+
+    spec = resolve_pool_skip(name, True)
+    policy = spec["policy"]
+    words = policy if isinstance(policy, str) else policy.name
+    extra = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "policy")
+    return f"{words} ({extra})" if extra else words
+
+
+def stats(names: list[str], num_classes: int = 10) -> list[ModelStats]:
+    """:class:`ModelStats` of each model, Pool Skip as the paper placed it (``pool_skip=True``)."""
+    rows = []
+    for name in names:
+        plain = count(name, num_classes)
+        ps = count(name, num_classes, pool_skip=True)
+        rows.append(ModelStats(name, plain[0], plain[1], ps[0], ps[1], placement(name)))
+    return rows
+
+
+HEADER = ("model", "params", "MACs", "Pool Skip params", "Pool Skip MACs", "placement (policy)")
+
+
+def _cells(row: ModelStats) -> tuple[str, ...]:
+    return (
+        row.name,
+        f"{row.params:,}",
+        f"{row.macs / 1e9:.3f} G",
+        f"{row.pool_skip_params:,}",
+        f"{row.pool_skip_macs / 1e9:.3f} G",
+        row.placement,
+    )
+
+
+def format_table(rows: list[ModelStats], markdown: bool = False) -> str:
+    """The rows as an aligned text table, or a Markdown table (numbers right-aligned)."""
+    cells = [HEADER] + [_cells(r) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(HEADER))]
+    right = [False, True, True, True, True, False]
+
+    def line(c: tuple[str, ...]) -> str:
+        parts = [s.rjust(w) if r else s.ljust(w) for s, w, r in zip(c, widths, right)]
+        return ("| " + " | ".join(parts) + " |") if markdown else "  ".join(parts).rstrip()
+
+    out = [line(HEADER)]
+    if markdown:
+        out.append("|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2)) for w, r in zip(widths, right)) + "|")
+    else:
+        out.append("  ".join("-" * w for w in widths))
+    out += [line(c) for c in cells[1:]]
+    return "\n".join(out)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="MODEL", help="models to list (default: all registered)")
+    parser.add_argument("--num-classes", type=int, default=10, help="classes of the fc layer (default: 10)")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import list_models
+
+    known = list_models()
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    if args.num_classes < 1:
+        raise SystemExit(f"--num-classes must be >= 1, got {args.num_classes}")
+    print(format_table(stats(args.names or known, args.num_classes), markdown=args.markdown))
+    print(
+        f"\n{args.num_classes} classes; MACs = multiply-adds of one forward pass of a 3x32x32 image, counted by "
+        "torch.utils.flop_counter.FlopCounterMode (convolutions and matrix products only); Pool Skip placed as "
+        "in the paper (create_model(name, pool_skip=True))."
+    )
+    return 0
