@@ -1,5 +1,6 @@
 """The training engine on tiny runs: config and recipes, the schedule, run directories, NaN stops."""
 
+import csv
 import json
 
 import pytest
@@ -62,7 +63,7 @@ def test_learning_rate_schedules():
     assert lr_at(cos, 0, 0, 10) == pytest.approx(0.1) and lr_at(cos, 2, 0, 10) == pytest.approx(0.05)
 
 
-def test_a_run_writes_its_directory(tmp_path):
+def test_a_run_writes_its_directory_and_evaluates(tmp_path, capsys):
     code, run = tiny_run(tmp_path, "--epochs", "2", "--pool-skip", "true")
     assert code == 0
     cfg = yaml.safe_load((run / "config.yaml").read_text())
@@ -88,6 +89,12 @@ def test_a_run_writes_its_directory(tmp_path):
     code, _ = tiny_run(tmp_path, "--epochs", "2")  # the same run dir again is refused, not overwritten
     assert code == 1
 
+    capsys.readouterr()
+    assert main(["eval", str(run / "checkpoints" / "last.pt"), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["test_error"] == pytest.approx(records[-1]["test_error"]) and evaluated["images"] == 450
+    assert main(["eval", str(tmp_path / "nope.pt")]) == 1
+
 
 def test_seeds_make_one_run_dir_each(tmp_path):
     assert main(["train", *TINY, "--epochs", "1", "--seeds", "3", "4", "--out-dir", str(tmp_path)]) == 0
@@ -106,3 +113,30 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, caps
     last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert last["epoch"] == 1 and all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1 and not (run / "summary.json").exists()
+
+
+def fake_run(root, model, variant, seed, curve, width=None):
+    d = root / f"{model}-{variant}-{seed}"
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump({"model_kwargs": {"width": width} if width else {}}))
+    (d / "metrics.jsonl").write_text(
+        "".join(json.dumps({"epoch": i + 1, "test_error": e}) + "\n" for i, e in enumerate(curve))
+    )
+    summary = {"model": model, "variant": variant, "dataset": "cifar10", "seed": seed, "final_error": curve[-1]}
+    (d / "summary.json").write_text(json.dumps(summary))
+
+
+def test_report_groups_seeds_and_subtracts_plain(tmp_path, capsys):
+    for seed, (p, q) in enumerate([(10.0, 9.0), (12.0, 9.5), (14.0, 10.0)]):
+        fake_run(tmp_path / "runs", "resnet18", "plain", seed, [50.0, p], width=16)
+        fake_run(tmp_path / "runs", "resnet18", "pool_skip", seed, [40.0, q], width=16)
+    fake_run(tmp_path / "runs", "vgg16", "plain", 0, [30.0])
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    assert "| resnet18 (width=16) | cifar10 | 12.00 ± 2.00 (n=3) | 9.50 ± 0.50 (n=3) | -2.50 |" in out
+    assert "| vgg16 | cifar10 | 30.00 ± 0.00 (n=1) | - | - |" in out
+    rows = list(csv.DictReader(open(tmp_path / "rep" / "report.csv")))
+    assert [r["model"] for r in rows] == ["resnet18 (width=16)", "vgg16"] and float(rows[0]["difference"]) == -2.5
+    assert (tmp_path / "rep" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit, match="no summary.json"):
+        main(["report", str(tmp_path / "rep")])
