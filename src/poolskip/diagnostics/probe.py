@@ -6,7 +6,9 @@ One probe pass (forward + backward over a fixed probe set, in ``eval()`` mode) r
 - every conv / linear layer: weight l2/l1, Hoyer sparsity, near-zero fraction (whole layer and per
   output channel, see :mod:`.measures`) and the norm of the loss gradient w.r.t. its weight;
 - every call of a ReLU-like module, and every Pool Skip output (what feeds the host conv's BN/ReLU):
-  dead units (output <= 0 for every sample of the probe set) and the fraction of outputs <= 0.
+  dead units (output <= 0 for every sample of the probe set) and the fraction of outputs <= 0. Where a
+  BN follows, a Pool Skip output's sign is the sign before normalisation; the ReLU sites after it give
+  the dying-ReLU picture, and only they enter :meth:`Diagnosis.summary` and the dead-unit plot.
 
 Pool Skip's inner conv is its own row (kind ``"pool_skip_conv"``, ``host`` = the converted conv), so the
 other rows of a converted model line up one to one with those of its plain model
