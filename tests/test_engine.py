@@ -12,7 +12,7 @@ from poolskip.engine.config import ConfigError, TrainConfig, make_config, parse_
 from poolskip.engine.trainer import lr_at
 from poolskip.experiments.recipes import list_recipes, load_recipe
 
-TINY = ["--model", "poolskip.demo:small_cnn", "--set", "model_kwargs={width: 4}", "batch_size=128"]
+TINY = ["--model", "poolskip.demo:small_cnn", "--set", "model_kwargs={width: 4}", "batch_size=128", "threads=1"]
 
 
 def tiny_run(tmp_path, *extra, name="r"):
@@ -140,3 +140,19 @@ def test_report_groups_seeds_and_subtracts_plain(tmp_path, capsys):
     assert (tmp_path / "rep" / "curves.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(SystemExit, match="no summary.json"):
         main(["report", str(tmp_path / "rep")])
+
+
+def test_options_adamw_cosine_warmup_smoothing_clipping_channels_last_bf16(tmp_path):
+    sets = [
+        "optimizer=adamw", "lr=0.002", "weight_decay=0.05", "schedule=cosine", "warmup_epochs=1", "epochs=3",
+        "label_smoothing=0.1", "grad_clip=1.0", "channels_last=true", "amp=bf16", "rotation=15", "cutout=4", "train_subset=256",
+    ]  # fmt: skip
+    code, run = tiny_run(tmp_path, "--set", *sets)
+    assert code == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    cfg = TrainConfig(lr=0.002, schedule="cosine", warmup_epochs=1, epochs=3)
+    steps = 256 // 128
+    assert [r["lr"] for r in records] == [pytest.approx(lr_at(cfg, e, steps - 1, steps)) for e in range(3)]
+    assert records[0]["lr"] == pytest.approx(0.002) and records[2]["lr"] < records[1]["lr"] < 0.002
+    assert all(r["train_loss"] == r["train_loss"] for r in records)  # finite, not NaN
+    assert main(["train", *TINY, "--set", "amp=fp16", "--out-dir", str(tmp_path), "--device", "cpu"]) == 1

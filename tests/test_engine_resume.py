@@ -13,7 +13,7 @@ from poolskip.cli import main
 ARGS = [
     "--model", "poolskip.demo:small_cnn", "--epochs", "2", "--device", "cpu",
     "--set", "model_kwargs={width: 4}", "batch_size=32", "deterministic=true", "checkpoint_every=3", "cutout=3",
-    "train_subset=640",
+    "train_subset=640", "threads=1",
 ]  # fmt: skip
 TIMING = {"epoch_seconds", "eval_seconds", "images_per_s"}
 

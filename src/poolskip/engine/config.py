@@ -62,6 +62,7 @@ class TrainConfig:
     amp: str = "none"  # none | bf16 | fp16 (fp16 only on CUDA)
     channels_last: bool = False
     compile: bool = False  # torch.compile the model
+    threads: int | None = None  # CPU threads for torch (torch.set_num_threads); null = PyTorch's default
     deterministic: bool = False  # torch.use_deterministic_algorithms; bit-exact resume on CPU
     sync_bn: bool = False  # SyncBatchNorm under torchrun (CUDA only)
     seed: int = 0

@@ -132,13 +132,14 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
     """Train ``cfg`` writing into ``run_dir``; returns the summary (also ``run_dir/summary.json``).
 
     Raises :class:`NonFiniteLoss` if the loss becomes NaN/inf (the last good checkpoint stays).
-    PyTorch's global deterministic-algorithms flag is restored on return.
+    PyTorch's global deterministic-algorithms flag and thread count are restored on return.
     """
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     try:
         return _train(cfg, Path(run_dir), resume, log or partial(print, flush=True))
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
+        torch.set_num_threads(threads)
 
 
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, log) -> dict:
@@ -147,6 +148,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, log) -> dict:
     dinfo = distributed.setup(cfg.device)
     device, main = dinfo.device, dinfo.is_main
     log = log if main else (lambda *a, **k: None)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
@@ -192,9 +195,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, log) -> dict:
         partial_sums = ck["partial_sums"].to(device)
         _set_rng_state(ck["rng"], device)
         log(f"resuming {run_dir} at epoch {epoch + 1}, step {start_step}")
+    elif (ckpt_dir / "last.pt").exists():  # checked by every process, so none waits for a failed one
+        raise ConfigError(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-name")
     elif main:
-        if (ckpt_dir / "last.pt").exists():
-            raise ConfigError(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-name")
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
