@@ -26,15 +26,19 @@ class ModelStats:
     placement: str
 
 
-def count(name: str, num_classes: int = 10, pool_skip: object = None, image_size: int = 32) -> tuple[int, int]:
-    """Parameters and forward multiply-adds per ``image_size`` RGB image of ``create_model(name, ...)``."""
+def _meta_model(name: str, num_classes: int, pool_skip: object):
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from . import create_model
 
     with torch.device("meta"):
-        model = create_model(name, num_classes, pool_skip=pool_skip).eval()
+        return create_model(name, num_classes, pool_skip=pool_skip).eval()
+
+
+def _params_and_macs(model, image_size: int) -> tuple[int, int]:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     params = sum(p.numel() for p in model.parameters())
     x = torch.empty(1, 3, image_size, image_size, device="meta")
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -42,15 +46,21 @@ def count(name: str, num_classes: int = 10, pool_skip: object = None, image_size
     return params, counter.get_total_flops() // 2
 
 
-def placement(name: str) -> str:
-    """The paper's placement for ``name`` in words: its policy (and any other convert arguments)."""
+def count(name: str, num_classes: int = 10, pool_skip: object = None, image_size: int = 32) -> tuple[int, int]:
+    """Parameters and forward multiply-adds per ``image_size`` RGB image of ``create_model(name, ...)``."""
+    return _params_and_macs(_meta_model(name, num_classes, pool_skip), image_size)
+
+
+def _placement(name: str, model) -> str:
+    """The paper's placement in words: policy, number of convs with Pool Skip, pool sizes."""
+    from ..convert import is_converted
     from . import resolve_pool_skip
 
-    spec = resolve_pool_skip(name, True)
-    policy = spec["policy"]
-    words = policy if isinstance(policy, str) else policy.name
-    extra = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "policy")
-    return f"{words} ({extra})" if extra else words
+    policy = resolve_pool_skip(name, True)["policy"]
+    sizes = sorted({m.pool_skip.pool_size for m in model.modules() if is_converted(m)})
+    pools = "/".join("x".join(map(str, s)) if len(set(s)) > 1 else str(s[0]) for s in sizes)
+    n = sum(is_converted(m) for m in model.modules())
+    return f"{policy if isinstance(policy, str) else policy.name}: {n} conv{'' if n == 1 else 's'}, pool {pools}"
 
 
 def stats(names: list[str], num_classes: int = 10) -> list[ModelStats]:
@@ -58,12 +68,13 @@ def stats(names: list[str], num_classes: int = 10) -> list[ModelStats]:
     rows = []
     for name in names:
         plain = count(name, num_classes)
-        ps = count(name, num_classes, pool_skip=True)
-        rows.append(ModelStats(name, plain[0], plain[1], ps[0], ps[1], placement(name)))
+        model = _meta_model(name, num_classes, True)
+        ps = _params_and_macs(model, 32)
+        rows.append(ModelStats(name, plain[0], plain[1], ps[0], ps[1], _placement(name, model)))
     return rows
 
 
-HEADER = ("model", "params", "MACs", "Pool Skip params", "Pool Skip MACs", "placement (policy)")
+HEADER = ("model", "params", "MACs", "Pool Skip params", "Pool Skip MACs", "paper's placement (pool_skip=True)")
 
 
 def _cells(row: ModelStats) -> tuple[str, ...]:
