@@ -145,7 +145,8 @@ def test_report_groups_seeds_and_subtracts_plain(tmp_path, capsys):
 def test_options_adamw_cosine_warmup_smoothing_clipping_channels_last_bf16(tmp_path):
     sets = [
         "optimizer=adamw", "lr=0.002", "weight_decay=0.05", "schedule=cosine", "warmup_epochs=1", "epochs=3",
-        "label_smoothing=0.1", "grad_clip=1.0", "channels_last=true", "amp=bf16", "rotation=15", "cutout=4", "train_subset=256",
+        "label_smoothing=0.1", "grad_clip=1.0", "channels_last=true", "amp=bf16", "rotation=15", "cutout=4",
+        "train_subset=256",
     ]  # fmt: skip
     code, run = tiny_run(tmp_path, "--set", *sets)
     assert code == 0
@@ -156,3 +157,15 @@ def test_options_adamw_cosine_warmup_smoothing_clipping_channels_last_bf16(tmp_p
     assert records[0]["lr"] == pytest.approx(0.002) and records[2]["lr"] < records[1]["lr"] < 0.002
     assert all(r["train_loss"] == r["train_loss"] for r in records)  # finite, not NaN
     assert main(["train", *TINY, "--set", "amp=fp16", "--out-dir", str(tmp_path), "--device", "cpu"]) == 1
+
+
+def test_diagnostics_every_n_epochs_go_into_metrics_and_tensorboard(tmp_path):
+    code, run = tiny_run(tmp_path, "--epochs", "2", "--set", "diagnostics_every=2", "train_subset=128")
+    assert code == 0
+    first, second = (json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines())
+    assert "diagnostics" not in first and second["diagnostics"]
+    assert all(isinstance(v, float) for v in second["diagnostics"].values())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = EventAccumulator(str(run / "tb")).Reload().Tags()["scalars"]
+    assert {"test_error", "train_loss", "lr"} <= set(tags) and any(t.startswith("diagnostics/") for t in tags)

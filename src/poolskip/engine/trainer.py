@@ -291,9 +291,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, log) -> dict:
             "images_per_s": seen / train_seconds if train_seconds > 0 else None,
         }
         if diagnostics is not None and (epoch + 1) % cfg.diagnostics_every == 0 and main:
-            raw.eval()
             record["diagnostics"] = {k: float(v) for k, v in diagnostics.probe_measures(raw, probe_x, probe_y).items()}
-            raw.train()
         history.append(record)
         epoch, start_step = epoch + 1, 0
         partial_sums = torch.zeros(2, dtype=torch.float64, device=device)
