@@ -7,6 +7,7 @@ full-width Pool Skip variants have 0.4-1.3 billion parameters (tens of seconds p
 """
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from poolskip import load_plain_state_dict
 from poolskip.cli import main
 from poolskip.convert import is_converted
 from poolskip.models import create_model, get_model_entry, list_models, resnet, resolve_pool_skip
-from poolskip.models.table import count
+from poolskip.models.table import count, format_table, stats
 
 # 100 classes: (plain, with the paper's placement, i.e. pool_skip=True).
 # Plain CNN counts: facts.md section 4 (pytorch-cifar100); ResNet18/34/50 Pool Skip counts: the official
@@ -272,3 +273,20 @@ def test_models_cli_table(capsys):
     assert rows[0][2] == "0.555"
     with pytest.raises(SystemExit, match="unknown model"):
         main(["models", "resnet19"])
+
+
+def test_readme_table_is_the_cli_output():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## Models\n", 1)[1].split("\n## ", 1)[0]
+    lines = {line.split("|")[1].strip(): line for line in section.splitlines() if re.match(r"\| \w+ +\| +[\d,]", line)}
+    assert set(lines) == set(list_models())
+    for name, line in lines.items():  # parameter columns of every row
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        assert (int(cells[1].replace(",", "")), int(cells[3].replace(",", ""))) == COUNTS_100[name]
+    # whole rows, MACs included, for the cheap-to-count models: the table as the CLI prints it
+    cheap = ["resnet18", "vgg16", "cct_7_3x1_32"]
+    table = format_table(stats(cheap, 100), markdown=True).splitlines()
+    for row in table[2:]:
+        name = row.split("|")[1].strip()
+        ours = [c.strip() for c in row.split("|")[1:-1]]
+        assert ours == [c.strip() for c in lines[name].split("|")[1:-1]], name
