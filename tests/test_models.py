@@ -207,6 +207,8 @@ def test_pool_skip_argument_forms():
         create_model("resnet19")
     with pytest.raises(ValueError, match="num_classes must be a positive int"):
         create_model("resnet18", 0)
+    with pytest.raises(TypeError, match=r"model 'vgg16' has no option\(s\) \['width'\]"):
+        create_model("vgg16", width=16)
 
 
 def test_plain_checkpoint_loads_into_pool_skip_model():

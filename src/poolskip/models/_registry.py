@@ -117,6 +117,11 @@ def create_model(name: str, num_classes: int = 10, pool_skip: object = None, **k
     entry = get_model_entry(name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    accepted = [p for p in inspect.signature(entry.factory).parameters if p != "num_classes"]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        takes = ", ".join(accepted) if accepted else "nothing besides num_classes and pool_skip"
+        raise TypeError(f"model {name!r} has no option(s) {unknown}; it takes: {takes}")
     spec = resolve_pool_skip(name, pool_skip)
     model = entry.factory(num_classes=num_classes, **kwargs)
     if spec is not None:
