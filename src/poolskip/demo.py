@@ -2,19 +2,19 @@
 
 1,797 8x8 grey images of digits, a fixed stratified 75/25 split, a few epochs, a few seeds: it shows
 the whole path (plain model -> ``convert`` -> train -> compare) in about a minute on two CPU cores.
-It is a smoke demo on a toy dataset, not the paper's protocol; the ``train`` engine runs that.
+Each run goes through the ``poolskip train`` engine (run directories, checkpoints, metrics). It is a
+smoke demo on a toy dataset, not the paper's protocol.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
-import torch
 from torch import nn
-
-from .convert import convert
 
 
 def small_cnn(num_classes: int = 10, width: int = 32) -> nn.Module:
@@ -34,89 +34,59 @@ def small_cnn(num_classes: int = 10, width: int = 32) -> nn.Module:
     )
 
 
-def load_digits_tensors(test_fraction: float = 0.25, split_seed: int = 0):
-    """(x_train, y_train, x_test, y_test): digits as float (N, 1, 8, 8) in [0, 1], a stratified split."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise RuntimeError("the digits dataset needs scikit-learn: pip install 'poolskip[train]'") from e
-    data = load_digits()
-    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y = torch.tensor(data.target, dtype=torch.long)
-    g = torch.Generator().manual_seed(split_seed)
-    train_idx, test_idx = [], []
-    for c in range(10):
-        idx = (y == c).nonzero().flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        n_test = round(len(idx) * test_fraction)
-        test_idx.append(idx[:n_test])
-        train_idx.append(idx[n_test:])
-    tr, te = torch.cat(train_idx), torch.cat(test_idx)
-    return x[tr], y[tr], x[te], y[te]
+def demo_config(seed: int, epochs: int, width: int, pool_skip: bool) -> dict:
+    """The engine config of one demo run: SGD + warm-up + cosine, shifts of up to one pixel, no flips.
+
+    One CPU thread: convolutions on 8x8 maps gain nothing from more, and lose a lot on a busy machine.
+    """
+    return {
+        "dataset": "digits",
+        "model": "poolskip.demo:small_cnn",
+        "model_kwargs": {"width": width},
+        "pool_skip": "every_conv" if pool_skip else None,
+        "epochs": epochs,
+        "batch_size": 64,
+        "lr": 0.05,
+        "schedule": "cosine",
+        "warmup_epochs": 0.15 * epochs,
+        "crop_padding": 1,
+        "flip": False,
+        "seed": seed,
+        "threads": 1,
+    }
 
 
-def train_once(model: nn.Module, data, epochs: int, seed: int, batch_size: int = 64, lr: float = 0.05) -> float:
-    """Train with SGD + cosine schedule and light shift augmentation; returns the test top-1 error (%)."""
-    x_tr, y_tr, x_te, y_te = data
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    steps = epochs * ((len(x_tr) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    loss_fn = nn.CrossEntropyLoss()
-    for _ in range(epochs):
-        model.train()
-        order = torch.randperm(len(x_tr), generator=g)
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            xb = _random_shift(x_tr[idx], g)
-            loss = loss_fn(model(xb), y_tr[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    model.eval()
-    with torch.no_grad():
-        wrong = (model(x_te).argmax(1) != y_te).sum().item()
-    return 100.0 * wrong / len(y_te)
+def run_demo(seeds: list[int], epochs: int, width: int = 32, out_dir: str | None = None, log=print) -> list[dict]:
+    """Train plain and Pool Skip (every conv, pool 2) for each seed with ``poolskip train``'s engine.
 
+    Run directories go under ``out_dir`` (a temporary directory when None). One result row per variant.
+    """
+    from .engine.config import make_config
+    from .engine.trainer import train
 
-def _random_shift(x: torch.Tensor, g: torch.Generator, pad: int = 1) -> torch.Tensor:
-    """Shift each image by up to ``pad`` pixels (pad + random crop), batched."""
-    n, _, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g)
-    rows = (dy[:, None] + torch.arange(h))[:, :, None].expand(n, h, w)
-    cols = (dx[:, None] + torch.arange(w))[:, None, :].expand(n, h, w)
-    return padded[torch.arange(n)[:, None, None], 0, rows, cols].unsqueeze(1)
-
-
-def run_demo(seeds: list[int], epochs: int, width: int = 32, log=print) -> list[dict]:
-    """Train plain and Pool Skip (every conv, pool 2) for each seed; one result row per variant."""
-    data = load_digits_tensors()
     rows = []
-    for variant in ("plain", "pool_skip"):
-        errors, seconds, params = [], [], 0
-        for seed in seeds:
-            torch.manual_seed(seed)
-            model = small_cnn(width=width)
-            if variant == "pool_skip":
-                convert(model, "every_conv", pool_size=2)
-            params = sum(p.numel() for p in model.parameters())
-            t0 = time.perf_counter()
-            errors.append(train_once(model, data, epochs, seed))
-            seconds.append(time.perf_counter() - t0)
-            log(f"  {variant:9s} seed {seed}: test error {errors[-1]:.2f}%  ({seconds[-1]:.1f}s)")
-        rows.append(
-            {
-                "variant": variant,
-                "params": params,
-                "error_mean": statistics.fmean(errors),
-                "error_std": statistics.stdev(errors) if len(errors) > 1 else 0.0,
-                "seconds": statistics.fmean(seconds),
-                "errors": errors,
-            }
-        )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(out_dir or tmp)
+        for variant in ("plain", "pool_skip"):
+            errors, seconds, params = [], [], 0
+            for seed in seeds:
+                cfg = make_config(demo_config(seed, epochs, width, variant == "pool_skip"))
+                t0 = time.perf_counter()
+                summary = train(cfg, root / f"demo_{variant}" / f"seed{seed}", log=lambda *a, **k: None)
+                seconds.append(time.perf_counter() - t0)
+                errors.append(summary["final_error"])
+                params = summary["params"]
+                log(f"  {variant:9s} seed {seed}: test error {errors[-1]:.2f}%  ({seconds[-1]:.1f}s)")
+            rows.append(
+                {
+                    "variant": variant,
+                    "params": params,
+                    "error_mean": statistics.fmean(errors),
+                    "error_std": statistics.stdev(errors) if len(errors) > 1 else 0.0,
+                    "seconds": statistics.fmean(seconds),
+                    "errors": errors,
+                }
+            )
     return rows
 
 
@@ -135,6 +105,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--epochs", type=int, default=12, help="epochs per run (default: 12)")
     p.add_argument("--width", type=int, default=32, help="channels of the first conv (default: 32)")
+    p.add_argument("--out-dir", help="keep the run directories here (default: a temporary directory)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,9 +113,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--epochs must be >= 1, got {args.epochs}")
     print(
         f"poolskip demo: small CNN on scikit-learn digits (8x8, 1347 train / 450 test), "
-        f"{args.epochs} epochs, seeds {args.seeds}, CPU threads {torch.get_num_threads()}"
+        f"{args.epochs} epochs, seeds {args.seeds}, 1 CPU thread"
     )
-    rows = run_demo(args.seeds, args.epochs, args.width)
+    rows = run_demo(args.seeds, args.epochs, args.width, args.out_dir)
     print()
     print(format_table(rows))
     print("\nA toy-scale smoke demo, not the paper's protocol (that is `poolskip train`).")
