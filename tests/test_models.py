@@ -3,7 +3,8 @@
 Parameter counts of every model are taken on the meta device (no memory, built once per module).
 Forward/backward runs for real on a (2, 3, 32, 32) batch: at full width for the Table 1/5 networks and
 ResNet50, and at width 8 (the same code and layers with 1/8 of the channels) for ResNet101..420, whose
-full-width Pool Skip variants have 0.4-1.3 billion parameters (tens of seconds per step on 2 CPU cores).
+full-width Pool Skip variants have 0.4-1.3 billion parameters (tens of seconds per step on 2 CPU cores);
+plain ResNet350/420 also at full width with a batch of 1.
 """
 
 import re
@@ -124,6 +125,15 @@ def test_forward_backward_deep_resnets_width8(name, pool_skip):
     full = meta_model(name, 7, pool_skip=pool_skip)
     assert [n for n, _ in model.named_modules()] == [n for n, _ in full.named_modules()]
     _forward_backward(model, num_classes=7)
+
+
+@pytest.mark.parametrize("name", ["resnet350", "resnet420"])
+def test_forward_backward_deepest_full_width_batch1(name):
+    """The deepest plain networks as the paper ran them, at a batch of 1 (their Pool Skip variants have
+    1.1-1.3 billion parameters: ~10 GB with gradients; they run above at width 8)."""
+    model = create_model(name, 100)
+    assert n_params(model) == COUNTS_100[name][0]
+    _forward_backward(model, batch=1, num_classes=100)
 
 
 def test_width_knob_is_the_same_network():
