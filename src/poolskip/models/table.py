@@ -13,6 +13,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..convert import is_converted
+from ._registry import create_model, list_models, resolve_pool_skip
+
 
 @dataclass(frozen=True)
 class ModelStats:
@@ -26,19 +33,12 @@ class ModelStats:
     placement: str
 
 
-def _meta_model(name: str, num_classes: int, pool_skip: object):
-    import torch
-
-    from . import create_model
-
+def _meta_model(name: str, num_classes: int, pool_skip: object) -> nn.Module:
     with torch.device("meta"):
         return create_model(name, num_classes, pool_skip=pool_skip).eval()
 
 
-def _params_and_macs(model, image_size: int) -> tuple[int, int]:
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
+def _params_and_macs(model: nn.Module, image_size: int) -> tuple[int, int]:
     params = sum(p.numel() for p in model.parameters())
     x = torch.empty(1, 3, image_size, image_size, device="meta")
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -51,11 +51,8 @@ def count(name: str, num_classes: int = 10, pool_skip: object = None, image_size
     return _params_and_macs(_meta_model(name, num_classes, pool_skip), image_size)
 
 
-def _placement(name: str, model) -> str:
+def _placement(name: str, model: nn.Module) -> str:
     """The paper's placement in words: policy, number of convs with Pool Skip, pool sizes."""
-    from ..convert import is_converted
-    from . import resolve_pool_skip
-
     policy = resolve_pool_skip(name, True)["policy"]
     sizes = sorted({m.pool_skip.pool_size for m in model.modules() if is_converted(m)})
     pools = "/".join("x".join(map(str, s)) if len(set(s)) > 1 else str(s[0]) for s in sizes)
@@ -114,8 +111,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import list_models
-
     known = list_models()
     unknown = [n for n in args.names if n not in known]
     if unknown:
