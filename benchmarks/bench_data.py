@@ -4,11 +4,12 @@ On real CIFAR-10 (an ImageFolder tree, e.g. ../shared/data/cifar10-jpg), with th
 (random crop 32 pad 4, horizontal flip, normalise), in one run:
 
 1. data only: one full training epoch of batches (decode/augment/collate), no model;
-2. training: ``--steps`` SGD steps of a small model fed by each pipeline, projected to one epoch.
+2. training: SGD steps of a small model fed by each pipeline, taking turns in rounds (median step
+   time, projected to one epoch).
 
 The tensor pipeline's one-time decode (then cached on disk) is reported separately. Example:
 
-    python benchmarks/bench_data.py --data-dir ../shared/data/cifar10-jpg --steps 20 --workers 2
+    python benchmarks/bench_data.py --data-dir ../shared/data/cifar10-jpg --workers 2
 """
 
 from __future__ import annotations
@@ -57,18 +58,32 @@ def data_epoch_seconds(batches) -> float:
     return time.perf_counter() - t0, n
 
 
-def train_seconds_per_step(batches, model, steps: int) -> float:
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    it = batches(1)
-    for i in range(steps + 2):
-        if i == 2:  # two warm-up steps
-            t0 = time.perf_counter()
+def train_step_seconds(pipelines, model, steps: int, rounds: int) -> list[float]:
+    """Median seconds per SGD step for each pipeline, timed in alternating rounds so load drift hits both."""
+    import copy
+    import statistics
+
+    runs = []
+    for batches in pipelines:
+        m = copy.deepcopy(model)
+        runs.append((iter(batches(1)), m, torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9), []))
+
+    def step(it, m, opt):
         x, y = next(it)
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(m(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return (time.perf_counter() - t0) / steps
+
+    for it, m, opt, _ in runs:  # warm-up
+        step(it, m, opt)
+    for _ in range(rounds):
+        for it, m, opt, times in runs:
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                step(it, m, opt)
+                times.append(time.perf_counter() - t0)
+    return [statistics.median(times) for *_, times in runs]
 
 
 def main() -> None:
@@ -79,7 +94,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers for the torchvision pipeline")
     p.add_argument("--model", default="resnet18")
     p.add_argument("--width", type=int, default=8)
-    p.add_argument("--steps", type=int, default=20, help="timed training steps per pipeline")
+    p.add_argument("--steps", type=int, default=5, help="timed training steps per pipeline and round")
+    p.add_argument("--rounds", type=int, default=4, help="alternating rounds (pipelines take turns)")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args()
     if args.threads:
@@ -91,22 +107,24 @@ def main() -> None:
         f"CIFAR-10 ImageFolder at {args.data_dir}; batch {args.batch}; {platform.machine()} CPU, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"
     )
-    results = {}
+    names, pipelines, epochs = [], [], []
     for name, build in (("tensor (poolskip.data)", tensor_pipeline), ("torchvision DataLoader", torchvision_pipeline)):
         batches, steps_per_epoch, load_s = build(args, mean, std)
         data_s, n = data_epoch_seconds(batches)
-        torch.manual_seed(0)
-        model = create_model(args.model, num_classes=10, width=args.width)
-        step_s = train_seconds_per_step(batches, model, args.steps)
-        results[name] = (data_s, step_s * steps_per_epoch)
-        extra = f" (+{load_s:.1f}s dataset load/decode)" if load_s else ""
-        print(
-            f"{name:24s} data-only epoch {data_s:7.1f}s ({n / data_s:7.0f} img/s){extra};  "
-            f"train {step_s * 1000:7.0f} ms/step -> {step_s * steps_per_epoch:7.0f} s/epoch projected"
-        )
-    (td, tt), (sd, st) = results.values()
-    print(f"ratio torchvision/tensor: data-only epoch {sd / td:.1f}x, training epoch {st / tt:.2f}x "
-          f"({args.model} width {args.width}, {args.steps} timed steps)")  # fmt: skip
+        extra = f" (+{load_s:.1f}s to load the decoded-tensor cache or decode once)" if load_s else ""
+        print(f"{name:24s} data-only epoch {data_s:7.1f}s ({n / data_s:6.0f} img/s){extra}")
+        names.append(name)
+        pipelines.append(batches)
+        epochs.append(data_s)
+    torch.manual_seed(0)
+    model = create_model(args.model, num_classes=10, width=args.width)
+    step_s = train_step_seconds(pipelines, model, args.steps, args.rounds)
+    for name, s in zip(names, step_s):
+        print(f"{name:24s} train step {s * 1000:7.0f} ms (median) -> {s * steps_per_epoch:6.0f} s/epoch projected")
+    print(
+        f"ratio torchvision/tensor: data-only epoch {epochs[1] / epochs[0]:.1f}x, training epoch "
+        f"{step_s[1] / step_s[0]:.2f}x ({args.model} width {args.width}, {args.rounds}x{args.steps} steps each)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,13 +30,19 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
     return sorted(found)
 
 
-def model_label(run_dir: Path, summary: dict) -> str:
-    """The model name with its non-default factory arguments from the run's config (e.g. width=16)."""
+def labels(run_dir: Path, summary: dict) -> tuple[str, str]:
+    """(model, dataset) labels: the model with its factory arguments from the run's config (e.g.
+    ``resnet18 (width=16)``), an ImageFolder dataset with its directory name (``imagefolder:cifar10-jpg``)."""
     import yaml
 
     config = run_dir / "config.yaml"
-    kwargs = (yaml.safe_load(config.read_text()) or {}).get("model_kwargs") if config.is_file() else None
-    return summary["model"] + (f" ({', '.join(f'{k}={v}' for k, v in sorted(kwargs.items()))})" if kwargs else "")
+    cfg = (yaml.safe_load(config.read_text()) or {}) if config.is_file() else {}
+    kwargs = cfg.get("model_kwargs") or {}
+    model = summary["model"] + (f" ({', '.join(f'{k}={v}' for k, v in sorted(kwargs.items()))})" if kwargs else "")
+    dataset = summary["dataset"]
+    if dataset == "imagefolder" and cfg.get("data_dir"):
+        dataset += ":" + Path(cfg["data_dir"]).name
+    return model, dataset
 
 
 def collect(run_dirs: list[Path]) -> dict[tuple[str, str, str], list[dict]]:
@@ -45,7 +51,8 @@ def collect(run_dirs: list[Path]) -> dict[tuple[str, str, str], list[dict]]:
     for d in run_dirs:
         s = json.loads((d / "summary.json").read_text())
         curve = [json.loads(line)["test_error"] for line in (d / "metrics.jsonl").read_text().splitlines() if line]
-        groups[(model_label(d, s), s["variant"], s["dataset"])].append(
+        model, dataset = labels(d, s)
+        groups[(model, s["variant"], dataset)].append(
             {"seed": s["seed"], "final_error": s["final_error"], "curve": curve, "dir": str(d)}
         )
     return groups
