@@ -8,6 +8,7 @@ keeps for backward (activations only; the weight is kept as a parameter anyway).
 
     python benchmarks/bench_op.py                  # batch 32, 2D and 3D, pool 2 and 4
     python benchmarks/bench_op.py --batch 128 --dims 2
+    python benchmarks/bench_op.py --profile --threads 1   # where ours spends its time, per aten op
 """
 
 from __future__ import annotations
@@ -63,6 +64,20 @@ def bench_shape(batch: int, channels: int, size: int, dim: int, pool: int, round
     ]
 
 
+def profile(batch: int, channels: int, size: int, pool: int, steps: int = 3) -> None:
+    """Print ``torch.profiler``'s per-op table for ours (2D), forward + backward."""
+    y = torch.randn(batch, channels, size, size).requires_grad_()
+    w = (torch.randn(channels, channels, 3, 3) * 0.02).requires_grad_()
+    b = torch.zeros(channels).requires_grad_()
+    grad = torch.randn(y.shape)
+    pool_unpool_conv(y, w, b, pool).backward(grad)  # warm-up
+    with torch.profiler.profile() as prof:
+        for _ in range(steps):
+            pool_unpool_conv(y, w, b, pool).backward(grad)
+    print(f"{steps} fwd+bwd steps of ours at {batch}x{channels}x{size}^2, pool {pool}; {machine()}")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=32)
@@ -72,9 +87,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="timing rounds; the best round counts")
     parser.add_argument("--number", type=int, default=2, help="fwd+bwd steps per round")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--profile", action="store_true", help="profile ours at the first 2D shape instead")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.profile:
+        return profile(args.batch, *SHAPES[2][0], args.pools[0])
 
     rows = []
     for dim in args.dims:
