@@ -37,7 +37,7 @@ def test_unknown_keys_are_errors_that_name_the_key(tmp_path, capsys):
 
 
 def test_recipes_follow_the_papers_protocols():
-    assert {"devries_taylor", "official"} <= set(list_recipes())
+    assert {"devries_taylor", "official", "digits"} <= set(list_recipes())
     dt = make_config(load_recipe("devries_taylor"))
     assert (dt.optimizer, dt.lr, dt.momentum, dt.nesterov, dt.weight_decay) == ("sgd", 0.1, 0.9, True, 5e-4)
     assert (dt.batch_size, dt.epochs, dt.milestones, dt.gamma) == (128, 200, [60, 120, 160], 0.2)

@@ -35,24 +35,16 @@ def small_cnn(num_classes: int = 10, width: int = 32) -> nn.Module:
 
 
 def demo_config(seed: int, epochs: int, width: int, pool_skip: bool) -> dict:
-    """The engine config of one demo run: SGD + warm-up + cosine, shifts of up to one pixel, no flips.
+    """The engine config of one demo run: the built-in ``digits`` recipe with this seed, length and width."""
+    from .experiments.recipes import load_recipe
 
-    One CPU thread: convolutions on 8x8 maps gain nothing from more, and lose a lot on a busy machine.
-    """
     return {
-        "dataset": "digits",
-        "model": "poolskip.demo:small_cnn",
+        **load_recipe("digits"),
         "model_kwargs": {"width": width},
         "pool_skip": "every_conv" if pool_skip else None,
         "epochs": epochs,
-        "batch_size": 64,
-        "lr": 0.05,
-        "schedule": "cosine",
         "warmup_epochs": 0.15 * epochs,
-        "crop_padding": 1,
-        "flip": False,
         "seed": seed,
-        "threads": 1,
     }
 
 
