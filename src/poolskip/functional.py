@@ -15,7 +15,6 @@ tests, benchmarks and tracing/export.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -85,13 +84,21 @@ def _window_tables(spatial: Sequence[int], pool: Sequence[int], device: torch.de
         shape = [1] * len(spatial)
         shape[d] = -1
         start = start + (torch.arange(-(-size // e), device=device) * (e * stride)).view(shape)
-    # plain Python ints (the window is small), so compilers see constants, not data-dependent sizes
-    relative = [sum(o * s for o, s in zip(pos, strides)) for pos in itertools.product(*map(range, pool))]
-    offsets = [0] * (max(relative) + 1)
-    for offset, rel in enumerate(relative):
-        offsets[rel] = offset
-    to_offset = torch.tensor(offsets, dtype=_offset_dtype(pool), device=device)
-    to_relative = torch.tensor(relative, dtype=torch.int64, device=device)
+    # every position a window can hold (a window never reaches past the plane), as relative flat index
+    # and as row-major offset in the full window; built on the device, without host-to-device copies
+    relative = torch.zeros((), dtype=torch.int64, device=device)
+    offset = torch.zeros((), dtype=torch.int64, device=device)
+    window_strides = [math.prod(pool[d + 1 :]) for d in range(len(pool))]
+    for size, e, stride, window_stride in zip(spatial, pool, strides, window_strides):
+        steps = torch.arange(min(e, size), device=device)
+        relative = relative.unsqueeze(-1) + steps * stride
+        offset = offset.unsqueeze(-1) + steps * window_stride
+    relative, offset = relative.flatten(), offset.flatten()
+    largest = sum((min(e, size) - 1) * stride for size, e, stride in zip(spatial, pool, strides))
+    dtype = _offset_dtype(pool)
+    # distinct positions in a plane have distinct indices: these scatters never collide
+    to_offset = torch.zeros(largest + 1, dtype=dtype, device=device).scatter_(0, relative, offset.to(dtype))
+    to_relative = torch.zeros(math.prod(pool), dtype=torch.int64, device=device).scatter_(0, offset, relative)
     return start, to_offset, to_relative
 
 
