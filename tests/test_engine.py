@@ -169,3 +169,22 @@ def test_diagnostics_every_n_epochs_go_into_metrics_and_tensorboard(tmp_path):
 
     tags = EventAccumulator(str(run / "tb")).Reload().Tags()["scalars"]
     assert {"test_error", "train_loss", "lr"} <= set(tags) and any(t.startswith("diagnostics/") for t in tags)
+
+
+def test_progress_bar_only_on_terminals():
+    import io
+
+    from poolskip.engine.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        bar = Progress(4, "epoch 1/2", stream=stream)
+        for i in range(1, 5):
+            bar.update(i, lambda: "loss 0.5")
+        bar.close()
+    assert "\repoch 1/2 [" in tty.getvalue() and "4/4" in tty.getvalue() and "loss 0.5" in tty.getvalue()
+    assert pipe.getvalue() == ""
