@@ -87,6 +87,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="timing rounds; the best round counts")
     parser.add_argument("--number", type=int, default=2, help="fwd+bwd steps per round")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument(
+        "--shape", nargs=2, type=int, action="append", metavar=("C", "SIZE"), help="instead of the stages; repeatable"
+    )
     parser.add_argument("--profile", action="store_true", help="profile ours at the first 2D shape instead")
     args = parser.parse_args()
     if args.threads:
@@ -96,7 +99,7 @@ def main() -> None:
 
     rows = []
     for dim in args.dims:
-        for channels, size in SHAPES[dim]:
+        for channels, size in args.shape or SHAPES[dim]:
             for pool in args.pools:
                 batch = args.batch if dim == 2 else args.batch_3d
                 rows.append(bench_shape(batch, channels, size, dim, pool, args.rounds, args.number))
