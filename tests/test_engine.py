@@ -34,6 +34,10 @@ def test_unknown_keys_are_errors_that_name_the_key(tmp_path, capsys):
         load_recipe(str(bad))
     assert main(["train", "--set", "batchsize=3"]) == 1
     assert "unknown config key 'batchsize'" in capsys.readouterr().err
+    assert main(["train", "--model", "resnet19", "--out-dir", str(tmp_path)]) == 1
+    assert "unknown model 'resnet19'" in capsys.readouterr().err
+    assert main(["train", "--model", "poolskip.demo:nope", "--out-dir", str(tmp_path)]) == 1
+    assert "cannot import nope" in capsys.readouterr().err
 
 
 def test_recipes_follow_the_papers_protocols():

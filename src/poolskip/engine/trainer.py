@@ -49,7 +49,10 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     """A registered model (``poolskip.models``) or ``package.module:factory``, plain or with Pool Skip."""
     if ":" in cfg.model:
         module_name, _, attr = cfg.model.partition(":")
-        factory = getattr(importlib.import_module(module_name), attr)
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"model {cfg.model!r}: cannot import {attr} from {module_name} ({e})") from None
         model = factory(num_classes=num_classes, **cfg.model_kwargs)
         spec = cfg.pool_skip
         if cfg.variant == "pool_skip":
@@ -57,8 +60,10 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
             spec = {"pool_size": spec} if isinstance(spec, int) else spec
             convert(model, **spec)
         return model
-    from ..models import create_model
+    from ..models import create_model, list_models
 
+    if cfg.model not in list_models():
+        raise ConfigError(f"unknown model {cfg.model!r}; known: {', '.join(list_models())}, or package.module:factory")
     return create_model(cfg.model, num_classes=num_classes, pool_skip=cfg.pool_skip, **cfg.model_kwargs)
 
 
@@ -195,6 +200,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, log) -> dict:
         partial_sums = ck["partial_sums"].to(device)
         _set_rng_state(ck["rng"], device)
         log(f"resuming {run_dir} at epoch {epoch + 1}, step {start_step}")
+        if main:  # overrides given with --resume (e.g. more epochs) become part of the resolved config
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     elif (ckpt_dir / "last.pt").exists():  # checked by every process, so none waits for a failed one
         raise ConfigError(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-name")
     elif main:
