@@ -247,3 +247,11 @@ def test_cuda_deterministic_mode_and_autocast():
     torch.testing.assert_close(out, ref)
     for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got, want)
+
+
+def test_meta_device_shapes_only():
+    with torch.device("meta"):
+        y, w, b = (torch.empty(2, 4, 9, 7), torch.empty(4, 4, 3, 3), torch.empty(4))
+        y.requires_grad_(), w.requires_grad_(), b.requires_grad_()
+        pool_unpool_conv(y, w, b, (2, 3)).sum().backward()
+    assert y.grad.shape == y.shape and w.grad.shape == w.shape and b.grad.shape == b.shape

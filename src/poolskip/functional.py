@@ -165,7 +165,7 @@ def pool_unpool_conv_reference(
 def _autocast_dtype(y: Tensor) -> torch.dtype | None:
     """The dtype autocast would run a convolution in on ``y``'s device, or None if autocast is off."""
     kind = y.device.type
-    if kind in ("cpu", "cuda") and torch.is_autocast_enabled(kind):
+    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
         return torch.get_autocast_dtype(kind)
     return None
 
