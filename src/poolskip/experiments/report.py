@@ -97,6 +97,7 @@ def plot(groups, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     datasets = sorted({ds for _, _, ds in groups})
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
@@ -110,6 +111,7 @@ def plot(groups, path: Path) -> None:
                 range(1, n + 1), mean, marker="o", ls="-" if variant == "plain" else "--", label=f"{model} {variant}"
             )
         ax.set(title=dataset, xlabel="epoch", ylabel="top-1 test error (%)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
