@@ -231,3 +231,7 @@ def test_diagnose_command_on_run_dirs(tiny_runs, tmp_path, capsys):
         load_checkpoint(tmp_path, "best")
     with pytest.raises(SystemExit, match="one label per path"):
         main([*args, "--labels", "only-one"])
+    with pytest.raises(SystemExit, match="not found: expected a checkpoint file"):
+        main(["diagnose", str(tmp_path / "nothing.pt")])
+    with pytest.raises(SystemExit, match="unknown dataset 'nope'"):
+        main([*args, "--data", "nope"])

@@ -100,10 +100,16 @@ def run(args: argparse.Namespace) -> int:
     labels = args.labels or [_run_label(Path(p)) for p in args.paths]
     if len(set(labels)) != len(labels):
         raise SystemExit(f"two paths get the same label {labels}; pass --labels")
+    from ..data import DatasetError
+    from ..engine.config import ConfigError
+
     diagnoses = {}
     for label, path in zip(labels, args.paths):
-        model, info = load_checkpoint(path, args.checkpoint, args.device)
-        x, y = probe_set(model, info, args)
+        try:
+            model, info = load_checkpoint(path, args.checkpoint, args.device)
+            x, y = probe_set(model, info, args)
+        except (FileNotFoundError, ValueError, DatasetError, ConfigError) as e:
+            raise SystemExit(f"poolskip diagnose: {path}: {e}") from None
         d = diagnose(model, x, y, batch_size=args.batch_size)
         diagnoses[label] = d
         s = d.summary()
