@@ -68,7 +68,7 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 1000
     checkpoint_every: int = 0  # also checkpoint every N training steps inside an epoch (0 = epoch ends only)
-    diagnostics_every: int = 0  # every N epochs, poolskip.diagnostics.probe_measures on 64 fixed test images
+    diagnostics_every: int = 0  # every N epochs, poolskip.diagnostics.probe_measures on 64 fixed random test images
     out_dir: str = "runs"  # run directories go under here
     run_name: str | None = None  # default: <time>_<dataset>_<model>_<variant>
 

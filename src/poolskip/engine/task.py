@@ -112,8 +112,10 @@ class ClassificationTask:
         return {"test_loss": loss / count, "test_error": 100.0 * wrong / count}
 
     def probe_batch(self, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.test.images[:n].float()
-        return (x - self.test.mean) / self.test.std, self.test.labels[:n]
+        # a fixed random subset, not the first n: ImageFolder test sets are sorted by class
+        pick = torch.randperm(len(self.test.labels), generator=torch.Generator().manual_seed(0))[:n]
+        x = self.test.images[pick.to(self.test.images.device)].float()
+        return (x - self.test.mean) / self.test.std, self.test.labels[pick.to(self.test.labels.device)]
 
 
 def first_conv_channels(model: nn.Module) -> int | None:
