@@ -28,6 +28,9 @@ def test_unknown_keys_are_errors_that_name_the_key(tmp_path, capsys):
         make_config({"epochs": "many"})
     with pytest.raises(ConfigError, match="'warmup'"):
         parse_set(["warmup=3"])
+    with pytest.raises(ConfigError, match="space after each colon"):
+        parse_set(["model_kwargs={width:16}"])
+    assert parse_set(["model_kwargs={width: 16}"]) == {"model_kwargs": {"width": 16}}
     bad = tmp_path / "bad.yaml"
     bad.write_text("lr: 0.1\nnesterow: true\n")
     with pytest.raises(ConfigError, match=r"bad.yaml.*'nesterow'"):

@@ -164,7 +164,13 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         check_key(key.strip())
-        out[key.strip()] = yaml.safe_load(text) if text.strip() else None
+        value = yaml.safe_load(text) if text.strip() else None
+        if isinstance(value, dict) and any(":" in str(k) and v is None for k, v in value.items()):
+            raise ConfigError(
+                f"--set {item!r}: YAML reads '{{a:1}}' as the key 'a:1'; write a space after each colon, "
+                f"e.g. \"{key.strip()}={{width: 16}}\""
+            )
+        out[key.strip()] = value
     return out
 
 
