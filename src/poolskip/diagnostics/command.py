@@ -63,11 +63,7 @@ def probe_set(model, info: dict, args: argparse.Namespace):
     cfg = make_config(info["config"], overrides)
     task = ClassificationTask(cfg, torch.device(args.device))
     task.bind(model)
-    images, labels = task.test.images, task.test.labels
-    g = torch.Generator().manual_seed(args.probe_seed)
-    keep = torch.randperm(len(images), generator=g)[: args.probe_size].to(images.device)
-    x = (images[keep].float() - task.test.mean) / task.test.std
-    return x, labels[keep]
+    return task.probe_batch(args.probe_size, args.probe_seed)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -40,8 +40,8 @@ class Task(Protocol):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Metrics on the test set, reduced over all processes; must include ``test_error`` (lower is better)."""
 
-    def probe_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A fixed, small batch (inputs, targets) for diagnostics."""
+    def probe_batch(self, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed batch of ``n`` test samples (inputs, targets), chosen by ``seed``, for diagnostics."""
 
 
 class ClassificationTask:
@@ -111,9 +111,9 @@ class ClassificationTask:
         loss, wrong, count = sums.tolist()
         return {"test_loss": loss / count, "test_error": 100.0 * wrong / count}
 
-    def probe_batch(self, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    def probe_batch(self, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         # a fixed random subset, not the first n: ImageFolder test sets are sorted by class
-        pick = torch.randperm(len(self.test.labels), generator=torch.Generator().manual_seed(0))[:n]
+        pick = torch.randperm(len(self.test.labels), generator=torch.Generator().manual_seed(seed))[:n]
         x = self.test.images[pick.to(self.test.images.device)].float()
         return (x - self.test.mean) / self.test.std, self.test.labels[pick.to(self.test.labels.device)]
 
