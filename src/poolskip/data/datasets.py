@@ -16,12 +16,13 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from ..files import atomic_save
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 _CIFAR = {
@@ -261,19 +262,3 @@ def _cached(name: str, listing: list[tuple[str, int, int]], cache_dir, read, ext
     payload = {k: getattr(data, k) for k in ("train_x", "train_y", "test_x", "test_y", "classes")}
     atomic_save(payload, path)
     return data
-
-
-def atomic_save(obj, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same directory, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

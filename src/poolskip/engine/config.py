@@ -168,7 +168,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         if isinstance(value, dict) and any(":" in str(k) and v is None for k, v in value.items()):
             raise ConfigError(
                 f"--set {item!r}: YAML reads '{{a:1}}' as the key 'a:1'; write a space after each colon, "
-                f"e.g. \"{key.strip()}={{width: 16}}\""
+                f'e.g. "{key.strip()}={{width: 16}}"'
             )
         out[key.strip()] = value
     return out

@@ -31,7 +31,7 @@ import yaml
 from torch import nn
 
 from ..convert import convert
-from ..data.datasets import atomic_save
+from ..files import atomic_save, atomic_write_text
 from . import distributed
 from .config import ConfigError, TrainConfig, make_config
 from .progress import Progress
@@ -201,19 +201,20 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, log) -> dict:
         _set_rng_state(ck["rng"], device)
         log(f"resuming {run_dir} at epoch {epoch + 1}, step {start_step}")
         if main:  # overrides given with --resume (e.g. more epochs) become part of the resolved config
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     elif (ckpt_dir / "last.pt").exists():  # checked by every process, so none waits for a failed one
         raise ConfigError(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-name")
     elif main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     writer = None
     if main:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / "tb"), purge_step=epoch + 1 if resume else None)
-        _write_lines(run_dir / "metrics.jsonl", history)  # on resume: exactly the checkpointed epochs
+        # on resume: exactly the checkpointed epochs
+        atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
     steps = task.steps_per_epoch()
     log(
         f"{cfg.model} ({cfg.variant}, {params:,} params) on {cfg.dataset}: {len(task.train.images)} train / "
@@ -339,15 +340,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, log) -> dict:
     }
     if main:
         writer.close()
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         log(f"done: final test error {summary['final_error']:.2f}%, best {best_error:.2f}%  ->  {run_dir}")
     return summary
-
-
-def _write_lines(path: Path, records: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    os.replace(tmp, path)
 
 
 def load_run_config(run_dir: str | os.PathLike, overrides: dict | None = None) -> TrainConfig:
