@@ -214,7 +214,7 @@ def test_training_monitor_logs_probe_measures(tiny_runs):
 
 def test_diagnose_command_on_run_dirs(tiny_runs, tmp_path, capsys):
     from poolskip.cli import main
-    from poolskip.diagnostics.command import load_checkpoint
+    from poolskip.engine.trainer import load_checkpoint
 
     out = tmp_path / "diag"
     args = ["diagnose", str(tiny_runs["plain"]), str(tiny_runs["ps"] / "checkpoints" / "last.pt")]

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from poolskip.diagnostics import diagnose
-from poolskip.diagnostics.command import load_checkpoint, probe_set
+from poolskip.diagnostics.command import probe_set
 from poolskip.engine.config import make_config
-from poolskip.engine.trainer import build_model
+from poolskip.engine.trainer import build_model, load_checkpoint
 
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 

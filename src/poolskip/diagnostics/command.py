@@ -9,39 +9,9 @@ with the same fixed random subset of a dataset's test split, normalised as each 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-__all__ = ["add_arguments", "load_checkpoint", "run"]
-
-
-def load_checkpoint(path: str | os.PathLike, which: str = "last", device: str = "cpu"):
-    """``(model, checkpoint)`` from a run directory (``checkpoints/<which>.pt``) or a checkpoint file.
-
-    The model is rebuilt by the engine's ``build_model`` from the stored config and class count, in
-    eval mode; ``checkpoint`` is the loaded dict (config, mean, std, epoch, ...) without the model
-    and optimiser states.
-    """
-    import torch
-
-    from ..engine.config import make_config
-    from ..engine.trainer import build_model
-
-    path = Path(path)
-    file = path / "checkpoints" / f"{which}.pt" if path.is_dir() else path
-    if not file.is_file():
-        what = f"a run directory with checkpoints/{which}.pt" if path.is_dir() else "a checkpoint file"
-        raise FileNotFoundError(f"{file} not found: expected {what} written by `poolskip train`")
-    ck = torch.load(file, map_location=device, weights_only=True)
-    missing = [k for k in ("model", "config", "num_classes") if k not in ck]
-    if missing:
-        raise ValueError(f"{file} is not a `poolskip train` checkpoint: it lacks {missing}")
-    model = build_model(make_config(ck["config"]), ck["num_classes"])
-    model.load_state_dict(ck["model"])
-    model.to(device).eval()
-    info = {k: v for k, v in ck.items() if k not in ("model", "optimizer", "scaler", "rng")}
-    info["path"] = str(file)
-    return model, info
+__all__ = ["add_arguments", "run"]
 
 
 def _run_label(path: Path) -> str:
@@ -98,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"two paths get the same label {labels}; pass --labels")
     from ..data import DatasetError
     from ..engine.config import ConfigError
+    from ..engine.trainer import load_checkpoint
 
     diagnoses = {}
     for label, path in zip(labels, args.paths):

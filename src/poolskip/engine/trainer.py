@@ -67,6 +67,29 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     return create_model(cfg.model, num_classes=num_classes, pool_skip=cfg.pool_skip, **cfg.model_kwargs)
 
 
+def load_checkpoint(path: str | os.PathLike, which: str = "last", device: str | torch.device = "cpu"):
+    """``(model, checkpoint)`` from a run directory (``checkpoints/<which>.pt``) or a checkpoint file.
+
+    The model is rebuilt by :func:`build_model` from the stored config and class count, in eval mode;
+    ``checkpoint`` is the loaded dict (config, mean, std, epoch, ...) without the model and optimiser states.
+    """
+    path = Path(path)
+    file = path / "checkpoints" / f"{which}.pt" if path.is_dir() else path
+    if not file.is_file():
+        what = f"a run directory with checkpoints/{which}.pt" if path.is_dir() else "a checkpoint file"
+        raise FileNotFoundError(f"{file} not found: expected {what} written by `poolskip train`")
+    ck = torch.load(file, map_location=device, weights_only=True)
+    missing = [k for k in ("model", "config", "num_classes") if k not in ck]
+    if missing:
+        raise ValueError(f"{file} is not a `poolskip train` checkpoint: it lacks {missing}")
+    model = build_model(make_config(ck["config"]), ck["num_classes"])
+    model.load_state_dict(ck["model"])
+    model.to(device).eval()
+    info = {k: v for k, v in ck.items() if k not in ("model", "optimizer", "scaler", "rng")}
+    info["path"] = str(file)
+    return model, info
+
+
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)

@@ -22,19 +22,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def evaluate_checkpoint(path: str, overrides: dict | None = None, device: str = "auto") -> dict:
     """Metrics (test_loss, test_error %, images) of the checkpoint at ``path``."""
-    import torch
 
     from ..engine import distributed
     from ..engine.config import make_config
     from ..engine.task import ClassificationTask
-    from ..engine.trainer import build_model
+    from ..engine.trainer import load_checkpoint
 
-    ck = torch.load(path, map_location="cpu", weights_only=True)
+    model, ck = load_checkpoint(path)
     cfg = make_config(ck["config"], {"mean": ck["mean"], "std": ck["std"], "device": device}, overrides or {})
     dev = distributed.setup(cfg.device).device
     task = ClassificationTask(cfg, dev)
-    model = build_model(cfg, ck["num_classes"])
-    model.load_state_dict(ck["model"])
     model.to(dev)
     task.bind(model)
     return {**task.evaluate(model), "images": len(task.test.images), "epoch": ck["epoch"]}
@@ -52,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(f"poolskip eval: error: no checkpoint at {args.checkpoint}", file=sys.stderr)
         return 1
-    except (ConfigError, DatasetError) as e:
+    except (ConfigError, DatasetError, ValueError) as e:
         print(f"poolskip eval: error: {e}", file=sys.stderr)
         return 1
     if args.json:
