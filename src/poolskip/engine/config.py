@@ -78,7 +78,9 @@ class TrainConfig:
     @property
     def variant(self) -> str:
         """``plain`` or ``pool_skip``: how reports group runs."""
-        return "plain" if self.pool_skip in (None, False, 0, "none", "plain") else "pool_skip"
+        from ..models import is_plain
+
+        return "plain" if is_plain(self.pool_skip) else "pool_skip"
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}

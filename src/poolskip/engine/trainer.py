@@ -32,6 +32,7 @@ from torch import nn
 
 from ..convert import convert
 from ..files import atomic_save, atomic_write_text
+from ..models import create_model, list_models, pool_skip_spec
 from . import distributed
 from .config import ConfigError, TrainConfig, make_config
 from .progress import Progress
@@ -54,13 +55,10 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"model {cfg.model!r}: cannot import {attr} from {module_name} ({e})") from None
         model = factory(num_classes=num_classes, **cfg.model_kwargs)
-        spec = cfg.pool_skip
-        if cfg.variant == "pool_skip":
-            spec = {} if spec is True else {"policy": spec} if isinstance(spec, str) else spec
-            spec = {"pool_size": spec} if isinstance(spec, int) else spec
+        spec = pool_skip_spec(cfg.pool_skip, {})  # True: convert's defaults (every conv, pool 2)
+        if spec is not None:
             convert(model, **spec)
         return model
-    from ..models import create_model, list_models
 
     if cfg.model not in list_models():
         raise ConfigError(f"unknown model {cfg.model!r}; known: {', '.join(list_models())}, or package.module:factory")

@@ -1,14 +1,23 @@
 """The paper's networks, defined once (plain) and given Pool Skip by :func:`poolskip.convert`.
 
 ``create_model(name, num_classes=10, pool_skip=None, **kwargs)`` builds a registered model;
-``pool_skip`` is ``None``/``False`` (plain), ``True`` (the paper's placement for that network), a
+``pool_skip`` is ``None``/``False``/``"none"`` (plain), ``True`` (the paper's placement for that network), a
 placement policy name, an int pool size (the paper's placement with that pool size) or a dict of
 ``convert`` arguments. ``list_models()`` names them. Importing this package also registers the
 placement policies ``deep_resnet`` and ``tokenizer`` (see :mod:`poolskip.models.policies`).
 """
 
 from . import cifar, policies  # noqa: F401  (importing them registers the models and the placement policies)
-from ._registry import ModelEntry, create_model, get_model_entry, list_models, register_model, resolve_pool_skip
+from ._registry import (
+    ModelEntry,
+    create_model,
+    get_model_entry,
+    is_plain,
+    list_models,
+    pool_skip_spec,
+    register_model,
+    resolve_pool_skip,
+)
 from .cifar.resnet import DEPTHS, ResNet, resnet
 
 __all__ = [
@@ -17,7 +26,9 @@ __all__ = [
     "ResNet",
     "create_model",
     "get_model_entry",
+    "is_plain",
     "list_models",
+    "pool_skip_spec",
     "register_model",
     "resnet",
     "resolve_pool_skip",

@@ -15,7 +15,16 @@ from torch import nn
 
 from ..convert import Policy, convert
 
-__all__ = ["ModelEntry", "create_model", "get_model_entry", "list_models", "register_model", "resolve_pool_skip"]
+__all__ = [
+    "ModelEntry",
+    "create_model",
+    "get_model_entry",
+    "is_plain",
+    "list_models",
+    "pool_skip_spec",
+    "register_model",
+    "resolve_pool_skip",
+]
 
 #: Keys a ``pool_skip`` dict may hold: ``convert``'s keyword arguments and PoolSkip's options.
 SPEC_KEYS = frozenset(
@@ -76,34 +85,44 @@ def get_model_entry(name: str) -> ModelEntry:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
 
 
-def resolve_pool_skip(name: str, pool_skip: object) -> dict[str, object] | None:
-    """The :func:`~poolskip.convert` keyword arguments that ``pool_skip`` means for model ``name``.
+def is_plain(pool_skip: object) -> bool:
+    """Whether ``pool_skip`` asks for the plain network: ``None``, ``False``, ``"none"`` or ``"plain"``."""
+    return pool_skip is None or pool_skip is False or (isinstance(pool_skip, str) and pool_skip in ("none", "plain"))
 
-    ``None``/``False``: ``None`` (plain). ``True``: the paper's placement for that model. A policy name
-    or :class:`~poolskip.Policy`: that policy with its own pool sizes. An int: the paper's placement
-    with that pool size everywhere. A dict: ``convert`` arguments (``policy``, ``pool_size``,
-    ``include``, ``exclude``, ``where``, ...); without a ``policy`` key the paper's policy is used.
+
+def pool_skip_spec(pool_skip: object, default: Mapping[str, object]) -> dict[str, object] | None:
+    """The :func:`~poolskip.convert` keyword arguments that ``pool_skip`` means, ``None`` for plain.
+
+    ``default`` is the placement ``True`` stands for (a registered model's paper placement; ``{}``,
+    i.e. convert's own defaults, for a model from elsewhere). A policy name or
+    :class:`~poolskip.Policy`: that policy with its own pool sizes. An int: the default placement with
+    that pool size everywhere. A dict: ``convert`` arguments (``policy``, ``pool_size``, ``include``,
+    ``exclude``, ``where``, ...); without a ``policy`` key the default's policy (if any) is used.
     """
-    entry = get_model_entry(name)
-    if pool_skip is None or pool_skip is False:
+    if is_plain(pool_skip):
         return None
     if pool_skip is True:
-        return dict(entry.pool_skip)
+        return dict(default)
     if isinstance(pool_skip, (str, Policy)):
         return {"policy": pool_skip}
     if isinstance(pool_skip, int):
         if pool_skip < 1:
             raise ValueError(f"pool_skip as a pool size must be >= 1, got {pool_skip}")
-        return {**entry.pool_skip, "pool_size": pool_skip}
+        return {**default, "pool_size": pool_skip}
     if isinstance(pool_skip, Mapping):
         bad = set(pool_skip) - SPEC_KEYS
         if bad:
             raise ValueError(f"unknown pool_skip key(s) {sorted(bad)}; allowed: {sorted(SPEC_KEYS)}")
-        return {"policy": entry.pool_skip["policy"], **pool_skip}
+        return {**{k: v for k, v in default.items() if k == "policy"}, **pool_skip}
     raise TypeError(
         "pool_skip must be None, a bool, a policy name or Policy, an int pool size or a dict of convert "
         f"arguments; got {type(pool_skip).__name__}"
     )
+
+
+def resolve_pool_skip(name: str, pool_skip: object) -> dict[str, object] | None:
+    """:func:`pool_skip_spec` for the registered model ``name``: ``True`` is the paper's placement for it."""
+    return pool_skip_spec(pool_skip, get_model_entry(name).pool_skip)
 
 
 def create_model(name: str, num_classes: int = 10, pool_skip: object = None, **kwargs) -> nn.Module:
