@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import PoolskipError
 from ..files import atomic_save
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
@@ -31,7 +32,7 @@ _CIFAR = {
 }
 
 
-class DatasetError(RuntimeError):
+class DatasetError(PoolskipError):
     """A dataset is missing or malformed; the message says which path was expected and how to get it."""
 
 

@@ -17,9 +17,9 @@ from .augment import BatchAugment
 
 
 class Batch(NamedTuple):
-    inputs: torch.Tensor  # this process's share, normalised float (N, C, H, W)
-    targets: torch.Tensor  # this process's labels
-    global_size: int  # images in the global batch (all processes together)
+    inputs: torch.Tensor  # this process's share, normalised float (N, C, *spatial)
+    targets: torch.Tensor  # this process's targets: class labels (N,), label maps (N, *spatial), ...
+    global_size: int  # samples in the global batch (all processes together)
 
 
 def mix_seed(*parts: int) -> int:

@@ -1,79 +1,148 @@
-"""The training configuration: one flat dataclass, filled from defaults < recipe < command line.
+"""The training configuration, grouped by owner: defaults < recipe < command line.
 
-Every key a recipe or ``--set key=value`` may name is a field below; anything else is an error that
-names the key (and the closest known one), so a typo never silently trains the wrong thing.
+A config has four top-level keys (``task``, ``model``, ``model_kwargs``, ``pool_skip``) and sections:
+
+- ``data``: where the dataset is (:class:`DataConfig`);
+- ``optim``: optimiser, schedule and the length of training (:class:`OptimConfig`);
+- ``run``: device, precision, seeds, evaluation and checkpoint cadence, output (:class:`RunConfig`);
+- one section named after the task (e.g. ``classification:``), holding the task's own ``Options``
+  (augmentation, normalisation, loss settings...): see ``poolskip train --print-config``.
+
+Recipes and ``--set`` may name a key as ``section.key``, as a nested mapping (``optim: {lr: 0.1}``) or
+by its bare name (``lr``) when that name is unique, which is how every key of the former flat config
+still works. An unknown key or a wrong value is a :class:`ConfigError` that names the key, the value and
+what is allowed (the closest known key for a typo).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..errors import PoolskipError
+from ..tasks import get_task, list_tasks
 
-class ConfigError(ValueError):
-    """A config key or value is wrong; the message names it."""
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "OptimConfig",
+    "RunConfig",
+    "TrainConfig",
+    "describe_keys",
+    "make_config",
+    "parse_set",
+    "read_yaml",
+]
+
+
+class ConfigError(PoolskipError):
+    """A config key or value is wrong; the message names it and what is allowed."""
+
+
+def opt(default: Any, help: str, **checks: Any) -> Any:
+    """A config field: its default, what it means (shown by ``--help`` and ``--print-config``) and its
+    checks: ``choices=(...)``, ``min=``/``max=`` (inclusive), ``above=`` (exclusive lower bound)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **checks})
+    return field(default=default, metadata={"help": help, **checks})
+
+
+@dataclass
+class DataConfig:
+    """Where a task's data comes from (the task decides how to read it)."""
+
+    dataset: str = opt("digits", "dataset name; the task lists the ones it reads")
+    data_dir: str | None = opt(None, "the dataset's directory, in its standard on-disk layout")
+    download: bool = opt(False, "fetch the dataset into data_dir where the dataset supports it (CIFAR)")
+    cache_dir: str | None = opt(None, "decoded-tensor cache (default: $XDG_CACHE_HOME/poolskip or ~/.cache/poolskip)")
+    train_subset: int | None = opt(None, "use only N training samples of a fixed shuffle (quick runs)", min=1)
+
+
+@dataclass
+class OptimConfig:
+    """The optimiser, its learning-rate schedule and the length of training."""
+
+    epochs: int = opt(200, "training epochs", min=1)
+    batch_size: int = opt(128, "the global batch, split across processes under torchrun", min=1)
+    optimizer: str = opt("sgd", "optimiser", choices=("sgd", "adamw"))
+    lr: float = opt(0.1, "peak learning rate", min=0.0)
+    momentum: float = opt(0.9, "SGD momentum", min=0.0, max=1.0)
+    nesterov: bool = opt(True, "SGD Nesterov momentum")
+    betas: list[float] = opt([0.9, 0.999], "AdamW betas")
+    weight_decay: float = opt(5e-4, "weight decay", min=0.0)
+    schedule: str = opt(
+        "multistep",
+        "learning-rate schedule, set every iteration: multistep (x gamma after each milestone epoch), cosine "
+        "(to min_lr), poly ((1 - t/T)^power, DeepLab's), constant",
+        choices=("multistep", "cosine", "poly", "constant"),
+    )
+    milestones: list[int] = opt([60, 120, 160], "multistep: epochs after which lr *= gamma")
+    gamma: float = opt(0.2, "multistep: the factor at each milestone", min=0.0)
+    min_lr: float = opt(0.0, "cosine and poly: the final learning rate", min=0.0)
+    power: float = opt(0.9, "poly: the exponent", above=0.0)
+    warmup_epochs: float = opt(0.0, "linear warm-up over this many epochs (per iteration), then the schedule", min=0.0)
+    grad_clip: float = opt(0.0, "clip the global gradient norm to this value (0 = off)", min=0.0)
+    lr_mult: dict[str, float] = opt(
+        {}, "learning-rate multiplier per module-name prefix, e.g. {backbone: 0.1} (DeepLab's backbone rate)"
+    )
+
+
+@dataclass
+class RunConfig:
+    """How and where a run executes: hardware, precision, seed, cadence, output."""
+
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+    amp: str = opt("none", "mixed precision (fp16 only on CUDA)", choices=("none", "bf16", "fp16"))
+    channels_last: bool = opt(False, "channels_last memory format for the model and the batches")
+    compile: bool = opt(False, "torch.compile the model")
+    threads: int | None = opt(None, "CPU threads for torch (torch.set_num_threads); null = PyTorch's default", min=1)
+    deterministic: bool = opt(False, "torch.use_deterministic_algorithms (bit-exact resume on CPU)")
+    sync_bn: bool = opt(False, "SyncBatchNorm under torchrun (CUDA only)")
+    seed: int = opt(0, "the seed of the model's initialisation, the batch order and the augmentation", min=0, max=2**63 - 1)
+    eval_batch_size: int = opt(1000, "samples per evaluation forward pass", min=1)
+    eval_every: int = opt(1, "evaluate every N epochs (and always after the last)", min=1)
+    checkpoint_every: int = opt(0, "also checkpoint every N training steps inside an epoch (0 = epoch ends only)", min=0)
+    diagnostics_every: int = opt(
+        0, "every N epochs, log poolskip.diagnostics measures on a fixed probe batch (0 = off)", min=0
+    )
+    out_dir: str = opt("runs", "run directories go under here")
+    run_name: str | None = opt(None, "run directory name under out_dir (default: <time>_<dataset>_<model>_<variant>)")
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "optim": OptimConfig, "run": RunConfig}
+TOP_LEVEL_HELP = {
+    "task": "what is trained: " + "a registered task (poolskip.engine.list_tasks())",
+    "model": "a poolskip.models name, or package.module:factory for your own (see --allow-external-model)",
+    "model_kwargs": "keyword arguments for the model factory, e.g. {width: 16}",
+    "pool_skip": "null/false = plain; true (the paper's placement), a policy name, a pool size or a dict of convert()",
+}
 
 
 @dataclass
 class TrainConfig:
-    """What one training run does. Field comments are the reference for recipe files."""
+    """What one training run does: ``task``, the model, and the data / optim / run / task sections."""
 
-    # data
-    dataset: str = "digits"  # digits | cifar10 | cifar100 | imagefolder
-    data_dir: str | None = None  # where the dataset lives (CIFAR: torchvision layout; imagefolder: train/ + test/)
-    download: bool = False  # CIFAR only: fetch it into data_dir with torchvision's downloader
-    cache_dir: str | None = None  # decoded-tensor cache (default: $XDG_CACHE_HOME/poolskip or ~/.cache/poolskip)
-    image_size: int | None = None  # imagefolder: resize every image to this square size (default: keep, must agree)
-    train_subset: int | None = None  # use only the first N training images of a fixed shuffle (quick runs)
-    # model
-    model: str = "resnet18"  # a poolskip.models name, or "package.module:factory" for your own
-    model_kwargs: dict = field(default_factory=dict)  # passed to the model factory (e.g. {width: 16})
-    pool_skip: Any = None  # null/false = plain; true, a policy name, a pool size or a dict of convert() args
-    # optimisation
-    epochs: int = 200
-    batch_size: int = 128  # the global batch, split across processes under torchrun
-    optimizer: str = "sgd"  # sgd | adamw
-    lr: float = 0.1
-    momentum: float = 0.9  # SGD momentum
-    nesterov: bool = True
-    betas: list = field(default_factory=lambda: [0.9, 0.999])  # AdamW betas
-    weight_decay: float = 5e-4
-    schedule: str = "multistep"  # multistep | cosine | constant (set per iteration)
-    milestones: list = field(default_factory=lambda: [60, 120, 160])  # multistep: epochs after which lr *= gamma
-    gamma: float = 0.2
-    min_lr: float = 0.0  # cosine: final learning rate
-    warmup_epochs: float = 0.0  # linear warm-up per iteration over this many epochs, then the schedule
-    label_smoothing: float = 0.0
-    grad_clip: float = 0.0  # clip the global gradient norm to this value (0 = off)
-    # augmentation (batched, on the training device); pixel values in [0, 255] before normalisation
-    crop_padding: int = 4  # random crop to the original size after zero padding (0 = off)
-    flip: bool = True  # random horizontal flip
-    rotation: float = 0.0  # random rotation in [-deg, deg], nearest, zero fill (0 = off)
-    cutout: int = 0  # one square hole of this side after normalisation, centre anywhere (0 = off)
-    mean: list | None = None  # per-channel mean in [0, 1]; null = measured on the training images
-    std: list | None = None  # per-channel std in [0, 1]; null = measured on the training images
-    # runtime
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "none"  # none | bf16 | fp16 (fp16 only on CUDA)
-    channels_last: bool = False
-    compile: bool = False  # torch.compile the model
-    threads: int | None = None  # CPU threads for torch (torch.set_num_threads); null = PyTorch's default
-    deterministic: bool = False  # torch.use_deterministic_algorithms; bit-exact resume on CPU
-    sync_bn: bool = False  # SyncBatchNorm under torchrun (CUDA only)
-    seed: int = 0
-    eval_batch_size: int = 1000
-    checkpoint_every: int = 0  # also checkpoint every N training steps inside an epoch (0 = epoch ends only)
-    diagnostics_every: int = 0  # every N epochs, poolskip.diagnostics.probe_measures on 64 fixed random test images
-    out_dir: str = "runs"  # run directories go under here
-    run_name: str | None = None  # default: <time>_<dataset>_<model>_<variant>
+    task: str = "classification"
+    model: str = "resnet18"
+    model_kwargs: dict = field(default_factory=dict)
+    pool_skip: Any = None
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    options: Any = None  # the task's Options, written as the section named after the task
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The nested mapping ``config.yaml`` holds (and :func:`make_config` reads back)."""
+        out = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in vars(self).items()}
+        out[self.task] = out.pop("options")
+        return out
 
     @property
     def variant(self) -> str:
@@ -83,113 +152,221 @@ class TrainConfig:
         return "plain" if is_plain(self.pool_skip) else "pool_skip"
 
 
-FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+# --------------------------------------------------------------------------------------- resolving
 
 
-def _check_type(key: str, value: Any) -> Any:
-    """Coerce ``value`` to the field's type where that is lossless; raise naming the key otherwise."""
-    default = getattr(TrainConfig(), key)
-    annotation = str(FIELDS[key].type)
-    if value is None:
-        if "None" in annotation or key == "pool_skip":
-            return None
-        raise ConfigError(f"config key {key!r} cannot be null (expected a {annotation})")
-    if key == "pool_skip":
+def _sections(task: str) -> dict[str, type]:
+    return {**SECTIONS, task: get_task(task).Options}
+
+
+def _leaves(task: str) -> dict[str, tuple[str, ...]]:
+    """Every accepted key spelling -> its canonical path, e.g. "lr" and "optim.lr" -> ("optim", "lr")."""
+    out: dict[str, tuple[str, ...]] = {k: (k,) for k in TOP_LEVEL_HELP}
+    bare: dict[str, list[tuple[str, ...]]] = {}
+    for section, cls in _sections(task).items():
+        for f in dataclasses.fields(cls):
+            out[f"{section}.{f.name}"] = (section, f.name)
+            bare.setdefault(f.name, []).append((section, f.name))
+    for name, paths in bare.items():
+        if len(paths) == 1 and name not in out:
+            out[name] = paths[0]
+    return out
+
+
+def _unknown(key: str, known: list[str], where: str = "") -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"{where}unknown config key {key!r}{hint} (see `poolskip train --print-config` for all keys)")
+
+
+def _flatten(layer: dict[str, Any], task: str, where: str = "") -> list[tuple[tuple[str, ...], Any]]:
+    """A layer's (canonical path, value) pairs; section mappings are opened, other tasks' sections refused."""
+    leaves, sections = _leaves(task), _sections(task)
+    out = []
+    for key, value in layer.items():
+        key = str(key)
+        if key in sections and isinstance(value, dict):
+            for sub, v in value.items():
+                dotted = f"{key}.{sub}"
+                if dotted not in leaves:
+                    raise _unknown(dotted, list(leaves), where)
+                out.append((leaves[dotted], v))
+        elif key in leaves:
+            out.append((leaves[key], value))
+        elif key in list_tasks():
+            raise ConfigError(f"{where}section {key!r} holds options of task {key!r}, but the task is {task!r}")
+        else:
+            raise _unknown(key, list(leaves), where)
+    return out
+
+
+def _task_of(layers: tuple[dict[str, Any], ...]) -> str:
+    task = "classification"
+    for layer in layers:
+        if "task" in layer:
+            task = layer["task"]
+    if not isinstance(task, str) or task not in list_tasks():
+        raise ConfigError(f"config key 'task' must be one of {list_tasks()}, got {task!r}")
+    return task
+
+
+# ------------------------------------------------------------------------------------------ values
+
+
+def _coerce(path: str, value: Any, hint: Any) -> Any:
+    """``value`` as type ``hint`` where that is lossless; a ConfigError naming ``path`` otherwise."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
         return value
-    if isinstance(default, bool) or annotation == "bool":
-        if isinstance(value, bool):
-            return value
-    elif "float" in annotation:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(path, value, inner[0] if len(inner) == 1 else Any)
+    if value is None:
+        raise ConfigError(f"config key {path!r} cannot be null (expected {_type_name(hint)})")
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float and not isinstance(value, bool):
+        if isinstance(value, (int, float)):
             return float(value)
         if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
             try:
                 return float(value)
             except ValueError:
                 pass
-    elif "int" in annotation:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif "str" in annotation:
-        if isinstance(value, (str, Path)):
-            return str(value)
-    elif "list" in annotation:
-        if isinstance(value, (list, tuple)):
-            return list(value)
-    elif "dict" in annotation:
-        if isinstance(value, dict):
-            return dict(value)
-    raise ConfigError(f"config key {key!r} expects a {annotation}, got {value!r}")
+    if hint is str and isinstance(value, (str, Path)):
+        return str(value)
+    if origin is list and isinstance(value, (list, tuple)):
+        return [_coerce(f"{path}[{i}]", v, args[0] if args else Any) for i, v in enumerate(value)]
+    if origin is tuple and isinstance(value, (list, tuple)):
+        return tuple(_coerce(f"{path}[{i}]", v, args[0] if args else Any) for i, v in enumerate(value))
+    if (origin is dict or hint is dict) and isinstance(value, dict):
+        kt, vt = args if args else (Any, Any)
+        return {_coerce(path, k, kt): _coerce(f"{path}.{k}", v, vt) for k, v in value.items()}
+    raise ConfigError(f"config key {path!r} expects {_type_name(hint)}, got {value!r}")
 
 
-def check_key(key: str) -> None:
-    """Raise a ValueError naming ``key`` (and the nearest known key) if it is not a config field."""
-    if key not in FIELDS:
-        close = difflib.get_close_matches(key, FIELDS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown config key {key!r}{hint} (known keys: {', '.join(FIELDS)})")
+def _type_name(hint: Any) -> str:
+    if hint in (int, float, str, bool):
+        return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[hint.__name__]
+    return f"a {str(hint).replace('typing.', '')}"
+
+
+def _check(path: str, value: Any, meta: dict) -> None:
+    if value is None:
+        return
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"config key {path!r} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(f"config key {path!r} must be >= {meta['min']}, got {value!r}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(f"config key {path!r} must be <= {meta['max']}, got {value!r}")
+    if "above" in meta and value <= meta["above"]:
+        raise ConfigError(f"config key {path!r} must be > {meta['above']}, got {value!r}")
+
+
+def _build(cls: type, values: dict[str, Any], section: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in values:
+            path = f"{section}.{f.name}"
+            kwargs[f.name] = _coerce(path, values[f.name], hints[f.name])
+            _check(path, kwargs[f.name], dict(f.metadata))
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if callable(check):  # cross-field checks of the section (e.g. mean and std together)
+        try:
+            check()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    return obj
 
 
 def make_config(*layers: dict[str, Any]) -> TrainConfig:
-    """A config from the defaults updated by each mapping in turn (later wins); keys and types checked."""
+    """A config from the defaults updated by each mapping in turn (later wins); keys and values checked."""
+    task = _task_of(layers)
     values: dict[str, Any] = {}
     for layer in layers:
-        for key, value in layer.items():
-            check_key(key)
-            values[key] = _check_type(key, value)
-    cfg = TrainConfig(**values)
-    _check_choices(cfg)
-    return cfg
+        for path, value in _flatten(layer, task):
+            values[".".join(path)] = value
+    sections = {}
+    for section, cls in _sections(task).items():
+        prefix = section + "."
+        sections[section] = _build(cls, {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}, section)
+    model = values.get("model", "resnet18")
+    if not isinstance(model, str) or not model:
+        raise ConfigError(f"config key 'model' expects a model name or package.module:factory, got {model!r}")
+    kwargs = values.get("model_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"config key 'model_kwargs' expects a mapping, e.g. {{width: 16}}, got {kwargs!r}")
+    return TrainConfig(
+        task=task,
+        model=model,
+        model_kwargs=dict(kwargs),
+        pool_skip=values.get("pool_skip"),
+        data=sections["data"],
+        optim=sections["optim"],
+        run=sections["run"],
+        options=sections[task],
+    )
 
 
-def _check_choices(cfg: TrainConfig) -> None:
-    choices = {
-        "optimizer": ("sgd", "adamw"),
-        "schedule": ("multistep", "cosine", "constant"),
-        "amp": ("none", "bf16", "fp16"),
-    }
-    for key, allowed in choices.items():
-        if getattr(cfg, key) not in allowed:
-            raise ConfigError(f"config key {key!r} must be one of {allowed}, got {getattr(cfg, key)!r}")
-    for key in ("epochs", "batch_size", "eval_batch_size"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"config key {key!r} must be >= 1, got {getattr(cfg, key)}")
-    if (cfg.mean is None) != (cfg.std is None):
-        raise ConfigError("config keys 'mean' and 'std' must both be lists or both be null")
+def describe_keys(task: str = "classification") -> list[tuple[str, Any, str]]:
+    """``(section.key, default, meaning)`` of every key a config of ``task`` takes, in order."""
+    rows = [(k, getattr(TrainConfig(), k), v) for k, v in TOP_LEVEL_HELP.items()]
+    for section, cls in _sections(task).items():
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            rows.append((f"{section}.{f.name}", default, f.metadata.get("help", "")))
+    return rows
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
-    """``["lr=0.05", "milestones=[2, 4]"]`` -> {"lr": 0.05, "milestones": [2, 4]}; values are YAML."""
+    """``["lr=0.05", "optim.milestones=[2, 4]"]`` -> {"lr": 0.05, "optim.milestones": [2, 4]}; values are YAML."""
     out = {}
     for item in items:
         key, sep, text = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise ConfigError(f"--set expects key=value, got {item!r}")
-        check_key(key.strip())
-        value = yaml.safe_load(text) if text.strip() else None
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as e:
+            reason = str(e).splitlines()[0]
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({reason})") from None
         if isinstance(value, dict) and any(":" in str(k) and v is None for k, v in value.items()):
             raise ConfigError(
                 f"--set {item!r}: YAML reads '{{a:1}}' as the key 'a:1'; write a space after each colon, "
-                f'e.g. "{key.strip()}={{width: 16}}"'
+                f'e.g. "{key}={{width: 16}}"'
             )
-        out[key.strip()] = value
+        out[key] = value
     return out
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from ``path``; errors name the file."""
+    """A YAML mapping from ``path``; every error names the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory; expected a YAML file of config keys")
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not text; expected a YAML file of config keys") from None
+    except yaml.YAMLError as e:
+        reason = " ".join(str(e).split())
+        raise ConfigError(f"config file {path} is not valid YAML: {reason}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
-    for key in data:
-        try:
-            check_key(key)
-        except ConfigError as e:
-            raise ConfigError(f"{path}: {e}") from None
+    try:
+        _flatten(data, _task_of((data,)))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     return data

@@ -41,15 +41,19 @@ class ModelEntry:
     factory: Callable[..., nn.Module]
     pool_skip: Mapping[str, object] = field(default_factory=dict)
     description: str = ""
+    spatial_dims: tuple[int, ...] = (2,)  # the input ranks it is built for (MONAI's spatial_dims)
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(pool_skip: Mapping[str, object]) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register_model(
+    pool_skip: Mapping[str, object], spatial_dims: tuple[int, ...] = (2,)
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register a factory under its function name; ``pool_skip`` is the paper's placement.
 
-    ``pool_skip`` holds :func:`~poolskip.convert` keyword arguments, at least ``policy``.
+    ``pool_skip`` holds :func:`~poolskip.convert` keyword arguments, at least ``policy``;
+    ``spatial_dims`` the input ranks the model is built for (``(3,)`` for volumetric networks).
     """
     bad = set(pool_skip) - SPEC_KEYS
     if "policy" not in pool_skip or bad:
@@ -60,7 +64,9 @@ def register_model(pool_skip: Mapping[str, object]) -> Callable[[Callable[..., n
         if name in _MODELS:
             raise ValueError(f"a model named {name!r} is already registered")
         doc = inspect.getdoc(factory) or ""
-        _MODELS[name] = ModelEntry(name, factory, dict(pool_skip), doc.splitlines()[0] if doc else "")
+        _MODELS[name] = ModelEntry(
+            name, factory, dict(pool_skip), doc.splitlines()[0] if doc else "", tuple(spatial_dims)
+        )
         return factory
 
     return decorate

@@ -1,0 +1,17 @@
+"""The one error base class of the package's user-facing failures.
+
+``poolskip`` commands catch :class:`PoolskipError` once (in :func:`poolskip.cli.main`) and print its
+message as one line, ``poolskip COMMAND: error: ...``, exiting with :attr:`~PoolskipError.exit_code`
+and no traceback. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PoolskipError"]
+
+
+class PoolskipError(Exception):
+    """A failure the user can fix from its message (bad input, missing file, a run that cannot go on)."""
+
+    #: 2 for bad input (the value or file named in the message), 1 for a run that failed on its own.
+    exit_code: int = 2

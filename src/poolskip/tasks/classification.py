@@ -1,0 +1,132 @@
+"""Image classification: cross-entropy (optionally label-smoothed), top-1 error in percent (lower is better).
+
+The worked example of the task contract (:mod:`.base`): the dataset is decoded once into uint8 tensors
+(:func:`poolskip.data.load_dataset`), batches are cut and augmented on the training device by
+:class:`~poolskip.data.TensorLoader`, and the model is told the images' channels and the class count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import Batch, BatchAugment, ImageData, TensorLoader, load_dataset
+from .base import Autocast, ModelSpec, Monitor, register_task
+
+
+def _opt(default: Any, help: str, **checks: Any) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **checks})
+    return field(default=default, metadata={"help": help, **checks})
+
+
+@dataclass
+class ClassificationOptions:
+    """The classification task's config section (``classification:``); pixels are in [0, 255] before
+    normalisation, augmentation follows torchvision's RandomCrop(padding) -> flip -> rotation -> Cutout."""
+
+    image_size: int | None = _opt(None, "imagefolder: resize every image to this square size (default: keep)", min=1)
+    label_smoothing: float = _opt(0.0, "cross-entropy label smoothing", min=0.0, max=1.0)
+    crop_padding: int = _opt(4, "random crop to the original size after zero padding by this much (0 = off)", min=0)
+    flip: bool = _opt(True, "random horizontal flip")
+    rotation: float = _opt(0.0, "random rotation in [-deg, deg], nearest, zero fill (0 = off)", min=0.0, max=180.0)
+    cutout: int = _opt(0, "one square hole of this side after normalisation, centre anywhere (0 = off)", min=0)
+    mean: list[float] | None = _opt(None, "per-channel mean in [0, 1]; null = measured on the training images")
+    std: list[float] | None = _opt(None, "per-channel std in [0, 1]; null = measured on the training images")
+
+    def check(self) -> None:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("config keys 'classification.mean' and 'classification.std' must both be lists or both null")
+        if self.std is not None and any(s <= 0 for s in self.std):
+            raise ValueError(f"config key 'classification.std' must be positive, got {self.std}")
+
+
+@register_task
+class ClassificationTask:
+    """Image classification on digits, CIFAR-10/100 or an ImageFolder tree."""
+
+    name = "classification"
+    Options = ClassificationOptions
+    monitor = Monitor("test_error", "min")
+    datasets = ("digits", "cifar10", "cifar100", "imagefolder")
+
+    def __init__(self, cfg, device: torch.device, rank: int = 0, world_size: int = 1, state: dict | None = None):
+        o, d = cfg.options, cfg.data
+        data = load_dataset(
+            d.dataset, d.data_dir, download=d.download, cache_dir=d.cache_dir, image_size=o.image_size,
+            train_subset=d.train_subset,
+        )  # fmt: skip
+        self.data: ImageData = data
+        self.device, self.rank, self.world_size = torch.device(device), rank, world_size
+        self.options = o
+        if state is not None:  # as the checkpoint was trained: its measured normalisation
+            mean, std = state["mean"], state["std"]
+        elif o.mean is not None:
+            mean, std = o.mean, o.std
+        else:
+            mean, std = data.channel_stats()
+        if len(mean) != data.channels or len(std) != data.channels:
+            from ..errors import PoolskipError
+
+            raise PoolskipError(
+                f"classification.mean/std have {len(mean)}/{len(std)} values but {data.name} images have "
+                f"{data.channels} channels; set mean=null std=null to measure them on the training images"
+            )
+        self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
+        common = dict(
+            mean=self.mean, std=self.std, rank=rank, world_size=world_size, device=self.device,
+            channels_last=cfg.run.channels_last,
+        )  # fmt: skip
+        augment = BatchAugment(o.crop_padding, o.flip, o.rotation, o.cutout)
+        self.train = TensorLoader(
+            data.train_x, data.train_y, cfg.optim.batch_size, augment=augment, shuffle=True, seed=cfg.run.seed, **common
+        )
+        self.test = TensorLoader(data.test_x, data.test_y, cfg.run.eval_batch_size, **common)
+
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(in_channels=self.data.channels, num_classes=self.data.num_classes, spatial_dims=2)
+
+    def state(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std, "classes": list(self.data.classes)}
+
+    def describe(self) -> str:
+        d = self.data
+        return f"{len(d.train_x):,} train / {len(d.test_x):,} test images, {d.num_classes} classes"
+
+    def steps_per_epoch(self) -> int:
+        return len(self.train)
+
+    def train_batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        return self.train.batches(epoch, start)
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs.float(), targets, reduction="none", label_smoothing=self.options.label_smoothing)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, autocast: Autocast) -> dict[str, float]:
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, wrong, count
+        for batch in self.test.batches():
+            with autocast():
+                out = model(batch.inputs)
+            sums[0] += F.cross_entropy(out.float(), batch.targets, reduction="sum").double()
+            sums[1] += (out.argmax(1) != batch.targets).sum()
+            sums[2] += len(batch.targets)
+        if self.world_size > 1:
+            dist.all_reduce(sums)
+        loss, wrong, count = sums.tolist()
+        return {"test_loss": loss / count, "test_error": 100.0 * wrong / count}
+
+    def probe_batch(self, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        # a fixed random subset, not the first n: ImageFolder test sets are sorted by class
+        pick = torch.randperm(len(self.test.labels), generator=torch.Generator().manual_seed(seed))[:n]
+        x = self.test.images[pick.to(self.test.images.device)].float()
+        return (x - self.test.mean) / self.test.std, self.test.labels[pick.to(self.test.labels.device)]
+
+    def probe_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs.float(), targets)
