@@ -31,8 +31,22 @@ def block_max_mask(y: torch.Tensor, pool: tuple[int, ...]) -> torch.Tensor:
     return mask
 
 
-def conv_same(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Stride-1 'same' convolution as a sum over kernel offsets (no F.conv)."""
+def conv_same(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int = 1) -> torch.Tensor:
+    """Stride-1 'same' convolution as a sum over kernel offsets (no F.conv); ``groups`` split the channels.
+
+    Group g maps input channels [g*Cin/G, (g+1)*Cin/G) to output channels [g*Cout/G, (g+1)*Cout/G).
+    """
+    if groups > 1:
+        cin, cout = x.shape[1] // groups, weight.shape[0] // groups
+        parts = [
+            conv_same(
+                x[:, g * cin : (g + 1) * cin],
+                weight[g * cout : (g + 1) * cout],
+                None if bias is None else bias[g * cout : (g + 1) * cout],
+            )
+            for g in range(groups)
+        ]
+        return torch.cat(parts, dim=1)
     kernel = weight.shape[2:]
     pad = [k // 2 for k in kernel]
     xp = F.pad(x, [p for p in reversed(pad) for _ in (0, 1)])
@@ -47,14 +61,14 @@ def conv_same(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) 
     return out
 
 
-def reference_pool_skip(y, weight, bias, pool, variant="full"):
+def reference_pool_skip(y, weight, bias, pool, variant="full", groups=1):
     pooled = y * block_max_mask(y.detach(), pool) if any(e > 1 for e in pool) else y
     if variant == "full":
-        return y + conv_same(pooled, weight, bias)
+        return y + conv_same(pooled, weight, bias, groups)
     if variant == "pool_skip":
         return y + pooled
     if variant == "conv_skip":
-        return y + conv_same(y, weight, bias)
+        return y + conv_same(y, weight, bias, groups)
     if variant == "pool_conv":
-        return conv_same(pooled, weight, bias)
+        return conv_same(pooled, weight, bias, groups)
     raise ValueError(variant)

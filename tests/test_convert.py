@@ -225,3 +225,19 @@ def test_policies_registry_and_errors():
     m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 3))
     r = convert(m, "first_only_test")
     assert [(p.name, p.pool_size) for p in r.converted] == [("0", (4, 4))]
+
+
+def test_depthwise_groups_through_convert():
+    # groups="depthwise" gives each inserted Pool Skip one filter per channel, whatever the conv's width
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Conv2d(8, 12, 1)).eval()
+    x = torch.randn(2, 3, 6, 6)
+    report = convert(model, groups="depthwise")
+    ps = [m.pool_skip for m in model.modules() if is_converted(m)]
+    assert [p.groups for p in ps] == [8, 12]
+    assert report.num_params == (8 * 9 + 8) + (12 * 9 + 12)
+    y = model[0](x)  # the hook applies Pool Skip: conv -> pool skip
+    plain = nn.functional.conv2d(x, model[0].weight, model[0].bias, padding=1)
+    torch.testing.assert_close(y, ps[0](plain))
+    with pytest.raises(ValueError, match="got groups=3 for channels=8"):
+        convert(nn.Sequential(nn.Conv2d(3, 8, 3)), groups=3)

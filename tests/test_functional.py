@@ -255,3 +255,49 @@ def test_meta_device_shapes_only():
         y.requires_grad_(), w.requires_grad_(), b.requires_grad_()
         pool_unpool_conv(y, w, b, (2, 3)).sum().backward()
     assert y.grad.shape == y.shape and w.grad.shape == w.shape and b.grad.shape == b.shape
+
+
+# ---------------------------------------------------------------------------------- grouped inner conv
+
+GROUPED = [((9,), 2, 2), ((7, 5), 2, 4), ((6, 9), (2, 3), 2), ((3, 4, 5), 2, 4), ((5, 5), 1, 4)]
+
+
+@pytest.mark.parametrize("spatial,pool,groups", GROUPED)
+def test_grouped_matches_loop_reference_in_double(spatial, pool, groups):
+    g = torch.Generator().manual_seed(3)
+    dim = len(spatial)
+    y = torch.randn(2, 4, *spatial, generator=g, dtype=torch.float64)
+    w = torch.randn(4, 4 // groups, *([3] * dim), generator=g, dtype=torch.float64)
+    b = torch.randn(4, generator=g, dtype=torch.float64)
+    pool_t = (pool,) * dim if isinstance(pool, int) else pool
+    fn = lambda y, w, b, e: pool_unpool_conv(y, w, b, e, groups)  # noqa: E731
+    want = lambda y, w, b, e: conv_same(y * block_max_mask(y.detach(), pool_t), w, b, groups)  # noqa: E731
+    out, grads = _values_and_grads(fn, y, w, b, pool)
+    ref, ref_grads = _values_and_grads(want, y, w, b, pool)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    for got, exp in zip(grads, ref_grads):
+        torch.testing.assert_close(got, exp, rtol=1e-10, atol=1e-10)
+    # and the lean op agrees with the plain formulation, weight-only and input-only gradients included
+    plain = lambda y, w, b, e: pool_unpool_conv_reference(y, w, b, e, groups)  # noqa: E731
+    torch.testing.assert_close(_values_and_grads(plain, y, w, b, pool)[0], out)
+    wg = w.clone().requires_grad_()
+    got = torch.autograd.grad(pool_unpool_conv(y, wg, b, pool, groups).sum(), wg)[0]
+    torch.testing.assert_close(got, torch.autograd.grad(plain(y, wg, b, pool).sum(), wg)[0])
+
+
+def test_grouped_gradcheck_depthwise():
+    g = torch.Generator().manual_seed(4)
+    y = torch.randn(1, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 1, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda y, w, b: pool_unpool_conv(y, w, b, 2, 3), (y, w, b))
+
+
+def test_grouped_bad_groups_name_given_and_expected():
+    y, w = torch.randn(1, 4, 5, 5), torch.randn(4, 2, 3, 3)  # a weight for groups=2
+    with pytest.raises(ValueError, match="dividing the 4 input channels, got 3"):
+        pool_unpool_conv(y, w, None, 2, 3)
+    with pytest.raises(ValueError, match=r"with groups=4 expects 8 input channels, got 4 \(expected groups=2"):
+        pool_unpool_conv(y, w, None, 2, 4)
+    with pytest.raises(ValueError, match="got 0"):
+        pool_unpool_conv_reference(y, w, None, 2, 0)

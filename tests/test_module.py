@@ -11,9 +11,9 @@ from reference import block_max_mask, reference_pool_skip
 torch.set_default_dtype(torch.float32)
 
 
-def _module(channels, pool, dim, variant="full", kernel=3, seed=0):
+def _module(channels, pool, dim, variant="full", kernel=3, seed=0, groups=1):
     torch.manual_seed(seed)
-    return PoolSkip(channels, pool, dim=dim, kernel_size=kernel, variant=variant).double()
+    return PoolSkip(channels, pool, dim=dim, kernel_size=kernel, variant=variant, groups=groups).double()
 
 
 # spatial sizes chosen to hit divisible, ragged and smaller-than-pool cases
@@ -127,6 +127,11 @@ def test_no_bias_option():
         (dict(channels=4, dim=4), "dim must be 1, 2 or 3"),
         (dict(channels=4, variant="bogus"), "variant must be one of"),
         (dict(channels=4, variant="pool_conv", zero_init=True), "would output zeros"),
+        (dict(channels=6, groups=4), r"got groups=4 for channels=6 \(expected one of 1, 2, 3, 6, or 'depthwise'"),
+        (dict(channels=6, groups=0), "groups must be a positive int dividing channels=6"),
+        (dict(channels=6, groups="dw"), "groups must be a positive int dividing channels=6 or 'depthwise', got 'dw'"),
+        (dict(channels=6, groups=True), "groups must be a positive int"),
+        (dict(channels=6, groups=3, variant="pool_skip"), "no effect with variant='pool_skip'"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -156,3 +161,48 @@ def test_module_pickles_and_traces():
 def test_public_api():
     for name in poolskip.__all__:
         assert hasattr(poolskip, name)
+
+
+# ---------------------------------------------------------------------------------- grouped inner conv
+
+GROUPED_CASES = [
+    (1, (7,), 2, 2),
+    (1, (6,), 3, "depthwise"),
+    (2, (5, 7), 2, 2),
+    (2, (4, 4), 2, "depthwise"),
+    (2, (6, 9), (2, 3), 4),
+    (3, (3, 4, 5), 2, "depthwise"),
+    (3, (2, 3, 1), (2, 2, 1), 2),
+]
+
+
+@pytest.mark.parametrize("dim,spatial,pool,groups", GROUPED_CASES)
+@pytest.mark.parametrize("variant", ["full", "conv_skip", "pool_conv"])
+def test_grouped_matches_loop_reference_values_and_grads(dim, spatial, pool, groups, variant):
+    m = _module(4, pool, dim, variant, groups=groups)
+    g_int = 4 if groups == "depthwise" else groups
+    assert m.groups == g_int and m.conv.groups == g_int
+    assert m.conv.weight.shape == (4, 4 // g_int, *([3] * dim))
+    y = torch.randn(2, 4, *spatial, dtype=torch.float64, requires_grad=True)
+    out = m(y)
+    expected = reference_pool_skip(y, m.conv.weight, m.conv.bias, m.pool_size, variant, groups=g_int)
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(out)
+    params = [y] + list(m.parameters())
+    for a, e in zip(torch.autograd.grad(out, params, g), torch.autograd.grad(expected, params, g)):
+        torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dim,spatial", [(1, (5,)), (2, (3, 5)), (3, (3, 2, 3))])
+def test_grouped_gradcheck(dim, spatial):
+    m = _module(4, 2, dim, groups="depthwise")
+    y = torch.randn(1, 4, *spatial, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: m(t), (y,))
+
+
+def test_depthwise_is_cheap_and_says_so():
+    dense, dw = PoolSkip(64, 2), PoolSkip(64, 2, groups="depthwise")
+    assert sum(p.numel() for p in dense.parameters()) == 64 * 64 * 9 + 64
+    assert sum(p.numel() for p in dw.parameters()) == 64 * 9 + 64
+    assert "groups=64" in repr(dw) and "groups" not in repr(dense)
+    assert PoolSkip(64, 2, groups=1).groups == 1

@@ -238,7 +238,8 @@ def convert(
     it such convs still work (a window never exceeds the map), they just pool nothing.
 
     Converting again leaves already converted convs alone. ``pool_skip_kwargs`` go to
-    :class:`PoolSkip` (``kernel_size``, ``bias``, ``variant``, ``zero_init``).
+    :class:`PoolSkip` (``kernel_size``, ``bias``, ``variant``, ``zero_init``, ``groups``; ``groups="depthwise"``
+    gives every inner conv one filter per channel, whatever its width).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"convert expects an nn.Module, got {type(model).__name__}")

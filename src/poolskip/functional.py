@@ -5,7 +5,8 @@ place, zeros elsewhere, output the size of the input. Blocks at a ragged edge (a
 by e) are real, smaller pooling windows (ceil-mode pooling), so every spatial size >= 1 works.
 Ties keep the first maximum in row-major order within the block, as PyTorch's max-pool does.
 
-``pool_unpool_conv(y, weight, bias, e)`` is ``Conv(MaxUnpool_e(MaxPool_e(y)))`` with "same" padding,
+``pool_unpool_conv(y, weight, bias, e, groups)`` is ``Conv(MaxUnpool_e(MaxPool_e(y)))`` with "same" padding
+(a grouped convolution when ``groups > 1``; ``groups = C`` is depthwise),
 computed by a memory-lean autograd function: for backward it keeps only the block maxima and a
 one-byte offset of each maximum inside its block (not the input, the int64 indices and the dense
 unpooled map that the plain formulation keeps), and rebuilds the sparse map when it needs it.
@@ -150,8 +151,25 @@ def max_pool_unpool(y: Tensor, pool_size: int | Sequence[int]) -> Tensor:
     return flat.scatter(2, indices.flatten(2), pooled.flatten(2)).view_as(y)
 
 
+def _check_groups(y: Tensor, weight: Tensor, groups: int) -> None:
+    """A ValueError naming the given and the expected ``groups`` if ``weight`` cannot convolve ``y`` in groups.
+
+    Skipped while a graph is recorded for export: the shapes are then traced values, not ints to check.
+    """
+    if _exporting():
+        return
+    channels = y.shape[1]
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or channels % groups:
+        raise ValueError(f"groups must be a positive int dividing the {channels} input channels, got {groups!r}")
+    if weight.shape[1] * groups != channels:
+        raise ValueError(
+            f"weight of shape {tuple(weight.shape)} with groups={groups} expects {weight.shape[1] * groups} input "
+            f"channels, got {channels} (expected groups={channels // weight.shape[1]} for this weight)"
+        )
+
+
 def pool_unpool_conv_reference(
-    y: Tensor, weight: Tensor, bias: Tensor | None, pool_size: int | Sequence[int]
+    y: Tensor, weight: Tensor, bias: Tensor | None, pool_size: int | Sequence[int], groups: int = 1
 ) -> Tensor:
     """The plain formulation, ``Conv(MaxUnpool(MaxPool(y)))`` with stock ops and stock autograd.
 
@@ -159,7 +177,8 @@ def pool_unpool_conv_reference(
     map for backward. Used for tracing/ONNX export, and as the baseline in tests and benchmarks.
     """
     dim = _spatial_dim(y)
-    return _CONV[dim](max_pool_unpool(y, pool_size), weight, bias, 1, same_padding(weight.shape[2:]))
+    _check_groups(y, weight, groups)
+    return _CONV[dim](max_pool_unpool(y, pool_size), weight, bias, 1, same_padding(weight.shape[2:]), 1, groups)
 
 
 def _autocast_dtype(y: Tensor) -> torch.dtype | None:
@@ -190,21 +209,21 @@ class _PoolUnpoolConv(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, y, weight, bias, pool, dtype):
+    def forward(ctx, y, weight, bias, pool, dtype, groups):
         pooled, indices, offset = block_argmax(y, pool)
         pooled = pooled.to(dtype)
         unpooled = _unpool(pooled, indices, y)
         b = None if bias is None else bias.to(dtype)
-        out = _CONV[len(pool)](unpooled, weight.to(dtype), b, 1, same_padding(weight.shape[2:]))
+        out = _CONV[len(pool)](unpooled, weight.to(dtype), b, 1, same_padding(weight.shape[2:]), 1, groups)
         ctx.save_for_backward(pooled, offset, weight)
-        ctx.meta = (pool, y.dtype, bias is not None)
+        ctx.meta = (pool, y.dtype, bias is not None, groups)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
         pooled, offset, weight = ctx.saved_tensors
-        pool, y_dtype, has_bias = ctx.meta
+        pool, y_dtype, has_bias, groups = ctx.meta
         need_y, need_w, need_b = ctx.needs_input_grad[:3]
         dim = len(pool)
         indices = block_indices(offset, pool, grad_out.shape[2:])
@@ -222,7 +241,7 @@ class _PoolUnpoolConv(torch.autograd.Function):
             [1] * dim,
             False,
             [0] * dim,
-            1,
+            groups,
             [need_y, need_w, need_b and has_bias],
         )
         grad_y = None
@@ -231,11 +250,16 @@ class _PoolUnpoolConv(torch.autograd.Function):
             grad_y = _unpool(kept, indices, grad_unpooled)
         grad_w = grad_w.to(weight.dtype) if grad_w is not None else None
         grad_b = grad_b.to(weight.dtype) if grad_b is not None else None
-        return grad_y, grad_w, grad_b, None, None
+        return grad_y, grad_w, grad_b, None, None, None
 
 
-def pool_unpool_conv(y: Tensor, weight: Tensor, bias: Tensor | None, pool_size: int | Sequence[int]) -> Tensor:
+def pool_unpool_conv(
+    y: Tensor, weight: Tensor, bias: Tensor | None, pool_size: int | Sequence[int], groups: int = 1
+) -> Tensor:
     """``Conv(MaxUnpool(MaxPool(y)))``: a stride-1 convolution with "same" padding of the block maxima.
+
+    ``weight`` is (C_out, C / groups, *kernel), as for ``F.conv{1,2,3}d(..., groups=groups)``; ``groups = C``
+    is a depthwise convolution (the cheap control: C * k^d weights instead of C^2 * k^d).
 
     With autograd: the memory-lean autograd function (block maxima + uint8 offsets saved, nothing of
     the input's size). Without (no_grad, inference, tracing, ONNX export): the plain formulation, which
@@ -244,13 +268,14 @@ def pool_unpool_conv(y: Tensor, weight: Tensor, bias: Tensor | None, pool_size: 
     """
     dim = _spatial_dim(y)
     pool = to_tuple(pool_size, dim, "pool_size")
+    _check_groups(y, weight, groups)
     if all(e == 1 for e in pool):
-        return _CONV[dim](y, weight, bias, 1, same_padding(weight.shape[2:]))
+        return _CONV[dim](y, weight, bias, 1, same_padding(weight.shape[2:]), 1, groups)
     needs_grad = torch.is_grad_enabled() and (
         y.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
     )
     if not needs_grad or _exporting():
-        return pool_unpool_conv_reference(y, weight, bias, pool)
+        return pool_unpool_conv_reference(y, weight, bias, pool, groups)
     autocast = _autocast_dtype(y)
     with torch.autocast(y.device.type, enabled=False) if autocast else nullcontext():
-        return _PoolUnpoolConv.apply(y, weight, bias, pool, autocast or y.dtype)
+        return _PoolUnpoolConv.apply(y, weight, bias, pool, autocast or y.dtype, groups)

@@ -1,7 +1,9 @@
 """Pool Skip (Sun et al., AAAI 2025): ``O = Y + Conv_k(MaxUnpool_e(MaxPool_e(Y)))``.
 
 Placed right after a convolution and before its BN/activation, Pool Skip adds back a convolution of
-the block maxima of the conv's output. ``variant`` selects the ablations of the paper's Table 4.
+the block maxima of the conv's output. ``variant`` selects the ablations of the paper's Table 4;
+``groups`` makes the inner convolution grouped (``groups="depthwise"``, i.e. C groups, is a cheap Pool
+Skip with C * k^d instead of C^2 * k^d weights, a cost control that none of the paper's variants tries).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class PoolSkip(nn.Module):
         kernel_size: k of the inner conv, odd (int or tuple); stride 1, "same" zero padding.
         bias: whether the inner conv has a bias (the official code: True).
         variant: one of ``VARIANTS`` ("full", "pool_skip", "conv_skip", "pool_conv").
+        groups: groups of the inner conv, a divisor of ``channels`` (1: the paper's dense C -> C conv);
+            ``"depthwise"`` means ``channels`` (one k^d filter per channel). Not for "pool_skip" (no conv).
         zero_init: start as the identity (inner conv weights and bias zero), e.g. to fine-tune a
             pretrained model; PyTorch's default initialisation otherwise, as in the official code.
 
@@ -54,6 +58,7 @@ class PoolSkip(nn.Module):
         bias: bool = True,
         variant: str = "full",
         zero_init: bool = False,
+        groups: int | str = 1,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -72,12 +77,16 @@ class PoolSkip(nn.Module):
             raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
         if zero_init and variant == "pool_conv":
             raise ValueError("zero_init=True with variant='pool_conv' would output zeros: that variant has no skip")
+        groups = _resolve_groups(groups, channels)
+        if groups != 1 and variant == "pool_skip":
+            raise ValueError(f"groups={groups} has no effect with variant='pool_skip', which has no conv; use groups=1")
 
         self.channels = channels
         self.pool_size = pool
         self.dim = dim
         self.kernel_size = kernel
         self.variant = variant
+        self.groups = groups
         self.pools = variant != "conv_skip" and any(p > 1 for p in pool)
         self.skip = variant != "pool_conv"
         self.conv: nn.Module | None = None
@@ -88,6 +97,7 @@ class PoolSkip(nn.Module):
                 kernel,
                 stride=1,
                 padding=same_padding(kernel),
+                groups=groups,
                 bias=bias,
                 device=device,
                 dtype=dtype,
@@ -108,7 +118,7 @@ class PoolSkip(nn.Module):
         if self.conv is None:
             z = max_pool_unpool(y, self.pool_size)
         elif self.pools:
-            z = pool_unpool_conv(y, self.conv.weight, self.conv.bias, self.pool_size)
+            z = pool_unpool_conv(y, self.conv.weight, self.conv.bias, self.pool_size, self.groups)
         else:
             z = self.conv(y)
         return y + z if self.skip else z
@@ -117,7 +127,25 @@ class PoolSkip(nn.Module):
         s = f"{self.channels}, pool_size={self.pool_size}, dim={self.dim}"
         if self.variant != "full":
             s += f", variant={self.variant!r}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
         return s
+
+
+def _resolve_groups(groups: int | str, channels: int) -> int:
+    """``groups`` as an int: ``"depthwise"`` is ``channels``; a ValueError naming given and expected otherwise."""
+    if groups == "depthwise":
+        return channels
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"groups must be a positive int dividing channels={channels} or 'depthwise', got {groups!r}")
+    if channels % groups:
+        divisors = [d for d in range(1, channels + 1) if channels % d == 0]
+        shown = ", ".join(map(str, divisors[:8])) + (", ..." if len(divisors) > 8 else "")
+        raise ValueError(
+            f"groups must divide channels: got groups={groups} for channels={channels} "
+            f"(expected one of {shown}, or 'depthwise' for {channels})"
+        )
+    return groups
 
 
 class PoolSkip1d(PoolSkip):
