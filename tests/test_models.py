@@ -217,8 +217,8 @@ def test_pool_skip_argument_forms():
         create_model("resnet19")
     with pytest.raises(ValueError, match="num_classes must be a positive int"):
         create_model("resnet18", 0)
-    with pytest.raises(TypeError, match=r"model 'vgg16' has no option\(s\) \['width'\]"):
-        create_model("vgg16", width=16)
+    with pytest.raises(TypeError, match=r"model 'googlenet' has no option\(s\) \['width'\]"):
+        create_model("googlenet", width=16)
 
 
 def test_plain_checkpoint_loads_into_pool_skip_model():
@@ -325,3 +325,15 @@ def test_pool_skip_spec_is_one_reading_for_registered_and_outside_models():
     with pytest.raises(ValueError, match=">= 1"):
         pool_skip_spec(0, {})
     assert TrainConfig(pool_skip=True).variant == "pool_skip"
+
+
+@pytest.mark.parametrize("name,base", [("mobilenet", 32), ("vgg16", 64)])
+def test_width_knob_keeps_the_paper_network_and_scales_it(name, base):
+    with torch.device("meta"):
+        default, same, half = (create_model(name, 100, **kw) for kw in ({}, {"width": base}, {"width": base // 2}))
+    assert [tuple(p.shape) for p in default.parameters()] == [tuple(p.shape) for p in same.parameters()]
+    convs = [m for m in half.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs[0].out_channels == base // 2
+    assert max(c.out_channels for c in convs) == (512 if name == "vgg16" else 1024) // 2
+    with pytest.raises(ValueError, match="width must be a positive int"):
+        create_model(name, width=0)

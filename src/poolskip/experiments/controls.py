@@ -1,0 +1,168 @@
+"""Cost-matched controls for Pool Skip: does it beat a plain network that costs the same?
+
+Pool Skip is not free: after every conv it multiplies the CIFAR MobileNet's multiply-adds by 19 and
+ResNet18's by 2. Three controls, each a ``(pool_skip, model_kwargs)`` change of a run's config:
+
+- ``conv_skip``: the paper's {Conv, Skip} ablation (``O = Y + Conv(Y)``) at the paper's placement: the
+  same parameters and MACs as Pool Skip, without the pooling;
+- ``wide``: the plain network widened (its ``width`` knob) until its MACs best match Pool Skip's;
+- ``depthwise``: a cheap Pool Skip whose inner conv is depthwise (``groups="depthwise"``), which none of
+  the paper's variants tries: C * 9 instead of C^2 * 9 weights per site.
+
+Costs are counted on the meta device (no memory, no arithmetic) with the counter of
+:mod:`poolskip.models.table`: convolutions and matrix products, as multiply-adds per image.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..convert import convert
+from ..models import create_model, get_model_entry, list_models, resolve_pool_skip
+
+__all__ = [
+    "CONTROLS",
+    "Cost",
+    "control_spec",
+    "cost",
+    "match_width",
+    "models_with_width",
+    "pool_skip_accepts_groups",
+]
+
+#: The controls, with what each one asks.
+CONTROLS = {
+    "conv_skip": "{Conv, Skip} ablation (O = Y + Conv(Y)): Pool Skip's cost, no pooling",
+    "wide": "plain network widened to Pool Skip's multiply-adds",
+    "depthwise": "Pool Skip with a depthwise inner conv (cheap; not in the paper)",
+}
+
+#: The ``pool_skip`` keys of the depthwise control (PoolSkip's ``groups``, via ``convert``).
+_DEPTHWISE = {"groups": "depthwise"}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A network's parameters and forward multiply-adds per input of the counted shape."""
+
+    params: int
+    macs: int
+
+
+def pool_skip_accepts_groups() -> bool:
+    """Whether the model registry's ``pool_skip`` dicts take the ``groups`` key yet (SPEC_KEYS)."""
+    from ..models import _registry
+
+    return "groups" in _registry.SPEC_KEYS
+
+
+def _build(model: str, pool_skip: object, model_kwargs: Mapping[str, object], num_classes: int) -> nn.Module:
+    """``create_model`` on the meta device; a ``groups`` key goes to ``convert`` even where the registry
+    does not take it yet."""
+    extra: dict[str, object] = {}
+    if isinstance(pool_skip, Mapping) and "groups" in pool_skip and not pool_skip_accepts_groups():
+        extra = {"groups": pool_skip["groups"]}
+        pool_skip = {k: v for k, v in pool_skip.items() if k != "groups"} or True
+    with torch.device("meta"):
+        net = create_model(model, num_classes, pool_skip=None if extra else pool_skip, **dict(model_kwargs))
+        if extra:
+            convert(net, **resolve_pool_skip(model, pool_skip), **extra)
+    return net.eval()
+
+
+def cost(
+    model: str,
+    pool_skip: object = None,
+    model_kwargs: Mapping[str, object] | None = None,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (3, 32, 32),
+) -> Cost:
+    """Parameters and multiply-adds per ``input_shape`` input of a registered model (meta device)."""
+    net = _build(model, pool_skip, model_kwargs or {}, num_classes)
+    params = sum(p.numel() for p in net.parameters())
+    x = torch.empty(1, *input_shape, device="meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(x)
+    return Cost(params, counter.get_total_flops() // 2)
+
+
+def models_with_width() -> list[str]:
+    """Registered models whose factory has a ``width`` knob (the ones :func:`match_width` can widen)."""
+    return [n for n in list_models() if "width" in inspect.signature(get_model_entry(n).factory).parameters]
+
+
+def _default_width(model: str) -> int:
+    return inspect.signature(get_model_entry(model).factory).parameters["width"].default
+
+
+def match_width(
+    model: str,
+    pool_skip: object = True,
+    model_kwargs: Mapping[str, object] | None = None,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (3, 32, 32),
+) -> tuple[int, Cost, Cost]:
+    """The ``width`` whose plain ``model`` has the multiply-adds closest to ``model`` with ``pool_skip``.
+
+    ``model_kwargs`` (e.g. ``{"width": 16}``) build the Pool Skip network whose cost is matched.
+    Returns ``(width, plain cost at that width, Pool Skip cost)``. MACs grow with the width, so a
+    bisection over integer widths finds it in a few meta-device counts.
+    """
+    if model not in models_with_width():
+        raise ValueError(
+            f"model {model!r} has no width knob, so no plain network can be widened to Pool Skip's cost; "
+            f"models with one: {', '.join(models_with_width())}"
+        )
+    kwargs = dict(model_kwargs or {})
+    base = int(kwargs.pop("width", _default_width(model)))
+    target = cost(model, pool_skip, {**kwargs, "width": base}, num_classes, input_shape)
+
+    def plain(w: int) -> Cost:
+        return cost(model, None, {**kwargs, "width": w}, num_classes, input_shape)
+
+    lo, hi = base, 2 * base
+    while plain(hi).macs < target.macs:  # grow until the upper end costs more than Pool Skip
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if plain(mid).macs < target.macs:
+            lo = mid
+        else:
+            hi = mid
+    best = min((lo, hi), key=lambda w: abs(plain(w).macs - target.macs))
+    return best, plain(best), target
+
+
+def control_spec(
+    control: str,
+    model: str,
+    pool_skip: object = True,
+    model_kwargs: Mapping | None = None,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (3, 32, 32),
+) -> tuple[object, dict]:
+    """The ``(pool_skip, model_kwargs)`` of ``control`` (one of :data:`CONTROLS`) for a run of ``model``.
+
+    ``pool_skip`` is the Pool Skip the control is matched to (``True``: the paper's placement; a dict
+    or an int pool size keeps its placement and pool size); ``model_kwargs`` the run's factory options.
+    """
+    kwargs = dict(model_kwargs or {})
+    spec = resolve_pool_skip(model, pool_skip)
+    if spec is None:
+        raise ValueError(f"a control is matched to a Pool Skip network; got pool_skip={pool_skip!r} (plain)")
+    paper_policy = resolve_pool_skip(model, True).get("policy")
+    own = {k: v for k, v in spec.items() if not (k == "policy" and v == paper_policy)}  # the registry adds it
+    if control == "conv_skip":
+        return {**own, "variant": "conv_skip"}, kwargs
+    if control == "depthwise":
+        return {**own, **_DEPTHWISE}, kwargs
+    if control == "wide":
+        width, _, _ = match_width(model, pool_skip, kwargs, num_classes, input_shape)
+        return None, {**kwargs, "width": width}
+    raise ValueError(f"unknown control {control!r}; known: {', '.join(CONTROLS)}")

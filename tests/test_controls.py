@@ -1,0 +1,117 @@
+"""Cost-matched controls (issue 12) and the paper's numbers kept as package data."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from poolskip.convert import is_converted
+from poolskip.experiments.controls import CONTROLS, control_spec, cost, match_width, models_with_width
+from poolskip.experiments.controls import _build as build_meta
+from poolskip.experiments.paper import paper_entry, paper_numbers
+
+
+def test_conv_skip_control_costs_what_pool_skip_costs():
+    spec, kwargs = control_spec("conv_skip", "resnet18", True, {"width": 8})
+    assert spec == {"variant": "conv_skip"} and kwargs == {"width": 8}
+    assert cost("resnet18", spec, kwargs) == cost("resnet18", True, kwargs)
+    net = build_meta("resnet18", spec, kwargs, 10)
+    sites = [m.pool_skip for m in net.modules() if is_converted(m)]
+    assert len(sites) == 16 and all(p.variant == "conv_skip" for p in sites)  # the paper's placement
+
+
+def test_conv_skip_keeps_a_non_default_pool_size_and_placement():
+    spec, _ = control_spec("conv_skip", "resnet50", {"pool_size": 2})
+    assert spec == {"pool_size": 2, "variant": "conv_skip"}
+    spec, _ = control_spec("depthwise", "resnet18", "every_conv")
+    assert spec == {"policy": "every_conv", "groups": "depthwise"}
+
+
+def test_depthwise_control_is_cheap_and_placed_like_pool_skip():
+    spec, kwargs = control_spec("depthwise", "mobilenet", True, {"width": 4})
+    net = build_meta("mobilenet", spec, kwargs, 10)
+    sites = [m for m in net.modules() if is_converted(m)]
+    full = build_meta("mobilenet", True, kwargs, 10)
+    assert len(sites) == sum(is_converted(m) for m in full.modules())
+    assert all(m.pool_skip.groups == m.out_channels for m in sites)
+    plain, ps, dw = cost("mobilenet", None, kwargs), cost("mobilenet", True, kwargs), cost("mobilenet", spec, kwargs)
+    assert plain.macs < dw.macs < ps.macs and plain.params < dw.params < ps.params
+
+
+@pytest.mark.parametrize(
+    "model,kwargs", [("resnet18", {"width": 8}), ("vgg16", {"width": 8}), ("mobilenet", {"width": 4})]
+)
+def test_wide_control_matches_pool_skip_macs(model, kwargs):
+    width, plain, target = match_width(model, True, kwargs)
+    assert width > kwargs["width"]
+    # the best integer width: its neighbours are no closer to Pool Skip's MACs
+    for w in (width - 1, width + 1):
+        assert abs(cost(model, None, {"width": w}).macs - target.macs) >= abs(plain.macs - target.macs)
+    assert abs(plain.macs - target.macs) / target.macs < 0.15
+    spec, wide = control_spec("wide", model, True, kwargs)
+    assert spec is None and wide == {"width": width}
+
+
+def test_wide_control_fails_clearly_without_a_width_knob():
+    assert {"resnet18", "resnet34", "vgg16", "mobilenet"} <= set(models_with_width())
+    assert "googlenet" not in models_with_width()
+    with pytest.raises(ValueError, match="'googlenet' has no width knob.*models with one: .*resnet18"):
+        control_spec("wide", "googlenet")
+    with pytest.raises(ValueError, match="unknown control 'bogus'"):
+        control_spec("bogus", "resnet18")
+    with pytest.raises(ValueError, match="matched to a Pool Skip network"):
+        control_spec("conv_skip", "resnet18", None)
+    assert set(CONTROLS) == {"conv_skip", "wide", "depthwise"}
+
+
+def test_cost_counts_like_the_models_table():
+    from poolskip.models.table import count
+
+    assert tuple(vars(cost("resnet18", True)).values()) == count("resnet18", 10, True)
+    assert (
+        cost("resnet18", None, {"width": 8}, input_shape=(3, 16, 16)).macs < cost("resnet18", None, {"width": 8}).macs
+    )
+    assert not torch.empty(0).is_meta  # counting left the default device alone
+
+
+# ------------------------------------------------------------------------------------ paper numbers
+
+# Verbatim fragments of the paper's tables (paper/poolskip-paper.md), one per checked entry.
+PAPER_TEXT = {
+    ("table1", "mobilenet", "cifar100", "pool_skip"): "28.31 ± 0.23 -5.44",
+    ("table1", "resnet18", "cifar10", "plain"): "5.17 ± 0.15",
+    ("table1", "vgg16", "cifar100", "plain"): "27.84 ±0.38",
+    ("table2", "deeplabv3plus_resnet101", "voc", "pool_skip"): "74.99 ± 0.23 +0.16",
+    ("table5", "cvt_7_4_32", "cifar10", "pool_skip"): "6.36 ± 0.36 +0.38",
+    ("table4", "vgg16", "cifar100", "pool_conv"): "44.07",
+}
+
+
+def _number(fragment: str) -> tuple[float, float | None]:
+    parts = fragment.replace("±", " ± ").split()
+    mean = float(parts[0])
+    std = float(parts[2]) if len(parts) > 2 and parts[1] == "±" else None
+    return mean, std
+
+
+@pytest.mark.parametrize("key,fragment", PAPER_TEXT.items())
+def test_paper_numbers_match_the_paper_text(key, fragment):
+    entry = paper_entry(*key)
+    assert (entry["mean"], entry["std"]) == _number(fragment)
+    assert entry["source"].startswith(key[0].replace("table", "Table "))
+    paper = Path(__file__).resolve().parents[2] / "shared" / "paper" / "poolskip-paper.md"
+    if paper.is_file():  # on the project's machines: the fragment is really in the paper
+        assert fragment in paper.read_text()
+
+
+def test_paper_numbers_are_complete_and_sourced():
+    data = paper_numbers()
+    assert set(data) == {"table1", "table2", "table3", "table4", "table5", "fig3", "fig4"}
+    assert len(data["table1"]["entries"]) == 5 * 2 * 2 and len(data["table4"]["entries"]) == 5
+    assert len(data["table3"]["entries"]) == 2 * 2 * 2 * 3
+    assert paper_entry("table3", "nnunet", "amos", "pool_skip", "nsd")["mean"] == 85.52
+    assert paper_entry("fig3", "resnet350", "cifar10", "pool_skip")["mean"] == 4.562
+    assert paper_entry("table1", "resnet18", "digits", "plain") is None
+    assert data["table2"]["mode"] == "max" and data["table1"]["mode"] == "min"
+    with pytest.raises(ValueError, match="no 'table9'"):
+        paper_entry("table9", "x", "y", "plain")
