@@ -37,12 +37,14 @@ class MobileNet(nn.Module):
     ``width`` is the stem's channels (32); the blocks have 2, 4, 8, 16 and 32 times as many.
     """
 
-    def __init__(self, num_classes: int = 10, width: int = 32) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 32) -> None:
         super().__init__()
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be a positive int (the stem's channels, 32 in the paper), got {width!r}")
         w = width
-        self.stem = nn.Sequential(_conv_bn_relu(nn.Conv2d(3, w, 3, 1, 1, bias=False)), DepthwiseSeparable(w, 2 * w))
+        self.stem = nn.Sequential(
+            _conv_bn_relu(nn.Conv2d(in_channels, w, 3, 1, 1, bias=False)), DepthwiseSeparable(w, 2 * w)
+        )
         self.stage1 = nn.Sequential(DepthwiseSeparable(2 * w, 4 * w, 2), DepthwiseSeparable(4 * w, 4 * w))
         self.stage2 = nn.Sequential(DepthwiseSeparable(4 * w, 8 * w, 2), DepthwiseSeparable(8 * w, 8 * w))
         self.stage3 = nn.Sequential(
@@ -58,9 +60,9 @@ class MobileNet(nn.Module):
 
 
 @register_model(pool_skip={"policy": "every_conv"})
-def mobilenet(num_classes: int = 10, width: int = 32) -> MobileNet:
+def mobilenet(num_classes: int = 10, in_channels: int = 3, width: int = 32) -> MobileNet:
     """MobileNet v1 (width 1.0); paper: Table 1, after every conv incl. depthwise (``every_conv``, pool 2).
 
     ``width=32`` (the stem's channels) is the paper's network; every layer scales with it.
     """
-    return MobileNet(num_classes, width)
+    return MobileNet(num_classes, in_channels, width)

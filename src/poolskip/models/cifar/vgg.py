@@ -23,14 +23,15 @@ CONFIGS: dict[str, list[int | str]] = {
 class VGG(nn.Module):
     """VGG-BN for CIFAR: children ``features`` (convs, BN, ReLU, pools) and ``classifier``."""
 
-    def __init__(self, config: str = "D", num_classes: int = 10, dropout: float = 0.5, width: int = 64) -> None:
+    def __init__(
+        self, config: str = "D", num_classes: int = 10, dropout: float = 0.5, in_channels: int = 3, width: int = 64
+    ) -> None:
         super().__init__()
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise ValueError(
                 f"width must be a positive int (the first conv's channels, 64 in the paper), got {width!r}"
             )
         layers: list[nn.Module] = []
-        in_channels = 3
         for v in CONFIGS[config]:
             if v == "M":
                 layers.append(nn.MaxPool2d(2, 2))
@@ -55,9 +56,9 @@ class VGG(nn.Module):
 
 
 @register_model(pool_skip={"policy": "every_conv"})
-def vgg16(num_classes: int = 10, width: int = 64) -> VGG:
+def vgg16(num_classes: int = 10, in_channels: int = 3, width: int = 64) -> VGG:
     """VGG16 with BN; paper: Tables 1 and 4, after every conv (``every_conv``, pool 2).
 
     ``width=64`` (the first conv's channels) is the paper's network; every layer scales with it.
     """
-    return VGG("D", num_classes, width=width)
+    return VGG("D", num_classes, in_channels=in_channels, width=width)
