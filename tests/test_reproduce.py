@@ -182,3 +182,22 @@ def test_run_is_a_dataclass_with_a_stable_directory_name():
     assert r.name == "cifar10_ResNet18-w-8-_pool_skip/seed3"
     r.dataset = "imagefolder"
     assert r.name == "imagefolder-as-cifar10_ResNet18-w-8-_pool_skip/seed3"
+
+
+def test_tiny_table4_end_to_end_through_the_engine(tmp_path, capsys):
+    """A real reproduction: table4 at tiny scale (digits, the small CNN, 1 epoch, 1 seed), then again (skipped)."""
+    args = _args("table4", tmp_path, "--scale", "tiny", "--threads", "1")
+    assert reproduce.run(args) == 0
+    root = tmp_path / "table4-tiny"
+    runs = plan("table4", "tiny")
+    assert len(runs) == 5
+    for r in runs:
+        metric, mode, final, summary = read_summary(root / "runs" / r.name)
+        assert (metric, mode) == ("test_error", "min") and 0 <= final <= 100 and summary["epochs"] == 1
+    md = (root / "table4.md").read_text()
+    for label in ("VGG16", "+{Pool,Skip}", "+{Conv,Skip}", "+{Pool,Conv}", "+{Ours}"):
+        assert f"| {label} " in md
+    assert "(n=1)" in md and "27.84" in md and "tiny" in md
+    capsys.readouterr()
+    assert reproduce.run(args) == 0
+    assert "0 run(s) trained" in capsys.readouterr().out

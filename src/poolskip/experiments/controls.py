@@ -62,9 +62,17 @@ def pool_skip_accepts_groups() -> bool:
     return "groups" in _registry.SPEC_KEYS
 
 
-def _build(model: str, pool_skip: object, model_kwargs: Mapping[str, object], num_classes: int) -> nn.Module:
+def _build(
+    model: str, pool_skip: object, model_kwargs: Mapping[str, object], num_classes: int, in_channels: int | None = None
+) -> nn.Module:
     """``create_model`` on the meta device; a ``groups`` key goes to ``convert`` even where the registry
-    does not take it yet."""
+    does not take it yet. ``in_channels`` goes to factories that take it (as the engine's task tells them)."""
+    from ..models._registry import factory_parameters
+
+    model_kwargs = dict(model_kwargs)
+    takes = factory_parameters(model)
+    if in_channels is not None and "in_channels" not in model_kwargs and (takes is None or "in_channels" in takes):
+        model_kwargs["in_channels"] = in_channels
     extra: dict[str, object] = {}
     if isinstance(pool_skip, Mapping) and "groups" in pool_skip and not pool_skip_accepts_groups():
         extra = {"groups": pool_skip["groups"]}
@@ -84,7 +92,7 @@ def cost(
     input_shape: Sequence[int] = (3, 32, 32),
 ) -> Cost:
     """Parameters and multiply-adds per ``input_shape`` input of a registered model (meta device)."""
-    net = _build(model, pool_skip, model_kwargs or {}, num_classes)
+    net = _build(model, pool_skip, model_kwargs or {}, num_classes, input_shape[0])
     params = sum(p.numel() for p in net.parameters())
     x = torch.empty(1, *input_shape, device="meta")
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -97,8 +105,21 @@ def models_with_width() -> list[str]:
     return [n for n in list_models() if "width" in inspect.signature(get_model_entry(n).factory).parameters]
 
 
+def has_width(model: str) -> bool:
+    """Whether ``model`` (registered or ``package.module:factory``) has a ``width`` knob."""
+    from ..models._registry import factory_parameters
+
+    try:
+        takes = factory_parameters(model)
+    except ValueError:
+        return False
+    return takes is not None and "width" in takes
+
+
 def _default_width(model: str) -> int:
-    return inspect.signature(get_model_entry(model).factory).parameters["width"].default
+    from ..models._registry import get_factory
+
+    return inspect.signature(get_factory(model)[0]).parameters["width"].default
 
 
 def match_width(
@@ -114,7 +135,7 @@ def match_width(
     Returns ``(width, plain cost at that width, Pool Skip cost)``. MACs grow with the width, so a
     bisection over integer widths finds it in a few meta-device counts.
     """
-    if model not in models_with_width():
+    if not has_width(model):
         raise ValueError(
             f"model {model!r} has no width knob, so no plain network can be widened to Pool Skip's cost; "
             f"models with one: {', '.join(models_with_width())}"

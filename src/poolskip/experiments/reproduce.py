@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .controls import CONTROLS, control_spec, cost, models_with_width
+from .controls import CONTROLS, control_spec, cost, has_width, models_with_width
 from .paper import paper_entry, paper_numbers
 
 __all__ = [
@@ -171,6 +171,7 @@ class Run:
     group: str = ""  # the model block of the table the row belongs to ("ResNet18"), for "vs plain"
     note: str = ""  # why a run cannot start yet (unregistered task/model), filled by check()
     depth: int | None = None  # fig3/fig4: the ResNet depth
+    paper_model: str = ""  # the paper's network the row stands for (a tiny run trains a small CNN instead)
 
     @property
     def name(self) -> str:
@@ -184,10 +185,8 @@ class Run:
 
 
 def _small_model() -> str:
-    """The tiny scale's model: the registered small CNN if the registry has it, else the demo's."""
-    from ..models import list_models
-
-    return "small_cnn" if "small_cnn" in list_models() else "poolskip.demo:small_cnn"
+    """The tiny scale's model: the registered small CNN (``poolskip.models.toy``)."""
+    return "small_cnn"
 
 
 def _data(dataset: str, data_dir: str | None, train_subset: int | None = None) -> dict[str, Any]:
@@ -248,6 +247,7 @@ def _classification(
     runs = []
     for dataset, column in columns:
         for model, label, kwargs in models:
+            paper_model = model
             if scale == "tiny":
                 model, kwargs, label = _small_model(), {"width": 8}, f"{label} (tiny: small CNN)"
             rows = list(variants)
@@ -284,6 +284,7 @@ def _classification(
                             seed,
                             {**cfg, "seed": seed},
                             group=label,
+                            paper_model=paper_model,
                         )
                     )
     return runs
@@ -295,14 +296,10 @@ def _control_rows(model: str, ours: object, kwargs: Mapping[str, Any], dataset: 
     for name in CONTROLS:
         if name in skip:
             continue
-        if name == "wide" and (":" in model or model not in models_with_width()):
-            continue  # no width knob: say so in the plan (see plan's notes), nothing to run
+        if name == "wide" and not has_width(model):
+            continue  # no width knob: run() says so, nothing to run
         n_classes, shape = DATASET_SIZES.get(dataset, (0, 0, 10, (3, 32, 32)))[2:]
-        ps, mk = (
-            control_spec(name, model, ours, kwargs, n_classes, shape)
-            if ":" not in model
-            else (({"variant": "conv_skip"} if name == "conv_skip" else {"groups": "depthwise"}), dict(kwargs))
-        )
+        ps, mk = control_spec(name, model, ours, kwargs, n_classes, shape)
         rows.append((CONTROL_LABELS[name], name, (ps, mk)))
     return rows
 
@@ -612,6 +609,13 @@ def check(run_: Run) -> str:
         return f"task {task!r} is not registered yet (known: {', '.join(list_tasks())})"
     if ":" not in run_.model and run_.model not in list_models():
         return f"model {run_.model!r} is not registered yet"
+    if ":" in run_.model:
+        from ..models._registry import get_factory
+
+        try:
+            get_factory(run_.model)
+        except ValueError as e:
+            return str(e)
     ps = run_.config.get("pool_skip")
     if isinstance(ps, Mapping) and "groups" in ps:
         from .controls import pool_skip_accepts_groups
@@ -664,21 +668,16 @@ class Estimate:
 
 
 def _build_model(run_: Run, num_classes: int, in_channels: int):
-    """The run's model on the CPU (registered or ``module:factory``), Pool Skip as configured."""
-    from ..convert import convert
-    from ..models import create_model, pool_skip_spec
+    """The run's model on the CPU (registered or ``package.module:factory``), Pool Skip as configured."""
+    from ..models import create_model
 
-    ps = run_.config.get("pool_skip")
-    if ":" in run_.model:  # the user's (or the demo's) own factory, named in the plan, not in a checkpoint
-        import importlib
+    kwargs = dict(run_.config["model_kwargs"])
+    from ..models._registry import factory_parameters
 
-        mod, _, attr = run_.model.partition(":")
-        net = getattr(importlib.import_module(mod), attr)(num_classes=num_classes, **run_.config["model_kwargs"])
-        spec = pool_skip_spec(ps, {})
-        if spec is not None:
-            convert(net, **spec)
-        return net
-    return _cpu_build(run_.model, ps, run_.config["model_kwargs"], num_classes, create_model)
+    takes = factory_parameters(run_.model)
+    if "in_channels" not in kwargs and (takes is None or "in_channels" in takes):
+        kwargs["in_channels"] = in_channels
+    return _cpu_build(run_.model, run_.config.get("pool_skip"), kwargs, num_classes, create_model)
 
 
 def _cpu_build(model, ps, kwargs, num_classes, create_model):
@@ -750,18 +749,8 @@ def estimate(run_: Run, time_steps: int = 2, _cache: dict | None = None) -> Esti
     if key not in cache:
         e = Estimate()
         try:
-            if ":" in run_.model:
-                import torch
-                from torch.utils.flop_counter import FlopCounterMode
-
-                net = _build_model(run_, num_classes, shape[0]).eval()
-                e.params = sum(p.numel() for p in net.parameters())
-                with torch.no_grad(), FlopCounterMode(display=False) as counter:
-                    net(torch.zeros(1, *shape))
-                e.macs = counter.get_total_flops() // 2
-            else:
-                c = cost(run_.model, run_.config.get("pool_skip"), run_.config.get("model_kwargs"), num_classes, shape)
-                e.params, e.macs = c.params, c.macs
+            c = cost(run_.model, run_.config.get("pool_skip"), run_.config.get("model_kwargs"), num_classes, shape)
+            e.params, e.macs = c.params, c.macs
         except Exception as err:  # a model that cannot be counted at this input: say so
             e.note = f"cost not counted: {err}"
         if time_steps > 0 and e.params is not None and e.params < 150_000_000 and len(shape) <= 3:
@@ -877,6 +866,7 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
                 "mode": None,
                 "run_dirs": [],
                 "model_kwargs": r.config.get("model_kwargs"),
+            "paper_model": r.paper_model or r.model,
                 "pool_skip": r.config.get("pool_skip"),
                 "note": r.note,
             },
@@ -900,18 +890,11 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
             "conv_skip",
             "pool_conv",
         ):
-            paper_model = _paper_model(table, rec["model"], rec["depth"])
+            paper_model = f"resnet{rec['depth']}" if rec["depth"] is not None else rec["paper_model"]
             entry = paper_entry(table, paper_model, rec["column"], rec["key"])
         rec["paper"] = entry
         out.append(rec)
     return out
-
-
-def _paper_model(table: str, model: str, depth: int | None) -> str:
-    """The paper's model name of a row (quick/tiny rows keep the paper model they stand in for)."""
-    if depth is not None:
-        return f"resnet{depth}"
-    return model
 
 
 def _fmt(v: float | None, digits: int = 2) -> str:
