@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchvision.io import ImageReadMode, decode_image, read_file
+from PIL import Image
 
 from poolskip.models import create_model
 
@@ -40,7 +40,9 @@ STD = torch.tensor([63.0, 62.1, 66.7]) / 255
 
 
 def _decode(path: str) -> torch.Tensor:
-    return decode_image(read_file(path), mode=ImageReadMode.RGB)
+    with Image.open(path) as im:
+        rgb = im.convert("RGB")
+    return torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).view(rgb.height, rgb.width, 3).permute(2, 0, 1)
 
 
 def load_split(root: Path, limit_per_class: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:

@@ -1128,6 +1128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="the dataset's directory")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: 5 at paper scale, 3 quick, 1 tiny)")
     parser.add_argument("--epochs", type=int, help="override the scale's epochs (the schedule is squeezed to fit)")
+    parser.add_argument("--train-subset", type=int, help="override the scale's training subset (images)")
     parser.add_argument("--out", default="reproduce", help="output folder (runs, table, figure); default ./reproduce")
     parser.add_argument(
         "--controls",
@@ -1189,6 +1190,9 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "threads", None):
         for r in runs:
             r.config["threads"] = args.threads
+    if getattr(args, "train_subset", None):
+        for r in runs:
+            r.config["train_subset"] = args.train_subset
     for r in runs:
         r.note = check(r)
     root = Path(args.out) / f"{args.command}-{args.scale}"
