@@ -794,34 +794,68 @@ def read_summary(run_dir: Path) -> tuple[str, str, float, dict[str, Any]]:
     raise ValueError(f"{run_dir}/summary.json has neither monitor/final nor final_error: keys {sorted(s)}")
 
 
-def execute(runs: Sequence[Run], root: Path, log=print) -> list[tuple[Run, str]]:
-    """Train every run not finished yet under ``root/runs/``: finished ones skipped, half-done ones resumed."""
+def _train_run(config: dict[str, Any], run_dir: str, resume: bool) -> None:
+    """One run, in this or a worker process (a top-level function, so a spawned process can call it)."""
     from ..engine.config import make_config
     from ..engine.trainer import train
 
-    done = []
-    runs = sorted(runs, key=lambda r: r.seed)  # seed-major: a stopped reproduction leaves whole seeds of the table
+    train(make_config(config), run_dir, resume=resume)
+
+
+def _prepare(r: Run, root: Path, i: int, n: int, log) -> str | None:
+    """The run's status, after moving aside a start that never checkpointed; None if it needs no training."""
+    run_dir = root / "runs" / r.name
+    status = run_status(run_dir)
+    if r.note:
+        log(f"[{i}/{n}] {r.name}: not run ({r.note})")
+        return None
+    if status == "finished":
+        log(f"[{i}/{n}] {r.name}: finished before, skipped")
+        return None
+    if status == "new" and run_dir.exists() and any(run_dir.iterdir()):
+        stale = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir.rename(stale)  # started but never checkpointed: keep it aside, never delete it
+        log(f"[{i}/{n}] {r.name}: an unfinished start without checkpoint moved to {stale.name}")
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    return status
+
+
+def execute(runs: Sequence[Run], root: Path, log=print, jobs: int = 1) -> list[tuple[Run, str]]:
+    """Train every run not finished yet under ``root/runs/``: finished ones skipped, half-done ones resumed.
+
+    Seed-major order, so a stopped reproduction leaves whole seeds of the table. ``jobs > 1`` trains that
+    many runs at once in separate processes (each with its own ``threads``): on a few busy CPU cores,
+    several one-thread runs get more done than one multi-threaded run.
+    """
+    runs = sorted(runs, key=lambda r: r.seed)
+    todo, done = [], []
     for i, r in enumerate(runs, 1):
-        run_dir = root / "runs" / r.name
-        status = run_status(run_dir)
-        if r.note:
-            log(f"[{i}/{len(runs)}] {r.name}: not run ({r.note})")
-            done.append((r, "unavailable"))
-            continue
-        if status == "finished":
-            log(f"[{i}/{len(runs)}] {r.name}: finished before, skipped")
-            done.append((r, "skipped"))
-            continue
-        if status == "new" and run_dir.exists() and any(run_dir.iterdir()):
-            stale = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
-            run_dir.rename(stale)  # started but never checkpointed: keep it aside, never delete it
-            log(f"[{i}/{len(runs)}] {r.name}: an unfinished start without checkpoint moved to {stale.name}")
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
-        log(f"[{i}/{len(runs)}] {r.name}: {'resuming' if status == 'partial' else 'training'} ({r.row}, seed {r.seed})")
-        t = time.time()
-        train(make_config(r.config), run_dir, resume=status == "partial")
-        log(f"[{i}/{len(runs)}] {r.name}: done in {time.time() - t:.0f} s")
-        done.append((r, "trained"))
+        status = _prepare(r, root, i, len(runs), log)
+        if status is None:
+            done.append((r, "unavailable" if r.note else "skipped"))
+        else:
+            todo.append((i, r, status))
+    if jobs <= 1:
+        for i, r, status in todo:
+            what = "resuming" if status == "partial" else "training"
+            log(f"[{i}/{len(runs)}] {r.name}: {what} ({r.row}, seed {r.seed})")
+            t = time.time()
+            _train_run(r.config, str(root / "runs" / r.name), status == "partial")
+            log(f"[{i}/{len(runs)}] {r.name}: done in {time.time() - t:.0f} s")
+            done.append((r, "trained"))
+        return done
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = []
+        for i, r, status in todo:
+            log(f"[{i}/{len(runs)}] {r.name}: queued ({r.row}, seed {r.seed})")
+            futures.append((i, r, pool.submit(_train_run, r.config, str(root / "runs" / r.name), status == "partial")))
+        for i, r, f in futures:
+            f.result()  # a failed run raises here, after the others were given their chance
+            log(f"[{i}/{len(runs)}] {r.name}: done")
+            done.append((r, "trained"))
     return done
 
 
@@ -868,7 +902,7 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
                 "mode": None,
                 "run_dirs": [],
                 "model_kwargs": r.config.get("model_kwargs"),
-            "paper_model": r.paper_model or r.model,
+                "paper_model": r.paper_model or r.model,
                 "pool_skip": r.config.get("pool_skip"),
                 "note": r.note,
             },
@@ -1143,6 +1177,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="--dry-run: training steps timed per distinct network (0 = do not time)",
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads for every run")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once, in separate processes")
 
 
 def _human(seconds: float | None) -> str:
@@ -1207,7 +1242,7 @@ def run(args: argparse.Namespace) -> int:
     root.mkdir(parents=True, exist_ok=True)
     (root / "plan.json").write_text(json.dumps([{**asdict(r), "name": r.name} for r in runs], indent=1, default=str))
     t = time.time()
-    done = execute(runs, root)
+    done = execute(runs, root, jobs=max(1, getattr(args, "jobs", 1)))
     records = collect(runs, root)
     written = _write_outputs(args.command, args.scale, records, root)
     print(render_table(args.command, records, args.scale))
