@@ -374,7 +374,7 @@ def _plan_table4(scale, dataset, data_dir, controls):
     runs = _classification("table4", scale, models, variants, DEVRIES_TAYLOR, sc, columns, data_dir, controls)
     for r in runs:  # Table 4's labels are the paper's column heads
         r.row = dict((k, s) for s, k, _ in TABLE4_ROWS).get(r.key, r.row)
-        if r.key in CONTROLS:
+        if r.key in CONTROLS and r.key not in {k for _, k, _ in TABLE4_ROWS}:  # conv_skip is a paper row here
             r.row = CONTROL_LABELS[r.key]
     return runs
 
