@@ -201,3 +201,14 @@ def test_tiny_table4_end_to_end_through_the_engine(tmp_path, capsys):
     capsys.readouterr()
     assert reproduce.run(args) == 0
     assert "0 run(s) trained" in capsys.readouterr().out
+
+
+def test_parallel_jobs_and_overrides_train_the_same_runs(tmp_path):
+    """--jobs 2 trains in spawned worker processes; --train-subset/--epochs reach every run's config."""
+    args = _args("table4", tmp_path, "--scale", "tiny", "--threads", "1", "--jobs", "2", "--train-subset", "128")
+    assert reproduce.run(args) == 0
+    root = tmp_path / "table4-tiny"
+    plan_json = json.loads((root / "plan.json").read_text())
+    assert {r["config"]["train_subset"] for r in plan_json} == {128}
+    for r in plan("table4", "tiny"):
+        assert read_summary(root / "runs" / r.name)[3]["epochs"] == 1
