@@ -2,6 +2,7 @@
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -97,6 +98,7 @@ def test_quick_scale_is_labelled_shorter_and_seeds_and_controls_apply():
 
 
 def _fake_summary(run_dir, final, new_format=True):
+    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if new_format:
         s = {"monitor": {"metric": "test_error", "mode": "min"}, "final": final, "best": final, "params": 1}
