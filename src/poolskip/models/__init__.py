@@ -8,6 +8,7 @@ placement policies ``deep_resnet`` and ``tokenizer`` (see :mod:`poolskip.models.
 """
 
 from . import cifar, policies  # noqa: F401  (importing them registers the models and the placement policies)
+from . import volumetric  # noqa: F401  (3D networks; MONAI / nnU-Net are imported only when one is built)
 from ._registry import (
     ModelEntry,
     create_model,
