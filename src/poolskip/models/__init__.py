@@ -7,8 +7,7 @@ placement policy name, an int pool size (the paper's placement with that pool si
 placement policies ``deep_resnet`` and ``tokenizer`` (see :mod:`poolskip.models.policies`).
 """
 
-from . import cifar, policies  # noqa: F401  (importing them registers the models and the placement policies)
-from . import volumetric  # noqa: F401  (3D networks; MONAI / nnU-Net are imported only when one is built)
+from . import cifar, policies, volumetric  # noqa: F401  (importing them registers the models and the placement policies)
 from ._registry import (
     ModelEntry,
     create_model,
