@@ -104,9 +104,7 @@ def plan_3d_fullres(
     return Plan(padded, spacing, features, tuple(kernels), tuple(strides))
 
 
-def build_plain_conv_unet(
-    plan: Plan, in_channels: int, num_classes: int, deep_supervision: bool = True
-) -> nn.Module:
+def build_plain_conv_unet(plan: Plan, in_channels: int, num_classes: int, deep_supervision: bool = True) -> nn.Module:
     """nnU-Net's ``PlainConvUNet`` for ``plan``, with nnU-Net's 3d_fullres settings."""
     unet = require("dynamic_network_architectures.architectures.unet", "med", "the nnunet model")
     n = plan.n_stages

@@ -28,9 +28,7 @@ ENCODER_STAGES = ("in_tr", "down_tr32", "down_tr64", "down_tr128", "down_tr256")
 def _encoder_convs(stages: tuple[str, ...]):
     def select(model: nn.Module) -> dict[str, int | None]:
         return {
-            name: 2
-            for name, m in model.named_modules()
-            if isinstance(m, nn.Conv3d) and name.split(".")[0] in stages
+            name: 2 for name, m in model.named_modules() if isinstance(m, nn.Conv3d) and name.split(".")[0] in stages
         }
 
     return select
