@@ -15,7 +15,8 @@ def volume(seed: int, shape=SHAPE, classes: int = 3) -> tuple[np.ndarray, np.nda
     from monai.data import create_test_image_3d
 
     rs = np.random.RandomState(seed)
-    img, seg = create_test_image_3d(*shape, num_objs=4, rad_max=5, rad_min=3, noise_max=0.1,
+    rad_max = min(5, min(shape) // 2 - 1)
+    img, seg = create_test_image_3d(*shape, num_objs=4, rad_max=rad_max, rad_min=rad_max - 2, noise_max=0.1,
                                     num_seg_classes=classes - 1, random_state=rs)  # fmt: skip
     return (img * 100 + 10).astype(np.float32), seg.astype(np.uint8)
 
