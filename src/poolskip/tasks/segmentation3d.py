@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,7 +142,9 @@ def score_volume(
     dice = DiceMetric(include_background=False, reduction="none", ignore_empty=False)(p, y)[0]
     iou = MeanIoU(include_background=False, reduction="none", ignore_empty=False)(p, y)[0]
     nsd_metric = SurfaceDiceMetric([float(tolerance)] * (num_classes - 1), include_background=False, reduction="none")
-    nsd = nsd_metric(p, y, spacing=[float(s) for s in spacing])[0]
+    with warnings.catch_warnings():  # MONAI warns for each empty class; those are the NaN / 0 cases stated above
+        warnings.simplefilter("ignore")
+        nsd = nsd_metric(p, y, spacing=[float(s) for s in spacing])[0]
     empty = (p[0, 1:].flatten(1).sum(1) == 0) & (y[0, 1:].flatten(1).sum(1) == 0)
     out = torch.stack([dice.float().cpu(), nsd.float().cpu(), iou.float().cpu()])
     out[:, empty.cpu()] = float("nan")
