@@ -125,6 +125,7 @@ def test_vnet_placements_and_odd_deep_maps():
     # 48x16x16 -> 3x1x1 in the last encoder stage: odd maps, where the official module breaks
     with torch.no_grad():
         assert model.eval()(torch.randn(1, 2, 48, 16, 16)).shape == (1, 2, 48, 16, 16)
+        assert model(torch.randn(1, 2, 20, 17, 9)).shape == (1, 2, 20, 17, 9)  # padded to 32x32x16 inside
 
 
 def test_vnet_in_channels_must_divide_16():

@@ -2,8 +2,9 @@
 
 MONAI's ``VNet`` children: ``in_tr`` (5^3 conv, 16 channels, full resolution), the encoder stages
 ``down_tr32``, ``down_tr64``, ``down_tr128``, ``down_tr256`` (a 2^3 stride-2 ``down_conv``, then
-``ops`` of 5^3 ``LUConv``s), the decoder ``up_tr256``..``up_tr32`` and ``out_tr``. Inputs must have
-sizes divisible by 16 and ``in_channels`` must divide 16 (MONAI's input transition repeats the input).
+``ops`` of 5^3 ``LUConv``s), the decoder ``up_tr256``..``up_tr32`` and ``out_tr``. MONAI needs input sizes
+divisible by 16: the factory's network zero-pads its input up to that and crops the output back, so it takes
+any patch (parameter names are MONAI's). ``in_channels`` must divide 16 (MONAI repeats the input to 16).
 
 Placements (pool 2, Pool Skip after the conv, before its norm and activation):
 
@@ -13,7 +14,8 @@ Placements (pool 2, Pool Skip after the conv, before its norm and activation):
 
 from __future__ import annotations
 
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from ...convert import Policy, list_policies, register_policy
 from ...optional import require
@@ -51,13 +53,23 @@ for _policy in (VNET, VNET_FULL):
 
 @register_model(pool_skip={"policy": "vnet"}, spatial_dims=(3,))
 def vnet(num_classes: int = 2, in_channels: int = 1, dropout: float = 0.5, act: str = "elu") -> nn.Module:
-    """V-Net (MONAI ``VNet``), 3D; input sizes divisible by 16, ``in_channels`` in {1, 2, 4, 8, 16}."""
+    """V-Net (MONAI ``VNet``), 3D, any input size (padded to a multiple of 16); ``in_channels`` divides 16."""
     if in_channels < 1 or 16 % in_channels:
         raise ValueError(
             f"vnet: in_channels must divide 16 (MONAI's VNet repeats the input to 16 channels), got {in_channels}"
         )
     nets = require("monai.networks.nets", "med", "the vnet model")
-    return nets.VNet(
+
+    class VNet(nets.VNet):
+        """MONAI's VNet, any input size: zero-padded up to a multiple of 16, output cropped back."""
+
+        def forward(self, x: Tensor) -> Tensor:
+            size = x.shape[2:]
+            pad = [p for s in reversed(size) for p in (0, -s % 16)]
+            out = super().forward(F.pad(x, pad) if any(pad) else x)
+            return out[(..., *(slice(0, s) for s in size))]
+
+    return VNet(
         spatial_dims=3, in_channels=in_channels, out_channels=num_classes, act=act,
         dropout_prob_down=dropout, dropout_prob_up=(dropout, dropout),
     )  # fmt: skip

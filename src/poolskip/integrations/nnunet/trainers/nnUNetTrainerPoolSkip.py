@@ -53,3 +53,13 @@ class nnUNetTrainerPoolSkipAMOS_5epochs(nnUNetTrainerPoolSkipAMOS):
     def __init__(self, plans, configuration, fold, dataset_json, device=_CUDA):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_epochs = 5
+
+
+class nnUNetTrainerPoolSkip_5epochs_10iters(nnUNetTrainerPoolSkip):
+    """Five epochs of 10 training and 5 validation iterations: a smoke run that fits a CPU."""
+
+    def __init__(self, plans, configuration, fold, dataset_json, device=_CUDA):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = 5
+        self.num_iterations_per_epoch = 10
+        self.num_val_iterations_per_epoch = 5
