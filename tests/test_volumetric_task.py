@@ -150,3 +150,11 @@ def test_ensemble_averages_softmax(setup):
     ) / 2
     expected = score_volume(probs.argmax(0), vol["label"], 3, task.spacing)
     assert two["dice_per_class"] == pytest.approx([v * 100 for v in expected[0].tolist()], nan_ok=True)
+
+
+@pytest.mark.parametrize("recipe", ["nnunet_btcv", "nnunet_amos", "vnet_btcv", "vnet_amos", "hippocampus"])
+def test_recipes_resolve(recipe):
+    from poolskip.experiments.recipes import load_recipe
+
+    cfg = make_config(load_recipe(recipe))
+    assert cfg.task == "segmentation3d" and cfg.model in ("nnunet", "vnet") and cfg.options.num_folds == 5
