@@ -55,11 +55,12 @@ class nnUNetTrainerPoolSkipAMOS_5epochs(nnUNetTrainerPoolSkipAMOS):
         self.num_epochs = 5
 
 
-class nnUNetTrainerPoolSkip_5epochs_10iters(nnUNetTrainerPoolSkip):
-    """Five epochs of 10 training and 5 validation iterations: a smoke run that fits a CPU."""
+class nnUNetTrainerPoolSkip_cpu_smoke(nnUNetTrainerPoolSkip):
+    """Two epochs of 4 training and 2 validation iterations at batch 2: proves the pipeline on a CPU, trains nothing."""
 
     def __init__(self, plans, configuration, fold, dataset_json, device=_CUDA):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 5
-        self.num_iterations_per_epoch = 10
-        self.num_val_iterations_per_epoch = 5
+        self.num_epochs = 2
+        self.num_iterations_per_epoch = 4
+        self.num_val_iterations_per_epoch = 2
+        self.configuration_manager.configuration["batch_size"] = 2
