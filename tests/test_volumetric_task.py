@@ -158,3 +158,19 @@ def test_recipes_resolve(recipe):
 
     cfg = make_config(load_recipe(recipe))
     assert cfg.task == "segmentation3d" and cfg.model in ("nnunet", "vnet") and cfg.options.num_folds == 5
+
+
+def test_table3_layout_and_slices_png(tmp_path):
+    from poolskip.experiments.table3 import format_table3, save_slices
+
+    rows = [
+        {"dataset": "BTCV", "model": "nnunet", "variant": "plain", "dice": 80.0, "nsd": 75.0, "iou": 70.0},
+        {"dataset": "BTCV", "model": "nnunet", "variant": "pool_skip", "dice": 81.0, "nsd": 76.0, "iou": 71.0},
+        {"dataset": "BTCV", "model": "nnunet", "variant": "pool_skip", "dice": 83.0, "nsd": 76.0, "iou": 71.0},
+    ]
+    text = format_table3(rows)
+    assert "nnUNet      1    80.00" in text and "+ours       2    82.00" in text and "(+2.00 Dice)" in text
+    assert "81.52" in text and "82.47" in text  # the paper's numbers beside ours
+    label = _plate(slice(2, 6), 2)
+    png = save_slices(tmp_path / "s.png", torch.rand(1, 10, 8, 6), label, {"plain": label, "pool skip": label * 0})
+    assert png.stat().st_size > 1000
