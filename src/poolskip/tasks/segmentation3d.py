@@ -152,7 +152,10 @@ def score_volume(
 
 
 class Scores:
-    """Per-class sums and counts of Dice / NSD / IoU over volumes (NaN left out), reducible across processes."""
+    """Per-class sums and counts of Dice / NSD / IoU over volumes (NaN left out), reducible across processes.
+
+    :meth:`result` holds floats and lists of floats only (the engine logs them); the per-class lists follow
+    the foreground classes in order (``classes[1:]``, also in the task's ``state()``)."""
 
     NAMES = ("dice", "nsd", "iou")
 
@@ -183,8 +186,7 @@ class Scores:
             out[name] = float(values[ok].mean()) if ok.any() else float("nan")
         for i, name in enumerate(self.NAMES):
             out[f"{name}_per_class"] = [float(v) for v in per[i]]
-        out["classes"] = self.classes[1:]
-        out["eval_volumes"] = self.volumes
+        out["eval_volumes"] = float(self.volumes)
         return out
 
 
