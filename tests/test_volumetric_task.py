@@ -174,3 +174,18 @@ def test_table3_layout_and_slices_png(tmp_path):
     label = _plate(slice(2, 6), 2)
     png = save_slices(tmp_path / "s.png", torch.rand(1, 10, 8, 6), label, {"plain": label, "pool skip": label * 0})
     assert png.stat().st_size > 1000
+
+
+def test_ensemble_runs_scores_the_folds_on_the_test_set(tmp_path):
+    from poolskip.tasks.segmentation3d import ensemble_runs
+
+    train, test = ["amos_0001", "amos_0002", "amos_0507", "amos_0600"], ["amos_0003", "amos_0540"]
+    root = vd.listed(tmp_path / "amos", "dataset.json", {"training": train, "validation": test})
+    cfg = make_config({
+        "task": "segmentation3d", "model": "nnunet", "data": {"dataset": "amos", "data_dir": str(root),
+        "cache_dir": str(tmp_path / "cache")}, "segmentation3d": {"num_folds": 2, "patch_size": [8, 8, 8]},
+    })  # fmt: skip
+    torch.manual_seed(0)
+    models = {d: create_model("nnunet", num_classes=3, patch_size=(8, 8, 8)) for d in ("fold0", "fold1")}
+    r = ensemble_runs(["fold0", "fold1"], load=lambda d, which, device: (models[d], {"config": cfg.to_dict()}))
+    assert r["models"] == 2 and r["eval_volumes"] == 2  # AMOS's validation list is the test set

@@ -59,6 +59,7 @@ __all__ = [
     "Segmentation3dTask",
     "deep_supervision_weights",
     "ensemble",
+    "ensemble_runs",
     "run_folds",
     "score_volume",
 ]
@@ -430,3 +431,30 @@ def ensemble(
     out = scores.result()
     out["models"] = len(models)
     return out
+
+
+def ensemble_runs(
+    run_dirs: Sequence[str | Path], which: str = "best", device: str = "cpu", load=None
+) -> dict[str, Any]:
+    """The folds' ensemble on the test set: load each fold run's model, build the task with ``fold: -1``
+    (same options, so the same spacing and patch) and call :func:`ensemble`.
+
+    ``load(run_dir, which, device) -> (model, info with "config")`` defaults to the engine's
+    ``load_checkpoint``.
+    """
+    from ..engine.config import make_config
+
+    if load is None:
+        from ..engine.trainer import load_checkpoint as load
+    models, cfg = [], None
+    for d in run_dirs:
+        model, info = load(d, which, device)
+        models.append(model.eval())
+        cfg = cfg if cfg is not None else make_config(info["config"])
+    if cfg is None:
+        raise ValueError("ensemble_runs needs at least one run directory")
+    test_cfg = copy.deepcopy(cfg)
+    test_cfg.options.fold = -1
+    test_cfg.data.train_subset = None
+    task = Segmentation3dTask(test_cfg, torch.device(device))
+    return ensemble(task, models)
