@@ -177,7 +177,7 @@ def test_table3_layout_and_slices_png(tmp_path):
 
 
 def test_ensemble_runs_scores_the_folds_on_the_test_set(tmp_path):
-    from poolskip.tasks.segmentation3d import ensemble_runs
+    from poolskip.experiments.folds3d import ensemble_runs
 
     train, test = ["amos_0001", "amos_0002", "amos_0507", "amos_0600"], ["amos_0003", "amos_0540"]
     root = vd.listed(tmp_path / "amos", "dataset.json", {"training": train, "validation": test})

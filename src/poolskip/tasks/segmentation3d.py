@@ -22,10 +22,9 @@ are computed in the preprocessed (resampled, cropped) space at the target spacin
 
 from __future__ import annotations
 
-import copy
 import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,8 +58,6 @@ __all__ = [
     "Segmentation3dTask",
     "deep_supervision_weights",
     "ensemble",
-    "ensemble_runs",
-    "run_folds",
     "score_volume",
 ]
 
@@ -372,34 +369,6 @@ class Segmentation3dTask:
 # ------------------------------------------------------------------------------------------ folds, ensemble
 
 
-def run_folds(cfg, out_dir: str | Path, folds: Sequence[int] | None = None, log: Callable[[str], None] = print):
-    """Train (or resume) every fold of ``cfg`` into ``out_dir/fold<k>``; finished folds are kept as they are.
-
-    Returns the fold run directories. ``cfg`` is a segmentation3d :class:`~poolskip.engine.config.TrainConfig`;
-    each fold gets a copy with ``segmentation3d.fold = k``; all folds share one splits file.
-    """
-    from ..engine.trainer import train
-
-    out_dir = Path(out_dir)
-    folds = list(range(cfg.options.num_folds)) if folds is None else list(folds)
-    base = copy.deepcopy(cfg)
-    if base.options.split_file is None:  # one splits file for every fold, in the folds' folder
-        base.options.split_file = str(out_dir / "splits.json")
-    dirs = []
-    for k in folds:
-        run_dir = out_dir / f"fold{k}"
-        dirs.append(run_dir)
-        if (run_dir / "summary.json").exists():
-            log(f"fold {k}: finished ({run_dir}), kept")
-            continue
-        c = copy.deepcopy(base)
-        c.options.fold = k
-        resume = (run_dir / "checkpoints" / "last.pt").exists()
-        log(f"fold {k}: {'resuming' if resume else 'training'} -> {run_dir}")
-        train(c, run_dir, resume=resume)
-    return dirs
-
-
 @torch.no_grad()
 def ensemble(
     task: Segmentation3dTask,
@@ -431,30 +400,3 @@ def ensemble(
     out = scores.result()
     out["models"] = len(models)
     return out
-
-
-def ensemble_runs(
-    run_dirs: Sequence[str | Path], which: str = "best", device: str = "cpu", load=None
-) -> dict[str, Any]:
-    """The folds' ensemble on the test set: load each fold run's model, build the task with ``fold: -1``
-    (same options, so the same spacing and patch) and call :func:`ensemble`.
-
-    ``load(run_dir, which, device) -> (model, info with "config")`` defaults to the engine's
-    ``load_checkpoint``.
-    """
-    from ..engine.config import make_config
-
-    if load is None:
-        from ..engine.trainer import load_checkpoint as load
-    models, cfg = [], None
-    for d in run_dirs:
-        model, info = load(d, which, device)
-        models.append(model.eval())
-        cfg = cfg if cfg is not None else make_config(info["config"])
-    if cfg is None:
-        raise ValueError("ensemble_runs needs at least one run directory")
-    test_cfg = copy.deepcopy(cfg)
-    test_cfg.options.fold = -1
-    test_cfg.data.train_subset = None
-    task = Segmentation3dTask(test_cfg, torch.device(device))
-    return ensemble(task, models)
