@@ -20,7 +20,7 @@ def test_train_evaluate_and_resume_exactly(tmp_path):
     common = [
         "--task", "segmentation3d", "--model", "nnunet", "--dataset", "decathlon", "--data-dir", str(root),
         "--batch-size", "2", "--out-dir", str(tmp_path / "runs"), "--pool-skip", "true",
-        "--set", "schedule=constant", "iterations=2", "patch_size=[16,16,16]", "threads=1", "eval_batch_size=2",
+        "--set", "schedule=constant", "iterations=1", "patch_size=[16,16,16]", "threads=1", "eval_batch_size=2",
         f"cache_dir={tmp_path / 'cache'}", "rotation=15",
     ]  # fmt: skip
     assert main(["train", *common, "--epochs", "2", "--run-name", "full"]) == 0

@@ -189,3 +189,19 @@ def test_ensemble_runs_scores_the_folds_on_the_test_set(tmp_path):
     models = {d: create_model("nnunet", num_classes=3, patch_size=(8, 8, 8)) for d in ("fold0", "fold1")}
     r = ensemble_runs(["fold0", "fold1"], load=lambda d, which, device: (models[d], {"config": cfg.to_dict()}))
     assert r["models"] == 2 and r["eval_volumes"] == 2  # AMOS's validation list is the test set
+
+
+def test_run_folds_trains_resumes_or_keeps_each_fold(setup, tmp_path, monkeypatch):
+    from poolskip.experiments import folds3d
+
+    calls = []
+    monkeypatch.setattr(folds3d, "train", lambda cfg, run_dir, resume: calls.append((cfg.options.fold, resume)))
+    (tmp_path / "fold1" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "fold1" / "checkpoints" / "last.pt").write_bytes(b"")
+    (tmp_path / "fold2").mkdir()
+    (tmp_path / "fold2" / "summary.json").write_text("{}")
+    cfg = setup()
+    dirs = folds3d.run_folds(cfg, tmp_path, folds=[0, 1, 2], log=lambda *a: None)
+    assert dirs == [tmp_path / f"fold{k}" for k in (0, 1, 2)]
+    assert calls == [(0, False), (1, True)]  # fold 2 finished: kept
+    assert cfg.options.fold == 0 and cfg.options.split_file is None  # the caller's config is not changed

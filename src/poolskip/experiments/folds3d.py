@@ -12,6 +12,9 @@ from typing import Any
 
 import torch
 
+from ..engine.checkpoint import load_checkpoint
+from ..engine.config import make_config
+from ..engine.trainer import train
 from ..tasks.segmentation3d import Segmentation3dTask, ensemble
 
 __all__ = ["ensemble_runs", "run_folds"]
@@ -23,8 +26,6 @@ def run_folds(cfg, out_dir: str | Path, folds: Sequence[int] | None = None, log:
     Returns the fold run directories. ``cfg`` is a segmentation3d :class:`~poolskip.engine.config.TrainConfig`;
     each fold gets a copy with ``segmentation3d.fold = k``; all folds share one splits file.
     """
-    from ..engine.trainer import train
-
     out_dir = Path(out_dir)
     folds = list(range(cfg.options.num_folds)) if folds is None else list(folds)
     base = copy.deepcopy(cfg)
@@ -54,10 +55,7 @@ def ensemble_runs(
     ``load(run_dir, which, device) -> (model, info with "config")`` defaults to the engine's
     ``load_checkpoint``.
     """
-    from ..engine.config import make_config
-
-    if load is None:
-        from ..engine.trainer import load_checkpoint as load
+    load = load_checkpoint if load is None else load
     models, cfg = [], None
     for d in run_dirs:
         model, info = load(d, which, device)
