@@ -72,3 +72,12 @@ def listed(root: Path, json_name: str, groups: dict[str, list[str]], classes: in
             desc[key].append({"image": f"imagesTr/{name}.nii.gz", "label": f"labelsTr/{name}.nii.gz"})
     (root / json_name).write_text(json.dumps(desc))
     return root
+
+
+def tiny_segmentation3d(tmp_path: Path) -> dict:
+    """The tiny run config of the segmentation3d task (for tests/test_tasks.py's TINY): five 20x24x16 volumes
+    in the Decathlon layout, nnU-Net with Pool Skip on 16^3 patches, 2 steps of batch 2 per epoch."""
+    root = decathlon(Path(tmp_path) / "Task96_Tiny", n=5)
+    return {"task": "segmentation3d", "model": "nnunet", "pool_skip": True, "dataset": "decathlon",
+            "data_dir": str(root), "cache_dir": str(Path(tmp_path) / "cache"), "batch_size": 2, "threads": 1,
+            "eval_batch_size": 2, "iterations": 2, "patch_size": [16, 16, 16], "schedule": "constant"}  # fmt: skip
