@@ -15,7 +15,8 @@ from poolskip.experiments.table3 import format_table3, save_slices
 from poolskip.tasks import get_task
 
 here = Path(__file__).resolve().parent
-runs = {v: here / "runs" / f"nnunet_{v}" / "seed0" for v in ("plain", "pool_skip")}
+suffix = sys.argv[1] if len(sys.argv) > 1 else ""  # "" (run.sh) or "_4ep" (run_4epochs.sh)
+runs = {v: here / "runs" / f"nnunet_{v}{suffix}" / "seed0" for v in ("plain", "pool_skip")}
 rows, models, info = [], {}, {}
 for v, d in runs.items():
     s = json.loads((d / "summary.json").read_text())
@@ -28,11 +29,13 @@ final = {v: json.loads((runs[v] / "metrics.jsonl").read_text().splitlines()[-1])
 per = {v: {m: [round(x, 2) for x in final[v][f"{m}_per_class"]] for m in ("dice", "nsd", "iou")} for v in runs}
 text += "\nper class (Anterior, Posterior):\n" + "\n".join(f"  {v}: {per[v]}" for v in per) + "\n"
 print(text)
-(here / "table3.txt").write_text(text)
+(here / f"table3{suffix}.txt").write_text(text)
 
 cfg = make_config(info["plain"]["config"])
 task = get_task("segmentation3d")(cfg, torch.device("cpu"), state=info["plain"]["task_state"])
-vol = task.eval_vols[int(sys.argv[1]) if len(sys.argv) > 1 else 0]
+vol = task.eval_vols[int(sys.argv[2]) if len(sys.argv) > 2 else 0]
+steps = info["plain"]["epoch"] * task.steps_per_epoch()
 preds = {v: task.predict(models[v], vol["image"], nullcontext).argmax(0) for v in models}
-save_slices(here / "slices.png", vol["image"], vol["label"], {"plain": preds["plain"], "Pool Skip": preds["pool_skip"]},
-            title=f"{vol['id']}: nnU-Net after 50 CPU steps (fold 0)")  # fmt: skip
+shown = {"plain": preds["plain"], "Pool Skip": preds["pool_skip"]}
+title = f"{vol['id']}: nnU-Net after {steps} CPU steps of batch 2 (fold 0)"
+save_slices(here / f"slices{suffix}.png", vol["image"], vol["label"], shown, title=title)
