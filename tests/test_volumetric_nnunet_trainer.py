@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import runpy
 
 import pytest
 import torch
@@ -82,6 +81,6 @@ def test_the_5epochs_trainer_is_an_nnunet_trainer_of_five_epochs(monkeypatch, tm
     assert trainer.num_epochs == 5
 
 
-def test_module_prints_the_folder_to_export():
-    out = subprocess.run([sys.executable, "-m", "poolskip.integrations.nnunet"], capture_output=True, text=True)
-    assert out.returncode == 0 and out.stdout.strip() == str(trainer_dir())
+def test_module_prints_the_folder_to_export(capsys):
+    runpy.run_module("poolskip.integrations.nnunet", run_name="__main__")  # python -m poolskip.integrations.nnunet
+    assert capsys.readouterr().out.strip() == str(trainer_dir())
