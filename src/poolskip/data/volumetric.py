@@ -44,14 +44,20 @@ from .loader import Batch, mix_seed
 
 __all__ = [
     "LAYOUTS",
+    "Augment",
     "Case",
-    "Preprocessing",
     "PatchSampler",
+    "Preprocessing",
     "VolumeDataset",
+    "crop_patch",
+    "default_cache_dir",
+    "header_geometry",
     "load_volumes",
     "make_splits",
+    "patch_start",
     "plan_geometry",
     "preprocess_all",
+    "preprocess_case",
     "read_case",
     "read_splits",
 ]
