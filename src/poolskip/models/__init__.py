@@ -7,7 +7,11 @@ placement policy name, an int pool size (the paper's placement with that pool si
 placement policies ``deep_resnet`` and ``tokenizer`` (see :mod:`poolskip.models.policies`).
 """
 
-from . import cifar, policies  # noqa: F401  (importing them registers the models and the placement policies)
+from . import (  # noqa: F401  (importing them registers the models and the placement policies)
+    cifar,
+    policies,
+    segmentation,  # noqa: F401  (registers the DeepLabv3+ models and the deeplab policy)
+)
 from ._registry import (
     ModelEntry,
     create_model,
