@@ -154,3 +154,29 @@ def test_a_few_steps_of_deeplab_with_pool_skip_on_odd_sized_camvid(tmp_path, cam
     with torch.no_grad():
         metrics = task.evaluate(model, lambda: torch.autocast("cpu", enabled=False))
     assert math.isfinite(first) and 0 <= metrics["miou"] <= 100 and 0 <= metrics["pixel_acc"] <= 100
+
+
+def test_deeplab_recipes_follow_the_reference():
+    from poolskip.experiments.recipes import list_recipes, load_recipe
+
+    assert {"deeplab_voc", "deeplab_cityscapes", "deeplab_camvid"} <= set(list_recipes())
+    voc, cs, cam = (make_config(load_recipe(f"deeplab_{n}")) for n in ("voc", "cityscapes", "camvid"))
+    for cfg in (voc, cs):  # facts.md section 5
+        o = cfg.optim
+        assert (cfg.task, o.optimizer, o.momentum, o.nesterov, o.weight_decay) == (
+            "segmentation",
+            "sgd",
+            0.9,
+            False,
+            1e-4,
+        )
+        assert (o.schedule, o.power, o.batch_size, o.lr_mult) == ("poly", 0.9, 16, {"backbone": 0.1})
+        assert cfg.model_kwargs == {"output_stride": 16}
+    assert (voc.optim.lr, voc.options.crop_size, voc.options.scale_range, voc.data.dataset) == (
+        0.01, [513, 513], [0.5, 2.0], "voc")  # fmt: skip
+    assert 10582 // 16 * voc.optim.epochs >= 30_000  # trainaug: at least the reference's 30k iterations
+    assert (cs.optim.lr, cs.options.crop_size, cs.options.color_jitter, cs.data.dataset) == (
+        0.1, [768, 768], 0.5, "cityscapes")  # fmt: skip
+    assert 2975 // 16 * cs.optim.epochs == pytest.approx(30_000, rel=0.01)
+    assert (cam.model, cam.optim.batch_size, cam.optim.schedule, cam.options.eval_split) == (
+        "deeplabv3plus_mobilenet", 8, "poly", "test")  # fmt: skip
