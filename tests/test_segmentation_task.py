@@ -180,3 +180,16 @@ def test_deeplab_recipes_follow_the_reference():
     assert 2975 // 16 * cs.optim.epochs == pytest.approx(30_000, rel=0.01)
     assert (cam.model, cam.optim.batch_size, cam.optim.schedule, cam.options.eval_split) == (
         "deeplabv3plus_mobilenet", 8, "poly", "test")  # fmt: skip
+
+
+def test_prediction_figure_in_the_palette(tmp_path, camvid):
+    from poolskip.experiments.seg_figure import colorize, predict_examples, save_prediction_figure
+
+    rgb = colorize(torch.tensor([[0, 3], [IGNORE, 10]]), [(1, 2, 3)] * 3 + [(9, 9, 9)] + [(0, 0, 0)] * 6 + [(7, 7, 7)])
+    assert rgb.tolist() == [[[1, 2, 3], [9, 9, 9]], [[0, 0, 0], [7, 7, 7]]]
+    task = SegmentationTask(_cfg(tmp_path, data_dir=camvid, segmentation={"eval_split": "test"}), torch.device("cpu"))
+    models = {"plain": nn.Conv2d(3, 11, 1), "Pool Skip": nn.Conv2d(3, 11, 1)}
+    examples = predict_examples(task, models, count=2)
+    assert len(examples) == 2 and examples[0]["preds"]["plain"].shape == (25, 33)
+    path = save_prediction_figure(examples, task.data.palette, tmp_path / "pred.png")
+    assert path.stat().st_size > 1000
