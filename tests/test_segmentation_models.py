@@ -20,6 +20,15 @@ FIVE = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one thread is faster than two fighting over a busy shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _pool_skip_sites(model: nn.Module) -> dict[str, tuple[int, ...]]:
     return {n: m.pool_skip.pool_size for n, m in model.named_modules() if hasattr(m, "pool_skip") and n}
 
