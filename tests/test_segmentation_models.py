@@ -167,3 +167,24 @@ def test_in_channels_and_output_stride_are_checked():
     assert model(torch.randn(2, 1, 32, 32)).shape == (2, 2, 32, 32)
     with pytest.raises(ValueError, match="output_stride must be 8 or 16"):
         create_model("deeplabv3plus_mobilenet", output_stride=32)
+
+
+@pytest.mark.parametrize(
+    "output_stride, expect",
+    [
+        # block index -> (stride, dilation) of its depthwise conv, from block 7 on (earlier blocks are undilated)
+        (16, {7: (2, 1), 11: (1, 1), 14: (1, 1), 15: (1, 2), 16: (1, 2), 17: (1, 2)}),
+        (8, {7: (1, 1), 8: (1, 2), 10: (1, 2), 11: (1, 2), 14: (1, 2), 15: (1, 4), 16: (1, 4), 17: (1, 4)}),
+    ],
+)
+def test_mobilenet_dilation_follows_the_reference(output_stride, expect):
+    """The stage that would pass the output stride keeps stride 1; its first block keeps the previous dilation."""
+    with torch.device("meta"):
+        backbone = MobileNetV2Backbone(output_stride)
+    got = {}
+    for i, block in enumerate(backbone.features[1:], 1):
+        dw = next(m for m in block.conv.modules() if isinstance(m, nn.Conv2d) and m.groups > 1)
+        assert dw.padding == dw.dilation  # "same" padding for a dilated 3x3
+        got[i] = (dw.stride[0], dw.dilation[0])
+    assert {i: got[i] for i in expect} == expect
+    assert all(got[i][1] == 1 for i in range(1, 7))
