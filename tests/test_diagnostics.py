@@ -190,16 +190,17 @@ def test_write_report_csv_and_plots(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
     """Two real `poolskip train` runs (plain, Pool Skip) of the demo's small CNN on 64 digits, 1 epoch."""
+    from poolskip.diagnostics import ProbeMonitor
     from poolskip.engine.config import make_config
     from poolskip.engine.trainer import train
 
     root = tmp_path_factory.mktemp("runs")
-    base = {"dataset": "digits", "model": "poolskip.demo:small_cnn", "model_kwargs": {"width": 4}, "epochs": 1}
-    base |= {"train_subset": 64, "diagnostics_every": 1, "eval_batch_size": 500}
+    base = {"dataset": "digits", "model": "small_cnn", "model_kwargs": {"width": 4}, "epochs": 1}
+    base |= {"train_subset": 64, "eval_batch_size": 500}
     runs = {}
     for name, ps in (("plain", None), ("ps", True)):
         runs[name] = root / name
-        train(make_config(base, {"pool_skip": ps}), runs[name], log=lambda *a, **k: None)
+        train(make_config(base, {"pool_skip": ps}), runs[name], callbacks=[ProbeMonitor(1)], log=lambda *a, **k: None)
     return runs
 
 
@@ -214,24 +215,25 @@ def test_training_monitor_logs_probe_measures(tiny_runs):
 
 def test_diagnose_command_on_run_dirs(tiny_runs, tmp_path, capsys):
     from poolskip.cli import main
-    from poolskip.engine.trainer import load_checkpoint
+    from poolskip.engine.checkpoint import CheckpointError, load_checkpoint
 
     out = tmp_path / "diag"
     args = ["diagnose", str(tiny_runs["plain"]), str(tiny_runs["ps"] / "checkpoints" / "last.pt")]
     assert main([*args, "--labels", "plain", "S2", "--probe-size", "40", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "plain: poolskip.demo:small_cnn" in printed and "S2: poolskip.demo:small_cnn" in printed
+    assert "plain: small_cnn" in printed and "S2: small_cnn" in printed
     assert {p.name for p in out.iterdir()} >= {"plain.csv", "S2.csv", "summary.json", "l2_l1.png", "dead_units.png"}
     plain_rows = [r for r in csv.DictReader((out / "plain.csv").open()) if r["kind"] in ("conv", "linear")]
     ps_rows = [r for r in csv.DictReader((out / "S2.csv").open()) if r["kind"] in ("conv", "linear")]
     assert [r["name"] for r in plain_rows] == [r["name"] for r in ps_rows]
     model, info = load_checkpoint(tiny_runs["ps"])
     assert info["epoch"] == 1 and any(n.endswith("pool_skip.conv.weight") for n in model.state_dict())
-    with pytest.raises(FileNotFoundError, match="checkpoints/best.pt"):
+    with pytest.raises(CheckpointError, match="checkpoints/best.pt not found"):
         load_checkpoint(tmp_path, "best")
-    with pytest.raises(SystemExit, match="one label per path"):
-        main([*args, "--labels", "only-one"])
-    with pytest.raises(SystemExit, match="not found: expected a checkpoint file"):
-        main(["diagnose", str(tmp_path / "nothing.pt")])
-    with pytest.raises(SystemExit, match="unknown dataset 'nope'"):
-        main([*args, "--data", "nope"])
+    for argv, message in (
+        ([*args, "--labels", "only-one"], "one label per path"),
+        (["diagnose", str(tmp_path / "nothing.pt")], "nothing.pt not found: expected a checkpoint"),
+        ([*args, "--data", "nope"], "unknown dataset 'nope'"),
+    ):
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err

@@ -8,11 +8,11 @@ import torch
 import yaml
 
 from poolskip.cli import main
-from poolskip.engine.config import ConfigError, TrainConfig, make_config, parse_set
-from poolskip.engine.trainer import lr_at
+from poolskip.engine.config import ConfigError, OptimConfig, make_config, parse_set
+from poolskip.engine.optim import lr_at, make_optimizer, param_groups
 from poolskip.experiments.recipes import list_recipes, load_recipe
 
-TINY = ["--model", "poolskip.demo:small_cnn", "--set", "model_kwargs={width: 4}", "batch_size=128", "threads=1"]
+TINY = ["--model", "small_cnn", "--set", "model_kwargs={width: 4}", "batch_size=128", "threads=1"]
 
 
 def tiny_run(tmp_path, *extra, name="r"):
@@ -24,10 +24,12 @@ def tiny_run(tmp_path, *extra, name="r"):
 def test_unknown_keys_are_errors_that_name_the_key(tmp_path, capsys):
     with pytest.raises(ConfigError, match=r"'lrr'.*did you mean 'lr'"):
         make_config({"lrr": 0.1})
-    with pytest.raises(ConfigError, match="'epochs' expects"):
+    with pytest.raises(ConfigError, match="'optim.epochs' expects an integer, got 'many'"):
         make_config({"epochs": "many"})
-    with pytest.raises(ConfigError, match="'warmup'"):
-        parse_set(["warmup=3"])
+    with pytest.raises(ConfigError, match="'warmup'.*did you mean 'warmup_epochs'"):
+        make_config(parse_set(["warmup=3"]))
+    with pytest.raises(ConfigError, match="'optim.lrr'"):
+        make_config({"optim": {"lrr": 1}})
     with pytest.raises(ConfigError, match="space after each colon"):
         parse_set(["model_kwargs={width:16}"])
     assert parse_set(["model_kwargs={width: 16}"]) == {"model_kwargs": {"width": 16}}
@@ -35,54 +37,102 @@ def test_unknown_keys_are_errors_that_name_the_key(tmp_path, capsys):
     bad.write_text("lr: 0.1\nnesterow: true\n")
     with pytest.raises(ConfigError, match=r"bad.yaml.*'nesterow'"):
         load_recipe(str(bad))
-    assert main(["train", "--set", "batchsize=3"]) == 1
+    assert main(["train", "--set", "batchsize=3"]) == 2
     assert "unknown config key 'batchsize'" in capsys.readouterr().err
-    assert main(["train", "--model", "resnet19", "--out-dir", str(tmp_path)]) == 1
+    assert main(["train", "--model", "resnet19", "--out-dir", str(tmp_path)]) == 2
     assert "unknown model 'resnet19'" in capsys.readouterr().err
-    assert main(["train", "--model", "poolskip.demo:nope", "--out-dir", str(tmp_path)]) == 1
+    assert main(["train", "--model", "poolskip.models.toy:nope", "--out-dir", str(tmp_path)]) == 2
     assert "cannot import nope" in capsys.readouterr().err
+
+
+def test_config_is_grouped_and_every_spelling_reaches_the_same_key():
+    cfg = make_config({"lr": 0.5}, {"optim.momentum": 0.8}, {"optim": {"epochs": 3}}, parse_set(["run.seed=4"]))
+    assert (cfg.optim.lr, cfg.optim.momentum, cfg.optim.epochs, cfg.run.seed) == (0.5, 0.8, 3, 4)
+    assert cfg.task == "classification" and cfg.options.crop_padding == 4  # the task's own section
+    assert make_config({"cutout": 8}).options.cutout == make_config({"classification": {"cutout": 8}}).options.cutout
+    # the nested form round-trips, and old flat configs (results/*/config.yaml) still read
+    assert make_config(cfg.to_dict()) == cfg
+    flat = {"dataset": "imagefolder", "data_dir": "d", "model": "resnet18", "model_kwargs": {"width": 16}}
+    flat |= {"lr": 0.1, "milestones": [60], "mean": [0.5] * 3, "std": [0.2] * 3, "seed": 1, "run_name": None}
+    old = make_config(flat)
+    assert (old.data.data_dir, old.optim.milestones, old.options.mean, old.run.seed) == ("d", [60], [0.5] * 3, 1)
+    # real coercion: ints to floats, YAML-1.1 strings to floats, list elements; not bools to numbers
+    assert make_config({"lr": 1, "weight_decay": "5e-4"}).optim.weight_decay == 5e-4
+    with pytest.raises(ConfigError, match="'optim.lr' expects a number"):
+        make_config({"lr": True})
+    with pytest.raises(ConfigError, match=r"'optim.milestones\[1\]' expects an integer"):
+        make_config({"milestones": [1, "x"]})
+    with pytest.raises(ConfigError, match="'task' must be one of"):
+        make_config({"task": "nope"})
 
 
 def test_recipes_follow_the_papers_protocols():
     assert {"devries_taylor", "official", "digits"} <= set(list_recipes())
     dt = make_config(load_recipe("devries_taylor"))
-    assert (dt.optimizer, dt.lr, dt.momentum, dt.nesterov, dt.weight_decay) == ("sgd", 0.1, 0.9, True, 5e-4)
-    assert (dt.batch_size, dt.epochs, dt.milestones, dt.gamma) == (128, 200, [60, 120, 160], 0.2)
-    assert (dt.crop_padding, dt.flip, dt.rotation, dt.warmup_epochs) == (4, True, 0.0, 0.0)
-    assert [round(m * 255, 1) for m in dt.mean] == [125.3, 123.0, 113.9]
-    assert [round(s * 255, 1) for s in dt.std] == [63.0, 62.1, 66.7]
+    o, a = dt.optim, dt.options
+    assert (o.optimizer, o.lr, o.momentum, o.nesterov, o.weight_decay) == ("sgd", 0.1, 0.9, True, 5e-4)
+    assert (o.batch_size, o.epochs, o.milestones, o.gamma) == (128, 200, [60, 120, 160], 0.2)
+    assert (a.crop_padding, a.flip, a.rotation, o.warmup_epochs) == (4, True, 0.0, 0.0)
+    assert [round(m * 255, 1) for m in a.mean] == [125.3, 123.0, 113.9]
+    assert [round(s * 255, 1) for s in a.std] == [63.0, 62.1, 66.7]
     of = make_config(load_recipe("official"))
-    assert (of.nesterov, of.warmup_epochs, of.rotation) == (False, 1.0, 15.0)
-    assert [round(m, 5) for m in of.mean] == [0.50708, 0.48655, 0.44092]
-    assert [round(s, 5) for s in of.std] == [0.26733, 0.25644, 0.27615]
+    assert (of.optim.nesterov, of.optim.warmup_epochs, of.options.rotation) == (False, 1.0, 15.0)
+    assert [round(m, 5) for m in of.options.mean] == [0.50708, 0.48655, 0.44092]
+    assert [round(s, 5) for s in of.options.std] == [0.26733, 0.25644, 0.27615]
     # precedence: defaults < recipe < overrides, with YAML values from --set
     cfg = make_config(load_recipe("official"), {"epochs": 2}, parse_set(["milestones=[1, 2]", "pool_skip=true"]))
-    assert (cfg.epochs, cfg.milestones, cfg.nesterov, cfg.variant) == (2, [1, 2], False, "pool_skip")
+    assert (cfg.optim.epochs, cfg.optim.milestones, cfg.optim.nesterov, cfg.variant) == (2, [1, 2], False, "pool_skip")
 
 
 def test_learning_rate_schedules():
-    cfg = TrainConfig(lr=0.1, milestones=[2, 4], gamma=0.2)
+    cfg = OptimConfig(lr=0.1, milestones=[2, 4], gamma=0.2)
     assert [round(lr_at(cfg, e, 0, 10), 6) for e in range(6)] == [0.1, 0.1, 0.02, 0.02, 0.004, 0.004]
-    warm = TrainConfig(lr=0.1, warmup_epochs=1, milestones=[60])
+    warm = OptimConfig(lr=0.1, warmup_epochs=1, milestones=[60])
     assert lr_at(warm, 0, 0, 10) == pytest.approx(0.01) and lr_at(warm, 0, 9, 10) == pytest.approx(0.1)
     assert lr_at(warm, 1, 0, 10) == 0.1
-    cos = TrainConfig(lr=0.1, schedule="cosine", epochs=4, min_lr=0.0)
+    cos = OptimConfig(lr=0.1, schedule="cosine", epochs=4, min_lr=0.0)
     assert lr_at(cos, 0, 0, 10) == pytest.approx(0.1) and lr_at(cos, 2, 0, 10) == pytest.approx(0.05)
+    # poly, per iteration: lr * (1 - it / total) ** 0.9 (DeepLab); with warm-up it starts after the ramp
+    poly = OptimConfig(lr=0.01, schedule="poly", power=0.9, epochs=3)
+    assert [lr_at(poly, 1, s, 10) for s in (0, 5)] == [pytest.approx(0.01 * (1 - i / 30) ** 0.9) for i in (10, 15)]
+    warm_poly = OptimConfig(lr=0.01, schedule="poly", epochs=3, warmup_epochs=1)
+    assert lr_at(warm_poly, 0, 4, 10) == pytest.approx(0.005)
+    assert lr_at(warm_poly, 2, 0, 10) == pytest.approx(0.01 * (1 - 10 / 20) ** 0.9)
+
+
+def test_parameter_groups_take_learning_rate_multipliers_from_the_config():
+    from torch import nn
+
+    model = nn.Sequential()
+    model.add_module("backbone", nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 1)))
+    model.add_module("head", nn.Conv2d(4, 2, 1))
+    groups = param_groups(model, {"backbone": 0.1, "backbone.1": 0.5})
+    by_name = {g["name"]: (g["lr_mult"], len(g["params"])) for g in groups}
+    assert by_name == {"backbone": (0.1, 2), "backbone.1": (0.5, 2), "rest": (1.0, 2)}  # longest prefix wins
+    optimizer = make_optimizer(OptimConfig(lr=0.2, lr_mult={"backbone": 0.1}), model)
+    from poolskip.engine.optim import set_lr
+
+    set_lr(optimizer, 0.2)
+    assert sorted(g["lr"] for g in optimizer.param_groups) == [pytest.approx(0.02), 0.2]
+    with pytest.raises(ConfigError, match=r"names \['encoder'\], which match no parameter.*backbone, head"):
+        param_groups(model, {"encoder": 0.1})
 
 
 def test_a_run_writes_its_directory_and_evaluates(tmp_path, capsys):
     code, run = tiny_run(tmp_path, "--epochs", "2", "--pool-skip", "true")
     assert code == 0
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    assert cfg["epochs"] == 2 and cfg["pool_skip"] is True and cfg["model_kwargs"] == {"width": 4}
+    assert cfg["optim"]["epochs"] == 2 and cfg["pool_skip"] is True and cfg["model_kwargs"] == {"width": 4}
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     for r in records:
-        assert {"train_loss", "test_loss", "test_error", "lr", "epoch_seconds", "images_per_s"} <= set(r)
+        assert {"train_loss", "test_loss", "test_error", "lr", "epoch_seconds", "samples_per_s"} <= set(r)
         assert 0 <= r["test_error"] <= 100 and r["train_loss"] > 0
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["final_error"] == records[-1]["test_error"]
-    assert summary["best_error"] == min(r["test_error"] for r in records)
+    assert summary["monitor"] == {"metric": "test_error", "mode": "min"}
+    assert summary["final"] == records[-1]["test_error"] == summary["final_metrics"]["test_error"]
+    assert summary["best"] == min(r["test_error"] for r in records)
+    assert records[summary["best_epoch"] - 1]["test_error"] == summary["best"]
     assert (summary["variant"], summary["dataset"], summary["seed"]) == ("pool_skip", "digits", 0)
     assert summary["versions"]["torch"] == torch.__version__ and summary["wall_seconds"] > 0
     last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
@@ -94,13 +144,13 @@ def test_a_run_writes_its_directory_and_evaluates(tmp_path, capsys):
     assert torch.load(run / "checkpoints" / "best.pt", weights_only=True)["history"]
     assert list((run / "tb").glob("events.out.tfevents.*"))
     code, _ = tiny_run(tmp_path, "--epochs", "2")  # the same run dir again is refused, not overwritten
-    assert code == 1
+    assert code == 2
 
     capsys.readouterr()
     assert main(["eval", str(run / "checkpoints" / "last.pt"), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
-    assert evaluated["test_error"] == pytest.approx(records[-1]["test_error"]) and evaluated["images"] == 450
-    assert main(["eval", str(tmp_path / "nope.pt")]) == 1
+    assert evaluated["test_error"] == pytest.approx(records[-1]["test_error"]) and evaluated["epoch"] == 2
+    assert main(["eval", str(tmp_path / "nope.pt")]) == 2
 
 
 def test_seeds_make_one_run_dir_each(tmp_path):
@@ -130,6 +180,12 @@ def fake_run(root, model, variant, seed, curve, width=None):
         "".join(json.dumps({"epoch": i + 1, "test_error": e}) + "\n" for i, e in enumerate(curve))
     )
     summary = {"model": model, "variant": variant, "dataset": "cifar10", "seed": seed, "final_error": curve[-1]}
+    if model == "deeplab":  # a task that maximises its metric, in the current summary format
+        summary = {**summary, "monitor": {"metric": "miou", "mode": "max"}, "final": curve[-1]}
+        del summary["final_error"]
+        (d / "metrics.jsonl").write_text(
+            "".join(json.dumps({"epoch": i + 1, "miou": e}) + "\n" for i, e in enumerate(curve))
+        )
     (d / "summary.json").write_text(json.dumps(summary))
 
 
@@ -138,15 +194,20 @@ def test_report_groups_seeds_and_subtracts_plain(tmp_path, capsys):
         fake_run(tmp_path / "runs", "resnet18", "plain", seed, [50.0, p], width=16)
         fake_run(tmp_path / "runs", "resnet18", "pool_skip", seed, [40.0, q], width=16)
     fake_run(tmp_path / "runs", "vgg16", "plain", 0, [30.0])
+    fake_run(tmp_path / "runs", "deeplab", "plain", 0, [40.0, 60.0])
+    fake_run(tmp_path / "runs", "deeplab", "pool_skip", 0, [45.0, 62.5])
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep")]) == 0
     out = capsys.readouterr().out
-    assert "| resnet18 (width=16) | cifar10 | 12.00 ± 2.00 (n=3) | 9.50 ± 0.50 (n=3) | -2.50 |" in out
-    assert "| vgg16 | cifar10 | 30.00 ± 0.00 (n=1) | - | - |" in out
+    err = "test_error (lower is better)"
+    assert f"| resnet18 (width=16) | cifar10 | {err} | 12.00 ± 2.00 (n=3) | 9.50 ± 0.50 (n=3) | -2.50 |" in out
+    assert f"| vgg16 | cifar10 | {err} | 30.00 ± 0.00 (n=1) | - | - |" in out
+    assert "| deeplab | cifar10 | miou (higher is better) | 60.00 ± 0.00 (n=1) | 62.50 ± 0.00 (n=1) | +2.50 |" in out
     rows = list(csv.DictReader(open(tmp_path / "rep" / "report.csv")))
-    assert [r["model"] for r in rows] == ["resnet18 (width=16)", "vgg16"] and float(rows[0]["difference"]) == -2.5
+    assert [r["model"] for r in rows] == ["deeplab", "resnet18 (width=16)", "vgg16"]
+    assert float(rows[1]["difference"]) == -2.5
     assert (tmp_path / "rep" / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(SystemExit, match="no summary.json"):
-        main(["report", str(tmp_path / "rep")])
+    assert main(["report", str(tmp_path / "rep")]) == 2
+    assert "no summary.json" in capsys.readouterr().err
 
 
 def test_options_adamw_cosine_warmup_smoothing_clipping_channels_last_bf16(tmp_path):
@@ -158,12 +219,12 @@ def test_options_adamw_cosine_warmup_smoothing_clipping_channels_last_bf16(tmp_p
     code, run = tiny_run(tmp_path, "--set", *sets)
     assert code == 0
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    cfg = TrainConfig(lr=0.002, schedule="cosine", warmup_epochs=1, epochs=3)
+    cfg = OptimConfig(lr=0.002, schedule="cosine", warmup_epochs=1, epochs=3)
     steps = 256 // 128
     assert [r["lr"] for r in records] == [pytest.approx(lr_at(cfg, e, steps - 1, steps)) for e in range(3)]
     assert records[0]["lr"] == pytest.approx(0.002) and records[2]["lr"] < records[1]["lr"] < 0.002
     assert all(r["train_loss"] == r["train_loss"] for r in records)  # finite, not NaN
-    assert main(["train", *TINY, "--set", "amp=fp16", "--out-dir", str(tmp_path), "--device", "cpu"]) == 1
+    assert main(["train", *TINY, "--set", "amp=fp16", "--out-dir", str(tmp_path), "--device", "cpu"]) == 2
 
 
 def test_diagnostics_every_n_epochs_go_into_metrics_and_tensorboard(tmp_path):
@@ -181,7 +242,7 @@ def test_diagnostics_every_n_epochs_go_into_metrics_and_tensorboard(tmp_path):
 def test_progress_bar_only_on_terminals():
     import io
 
-    from poolskip.engine.progress import Progress
+    from poolskip.progress import Progress
 
     class Tty(io.StringIO):
         def isatty(self):

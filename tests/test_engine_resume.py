@@ -11,11 +11,11 @@ import torch
 from poolskip.cli import main
 
 ARGS = [
-    "--model", "poolskip.demo:small_cnn", "--epochs", "2", "--device", "cpu",
+    "--model", "small_cnn", "--epochs", "2", "--device", "cpu",
     "--set", "model_kwargs={width: 4}", "batch_size=32", "deterministic=true", "checkpoint_every=3", "cutout=3",
     "train_subset=640", "threads=1",
 ]  # fmt: skip
-TIMING = {"epoch_seconds", "eval_seconds", "images_per_s"}
+TIMING = {"epoch_seconds", "eval_seconds", "samples_per_s"}
 
 
 def records(run):
@@ -53,4 +53,4 @@ def test_resume_after_sigkill_mid_epoch_is_exact(tmp_path):
     a = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
     b = torch.load(whole / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert json.loads((run / "summary.json").read_text())["final_error"] == records(whole)[-1]["test_error"]
+    assert json.loads((run / "summary.json").read_text())["final"] == records(whole)[-1]["test_error"]

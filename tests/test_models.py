@@ -79,9 +79,9 @@ def converted_names(model: nn.Module) -> list[str]:
 
 
 def test_registry_lists_every_model():
-    assert list_models() == sorted(COUNTS_100, key=list_models().index)
-    assert set(list_models()) == set(COUNTS_100)
-    for name in list_models():
+    assert list_models("cifar") == sorted(COUNTS_100, key=list_models().index)
+    assert set(list_models("cifar")) == set(COUNTS_100) and set(COUNTS_100) < set(list_models())
+    for name in list_models("cifar"):
         entry = get_model_entry(name)
         assert "paper" in entry.description and entry.pool_skip["policy"] in entry.description
 
@@ -283,15 +283,15 @@ def test_models_cli_table(capsys):
         assert (int(n_convs), pool) == {"resnet18": (16, "2"), "cct_7_3x1_32": (1, "2")}[name]
     # 0.555 G: the usual CIFAR ResNet18 figure (exact value: test_flop_count_matches_a_count_by_hand)
     assert rows[0][2] == "0.555"
-    with pytest.raises(SystemExit, match="unknown model"):
-        main(["models", "resnet19"])
+    assert main(["models", "resnet19"]) == 2
+    assert "unknown model" in capsys.readouterr().err
 
 
 def test_readme_table_is_the_cli_output():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("\n## Models\n", 1)[1].split("\n## ", 1)[0]
     lines = {line.split("|")[1].strip(): line for line in section.splitlines() if re.match(r"\| \w+ +\| +[\d,]", line)}
-    assert set(lines) == set(list_models())
+    assert set(lines) == set(list_models("cifar"))
     for name, line in lines.items():  # parameter columns of every row
         cells = [c.strip() for c in line.split("|")[1:-1]]
         assert (int(cells[1].replace(",", "")), int(cells[3].replace(",", ""))) == COUNTS_100[name]
@@ -325,3 +325,14 @@ def test_pool_skip_spec_is_one_reading_for_registered_and_outside_models():
     with pytest.raises(ValueError, match=">= 1"):
         pool_skip_spec(0, {})
     assert TrainConfig(pool_skip=True).variant == "pool_skip"
+
+
+def test_create_model_takes_registered_names_and_package_paths_alike():
+    outside = create_model("poolskip.models.toy:small_cnn", 10, pool_skip=True, width=4, in_channels=3)
+    registered = create_model("small_cnn", 10, pool_skip=True, width=4, in_channels=3)
+    assert [n for n, _ in outside.named_parameters()] == [n for n, _ in registered.named_parameters()]
+    assert outside(torch.randn(2, 3, 8, 8)).shape == (2, 10) and converted_names(outside)
+    with pytest.raises(ValueError, match="cannot import nope"):
+        create_model("poolskip.models.toy:nope")
+    with pytest.raises(TypeError, match=r"no option\(s\) \['depth'\]"):
+        create_model("poolskip.models.toy:small_cnn", depth=3)

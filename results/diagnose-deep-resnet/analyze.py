@@ -12,7 +12,6 @@ metrics.jsonl, the engine's 64-image probe).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -21,9 +20,9 @@ from pathlib import Path
 import torch
 
 from poolskip.diagnostics import diagnose
-from poolskip.diagnostics.command import probe_set
-from poolskip.engine.config import make_config
-from poolskip.engine.trainer import build_model, load_checkpoint
+from poolskip.engine import build_model, make_config, restore
+from poolskip.experiments.report import monitored
+from poolskip.tasks import ModelSpec
 
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 
@@ -50,18 +49,17 @@ def stage_means(diag) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str]) -> None:
     runs = dict(a.split("=", 1) for a in argv)
-    args = argparse.Namespace(device="cpu", dataset=None, data_dir=None, image_size=None, probe_size=500, probe_seed=0)
     rows = []
     for label, run_dir in runs.items():
-        model, info = load_checkpoint(run_dir)
-        x, y = probe_set(model, info, args)
+        model, task, info = restore(run_dir, overrides={"data.train_subset": None})
+        x, y = task.probe_batch(500, 0)  # the set `poolskip diagnose --probe-size 500` uses
         cfg = make_config(info["config"])
-        torch.manual_seed(cfg.seed)  # as the engine does right before building the model
-        init = build_model(cfg, info["num_classes"]).eval()
+        torch.manual_seed(cfg.run.seed)  # as the engine does right before building the model
+        init = build_model(cfg, ModelSpec(**info["model_spec"])).eval()
         summary = json.loads((Path(run_dir) / "summary.json").read_text())
         for when, m in (("init", init), (f"epoch {info['epoch']}", model)):
-            d = diagnose(m, x, y, batch_size=125)
-            err = f"{summary['final_error']:.1f}" if when != "init" else ""
+            d = diagnose(m, x, y, loss_fn=task.probe_loss, batch_size=125)
+            err = f"{monitored(summary)[2]:.1f}" if when != "init" else ""
             rows.append((label, when, stage_means(d), d.summary(), err))
 
     print("| run | weights | " + " | ".join(f"Hoyer {s}" for s in STAGES) + " | l2/l1 max (layer) | test error % |")

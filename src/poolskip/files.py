@@ -38,3 +38,15 @@ def atomic_save(obj, path: str | os.PathLike) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path``, atomically."""
     atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def remove_stale_temp_files(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files an interrupted :func:`atomic_write` left in ``directory`` (a process killed
+    between writing and renaming); returns what was removed. Call it only while no writer is active there."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stale = [p for p in directory.glob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import pickle
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 
 from ..errors import PoolskipError
 from ..files import atomic_save
+from ..progress import Progress
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 _CIFAR = {
@@ -68,19 +70,41 @@ def load_dataset(
     download: bool = False,
     cache_dir: str | os.PathLike | None = None,
     image_size: int | None = None,
+    train_subset: int | None = None,
 ) -> ImageData:
-    """Load dataset ``name`` (one of :data:`DATASETS`) as uint8 tensors, from the cache when it is fresh."""
+    """Load dataset ``name`` (one of :data:`DATASETS`) as uint8 tensors, from the cache when it is fresh.
+
+    ``train_subset``: keep only the first N training images of a fixed shuffle (seed 0); an ImageFolder
+    tree decodes only those (the other formats hold the images in a few files that are read whole).
+    """
     if name == "digits":
-        return _load_digits()
+        return _subset(_load_digits(), train_subset)
     if name in _CIFAR:
         root = _cifar_root(name, data_dir, download)
         files = [root / f for f in _CIFAR[name][1] + _CIFAR[name][2]]
-        return _cached(name, _listing(files), cache_dir, lambda: _read_cifar(name, root), extra=None)
+        return _subset(
+            _cached(name, _listing(files), cache_dir, lambda: _read_cifar(name, root), extra=None), train_subset
+        )
     if name == "imagefolder":
         train_dir, test_dir = _imagefolder_dirs(data_dir)
         listing = _tree_listing([train_dir, test_dir])
-        return _cached(name, listing, cache_dir, lambda: _read_imagefolder(train_dir, test_dir, image_size), image_size)
-    raise DatasetError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+        read = lambda: _read_imagefolder(train_dir, test_dir, image_size, train_subset)  # noqa: E731
+        return _cached(name, listing, cache_dir, read, [image_size, train_subset])
+    raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def subset_indices(n: int, keep: int | None) -> torch.Tensor | None:
+    """The training images a ``train_subset`` of ``keep`` uses: the first ``keep`` of a fixed shuffle."""
+    if keep is None:
+        return None
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:keep]
+
+
+def _subset(data: ImageData, keep: int | None) -> ImageData:
+    idx = subset_indices(len(data.train_x), keep)
+    if idx is not None:
+        data.train_x, data.train_y = data.train_x[idx], data.train_y[idx]
+    return data
 
 
 # ------------------------------------------------------------------------------------------ digits
@@ -182,18 +206,38 @@ def _imagefolder_dirs(data_dir) -> tuple[Path, Path]:
     return train, test
 
 
-def _read_imagefolder(train_dir: Path, test_dir: Path, image_size: int | None) -> ImageData:
+def _read_imagefolder(train_dir: Path, test_dir: Path, image_size: int | None, train_subset: int | None) -> ImageData:
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
-    classes, class_to_idx = find_classes(str(train_dir))
-    test_classes, _ = find_classes(str(test_dir))
+    try:
+        classes, class_to_idx = find_classes(str(train_dir))
+        test_classes, _ = find_classes(str(test_dir))
+    except FileNotFoundError as e:
+        raise DatasetError(f"imagefolder: {e}; expected one sub-directory of images per class") from None
     if test_classes != classes:
         raise DatasetError(f"imagefolder: {test_dir} has classes {test_classes}, {train_dir} has {classes}")
 
-    def read(directory: Path):
-        samples = make_dataset(str(directory), class_to_idx, IMG_EXTENSIONS)
+    def read(directory: Path, keep: int | None = None):
+        try:
+            samples = make_dataset(str(directory), class_to_idx, IMG_EXTENSIONS)
+        except FileNotFoundError as e:  # a class folder without images
+            raise DatasetError(f"imagefolder: {directory}: {' '.join(str(e).split())}") from None
+        idx = subset_indices(len(samples), keep)
+        if idx is not None:
+            samples = [samples[i] for i in idx.tolist()]
+        print(f"decoding {len(samples):,} images of {directory} (once: they are cached)", file=sys.stderr, flush=True)
+        bar = Progress(len(samples), "decoding", stream=sys.stderr)
+        done = [0]
+
+        def decode(sample):
+            image = _decode(sample[0], image_size)
+            done[0] += 1
+            bar.update(done[0])
+            return image
+
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            images = list(pool.map(lambda s: _decode(s[0], image_size), samples))
+            images = list(pool.map(decode, samples))
+        bar.close()
         sizes = {tuple(im.shape) for im in images}
         if len(sizes) > 1:
             first = next(s for s, im in zip(samples, images) if tuple(im.shape) != tuple(images[0].shape))
@@ -203,7 +247,7 @@ def _read_imagefolder(train_dir: Path, test_dir: Path, image_size: int | None) -
             )
         return torch.stack(images), torch.tensor([s[1] for s in samples], dtype=torch.long)
 
-    train_x, train_y = read(train_dir)
+    train_x, train_y = read(train_dir, train_subset)
     test_x, test_y = read(test_dir)
     return ImageData("imagefolder", train_x, train_y, test_x, test_y, classes)
 

@@ -1,7 +1,8 @@
 """Diagnostics for elimination singularities: weight sparsity, dead units and gradient flow per layer.
 
 ``diagnose(model, inputs, targets)`` probes any ``nn.Module`` and returns a :class:`Diagnosis` (layers
-and activation sites in forward order); ``probe_measures`` gives its flat summary for training logs;
+and activation sites in forward order); ``probe_measures`` gives its flat summary for training logs and
+``ProbeMonitor`` logs it every N epochs as a training-loop callback;
 ``write_report`` writes CSVs and the Fig. 4 style plots for several models at once.
 """
 
@@ -12,6 +13,7 @@ from .probe import (
     ActivationStats,
     Diagnosis,
     LayerStats,
+    ProbeMonitor,
     diagnose,
     probe_measures,
 )
@@ -24,6 +26,7 @@ __all__ = [
     "ActivationStats",
     "Diagnosis",
     "LayerStats",
+    "ProbeMonitor",
     "channel_measures",
     "diagnose",
     "hoyer",

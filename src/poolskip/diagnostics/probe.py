@@ -37,6 +37,7 @@ __all__ = [
     "ActivationStats",
     "Diagnosis",
     "LayerStats",
+    "ProbeMonitor",
     "diagnose",
     "probe_measures",
     "unwrap",
@@ -490,3 +491,25 @@ def probe_measures(
     pass in eval mode, no side effects on the model, its gradients, BN statistics or the random state.
     """
     return diagnose(model, probe_inputs, probe_targets, **kwargs).summary()
+
+
+class ProbeMonitor:
+    """A training-loop callback (:class:`poolskip.engine.Callback`): every ``every`` epochs,
+    :func:`probe_measures` on the task's fixed probe batch with the task's own probe loss, logged under
+    ``diagnostics`` in the epoch's metrics record (and so in TensorBoard as ``diagnostics/...``)."""
+
+    def __init__(self, every: int, probe_size: int = 64, seed: int = 0):
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.every, self.probe_size, self.seed = every, probe_size, seed
+        self.inputs = self.targets = self.loss_fn = None
+
+    def start(self, task, model: nn.Module) -> None:
+        self.inputs, self.targets = task.probe_batch(self.probe_size, self.seed)
+        self.loss_fn = task.probe_loss
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> dict[str, dict[str, float]] | None:
+        if epoch % self.every:
+            return None
+        measures = probe_measures(model, self.inputs, self.targets, loss_fn=self.loss_fn)
+        return {"diagnostics": {k: float(v) for k, v in measures.items()}}

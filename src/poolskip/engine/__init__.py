@@ -1,4 +1,29 @@
 """One training loop for every task: config, optimiser and schedule, AMP, DDP, checkpoints/resume, logging.
 
-A task (``task.py``) supplies data, loss, metrics and evaluation; ``trainer.py`` is the loop.
+A task (:mod:`poolskip.tasks`) supplies data, loss, metrics and evaluation; :mod:`.trainer` is the loop,
+:mod:`.config` the grouped config, :mod:`.optim` optimiser, parameter groups and schedules,
+:mod:`.checkpoint` checkpoints (data, never code), :mod:`.rundir` a run directory and its one writer.
+How to add a task: ``src/poolskip/engine/README.md``.
 """
+
+from ..tasks import list_tasks
+from .checkpoint import CheckpointError, build_model, load_checkpoint
+from .config import ConfigError, TrainConfig, make_config
+from .trainer import Callback, NonFiniteLoss, build_task, evaluate, load_run_config, restore, train
+
+__all__ = [
+    "Callback",
+    "CheckpointError",
+    "ConfigError",
+    "NonFiniteLoss",
+    "TrainConfig",
+    "build_model",
+    "build_task",
+    "evaluate",
+    "list_tasks",
+    "load_checkpoint",
+    "load_run_config",
+    "make_config",
+    "restore",
+    "train",
+]

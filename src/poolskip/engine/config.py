@@ -105,10 +105,14 @@ class RunConfig:
     threads: int | None = opt(None, "CPU threads for torch (torch.set_num_threads); null = PyTorch's default", min=1)
     deterministic: bool = opt(False, "torch.use_deterministic_algorithms (bit-exact resume on CPU)")
     sync_bn: bool = opt(False, "SyncBatchNorm under torchrun (CUDA only)")
-    seed: int = opt(0, "the seed of the model's initialisation, the batch order and the augmentation", min=0, max=2**63 - 1)
+    seed: int = opt(
+        0, "the seed of the model's initialisation, the batch order and the augmentation", min=0, max=2**63 - 1
+    )
     eval_batch_size: int = opt(1000, "samples per evaluation forward pass", min=1)
     eval_every: int = opt(1, "evaluate every N epochs (and always after the last)", min=1)
-    checkpoint_every: int = opt(0, "also checkpoint every N training steps inside an epoch (0 = epoch ends only)", min=0)
+    checkpoint_every: int = opt(
+        0, "also checkpoint every N training steps inside an epoch (0 = epoch ends only)", min=0
+    )
     diagnostics_every: int = opt(
         0, "every N epochs, log poolskip.diagnostics measures on a fixed probe batch (0 = off)", min=0
     )
@@ -174,7 +178,8 @@ def _leaves(task: str) -> dict[str, tuple[str, ...]]:
 
 
 def _unknown(key: str, known: list[str], where: str = "") -> ConfigError:
-    close = difflib.get_close_matches(key, known, n=1)
+    containing = sorted((k for k in known if key in k), key=len)
+    close = containing[:1] or difflib.get_close_matches(key, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigError(f"{where}unknown config key {key!r}{hint} (see `poolskip train --print-config` for all keys)")
 
@@ -296,7 +301,9 @@ def make_config(*layers: dict[str, Any]) -> TrainConfig:
     sections = {}
     for section, cls in _sections(task).items():
         prefix = section + "."
-        sections[section] = _build(cls, {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}, section)
+        sections[section] = _build(
+            cls, {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}, section
+        )
     model = values.get("model", "resnet18")
     if not isinstance(model, str) or not model:
         raise ConfigError(f"config key 'model' expects a model name or package.module:factory, got {model!r}")

@@ -1,18 +1,24 @@
-"""``poolskip report RUN_DIR...``: the paper's Table 1 layout from run directories, plus error curves.
+"""Reports from run directories: the paper's table layout (plain vs Pool Skip over seeds) and curves.
 
 Reads only the files runs wrote (``summary.json``, ``metrics.jsonl``), so reports can be rebuilt at any
-time. Runs are grouped by (model, variant, dataset); a cell is the mean ± sample std of the final-epoch
-top-1 error over seeds (the paper's protocol), and each row gets the Pool Skip minus plain difference.
+time. Runs are grouped by (model, dataset, monitored metric) and variant; a cell is the mean ± sample
+std over seeds of the metric the run's task monitors (top-1 error for classification, mIoU or Dice for
+segmentation) at the final evaluation (the paper's protocol), and each row gets the Pool Skip minus
+plain difference. Summaries written before tasks had monitors (``final_error``) read as top-1 error.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
+
+from ..errors import PoolskipError
+
+
+class ReportError(PoolskipError):
+    """No runs to report, or a run's files are unreadable; the message names the file."""
 
 
 def find_runs(paths: list[str | Path]) -> list[Path]:
@@ -24,9 +30,9 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
         elif p.is_dir():
             found.update(s.parent for s in p.rglob("summary.json"))
         else:
-            raise FileNotFoundError(f"{p} is not a run directory or a directory of runs")
+            raise ReportError(f"{p} is not a run directory or a directory of runs")
     if not found:
-        raise FileNotFoundError(f"no summary.json under {', '.join(map(str, paths))}: is a run still going?")
+        raise ReportError(f"no summary.json under {', '.join(map(str, paths))}: is a run still going?")
     return sorted(found)
 
 
@@ -40,35 +46,76 @@ def labels(run_dir: Path, summary: dict) -> tuple[str, str]:
     kwargs = cfg.get("model_kwargs") or {}
     model = summary["model"] + (f" ({', '.join(f'{k}={v}' for k, v in sorted(kwargs.items()))})" if kwargs else "")
     dataset = summary["dataset"]
-    if dataset == "imagefolder" and cfg.get("data_dir"):
-        dataset += ":" + Path(cfg["data_dir"]).name
+    data_dir = (cfg.get("data") or {}).get("data_dir") or cfg.get("data_dir")  # grouped, or a flat older config
+    if dataset in ("imagefolder", "segfolder") and data_dir:
+        dataset += ":" + Path(data_dir).name
     return model, dataset
 
 
-def collect(run_dirs: list[Path]) -> dict[tuple[str, str, str], list[dict]]:
-    """(model label, variant, dataset) -> [{seed, final_error, curve}, ...]."""
-    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+def monitored(summary: dict) -> tuple[str, str, float]:
+    """``(metric, mode, final value)`` of a summary; older summaries (``final_error``) are top-1 error."""
+    if "monitor" in summary:
+        return summary["monitor"]["metric"], summary["monitor"]["mode"], summary["final"]
+    return "test_error", "min", summary["final_error"]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{path} is unreadable or not JSON ({e}); rerun or remove that run") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path} must hold a JSON object")
+    return data
+
+
+def _curve(path: Path, metric: str) -> list[tuple[int, float]]:
+    """(epoch, value) of ``metric`` for each evaluated epoch in metrics.jsonl."""
+    out = []
+    for n, line in enumerate(path.read_text().splitlines() if path.is_file() else [], 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise ReportError(f"{path}, line {n}, is not JSON: {line[:60]!r}") from None
+        if metric in record:
+            out.append((record["epoch"], record[metric]))
+    return out
+
+
+def collect(run_dirs: list[Path]) -> dict[tuple[str, str, str, str], list[dict]]:
+    """(model label, variant, dataset, metric) -> [{seed, final, curve, mode}, ...]."""
+    groups: dict[tuple[str, str, str, str], list[dict]] = defaultdict(list)
     for d in run_dirs:
-        s = json.loads((d / "summary.json").read_text())
-        curve = [json.loads(line)["test_error"] for line in (d / "metrics.jsonl").read_text().splitlines() if line]
-        model, dataset = labels(d, s)
-        groups[(model, s["variant"], dataset)].append(
-            {"seed": s["seed"], "final_error": s["final_error"], "curve": curve, "dir": str(d)}
+        s = _read_json(d / "summary.json")
+        try:
+            metric, mode, final = monitored(s)
+            model, dataset = labels(d, s)
+            key = (model, s["variant"], dataset, metric)
+            seed = s["seed"]
+        except KeyError as e:
+            raise ReportError(f"{d / 'summary.json'} lacks {e}; is it a poolskip run summary?") from None
+        groups[key].append(
+            {"seed": seed, "final": final, "mode": mode, "curve": _curve(d / "metrics.jsonl", metric), "dir": str(d)}
         )
     return groups
 
 
 def table_rows(groups) -> list[dict]:
-    """One row per (model, dataset): plain and Pool Skip statistics and their difference."""
+    """One row per (model, dataset, metric): plain and Pool Skip statistics and their difference."""
     rows = []
-    for model, dataset in sorted({(m, ds) for m, _, ds in groups}):
-        row = {"model": model, "dataset": dataset}
+    for model, dataset, metric in sorted({(m, ds, mt) for m, _, ds, mt in groups}):
+        row = {"model": model, "dataset": dataset, "metric": metric}
         for variant in ("plain", "pool_skip"):
-            errs = [r["final_error"] for r in groups.get((model, variant, dataset), [])]
-            row[f"{variant}_n"] = len(errs)
-            row[f"{variant}_mean"] = statistics.fmean(errs) if errs else None
-            row[f"{variant}_std"] = statistics.stdev(errs) if len(errs) > 1 else (0.0 if errs else None)
-            row[f"{variant}_seeds"] = " ".join(str(r["seed"]) for r in groups.get((model, variant, dataset), []))
+            runs = groups.get((model, variant, dataset, metric), [])
+            values = [r["final"] for r in runs]
+            row[f"{variant}_n"] = len(values)
+            row[f"{variant}_mean"] = statistics.fmean(values) if values else None
+            row[f"{variant}_std"] = statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
+            row[f"{variant}_seeds"] = " ".join(str(r["seed"]) for r in runs)
+            if runs:
+                row["mode"] = runs[0]["mode"]
         both = row["plain_mean"] is not None and row["pool_skip_mean"] is not None
         row["difference"] = row["pool_skip_mean"] - row["plain_mean"] if both else None
         rows.append(row)
@@ -82,35 +129,41 @@ def markdown(rows: list[dict]) -> str:
         return f"{r[f'{v}_mean']:.2f} ± {r[f'{v}_std']:.2f} (n={r[f'{v}_n']})"
 
     lines = [
-        "| model | dataset | plain | +Pool Skip | Pool Skip − plain |",
-        "|---|---|---:|---:|---:|",
+        "| model | dataset | metric | plain | +Pool Skip | Pool Skip − plain |",
+        "|---|---|---|---:|---:|---:|",
     ]
     for r in rows:
         diff = "-" if r["difference"] is None else f"{r['difference']:+.2f}"
-        lines.append(f"| {r['model']} | {r['dataset']} | {cell(r, 'plain')} | {cell(r, 'pool_skip')} | {diff} |")
-    return "\n".join(lines) + "\n\nTop-1 test error (%) of the final epoch, mean ± sample std over seeds."
+        metric = f"{r['metric']} ({'lower' if r.get('mode') == 'min' else 'higher'} is better)"
+        lines.append(
+            f"| {r['model']} | {r['dataset']} | {metric} | {cell(r, 'plain')} | {cell(r, 'pool_skip')} | {diff} |"
+        )
+    return (
+        "\n".join(lines)
+        + "\n\nThe metric each run's task monitors, at the final evaluation; mean ± sample std over seeds."
+    )
 
 
 def plot(groups, path: Path) -> None:
-    """Test error per epoch (mean over seeds), one panel per dataset, one line per model and variant."""
+    """The monitored metric per evaluated epoch (mean over seeds): one panel per (dataset, metric), one line
+    per model and variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    datasets = sorted({ds for _, _, ds in groups})
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
-        for (model, variant, ds), runs in sorted(groups.items()):
-            if ds != dataset:
+    panels = sorted({(ds, metric) for _, _, ds, metric in groups})
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (dataset, metric) in zip(axes[0], panels):
+        for (model, variant, ds, mt), runs in sorted(groups.items()):
+            if (ds, mt) != (dataset, metric):
                 continue
             n = min(len(r["curve"]) for r in runs)
-            mean = [statistics.fmean(r["curve"][i] for r in runs) for i in range(n)]
-            ax.plot(
-                range(1, n + 1), mean, marker="o", ls="-" if variant == "plain" else "--", label=f"{model} {variant}"
-            )
-        ax.set(title=dataset, xlabel="epoch", ylabel="top-1 test error (%)")
+            epochs = [e for e, _ in runs[0]["curve"][:n]]
+            mean = [statistics.fmean(r["curve"][i][1] for r in runs) for i in range(n)]
+            ax.plot(epochs, mean, marker="o", ls="-" if variant == "plain" else "--", label=f"{model} {variant}")
+        ax.set(title=dataset, xlabel="epoch", ylabel=metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -119,27 +172,20 @@ def plot(groups, path: Path) -> None:
     plt.close(fig)
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or directories that hold runs")
-    p.add_argument("--out", default="report", help="where report.md, report.csv and curves.png go (default: report)")
+def write_report(paths: list[str | Path], out: str | Path) -> tuple[str, int]:
+    """report.md, report.csv and curves.png of the runs at or below ``paths`` in ``out``; returns the
+    Markdown table and the number of runs."""
+    import csv
 
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        groups = collect(find_runs(args.runs))
-    except FileNotFoundError as e:
-        raise SystemExit(f"poolskip report: {e}") from None
+    groups = collect(find_runs(paths))
     rows = table_rows(groups)
-    out = Path(args.out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(rows)
     (out / "report.md").write_text(text + "\n")
     with open(out / "report.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         writer.writeheader()
         writer.writerows(rows)
     plot(groups, out / "curves.png")
-    print(text)
-    runs = sum(map(len, groups.values()))
-    print(f"\nwrote {out / 'report.md'}, {out / 'report.csv'}, {out / 'curves.png'} ({runs} runs)")
-    return 0
+    return text, sum(map(len, groups.values()))

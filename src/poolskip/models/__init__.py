@@ -1,20 +1,19 @@
 """The paper's networks, defined once (plain) and given Pool Skip by :func:`poolskip.convert`.
 
-``create_model(name, num_classes=10, pool_skip=None, **kwargs)`` builds a registered model;
+``create_model(name, num_classes=10, pool_skip=None, **kwargs)`` builds a registered model (or
+``package.module:factory``);
 ``pool_skip`` is ``None``/``False``/``"none"`` (plain), ``True`` (the paper's placement for that network), a
 placement policy name, an int pool size (the paper's placement with that pool size) or a dict of
 ``convert`` arguments. ``list_models()`` names them. Importing this package also registers the
 placement policies ``deep_resnet`` and ``tokenizer`` (see :mod:`poolskip.models.policies`).
 """
 
-from . import (  # noqa: F401  (importing them registers the models and the placement policies)
-    cifar,
-    policies,
-    segmentation,  # noqa: F401  (registers the DeepLabv3+ models and the deeplab policy)
-)
+from . import cifar, policies, segmentation, toy  # noqa: F401  (importing them registers the models and policies)
 from ._registry import (
     ModelEntry,
     create_model,
+    factory_parameters,
+    get_factory,
     get_model_entry,
     is_plain,
     list_models,
@@ -29,6 +28,8 @@ __all__ = [
     "ModelEntry",
     "ResNet",
     "create_model",
+    "factory_parameters",
+    "get_factory",
     "get_model_entry",
     "is_plain",
     "list_models",

@@ -7,6 +7,7 @@ the paper's placement. :func:`create_model` builds a model and, if asked, conver
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from ..convert import Policy, convert
 __all__ = [
     "ModelEntry",
     "create_model",
+    "factory_parameters",
+    "get_factory",
     "get_model_entry",
     "is_plain",
     "list_models",
@@ -42,6 +45,11 @@ class ModelEntry:
     pool_skip: Mapping[str, object] = field(default_factory=dict)
     description: str = ""
     spatial_dims: tuple[int, ...] = (2,)  # the input ranks it is built for (MONAI's spatial_dims)
+
+    @property
+    def group(self) -> str:
+        """The family a model belongs to: its sub-package of ``poolskip.models`` (``cifar``, ``toy``, ...)."""
+        return self.factory.__module__.removeprefix("poolskip.models.").split(".")[0]
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -72,15 +80,15 @@ def register_model(
     return decorate
 
 
-def list_models() -> list[str]:
-    """Registered model names, sorted (ResNets by depth)."""
+def list_models(group: str | None = None) -> list[str]:
+    """Registered model names, sorted (ResNets by depth); only those of ``group`` (e.g. ``cifar``) if given."""
 
     def key(name: str) -> tuple[str, int, str]:
         head = name.rstrip("0123456789")
         tail = name[len(head) :]
         return (head, int(tail) if tail else -1, name)
 
-    return sorted(_MODELS, key=key)
+    return sorted((n for n, e in _MODELS.items() if group is None or e.group == group), key=key)
 
 
 def get_model_entry(name: str) -> ModelEntry:
@@ -131,24 +139,52 @@ def resolve_pool_skip(name: str, pool_skip: object) -> dict[str, object] | None:
     return pool_skip_spec(pool_skip, get_model_entry(name).pool_skip)
 
 
-def create_model(name: str, num_classes: int = 10, pool_skip: object = None, **kwargs) -> nn.Module:
-    """Build the registered model ``name`` for ``num_classes`` classes, with Pool Skip if asked.
+def get_factory(name: str) -> tuple[Callable[..., nn.Module], Mapping[str, object]]:
+    """``(factory, paper placement)`` of a registered name, or of ``package.module:factory`` (imported; its
+    placement is ``{}``, i.e. ``convert``'s defaults: every conv, pool 2)."""
+    if ":" not in name:
+        entry = get_model_entry(name)
+        return entry.factory, entry.pool_skip
+    module_name, _, attr = name.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"model {name!r}: cannot import {attr} from {module_name} ({e})") from None
+    if not callable(factory):
+        raise ValueError(f"model {name!r}: {attr} in {module_name} is not callable")
+    return factory, {}
 
-    ``kwargs`` go to the model's factory (e.g. ``width=16`` for the ResNets). ``pool_skip`` is read by
-    :func:`resolve_pool_skip`; the model is then passed through :func:`~poolskip.convert`, so its
-    plain parameter names do not move. Build under ``with torch.device("meta"):`` to count
-    parameters of a large model without allocating it.
+
+def factory_parameters(name: str) -> list[str] | None:
+    """The keyword arguments the factory of ``name`` takes (None if it takes any, via ``**kwargs``)."""
+    params = inspect.signature(get_factory(name)[0]).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return list(params)
+
+
+def create_model(name: str, num_classes: int = 10, pool_skip: object = None, **kwargs) -> nn.Module:
+    """Build model ``name`` for ``num_classes`` classes, with Pool Skip if asked.
+
+    ``name`` is a registered model or ``package.module:factory`` (imported and called the same way; one
+    path for both). ``kwargs`` go to the model's factory (e.g. ``width=16`` for the ResNets,
+    ``in_channels=1``). ``pool_skip`` is read by :func:`pool_skip_spec` with the model's paper placement
+    as ``True``; the model is then passed through :func:`~poolskip.convert`, so its plain parameter
+    names do not move. Build under ``with torch.device("meta"):`` to count parameters of a large model
+    without allocating it.
     """
-    entry = get_model_entry(name)
+    factory, placement = get_factory(name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    accepted = [p for p in inspect.signature(entry.factory).parameters if p != "num_classes"]
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        takes = ", ".join(accepted) if accepted else "nothing besides num_classes and pool_skip"
-        raise TypeError(f"model {name!r} has no option(s) {unknown}; it takes: {takes}")
-    spec = resolve_pool_skip(name, pool_skip)
-    model = entry.factory(num_classes=num_classes, **kwargs)
+    accepted = factory_parameters(name)
+    if accepted is not None:
+        accepted = [p for p in accepted if p != "num_classes"]
+        unknown = sorted(set(kwargs) - set(accepted))
+        if unknown:
+            takes = ", ".join(accepted) if accepted else "nothing besides num_classes and pool_skip"
+            raise TypeError(f"model {name!r} has no option(s) {unknown}; it takes: {takes}")
+    spec = pool_skip_spec(pool_skip, placement)
+    model = factory(num_classes=num_classes, **kwargs)
     if spec is not None:
         convert(model, **spec)
     return model

@@ -10,7 +10,6 @@ dense conv it runs as, although its input is zero outside the block maxima.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +17,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..convert import is_converted
-from ._registry import create_model, list_models, resolve_pool_skip
+from ._registry import create_model, resolve_pool_skip
 
 
 @dataclass(frozen=True)
@@ -102,25 +101,3 @@ def format_table(rows: list[ModelStats], markdown: bool = False) -> str:
         out.append("  ".join("-" * w for w in widths))
     out += [line(c) for c in cells[1:]]
     return "\n".join(out)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", metavar="MODEL", help="models to list (default: all registered)")
-    parser.add_argument("--num-classes", type=int, default=10, help="classes of the fc layer (default: 10)")
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
-
-
-def run(args: argparse.Namespace) -> int:
-    known = list_models()
-    unknown = [n for n in args.names if n not in known]
-    if unknown:
-        raise SystemExit(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    if args.num_classes < 1:
-        raise SystemExit(f"--num-classes must be >= 1, got {args.num_classes}")
-    print(format_table(stats(args.names or known, args.num_classes), markdown=args.markdown))
-    print(
-        f"\n{args.num_classes} classes; MACs = multiply-adds of one forward pass of a 3x32x32 image, counted by "
-        "torch.utils.flop_counter.FlopCounterMode (convolutions and matrix products only); Pool Skip placed as "
-        "in the paper (create_model(name, pool_skip=True))."
-    )
-    return 0

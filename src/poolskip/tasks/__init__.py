@@ -4,10 +4,7 @@
 each module beside it registers one task. ``list_tasks()`` names them.
 """
 
-from . import (
-    classification,  # noqa: F401  (importing registers the task)
-    segmentation,  # noqa: F401  (registers the segmentation task)
-)
+from . import classification, segmentation  # noqa: F401  (importing registers the tasks)
 from .base import Autocast, ModelSpec, Monitor, Task, get_task, list_tasks, register_task
 
 __all__ = ["Autocast", "ModelSpec", "Monitor", "Task", "get_task", "list_tasks", "register_task"]

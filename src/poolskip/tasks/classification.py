@@ -42,7 +42,9 @@ class ClassificationOptions:
 
     def check(self) -> None:
         if (self.mean is None) != (self.std is None):
-            raise ValueError("config keys 'classification.mean' and 'classification.std' must both be lists or both null")
+            raise ValueError(
+                "config keys 'classification.mean' and 'classification.std' must both be lists or both null"
+            )
         if self.std is not None and any(s <= 0 for s in self.std):
             raise ValueError(f"config key 'classification.std' must be positive, got {self.std}")
 

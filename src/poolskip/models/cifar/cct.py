@@ -168,23 +168,24 @@ class CompactTransformer(nn.Module):
         return self.fc(x)
 
 
-def _patches(dim: int, patch: int) -> Tokenizer:
-    return Tokenizer(dim, patch, patch, 0, bias=True, relu_pool=False)
+def _patches(dim: int, patch: int, in_channels: int) -> Tokenizer:
+    return Tokenizer(dim, patch, patch, 0, bias=True, relu_pool=False, in_channels=in_channels)
 
 
 @register_model(pool_skip={"policy": "tokenizer"})
-def vit_7_4_32(num_classes: int = 10) -> CompactTransformer:
+def vit_7_4_32(num_classes: int = 10, in_channels: int = 3) -> CompactTransformer:
     """ViT-Lite 7/4 (4x4 patches, class token); paper: Table 5 "ViT", tokenizer conv only (``tokenizer``, pool 2)."""
-    return CompactTransformer(_patches(256, 4), num_classes, seq_pool=False)
+    return CompactTransformer(_patches(256, 4, in_channels), num_classes, seq_pool=False)
 
 
 @register_model(pool_skip={"policy": "tokenizer"})
-def cvt_7_4_32(num_classes: int = 10) -> CompactTransformer:
+def cvt_7_4_32(num_classes: int = 10, in_channels: int = 3) -> CompactTransformer:
     """CVT 7/4 (4x4 patches, sequence pooling); paper: Table 5 "CVT", tokenizer conv only (``tokenizer``, pool 2)."""
-    return CompactTransformer(_patches(256, 4), num_classes, seq_pool=True)
+    return CompactTransformer(_patches(256, 4, in_channels), num_classes, seq_pool=True)
 
 
 @register_model(pool_skip={"policy": "tokenizer"})
-def cct_7_3x1_32(num_classes: int = 10) -> CompactTransformer:
+def cct_7_3x1_32(num_classes: int = 10, in_channels: int = 3) -> CompactTransformer:
     """CCT 7/3x1 (conv-ReLU-pool tokenizer, sequence pooling); paper: Table 5 "CCT", ``tokenizer`` policy, pool 2."""
-    return CompactTransformer(Tokenizer(256, 3, 1, 1, bias=False, relu_pool=True), num_classes, seq_pool=True)
+    tokenizer = Tokenizer(256, 3, 1, 1, bias=False, relu_pool=True, in_channels=in_channels)
+    return CompactTransformer(tokenizer, num_classes, seq_pool=True)

@@ -45,10 +45,10 @@ class Inception(nn.Module):
 class GoogLeNet(nn.Module):
     """GoogLeNet for CIFAR: ``stem``, inception ``a3``..``b5``, ``maxpool``, ``avgpool``, ``dropout``, ``fc``."""
 
-    def __init__(self, num_classes: int = 10, dropout: float = 0.4) -> None:
+    def __init__(self, num_classes: int = 10, dropout: float = 0.4, in_channels: int = 3) -> None:
         super().__init__()
         self.stem = nn.Sequential(
-            *_conv_bn_relu(3, 64, 3, bias=False),
+            *_conv_bn_relu(in_channels, 64, 3, bias=False),
             *_conv_bn_relu(64, 64, 3, bias=False),
             *_conv_bn_relu(64, 192, 3, bias=False),
         )
@@ -75,6 +75,6 @@ class GoogLeNet(nn.Module):
 
 
 @register_model(pool_skip={"policy": "every_conv"})
-def googlenet(num_classes: int = 10) -> GoogLeNet:
+def googlenet(num_classes: int = 10, in_channels: int = 3) -> GoogLeNet:
     """GoogLeNet; paper: Table 1, after every conv of stem and inception branches (``every_conv``, pool 2)."""
-    return GoogLeNet(num_classes)
+    return GoogLeNet(num_classes, in_channels=in_channels)

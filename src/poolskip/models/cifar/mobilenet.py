@@ -32,9 +32,11 @@ class DepthwiseSeparable(nn.Sequential):
 class MobileNet(nn.Module):
     """MobileNet v1 for CIFAR: children ``stem``, ``stage1``..``stage4``, ``avgpool``, ``fc``."""
 
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
-        self.stem = nn.Sequential(_conv_bn_relu(nn.Conv2d(3, 32, 3, 1, 1, bias=False)), DepthwiseSeparable(32, 64))
+        self.stem = nn.Sequential(
+            _conv_bn_relu(nn.Conv2d(in_channels, 32, 3, 1, 1, bias=False)), DepthwiseSeparable(32, 64)
+        )
         self.stage1 = nn.Sequential(DepthwiseSeparable(64, 128, 2), DepthwiseSeparable(128, 128))
         self.stage2 = nn.Sequential(DepthwiseSeparable(128, 256, 2), DepthwiseSeparable(256, 256))
         self.stage3 = nn.Sequential(DepthwiseSeparable(256, 512, 2), *(DepthwiseSeparable(512, 512) for _ in range(5)))
@@ -48,6 +50,6 @@ class MobileNet(nn.Module):
 
 
 @register_model(pool_skip={"policy": "every_conv"})
-def mobilenet(num_classes: int = 10) -> MobileNet:
+def mobilenet(num_classes: int = 10, in_channels: int = 3) -> MobileNet:
     """MobileNet v1 (width 1.0); paper: Table 1, after every conv incl. depthwise (``every_conv``, pool 2)."""
-    return MobileNet(num_classes)
+    return MobileNet(num_classes, in_channels)

@@ -83,13 +83,14 @@ class ResNet(nn.Module):
         layers: Sequence[int],
         num_classes: int = 10,
         width: int = 64,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
         if len(layers) != 4 or any(n < 1 for n in layers):
             raise ValueError(f"layers must be four positive block counts, got {list(layers)}")
         if width < 1:
             raise ValueError(f"width must be >= 1, got {width}")
-        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         in_planes = width
@@ -122,61 +123,61 @@ DEPTHS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int
 }
 
 
-def resnet(depth: int, num_classes: int = 10, width: int = 64) -> ResNet:
+def resnet(depth: int, num_classes: int = 10, width: int = 64, in_channels: int = 3) -> ResNet:
     """The CIFAR ResNet of ``depth`` (one of :data:`DEPTHS`); ``width`` is the stem/first-stage width.
 
     ``width=64`` is the paper's network; a smaller width (e.g. 16, 1/16 of the parameters) keeps the
-    same depth and layout for quick CPU runs.
+    same depth and layout for quick CPU runs. ``in_channels``: channels of the input images.
     """
     if depth not in DEPTHS:
         raise ValueError(f"no CIFAR ResNet of depth {depth}; known depths: {sorted(DEPTHS)}")
     block, layers = DEPTHS[depth]
-    return ResNet(block, layers, num_classes=num_classes, width=width)
+    return ResNet(block, layers, num_classes=num_classes, width=width, in_channels=in_channels)
 
 
 @register_model(pool_skip={"policy": "official"})
-def resnet18(num_classes: int = 10, width: int = 64) -> ResNet:
+def resnet18(num_classes: int = 10, width: int = 64, in_channels: int = 3) -> ResNet:
     """ResNet18 (BasicBlock [2,2,2,2]); paper: Table 1, placed by the official code (``official``, pool 2)."""
-    return resnet(18, num_classes, width)
+    return resnet(18, num_classes, width, in_channels)
 
 
 @register_model(pool_skip={"policy": "official"})
-def resnet34(num_classes: int = 10, width: int = 64) -> ResNet:
+def resnet34(num_classes: int = 10, width: int = 64, in_channels: int = 3) -> ResNet:
     """ResNet34 (BasicBlock [3,4,6,3]); paper: Table 1, placed by the official code (``official``, pool 2)."""
-    return resnet(34, num_classes, width)
+    return resnet(34, num_classes, width, in_channels)
 
 
 @register_model(pool_skip={"policy": "deep_resnet"})
-def resnet50(num_classes: int = 10, width: int = 64) -> ResNet:
+def resnet50(num_classes: int = 10, width: int = 64, in_channels: int = 3) -> ResNet:
     """ResNet50 (Bottleneck [3,4,6,3]); paper: Fig. 3, ``deep_resnet`` (pool 4 on CIFAR-100, 2 on CIFAR-10)."""
-    return resnet(50, num_classes, width)
+    return resnet(50, num_classes, width, in_channels)
 
 
 @register_model(pool_skip={"policy": "deep_resnet"})
-def resnet101(num_classes: int = 10, width: int = 64) -> ResNet:
+def resnet101(num_classes: int = 10, width: int = 64, in_channels: int = 3) -> ResNet:
     """ResNet101 (Bottleneck [3,4,23,3]); paper: Fig. 3, ``deep_resnet`` (pool 4 on CIFAR-100, 2 on CIFAR-10)."""
-    return resnet(101, num_classes, width)
+    return resnet(101, num_classes, width, in_channels)
 
 
 @register_model(pool_skip={"policy": "deep_resnet"})
-def resnet152(num_classes: int = 10, width: int = 64) -> ResNet:
+def resnet152(num_classes: int = 10, width: int = 64, in_channels: int = 3) -> ResNet:
     """ResNet152 (Bottleneck [3,8,36,3]); paper: Fig. 3, ``deep_resnet`` (pool 4 on CIFAR-100, 2 on CIFAR-10)."""
-    return resnet(152, num_classes, width)
+    return resnet(152, num_classes, width, in_channels)
 
 
 @register_model(pool_skip={"policy": "deep_resnet"})
-def resnet200(num_classes: int = 10, width: int = 64) -> ResNet:
+def resnet200(num_classes: int = 10, width: int = 64, in_channels: int = 3) -> ResNet:
     """ResNet200 (ResNet-RS [3,24,36,3]); paper: Fig. 3, ``deep_resnet`` (pool 4 on CIFAR-100, 2 on CIFAR-10)."""
-    return resnet(200, num_classes, width)
+    return resnet(200, num_classes, width, in_channels)
 
 
 @register_model(pool_skip={"policy": "deep_resnet"})
-def resnet350(num_classes: int = 10, width: int = 64) -> ResNet:
+def resnet350(num_classes: int = 10, width: int = 64, in_channels: int = 3) -> ResNet:
     """ResNet350 (ResNet-RS [4,36,72,4]); paper: Fig. 3/4, ``deep_resnet`` (pool 4 on CIFAR-100, 2 on CIFAR-10)."""
-    return resnet(350, num_classes, width)
+    return resnet(350, num_classes, width, in_channels)
 
 
 @register_model(pool_skip={"policy": "deep_resnet"})
-def resnet420(num_classes: int = 10, width: int = 64) -> ResNet:
+def resnet420(num_classes: int = 10, width: int = 64, in_channels: int = 3) -> ResNet:
     """ResNet420 (ResNet-RS [4,44,87,4]); paper: Fig. 3/4, ``deep_resnet`` (pool 4 on CIFAR-100, 2 on CIFAR-10)."""
-    return resnet(420, num_classes, width)
+    return resnet(420, num_classes, width, in_channels)

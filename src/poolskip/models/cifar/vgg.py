@@ -21,10 +21,9 @@ CONFIGS: dict[str, list[int | str]] = {
 class VGG(nn.Module):
     """VGG-BN for CIFAR: children ``features`` (convs, BN, ReLU, pools) and ``classifier``."""
 
-    def __init__(self, config: str = "D", num_classes: int = 10, dropout: float = 0.5) -> None:
+    def __init__(self, config: str = "D", num_classes: int = 10, dropout: float = 0.5, in_channels: int = 3) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        in_channels = 3
         for v in CONFIGS[config]:
             if v == "M":
                 layers.append(nn.MaxPool2d(2, 2))
@@ -47,6 +46,6 @@ class VGG(nn.Module):
 
 
 @register_model(pool_skip={"policy": "every_conv"})
-def vgg16(num_classes: int = 10) -> VGG:
+def vgg16(num_classes: int = 10, in_channels: int = 3) -> VGG:
     """VGG16 with BN; paper: Tables 1 and 4, after every conv (``every_conv``, pool 2)."""
-    return VGG("D", num_classes)
+    return VGG("D", num_classes, in_channels=in_channels)

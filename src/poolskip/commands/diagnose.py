@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..diagnostics import diagnose, write_report
+from ..engine.trainer import restore
+from .common import UsageError
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -18,22 +22,16 @@ def _run_label(path: Path) -> str:
     return path.name if path.is_dir() else (path.parent.parent.name if path.parent.name == "checkpoints" else path.stem)
 
 
-def probe_set(model, info: dict, args: argparse.Namespace):
-    """``(inputs, targets)``: ``--probe-size`` test images (a fixed random subset) normalised as the
-    model was trained, through the engine's own dataset and loader code."""
-    import torch
-
-    from ..engine.config import make_config
-    from ..engine.task import ClassificationTask
-
-    overrides = {"device": args.device, "mean": info.get("mean"), "std": info.get("std"), "train_subset": None}
-    for key in ("dataset", "data_dir", "image_size"):
+def probe_set(path: str, args: argparse.Namespace):
+    """``(model, info, inputs, targets, loss_fn)``: the checkpoint's model and ``--probe-size`` evaluation
+    samples (a fixed random subset) prepared as the model was trained, through its task's own code."""
+    overrides = {"data.train_subset": None}
+    for key, name in (("dataset", "data.dataset"), ("data_dir", "data.data_dir")):
         if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
-    cfg = make_config(info["config"], overrides)
-    task = ClassificationTask(cfg, torch.device(args.device))
-    task.bind(model)
-    return task.probe_batch(args.probe_size, args.probe_seed)
+            overrides[name] = getattr(args, key)
+    model, task, info = restore(path, args.checkpoint, args.device, overrides, args.allow_external_model)
+    inputs, targets = task.probe_batch(args.probe_size, args.probe_seed)
+    return model, info, inputs, targets, task.probe_loss
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,10 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--data",
         dest="dataset",
         default=None,
-        help="dataset to probe with (digits, cifar10, cifar100, imagefolder); default: the one each model trained on",
+        help="dataset to probe with (one the run's task reads); default: the one each model trained on",
     )
     p.add_argument("--data-dir", default=None, help="where that dataset lives (default: the run's data_dir)")
-    p.add_argument("--image-size", type=int, default=None, help="imagefolder: resize to this size (default: the run's)")
     p.add_argument("--probe-size", type=int, default=256, help="test images in the probe set (default: 256)")
     p.add_argument("--probe-seed", type=int, default=0, help="seed of the probe subset, same for all models")
     p.add_argument("--batch-size", type=int, default=128, help="probe images per forward/backward pass")
@@ -53,31 +50,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", nargs="+", default=None, help="one legend label per path (default: run dir names)")
     p.add_argument("--out", default="diagnose", help="output directory for CSVs, summary.json, PNGs")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--allow-external-model", action="store_true", help="import a package.module:factory model")
 
 
 def run(args: argparse.Namespace) -> int:
-    from .probe import diagnose
-    from .report import write_report
-
     if args.probe_size < 1 or args.batch_size < 1:
-        raise SystemExit("--probe-size and --batch-size must be >= 1")
+        raise UsageError(f"--probe-size and --batch-size must be >= 1, got {args.probe_size} and {args.batch_size}")
     if args.labels is not None and len(args.labels) != len(args.paths):
-        raise SystemExit(f"--labels needs one label per path: {len(args.paths)} paths, {len(args.labels)} labels")
+        raise UsageError(f"--labels needs one label per path: {len(args.paths)} paths, {len(args.labels)} labels")
     labels = args.labels or [_run_label(Path(p)) for p in args.paths]
     if len(set(labels)) != len(labels):
-        raise SystemExit(f"two paths get the same label {labels}; pass --labels")
-    from ..data import DatasetError
-    from ..engine.config import ConfigError
-    from ..engine.trainer import load_checkpoint
+        raise UsageError(f"two paths get the same label {labels}; pass --labels")
 
     diagnoses = {}
     for label, path in zip(labels, args.paths):
-        try:
-            model, info = load_checkpoint(path, args.checkpoint, args.device)
-            x, y = probe_set(model, info, args)
-        except (FileNotFoundError, ValueError, DatasetError, ConfigError) as e:
-            raise SystemExit(f"poolskip diagnose: {path}: {e}") from None
-        d = diagnose(model, x, y, batch_size=args.batch_size)
+        model, info, x, y, loss_fn = probe_set(path, args)
+        d = diagnose(model, x, y, loss_fn=loss_fn, batch_size=args.batch_size)
         diagnoses[label] = d
         s = d.summary()
         print(

@@ -2,8 +2,8 @@
 
 1,797 8x8 grey images of digits, a fixed stratified 75/25 split, a few epochs, a few seeds: it shows
 the whole path (plain model -> ``convert`` -> train -> compare) in about a minute on two CPU cores.
-Each run goes through the ``poolskip train`` engine (run directories, checkpoints, metrics). It is a
-smoke demo on a toy dataset, not the paper's protocol.
+The model is the registered ``small_cnn``; each run goes through the ``poolskip train`` engine (run
+directories, checkpoints, metrics). It is a smoke demo on a toy dataset, not the paper's protocol.
 """
 
 from __future__ import annotations
@@ -14,30 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from torch import nn
-
-
-def small_cnn(num_classes: int = 10, width: int = 32) -> nn.Module:
-    """Three conv-BN-ReLU layers and a linear classifier, for 8x8 single-channel images."""
-
-    def block(cin: int, cout: int) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-    return nn.Sequential(
-        *block(1, width),
-        *block(width, width),
-        nn.MaxPool2d(2),
-        *block(width, 2 * width),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(2 * width, num_classes),
-    )
+from ..engine.config import make_config
+from ..engine.trainer import train
+from ..experiments.recipes import load_recipe
+from .common import UsageError
 
 
 def demo_config(seed: int, epochs: int, width: int, pool_skip: bool) -> dict:
     """The engine config of one demo run: the built-in ``digits`` recipe with this seed, length and width."""
-    from .experiments.recipes import load_recipe
-
     return {
         **load_recipe("digits"),
         "model_kwargs": {"width": width},
@@ -53,9 +37,6 @@ def run_demo(seeds: list[int], epochs: int, width: int = 32, out_dir: str | None
 
     Run directories go under ``out_dir`` (a temporary directory when None). One result row per variant.
     """
-    from .engine.config import make_config
-    from .engine.trainer import train
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(out_dir or tmp)
@@ -66,7 +47,7 @@ def run_demo(seeds: list[int], epochs: int, width: int = 32, out_dir: str | None
                 t0 = time.perf_counter()
                 summary = train(cfg, root / f"demo_{variant}" / f"seed{seed}", log=lambda *a, **k: None)
                 seconds.append(time.perf_counter() - t0)
-                errors.append(summary["final_error"])
+                errors.append(summary["final"])  # top-1 test error, %
                 params = summary["params"]
                 log(f"  {variant:9s} seed {seed}: test error {errors[-1]:.2f}%  ({seconds[-1]:.1f}s)")
             rows.append(
@@ -102,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.epochs < 1:
-        raise SystemExit(f"--epochs must be >= 1, got {args.epochs}")
+        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
     print(
         f"poolskip demo: small CNN on scikit-learn digits (8x8, 1347 train / 450 test), "
         f"{args.epochs} epochs, seeds {args.seeds}, 1 CPU thread"

@@ -1,0 +1,143 @@
+"""``poolskip train``: a recipe + command-line overrides -> one run directory per seed.
+
+    poolskip train --recipe devries_taylor --model resnet18 --dataset cifar10 --data-dir DATA --seeds 0 1 2
+    torchrun --nproc_per_node=2 -m poolskip train ...        # DDP, same global batch
+    poolskip train --resume runs/NAME/seed0                  # continue an interrupted run
+    poolskip train --recipe digits --print-config            # the resolved config, nothing run
+
+Precedence: the config defaults < ``--recipe`` < named flags < ``--set key=value``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import yaml
+
+from ..engine import distributed
+from ..engine.config import ConfigError, TrainConfig, describe_keys, make_config, parse_set
+from ..engine.rundir import new_run_dir
+from ..engine.trainer import load_run_config, train
+from ..experiments.recipes import list_recipes, load_recipe
+from ..tasks import list_tasks
+
+#: flag -> (config key, type): the options people change most; every other key goes through --set.
+FLAGS = {
+    "task": ("task", str),
+    "model": ("model", str),
+    "dataset": ("data.dataset", str),
+    "data_dir": ("data.data_dir", str),
+    "epochs": ("optim.epochs", int),
+    "batch_size": ("optim.batch_size", int),
+    "lr": ("optim.lr", float),
+    "out_dir": ("run.out_dir", str),
+    "run_name": ("run.run_name", str),
+    "device": ("run.device", str),
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    helps = {key: text for key, _, text in describe_keys()}
+    p.add_argument(
+        "--recipe", help=f"a built-in recipe ({', '.join(list_recipes())}) or the path of your own YAML file"
+    )
+    for flag, (key, typ) in FLAGS.items():
+        text = helps.get(key, "")
+        if flag == "task":
+            text = f"what is trained: {', '.join(list_tasks())} (default: classification)"
+        p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, help=f"{text} [{key}]")
+    p.add_argument("--download", action="store_true", default=None, help=helps["data.download"])
+    p.add_argument(
+        "--pool-skip",
+        dest="pool_skip",
+        type=yaml.safe_load,
+        help="true (the paper's placement), a policy name, a pool size; omit for the plain model [pool_skip]",
+    )
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="one run with this seed [run.seed]")
+    seeds.add_argument("--seeds", type=int, nargs="+", help="one run directory per seed, in turn")
+    p.add_argument(
+        "--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+        help="any config key, as key=value (YAML value; key bare like lr or grouped like optim.lr)",
+    )  # fmt: skip
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a run that already exists in the run directory")
+    p.add_argument(
+        "--allow-external-model",
+        action="store_true",
+        help="with --resume: import the package.module:factory model the run's config names (it runs that code)",
+    )
+    p.add_argument("--print-config", action="store_true", help="print the resolved config (YAML) and exit")
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """The config keys set by named flags and --set (the latter win)."""
+    out = {key: getattr(args, flag) for flag, (key, _) in FLAGS.items() if getattr(args, flag) is not None}
+    for flag, key in (("download", "data.download"), ("pool_skip", "pool_skip"), ("seed", "run.seed")):
+        if getattr(args, flag) is not None:
+            out[key] = getattr(args, flag)
+    out.update(parse_set(args.sets))
+    return out
+
+
+def print_config(cfg: TrainConfig) -> None:
+    """The resolved config as YAML, each section's keys commented with what they mean."""
+    helps = {key: text for key, _, text in describe_keys(cfg.task)}
+    for key, value in cfg.to_dict().items():
+        if isinstance(value, dict) and key != "model_kwargs":
+            print(f"{key}:")
+            for sub, v in value.items():
+                line = yaml.safe_dump({sub: v}, default_flow_style=True, width=10_000).strip()[1:-1]
+                section = "options" if key == cfg.task else key
+                text = helps.get(f"{key}.{sub}") or helps.get(f"{section}.{sub}", "")
+                print(f"  {line}  # {text}" if text else f"  {line}")
+        else:
+            line = yaml.safe_dump({key: value}, default_flow_style=True, width=10_000).strip()[1:-1]
+            print(f"{line}  # {helps.get(key, '')}")
+
+
+def _callbacks(cfg: TrainConfig) -> list:
+    if cfg.run.diagnostics_every <= 0:
+        return []
+    from ..diagnostics import ProbeMonitor
+
+    return [ProbeMonitor(cfg.run.diagnostics_every)]
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.resume:
+            if args.recipe or args.seeds or args.overwrite:
+                raise ConfigError("--resume continues one run with its own config: drop --recipe/--seeds/--overwrite")
+            cfg = load_run_config(args.resume, overrides(args))
+            if args.print_config:
+                print_config(cfg)
+                return 0
+            external_ok = args.allow_external_model or args.model is not None
+            train(cfg, args.resume, resume=True, callbacks=_callbacks(cfg), allow_external_model=external_ok)
+            return 0
+        recipe = load_recipe(args.recipe) if args.recipe else {}
+        cfg = make_config(recipe, overrides(args))
+        if args.print_config:
+            print_config(cfg)
+            return 0
+        seeds = args.seeds or [cfg.run.seed]
+        dinfo = distributed.setup(cfg.run.device)
+        default = f"{time.strftime('%Y%m%d-%H%M%S')}_{cfg.data.dataset}_{cfg.model.rpartition(':')[2]}_{cfg.variant}"
+        if cfg.run.run_name is not None:
+            root = new_run_dir(cfg.run.out_dir, cfg.run.run_name, default)
+        else:  # rank 0 claims a fresh directory; the others learn its name
+            root = Path(
+                distributed.broadcast(str(new_run_dir(cfg.run.out_dir, None, default)) if dinfo.is_main else "")
+            )
+        for seed in seeds:
+            seed_cfg = make_config(cfg.to_dict(), {"run.seed": seed})
+            run_dir = root / f"seed{seed}"
+            if dinfo.is_main:
+                print(f"run {run_dir}", flush=True)
+            train(seed_cfg, run_dir, overwrite=args.overwrite, callbacks=_callbacks(seed_cfg))
+        return 0
+    finally:
+        distributed.teardown()

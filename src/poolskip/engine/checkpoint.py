@@ -1,0 +1,124 @@
+"""Checkpoints are data: read with ``torch.load(..., weights_only=True)``, and a model named in one is built
+only from the registry unless the user opts in to importing code (``allow_external_model``).
+
+A checkpoint holds the model (and, for ``last.pt``, the optimiser, scaler, RNG and position in the
+epoch), the resolved config, the task's :meth:`~poolskip.tasks.Task.state` and the
+:class:`~poolskip.tasks.ModelSpec` the model was built for, so ``eval`` and ``diagnose`` rebuild both
+without the training data's statistics being measured again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import PoolskipError
+from ..files import atomic_save
+from ..models import create_model, factory_parameters, get_model_entry, list_models
+from ..tasks import ModelSpec
+from .config import ConfigError, TrainConfig, make_config
+
+__all__ = ["FORMAT", "CheckpointError", "build_model", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
+
+#: the checkpoint layout's version; files without it are refused with a clear message
+FORMAT = 2
+REQUIRED = ("format", "model", "config", "task_state", "model_spec", "epoch")
+
+
+class CheckpointError(PoolskipError):
+    """A checkpoint is missing, corrupt, foreign, or names code the user did not allow."""
+
+
+def build_model(cfg: TrainConfig, spec: ModelSpec, allow_external: bool = True) -> nn.Module:
+    """The model of ``cfg`` fitted to ``spec``, plain or with Pool Skip, through :func:`create_model`.
+
+    The factory gets ``num_classes``, ``in_channels`` and the spec's hints where it takes them;
+    ``model_kwargs`` win. ``package.module:factory`` is imported only with ``allow_external`` (the user
+    named it, rather than a checkpoint or run config they are loading).
+    """
+    external = ":" in cfg.model
+    if external and not allow_external:
+        raise CheckpointError(
+            f"this run's model is {cfg.model!r}, code from outside poolskip; loading a checkpoint never imports "
+            "what the file names: pass --allow-external-model if you trust it"
+        )
+    if not external:
+        if cfg.model not in list_models():
+            raise ConfigError(
+                f"unknown model {cfg.model!r}; known: {', '.join(list_models())}, or package.module:factory"
+            )
+        entry = get_model_entry(cfg.model)
+        if spec.spatial_dims not in entry.spatial_dims:
+            raise ConfigError(
+                f"model {cfg.model!r} is built for {'/'.join(map(str, entry.spatial_dims))}D inputs, but task "
+                f"{cfg.task!r} on {cfg.data.dataset!r} has {spec.spatial_dims}D samples"
+            )
+    try:
+        takes = factory_parameters(cfg.model)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    offered = {"in_channels": spec.in_channels, **spec.hints}
+    extra = {k: v for k, v in offered.items() if takes is not None and k in takes}
+    extra.update(cfg.model_kwargs)
+    try:
+        return create_model(cfg.model, num_classes=spec.num_classes, pool_skip=cfg.pool_skip, **extra)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(
+            f"model {cfg.model!r} (model_kwargs {cfg.model_kwargs}, pool_skip {cfg.pool_skip!r}): {e}"
+        ) from None
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` (plus the format version) atomically."""
+    atomic_save({"format": FORMAT, **state}, path)
+
+
+def read_checkpoint(file: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dict at ``file``; every failure is a CheckpointError naming the file."""
+    file = Path(file)
+    if not file.is_file():
+        raise CheckpointError(f"{file} not found: expected a checkpoint written by `poolskip train`")
+    try:
+        ck = torch.load(file, map_location=device, weights_only=True)
+    except Exception as e:  # truncated, not a torch file, or holding objects that are not plain data
+        reason = " ".join(str(e).split())[:200]
+        hint = ""
+        if file.name == "last.pt" and (file.parent / "best.pt").is_file():
+            hint = f"; {file.parent / 'best.pt'} is a separate file: copy it over last.pt to resume from there"
+        raise CheckpointError(
+            f"{file} is corrupt or not a poolskip checkpoint ({type(e).__name__}: {reason}){hint}"
+        ) from None
+    if not isinstance(ck, dict) or any(k not in ck for k in REQUIRED):
+        missing = [k for k in REQUIRED if not isinstance(ck, dict) or k not in ck]
+        raise CheckpointError(
+            f"{file} is not a checkpoint of this poolskip version (format {FORMAT}): it lacks {missing}"
+        )
+    return ck
+
+
+def load_checkpoint(
+    path: str | os.PathLike, which: str = "last", device: str | torch.device = "cpu", allow_external: bool = False
+) -> tuple[nn.Module, dict[str, Any]]:
+    """``(model, info)`` from a run directory (``checkpoints/<which>.pt``) or a checkpoint file.
+
+    The model is rebuilt from the stored config and :class:`ModelSpec` (registered models only, unless
+    ``allow_external``), its weights loaded, in eval mode on ``device``. ``info`` is the checkpoint without
+    the model and optimiser states, plus ``path``.
+    """
+    path = Path(path)
+    file = path / "checkpoints" / f"{which}.pt" if path.is_dir() else path
+    ck = read_checkpoint(file, device)
+    cfg = make_config(ck["config"])
+    model = build_model(cfg, ModelSpec(**ck["model_spec"]), allow_external)
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{file}: its weights do not fit the model its config describes ({e})") from None
+    model.to(device).eval()
+    info = {k: v for k, v in ck.items() if k not in ("model", "optimizer", "scaler", "rng")}
+    info["path"] = str(file)
+    return model, info
