@@ -237,7 +237,7 @@ def _decode_pair(pair: tuple[Path, Path]) -> tuple[torch.Tensor, torch.Tensor]:
     img_path, mask_path = pair
     for p in pair:
         if not p.is_file():
-            raise DatasetError(f"{p} does not exist (the mask of {img_path.name} or the image itself)")
+            raise DatasetError(f"{p} does not exist (needed for the image/mask pair of {img_path.name})")
     try:
         with Image.open(img_path) as im:
             img = np.array(im.convert("RGB"))

@@ -188,20 +188,13 @@ class MobileNetV2Backbone(nn.Module):
         for block in features[1:]:
             assert isinstance(block, InvertedResidual)
             depthwise = next(m for m in block.conv.modules() if isinstance(m, nn.Conv2d) and m.groups > 1)
-            stride = depthwise.stride[0]
-            previous = dilation
-            if stride > 1 and current == output_stride:  # first block of a stage past the output stride
-                dilation *= stride
+            stride, rate = depthwise.stride[0], dilation  # rate: this block's dilation
+            if stride > 1 and current == output_stride:  # a stage past the output stride: its first block keeps
+                dilation *= stride  # stride 1 and the previous rate, the blocks after it dilate by the stride
                 stride = 1
             elif stride > 1:
                 current *= stride
-            else:
-                previous = dilation
-            depthwise.stride, depthwise.dilation, depthwise.padding = (
-                (stride, stride),
-                (previous, previous),
-                (previous,) * 2,
-            )
+            depthwise.stride, depthwise.dilation, depthwise.padding = (stride, stride), (rate, rate), (rate, rate)
             block.stride = stride
         self.features = features
 
