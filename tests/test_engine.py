@@ -214,11 +214,12 @@ def test_options_adamw_cosine_warmup_smoothing_clipping_channels_last_bf16(tmp_p
     sets = [
         "optimizer=adamw", "lr=0.002", "weight_decay=0.05", "schedule=cosine", "warmup_epochs=1", "epochs=3",
         "label_smoothing=0.1", "grad_clip=1.0", "channels_last=true", "amp=bf16", "rotation=15", "cutout=4",
-        "train_subset=256",
+        "train_subset=256", "eval_every=2",
     ]  # fmt: skip
     code, run = tiny_run(tmp_path, "--set", *sets)
     assert code == 0
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [("test_error" in r) for r in records] == [False, True, True]  # every 2nd epoch, and the last
     cfg = OptimConfig(lr=0.002, schedule="cosine", warmup_epochs=1, epochs=3)
     steps = 256 // 128
     assert [r["lr"] for r in records] == [pytest.approx(lr_at(cfg, e, steps - 1, steps)) for e in range(3)]
