@@ -128,7 +128,7 @@ class SegData:
         return len(self.classes)
 
 
-# (image path, mask path) pairs of a split, plus the raw-value -> train-id table and which raw values are allowed
+# the (image path, mask path) pairs of a split, in order
 Pairs = list[tuple[Path, Path]]
 
 
