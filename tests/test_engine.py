@@ -64,6 +64,22 @@ def test_config_is_grouped_and_every_spelling_reaches_the_same_key():
         make_config({"milestones": [1, "x"]})
     with pytest.raises(ConfigError, match="'task' must be one of"):
         make_config({"task": "nope"})
+    # a registered model's own options are keys too (--set backbone_weights=PATH), merged into model_kwargs
+    deeplab = {"task": "segmentation", "model": "deeplabv3plus_mobilenet", "model_kwargs": {"output_stride": 8}}
+    seg = make_config(deeplab)
+    seg = make_config(seg.to_dict(), parse_set(["backbone_weights=/w.pt"]))
+    assert seg.model_kwargs == {"output_stride": 8, "backbone_weights": "/w.pt"}
+    with pytest.raises(ConfigError, match="unknown config key 'backbone_weights'"):
+        make_config({"model": "resnet18", "backbone_weights": "/w.pt"})
+
+
+def test_run_files_are_strict_json():
+    from poolskip.engine.rundir import strict_json
+
+    record = {"miou": 50.0, "class_iou": [1.0, float("nan")], "x": {"y": float("inf")}}
+    assert json.loads(json.dumps(strict_json(record)), parse_constant=pytest.fail) == {
+        "miou": 50.0, "class_iou": [1.0, None], "x": {"y": None}
+    }  # fmt: skip
 
 
 def test_recipes_follow_the_papers_protocols():
@@ -214,11 +230,12 @@ def test_options_adamw_cosine_warmup_smoothing_clipping_channels_last_bf16(tmp_p
     sets = [
         "optimizer=adamw", "lr=0.002", "weight_decay=0.05", "schedule=cosine", "warmup_epochs=1", "epochs=3",
         "label_smoothing=0.1", "grad_clip=1.0", "channels_last=true", "amp=bf16", "rotation=15", "cutout=4",
-        "train_subset=256",
+        "train_subset=256", "eval_every=2",
     ]  # fmt: skip
     code, run = tiny_run(tmp_path, "--set", *sets)
     assert code == 0
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [("test_error" in r) for r in records] == [False, True, True]  # every 2nd epoch, and the last
     cfg = OptimConfig(lr=0.002, schedule="cosine", warmup_epochs=1, epochs=3)
     steps = 256 // 128
     assert [r["lr"] for r in records] == [pytest.approx(lr_at(cfg, e, steps - 1, steps)) for e in range(3)]

@@ -181,10 +181,11 @@ def _runtime(cfg: TrainConfig) -> distributed.DistInfo:
 
 
 def _format(record: dict[str, Any]) -> str:
-    """A metrics record as one log line: every scalar, in the record's order."""
-    skip = {"epoch", "epoch_seconds", "eval_seconds", "samples_per_s"}
+    """A metrics record as one log line: the losses and metrics (every scalar), then lr and speed."""
+    skip = {"epoch", "lr", "epoch_seconds", "eval_seconds", "samples_per_s"}
     parts = [f"{k} {v:.4g}" for k, v in record.items() if k not in skip and isinstance(v, float)]
-    return "  ".join(parts) + f"  {record['epoch_seconds']:.1f}s  {record.get('samples_per_s') or 0:.0f} samples/s"
+    speed = f"{record['epoch_seconds']:.1f}s  {record.get('samples_per_s') or 0:.0f} samples/s"
+    return "  ".join(parts) + f"  lr {record['lr']:.4g}  {speed}"
 
 
 def _tensorboard(writer, record: dict[str, Any], epoch: int, prefix: str = "") -> None:
@@ -230,167 +231,229 @@ def train(
 
 
 def _train(cfg, rundir: RunDir, dinfo, resume: bool, callbacks: list, allow_external: bool, log) -> dict:
-    t_start, device, main = time.time(), dinfo.device, dinfo.is_main
-    log = log if main else (lambda *a, **k: None)
+    callbacks, log = (callbacks, log) if dinfo.is_main else ([], lambda *a, **k: None)
+    run = _Session(cfg, rundir, dinfo, allow_external, resume)
+    run_log = _RunLog(run, log)
+    for cb in callbacks:
+        cb.start(run.task, run.raw)
+    while run.pos.epoch < cfg.optim.epochs:
+        record = run.train_one_epoch()
+        if run.evaluation_due():
+            record.update(run.evaluate())
+        for cb in callbacks:
+            record.update(cb.on_epoch_end(run.pos.epoch + 1, run.raw) or {})
+        run.end_epoch(record)  # best by the task's monitor, checkpoints
+        run_log.epoch(record)
+    summary = run.summary()
+    run_log.finish(summary)
+    return summary
 
-    # build: task, model, optimiser, and where we start
-    ck = read_checkpoint(rundir.last, device) if resume else None
-    torch.manual_seed(cfg.run.seed)
-    task = build_task(cfg, device, dinfo.rank, dinfo.world_size, ck["task_state"] if ck else None)
-    spec = task.model_spec()
-    model = build_model(cfg, spec, allow_external)
-    params = sum(p.numel() for p in model.parameters())
-    model.to(device)
-    if cfg.run.channels_last:
-        model.to(memory_format=torch.channels_last)
-    if cfg.run.sync_bn and dinfo.world_size > 1:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    raw = model  # what checkpoints hold
-    if dinfo.world_size > 1:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.run.compile:
-        model = torch.compile(model)
-    optimizer = make_optimizer(cfg.optim, raw)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.run.amp == "fp16")
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.run.amp)
-    autocast = partial(torch.autocast, device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
-    monitor = task.monitor
 
-    pos = Position()
-    if ck is not None:
+class _Session:
+    """One training session's pieces: the task, the model (and its DDP/compiled wrapper), the optimiser,
+    AMP, and the :class:`Position`; it checkpoints itself."""
+
+    def __init__(self, cfg: TrainConfig, rundir: RunDir, dinfo, allow_external: bool, resume: bool):
+        self.cfg, self.rundir, self.dinfo, self.t_start = cfg, rundir, dinfo, time.time()
+        device = self.device = dinfo.device
+        ck = read_checkpoint(rundir.last, device) if resume else None
+        torch.manual_seed(cfg.run.seed)
+        self.task = build_task(cfg, device, dinfo.rank, dinfo.world_size, ck["task_state"] if ck else None)
+        self.spec = self.task.model_spec()
+        model = build_model(cfg, self.spec, allow_external)
+        self.params = sum(p.numel() for p in model.parameters())
+        model.to(device)
+        if cfg.run.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if cfg.run.sync_bn and dinfo.world_size > 1:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.raw = model  # what checkpoints hold
+        if dinfo.world_size > 1:
+            model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.model = torch.compile(model) if cfg.run.compile else model
+        self.optimizer = make_optimizer(cfg.optim, self.raw)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.run.amp == "fp16")
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.run.amp)
+        self.autocast = partial(torch.autocast, device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+        self.pos = Position()
+        self.config_pending = ck is not None  # a resumed run's overrides are persisted once it saved progress
+        if ck is not None:
+            self._restore(ck)
+        else:
+            rundir.write_config(cfg.to_dict())
+        self.pos.sums = self.pos.sums.to(device)
+        self.steps = self.task.steps_per_epoch()
+
+    def _restore(self, ck: dict) -> None:
         try:
-            raw.load_state_dict(ck["model"])
-            optimizer.load_state_dict(ck["optimizer"])
+            self.raw.load_state_dict(ck["model"])
+            self.optimizer.load_state_dict(ck["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
             reason = " ".join(str(e).split())[:300]
             raise CheckpointError(
-                f"{rundir.last} does not fit the model and optimiser of this config (did an override change the "
-                f"model?): {reason}"
+                f"{self.rundir.last} does not fit the model and optimiser of this config (did an override change "
+                f"the model?): {reason}"
             ) from None
-        scaler.load_state_dict(ck["scaler"])
-        pos = Position(ck["epoch"], ck["step"], ck["partial_sums"], ck["history"], ck["best"], ck["wall_seconds"])
-        _set_rng_state(ck["rng"], device)
-        log(f"resuming {rundir.path} at epoch {pos.epoch + 1}, step {pos.step}")
-    else:
-        rundir.write_config(cfg.to_dict())
-    pos.sums = pos.sums.to(device)
-    config_pending = ck is not None  # a resumed run's overrides are persisted once it has saved progress
-    rundir.write_metrics(pos.history)
-    writer = None
-    if main:
-        from torch.utils.tensorboard import SummaryWriter
+        self.scaler.load_state_dict(ck["scaler"])
+        self.pos = Position(ck["epoch"], ck["step"], ck["partial_sums"], ck["history"], ck["best"], ck["wall_seconds"])
+        _set_rng_state(ck["rng"], self.device)
 
-        writer = SummaryWriter(str(rundir.path / "tb"), purge_step=pos.epoch + 1 if resume else None)
-    for cb in callbacks if main else ():
-        cb.start(task, raw)
+    # ------------------------------------------------------------------------------- an epoch
 
-    def save(name: str) -> None:
-        nonlocal config_pending
-        if not main:
-            return
-        state = {
-            "model": raw.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "epoch": pos.epoch,
-            "step": pos.step,
-            "partial_sums": pos.sums.cpu(),
-            "history": pos.history,
-            "best": pos.best,
-            "wall_seconds": pos.seconds + time.time() - t_start,
-            "rng": _rng_state(device),
-            "config": cfg.to_dict(),
-            "task_state": task.state(),
-            "model_spec": dataclasses.asdict(spec),
+    def train_one_epoch(self) -> dict[str, Any]:
+        """Train the rest of the current epoch; its record so far (epoch, train loss, lr, speed)."""
+        epochs, epoch = self.cfg.optim.epochs, self.pos.epoch
+        progress = Progress(self.steps, f"epoch {epoch + 1}/{epochs}", enabled=self.dinfo.is_main)
+        t0 = time.perf_counter()
+        args = (self.model, self.task, self.optimizer, self.scaler, self.cfg, self.pos, self.autocast)
+        lr, seen = train_one_epoch(*args, self.dinfo.world_size, self._on_step, progress)
+        seconds = time.perf_counter() - t0
+        progress.close()
+        self._check_finite(f"in epoch {epoch + 1}")
+        sums = distributed.all_reduce_sum(self.pos.sums.clone(), self.dinfo)
+        return {
+            "epoch": epoch + 1,
+            "train_loss": sums[0].item() / sums[1].item(),
+            "lr": lr,
+            "epoch_seconds": seconds,
+            "samples_per_s": seen / seconds if seconds else None,
         }
-        save_checkpoint(rundir.checkpoints / f"{name}.pt", state)
-        if config_pending:
-            rundir.write_config(cfg.to_dict())
-            config_pending = False
 
-    def check_finite(where: str) -> None:
-        total = distributed.all_reduce_sum(pos.sums[:1].clone(), dinfo)
+    def evaluation_due(self) -> bool:
+        done = self.pos.epoch + 1
+        return done % self.cfg.run.eval_every == 0 or done == self.cfg.optim.epochs
+
+    def evaluate(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        metrics = evaluate(self.model, self.task, self.autocast)
+        return {**metrics, "eval_seconds": time.perf_counter() - t0}
+
+    def end_epoch(self, record: dict[str, Any]) -> None:
+        """Record the epoch, track the monitor's best, write last.pt (and best.pt when it improved)."""
+        monitor, pos = self.task.monitor, self.pos
+        value = record.get(monitor.metric)
+        improved = value is not None and value == value and (pos.best != pos.best or monitor.better(value, pos.best))
+        if improved:
+            pos.best = value
+        pos.history.append(record)
+        pos.epoch, pos.step = pos.epoch + 1, 0
+        pos.sums = torch.zeros(2, dtype=torch.float64, device=self.device)
+        self.save("last")
+        if improved:
+            self.save("best")
+
+    # ------------------------------------------------------------------------------- checkpoints
+
+    def _on_step(self, step: int) -> None:
+        every = self.cfg.run.checkpoint_every
+        if every and step % every == 0 and step < self.steps:
+            self._check_finite(f"in epoch {self.pos.epoch + 1} by step {step}")
+            self.save("last")
+
+    def _check_finite(self, where: str) -> None:
+        total = distributed.all_reduce_sum(self.pos.sums[:1].clone(), self.dinfo)
         if not torch.isfinite(total).all():
-            kept = rundir.last
+            kept = self.rundir.last
             raise NonFiniteLoss(
                 f"training loss became {total.item()} {where}; stopped. The last good checkpoint is {kept}"
                 + ("" if kept.exists() else " (none was written yet)")
                 + ". Try a lower lr, warmup_epochs or grad_clip."
             )
 
-    def on_step(step: int) -> None:
-        every = cfg.run.checkpoint_every
-        if every and step % every == 0 and step < steps:
-            check_finite(f"in epoch {pos.epoch + 1} by step {step}")
-            save("last")
+    def save(self, name: str) -> None:
+        """Write ``checkpoints/<name>.pt`` (main process only)."""
+        if not self.dinfo.is_main:
+            return
+        pos = self.pos
+        state = {
+            "model": self.raw.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": pos.epoch,
+            "step": pos.step,
+            "partial_sums": pos.sums.cpu(),
+            "history": pos.history,
+            "best": pos.best,
+            "wall_seconds": self.wall_seconds(),
+            "rng": _rng_state(self.device),
+            "config": self.cfg.to_dict(),
+            "task_state": self.task.state(),
+            "model_spec": dataclasses.asdict(self.spec),
+        }
+        save_checkpoint(self.rundir.checkpoints / f"{name}.pt", state)
+        if self.config_pending:
+            self.rundir.write_config(self.cfg.to_dict())
+            self.config_pending = False
 
-    steps, epochs = task.steps_per_epoch(), cfg.optim.epochs
-    log(
-        f"{cfg.task}: {cfg.model} ({cfg.variant}, {params:,} params) on {cfg.data.dataset}: {task.describe()}; "
-        f"{epochs} epoch{'s' if epochs != 1 else ''} x {steps} step{'s' if steps != 1 else ''}, "
-        f"batch {cfg.optim.batch_size}, {device}" + (f" x {dinfo.world_size} processes" if dinfo.world_size > 1 else "")
-    )
+    def wall_seconds(self) -> float:
+        return self.pos.seconds + time.time() - self.t_start
 
-    # per epoch: train, maybe evaluate, record, checkpoint
-    while pos.epoch < epochs:
-        progress = Progress(steps, f"epoch {pos.epoch + 1}/{epochs}", enabled=main)
-        t0 = time.perf_counter()
-        lr, seen = train_one_epoch(
-            model, task, optimizer, scaler, cfg, pos, autocast, dinfo.world_size, on_step, progress
+    def summary(self) -> dict[str, Any]:
+        """The monitor's final and best values, everything the last evaluation measured, the environment."""
+        cfg, monitor = self.cfg, self.task.monitor
+        evaluated = [r for r in self.pos.history if monitor.metric in r]
+        best_at = evaluated[monitor.best_index([r[monitor.metric] for r in evaluated])]
+        skip = ("epoch", "lr", "epoch_seconds", "samples_per_s")
+        return {
+            "task": cfg.task,
+            "model": cfg.model,
+            "variant": cfg.variant,
+            "dataset": cfg.data.dataset,
+            "seed": cfg.run.seed,
+            "epochs": cfg.optim.epochs,
+            "monitor": {"metric": monitor.metric, "mode": monitor.mode},
+            "final": evaluated[-1][monitor.metric],
+            "best": best_at[monitor.metric],
+            "best_epoch": best_at["epoch"],
+            "final_metrics": {k: v for k, v in evaluated[-1].items() if k not in skip},
+            "params": self.params,
+            "wall_seconds": self.wall_seconds(),
+            "world_size": self.dinfo.world_size,
+            **environment(self.device),
+        }
+
+
+class _RunLog:
+    """The run's log: metrics.jsonl, TensorBoard and one line per epoch (main process only writes)."""
+
+    def __init__(self, run: _Session, log: Callable[..., None]):
+        self.rundir, self.log, self.epochs = run.rundir, log, run.cfg.optim.epochs
+        run.rundir.write_metrics(run.pos.history)  # on resume: exactly the checkpointed epochs
+        self.writer = None
+        if run.dinfo.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = run.pos.epoch + 1 if run.pos.history or run.pos.step else None
+            self.writer = SummaryWriter(str(run.rundir.path / "tb"), purge_step=purge)
+        cfg, pos, steps = run.cfg, run.pos, run.steps
+        if pos.epoch or pos.step:
+            log(f"resuming {run.rundir.path} at epoch {pos.epoch + 1}, step {pos.step}")
+        workers = f" x {run.dinfo.world_size} processes" if run.dinfo.world_size > 1 else ""
+        log(
+            f"{cfg.task}: {cfg.model} ({cfg.variant}, {run.params:,} params) on {cfg.data.dataset}: "
+            f"{run.task.describe()}; {_count(self.epochs, 'epoch')} x {_count(steps, 'step')}, "
+            f"batch {cfg.optim.batch_size}, {run.device}{workers}"
         )
-        train_seconds = time.perf_counter() - t0
-        progress.close()
-        check_finite(f"in epoch {pos.epoch + 1}")
-        sums = distributed.all_reduce_sum(pos.sums.clone(), dinfo)
-        record: dict[str, Any] = {"epoch": pos.epoch + 1, "train_loss": sums[0].item() / sums[1].item()}
-        if (pos.epoch + 1) % cfg.run.eval_every == 0 or pos.epoch + 1 == epochs:
-            t1 = time.perf_counter()
-            record.update(evaluate(model, task, autocast))
-            record["eval_seconds"] = time.perf_counter() - t1
-        record.update(lr=lr, epoch_seconds=train_seconds, samples_per_s=seen / train_seconds if train_seconds else None)
-        for cb in callbacks if main else ():
-            record.update(cb.on_epoch_end(pos.epoch + 1, raw) or {})
-        value = record.get(monitor.metric)
-        improved = value is not None and value == value and (pos.best != pos.best or monitor.better(value, pos.best))
-        if improved:
-            pos.best = value
-        pos.history.append(record)
-        pos.epoch, pos.step, pos.sums = pos.epoch + 1, 0, torch.zeros(2, dtype=torch.float64, device=device)
-        save("last")
-        if improved:
-            save("best")
-        rundir.append_metrics(record)
-        if writer is not None:
-            _tensorboard(writer, record, pos.epoch)
-            writer.flush()
-        log(f"epoch {pos.epoch}/{epochs}  {_format(record)}")
 
-    # the summary: the monitor's final and best values, everything the last evaluation measured
-    evaluated = [r for r in pos.history if monitor.metric in r]
-    best_at = evaluated[monitor.best_index([r[monitor.metric] for r in evaluated])]
-    final = {k: v for k, v in evaluated[-1].items() if k not in ("epoch", "lr", "epoch_seconds", "samples_per_s")}
-    summary = {
-        "task": cfg.task,
-        "model": cfg.model,
-        "variant": cfg.variant,
-        "dataset": cfg.data.dataset,
-        "seed": cfg.run.seed,
-        "epochs": epochs,
-        "monitor": {"metric": monitor.metric, "mode": monitor.mode},
-        "final": evaluated[-1][monitor.metric],
-        "best": best_at[monitor.metric],
-        "best_epoch": best_at["epoch"],
-        "final_metrics": final,
-        "params": params,
-        "wall_seconds": pos.seconds + time.time() - t_start,
-        "world_size": dinfo.world_size,
-        **environment(device),
-    }
-    if writer is not None:
-        writer.close()
-    rundir.write_summary(summary)
-    log(f"done: {monitor.metric} final {summary['final']:.4g}, best {summary['best']:.4g} -> {rundir.path}")
-    return summary
+    def epoch(self, record: dict[str, Any]) -> None:
+        self.rundir.append_metrics(record)
+        if self.writer is not None:
+            _tensorboard(self.writer, record, record["epoch"])
+            self.writer.flush()
+        self.log(f"epoch {record['epoch']}/{self.epochs}  {_format(record)}")
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.rundir.write_summary(summary)
+        metric = summary["monitor"]["metric"]
+        self.log(f"done: {metric} final {summary['final']:.4g}, best {summary['best']:.4g} -> {self.rundir.path}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def restore(
