@@ -64,6 +64,22 @@ def test_config_is_grouped_and_every_spelling_reaches_the_same_key():
         make_config({"milestones": [1, "x"]})
     with pytest.raises(ConfigError, match="'task' must be one of"):
         make_config({"task": "nope"})
+    # a registered model's own options are keys too (--set backbone_weights=PATH), merged into model_kwargs
+    deeplab = {"task": "segmentation", "model": "deeplabv3plus_mobilenet", "model_kwargs": {"output_stride": 8}}
+    seg = make_config(deeplab)
+    seg = make_config(seg.to_dict(), parse_set(["backbone_weights=/w.pt"]))
+    assert seg.model_kwargs == {"output_stride": 8, "backbone_weights": "/w.pt"}
+    with pytest.raises(ConfigError, match="unknown config key 'backbone_weights'"):
+        make_config({"model": "resnet18", "backbone_weights": "/w.pt"})
+
+
+def test_run_files_are_strict_json():
+    from poolskip.engine.rundir import strict_json
+
+    record = {"miou": 50.0, "class_iou": [1.0, float("nan")], "x": {"y": float("inf")}}
+    assert json.loads(json.dumps(strict_json(record)), parse_constant=pytest.fail) == {
+        "miou": 50.0, "class_iou": [1.0, None], "x": {"y": None}
+    }  # fmt: skip
 
 
 def test_recipes_follow_the_papers_protocols():

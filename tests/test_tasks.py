@@ -24,8 +24,17 @@ def tiny_classification(tmp_path):
             "train_subset": 96, "batch_size": 32, "eval_batch_size": 200, "threads": 1, "cutout": 2}  # fmt: skip
 
 
+def tiny_segmentation(tmp_path):
+    from seg_layouts import make_segfolder
+
+    root = make_segfolder(tmp_path / "segfolder", n_train=8, n_val=3, size=(20, 28))
+    return {"task": "segmentation", "dataset": "segfolder", "data_dir": str(root), "cache_dir": str(tmp_path / "c"),
+            "model": "deeplabv3plus_mobilenet", "pool_skip": True, "batch_size": 4, "eval_batch_size": 4,
+            "threads": 1, "segmentation": {"crop_size": [17, 21], "color_jitter": 0.2}}  # fmt: skip
+
+
 #: task name -> a function of a temporary directory returning a tiny run config
-TINY = {"classification": tiny_classification}
+TINY = {"classification": tiny_classification, "segmentation": tiny_segmentation}
 
 
 def test_every_registered_task_has_a_tiny_config():

@@ -163,8 +163,18 @@ def _sections(task: str) -> dict[str, type]:
     return {**SECTIONS, task: get_task(task).Options}
 
 
-def _leaves(task: str) -> dict[str, tuple[str, ...]]:
-    """Every accepted key spelling -> its canonical path, e.g. "lr" and "optim.lr" -> ("optim", "lr")."""
+def _model_options(model: str | None) -> list[str]:
+    """The keyword arguments a registered model's factory takes (besides the ones the engine fills in)."""
+    from ..models import factory_parameters, list_models
+
+    if not isinstance(model, str) or model not in list_models():
+        return []  # an outside factory is not imported to read its signature
+    return [p for p in factory_parameters(model) or [] if p not in ("num_classes", "pool_skip")]
+
+
+def _leaves(task: str, model: str | None = None) -> dict[str, tuple[str, ...]]:
+    """Every accepted key spelling -> its canonical path, e.g. "lr" and "optim.lr" -> ("optim", "lr"); the
+    model factory's own options too (``backbone_weights`` -> ``("model_kwargs", "backbone_weights")``)."""
     out: dict[str, tuple[str, ...]] = {k: (k,) for k in TOP_LEVEL_HELP}
     bare: dict[str, list[tuple[str, ...]]] = {}
     for section, cls in _sections(task).items():
@@ -174,6 +184,9 @@ def _leaves(task: str) -> dict[str, tuple[str, ...]]:
     for name, paths in bare.items():
         if len(paths) == 1 and name not in out:
             out[name] = paths[0]
+    for name in _model_options(model):
+        out[f"model_kwargs.{name}"] = ("model_kwargs", name)
+        out.setdefault(name, ("model_kwargs", name))
     return out
 
 
@@ -184,9 +197,9 @@ def _unknown(key: str, known: list[str], where: str = "") -> ConfigError:
     return ConfigError(f"{where}unknown config key {key!r}{hint} (see `poolskip train --print-config` for all keys)")
 
 
-def _flatten(layer: dict[str, Any], task: str, where: str = "") -> list[tuple[tuple[str, ...], Any]]:
+def _flatten(layer: dict[str, Any], task: str, model: str | None, where: str = "") -> list[tuple[tuple[str, ...], Any]]:
     """A layer's (canonical path, value) pairs; section mappings are opened, other tasks' sections refused."""
-    leaves, sections = _leaves(task), _sections(task)
+    leaves, sections = _leaves(task, model), _sections(task)
     out = []
     for key, value in layer.items():
         key = str(key)
@@ -203,6 +216,13 @@ def _flatten(layer: dict[str, Any], task: str, where: str = "") -> list[tuple[tu
         else:
             raise _unknown(key, list(leaves), where)
     return out
+
+
+def _model_of(layers: tuple[dict[str, Any], ...]) -> str | None:
+    model = TrainConfig.model
+    for layer in layers:
+        model = layer.get("model", model)
+    return model
 
 
 def _task_of(layers: tuple[dict[str, Any], ...]) -> str:
@@ -293,11 +313,17 @@ def _build(cls: type, values: dict[str, Any], section: str) -> Any:
 
 def make_config(*layers: dict[str, Any]) -> TrainConfig:
     """A config from the defaults updated by each mapping in turn (later wins); keys and values checked."""
-    task = _task_of(layers)
+    task, model_name = _task_of(layers), _model_of(layers)
     values: dict[str, Any] = {}
+    model_options: dict[str, Any] = {}  # model factory options named one by one (e.g. backbone_weights)
     for layer in layers:
-        for path, value in _flatten(layer, task):
-            values[".".join(path)] = value
+        for path, value in _flatten(layer, task, model_name):
+            if path[0] == "model_kwargs" and len(path) == 2:
+                model_options[path[1]] = value
+            elif path == ("model_kwargs",):
+                values["model_kwargs"], model_options = value, {}
+            else:
+                values[".".join(path)] = value
     sections = {}
     for section, cls in _sections(task).items():
         prefix = section + "."
@@ -310,6 +336,7 @@ def make_config(*layers: dict[str, Any]) -> TrainConfig:
     kwargs = values.get("model_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise ConfigError(f"config key 'model_kwargs' expects a mapping, e.g. {{width: 16}}, got {kwargs!r}")
+    kwargs = {**kwargs, **model_options}
     return TrainConfig(
         task=task,
         model=model,
@@ -373,7 +400,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
     try:
-        _flatten(data, _task_of((data,)))
+        _flatten(data, _task_of((data,)), _model_of((data,)))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     return data

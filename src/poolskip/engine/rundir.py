@@ -5,7 +5,7 @@
     RUN_DIR/
       .lock              held (flock) by the one process writing this run
       config.yaml        the resolved config (what `--resume` reads back)
-      metrics.jsonl      one JSON record per epoch
+      metrics.jsonl      one JSON record per epoch (strict JSON: NaN is written as null)
       tb/                TensorBoard events
       checkpoints/       last.pt, best.pt (torch.load(..., weights_only=True))
       summary.json       written when the run finishes
@@ -17,6 +17,7 @@ needs ``checkpoints/last.pt``, and a second process writing the same directory i
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -37,6 +38,18 @@ RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints", "tb"
 
 class RunDirError(PoolskipError):
     """The run directory cannot be used as asked (taken, locked, missing, outside --out-dir)."""
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None, so the files are strict JSON (a per-class IoU of a class absent
+    from both prediction and target is NaN)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
 
 
 def new_run_dir(out_dir: str | os.PathLike, run_name: str | None, default_name: str) -> Path:
@@ -137,13 +150,13 @@ class RunDir:
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
         """metrics.jsonl holding exactly ``records`` (on resume: the checkpointed epochs)."""
         if self.writer:
-            atomic_write_text(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+            atomic_write_text(self.path / "metrics.jsonl", "".join(json.dumps(strict_json(r)) + "\n" for r in records))
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         if self.writer:
             with open(self.path / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+                fh.write(json.dumps(strict_json(record)) + "\n")
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.writer:
-            atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2) + "\n")
+            atomic_write_text(self.path / "summary.json", json.dumps(strict_json(summary), indent=2) + "\n")

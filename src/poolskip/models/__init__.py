@@ -8,7 +8,7 @@ placement policy name, an int pool size (the paper's placement with that pool si
 placement policies ``deep_resnet`` and ``tokenizer`` (see :mod:`poolskip.models.policies`).
 """
 
-from . import cifar, policies, toy  # noqa: F401  (importing them registers the models and the placement policies)
+from . import cifar, policies, segmentation, toy, volumetric  # noqa: F401  (importing them registers models and policies)
 from ._registry import (
     ModelEntry,
     create_model,

@@ -1,0 +1,576 @@
+"""Semantic segmentation data: Pascal VOC 2012, Cityscapes (fine), CamVid (SegNet's) and any image/mask folder.
+
+Each split is decoded once into a cache file (uint8 ``(3, H, W)`` images and uint8 ``(H, W)`` raw masks, as
+lists because sizes may differ), keyed by the files' paths, sizes and mtimes. Raw mask values are mapped to
+train ids on load (Cityscapes labelIds -> 19 train ids; CamVid's 11 -> ignore), so the cache never goes stale
+when a mapping changes; every split then uses :data:`IGNORE` (255) for ignored pixels.
+
+Training batches are cut and augmented on the training device by :class:`SegLoader` with :class:`SegAugment`
+(random scale, crop with padding - image 0, mask ignore - horizontal flip, optional colour jitter) in one
+``grid_sample`` per image size of the batch. Batch ``b`` of epoch ``e`` is a function of (seed, e, b) only, and
+under ``torchrun`` every process draws the global batch's parameters and keeps its own contiguous share.
+
+On-disk layouts (``data_dir``):
+
+- ``voc``: ``VOCdevkit/VOC2012/{JPEGImages, SegmentationClass, ImageSets/Segmentation/{train,val}.txt}``
+  (``data_dir`` may also be the ``VOC2012`` folder itself); palette PNG masks, 0-20, 255 ignored. If
+  ``SegmentationClassAug`` (SBD) is present, ``train`` is the 10,582-image "trainaug" set: the ids in
+  ``train_aug.txt`` (in ``ImageSets/Segmentation`` or ``VOC2012``) or else every mask there not in ``val``.
+- ``cityscapes``: ``leftImg8bit/{split}/{city}/*_leftImg8bit.png`` and ``gtFine/{split}/{city}/*_gtFine_labelIds.png``.
+- ``camvid``: SegNet's ``{split}/``, ``{split}annot/`` and ``{split}.txt`` (``image mask`` lines whose absolute
+  paths are resolved by file name under ``data_dir``); 11 classes, value 11 ignored.
+- ``segfolder``: ``{split}/images/*`` and ``{split}/masks/<same stem>.png`` (index PNGs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..files import atomic_save
+from .datasets import DatasetError
+from .loader import Batch, mix_seed
+
+__all__ = [
+    "IGNORE",
+    "SEG_DATASETS",
+    "SegAugment",
+    "SegData",
+    "SegLoader",
+    "SegSplit",
+    "confusion_matrix",
+    "iou_from_confusion",
+    "load_segmentation",
+]
+
+IGNORE = 255  # the ignored label in every mapped mask
+CACHE_VERSION = 1
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+CITYSCAPES_CLASSES = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
+    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+)  # fmt: skip
+#: Cityscapes labelIds of the 19 evaluated classes, in train-id order (everything else is ignored)
+CITYSCAPES_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+CITYSCAPES_PALETTE = (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
+    (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0),
+    (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
+)  # fmt: skip
+CAMVID_CLASSES = (
+    "sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car", "pedestrian", "bicyclist",
+)  # fmt: skip
+CAMVID_PALETTE = (
+    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
+    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+)  # fmt: skip
+
+SEG_DATASETS = ("voc", "cityscapes", "camvid", "segfolder")
+
+
+def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
+    """Pascal VOC's colour map (the bit-interleaving one its palette PNGs use)."""
+    out = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        out.append((r, g, b))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class SegSplit:
+    """One split: uint8 images ``(3, H, W)`` and masks ``(H, W)`` with train ids and :data:`IGNORE`."""
+
+    images: list[torch.Tensor]
+    masks: list[torch.Tensor]
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+@dataclass
+class SegData:
+    """A segmentation dataset: its class names, colours and the training and evaluation splits."""
+
+    name: str
+    classes: list[str]
+    palette: list[tuple[int, int, int]]
+    train: SegSplit
+    eval: SegSplit
+    notes: list[str] = field(default_factory=list)  # how the splits were chosen (e.g. VOC trainaug)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+# the (image path, mask path) pairs of a split, in order
+Pairs = list[tuple[Path, Path]]
+
+
+def _lut(num_classes: int, ignore_raw: Sequence[int] = (IGNORE,)) -> tuple[np.ndarray, np.ndarray]:
+    """Identity for 0..K-1, ``ignore_raw`` -> IGNORE; ``allowed`` marks the raw values that may occur."""
+    lut = np.full(256, IGNORE, np.uint8)
+    lut[:num_classes] = np.arange(num_classes)
+    allowed = np.zeros(256, bool)
+    allowed[:num_classes] = True
+    allowed[list(ignore_raw)] = True
+    return lut, allowed
+
+
+def _voc_root(data_dir: Path) -> Path:
+    for root in (data_dir / "VOCdevkit" / "VOC2012", data_dir / "VOC2012", data_dir):
+        if (root / "JPEGImages").is_dir() and (root / "ImageSets" / "Segmentation").is_dir():
+            return root
+    raise DatasetError(
+        f"voc: no Pascal VOC 2012 under {data_dir}; expected {data_dir}/VOCdevkit/VOC2012/ with JPEGImages/, "
+        "SegmentationClass/ and ImageSets/Segmentation/{train,val}.txt"
+    )
+
+
+def _read_ids(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DatasetError(f"split list {path} does not exist")
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+def _voc_pairs(data_dir: Path, split: str, trainaug: bool, notes: list[str]) -> Pairs:
+    root = _voc_root(data_dir)
+    masks = root / "SegmentationClass"
+    aug = root / "SegmentationClassAug"
+    if split == "train" and trainaug and aug.is_dir():
+        masks = aug
+        lists = [root / "ImageSets" / "Segmentation" / "train_aug.txt", root / "train_aug.txt"]
+        listed = next((p for p in lists if p.is_file()), None)
+        if listed is not None:
+            ids = _read_ids(listed)
+            notes.append(f"voc train = trainaug ({listed.name}, SegmentationClassAug)")
+        else:
+            val = set(_read_ids(root / "ImageSets" / "Segmentation" / "val.txt"))
+            ids = sorted(p.stem for p in aug.glob("*.png") if p.stem not in val)
+            notes.append("voc train = trainaug (every SegmentationClassAug mask not in val.txt)")
+        ids = [Path(i).stem for i in ids]  # SBD lists may hold "/JPEGImages/x.jpg /SegmentationClassAug/x.png"
+    else:
+        ids = _read_ids(root / "ImageSets" / "Segmentation" / f"{split}.txt")
+    return [(root / "JPEGImages" / f"{i}.jpg", masks / f"{i}.png") for i in ids]
+
+
+def _cityscapes_pairs(data_dir: Path, split: str) -> Pairs:
+    images = data_dir / "leftImg8bit" / split
+    if not images.is_dir() or not (data_dir / "gtFine" / split).is_dir():
+        raise DatasetError(
+            f"cityscapes: no {split} split under {data_dir}; expected {data_dir}/leftImg8bit/{split}/<city>/"
+            f"*_leftImg8bit.png and {data_dir}/gtFine/{split}/<city>/*_gtFine_labelIds.png"
+        )
+    pairs = []
+    for img in sorted(images.glob("*/*_leftImg8bit.png")):
+        stem = img.name[: -len("_leftImg8bit.png")]
+        pairs.append((img, data_dir / "gtFine" / split / img.parent.name / f"{stem}_gtFine_labelIds.png"))
+    return pairs
+
+
+def _camvid_pairs(data_dir: Path, split: str) -> Pairs:
+    images, annots = data_dir / split, data_dir / f"{split}annot"
+    listing = data_dir / f"{split}.txt"
+    if not images.is_dir() or not annots.is_dir():
+        raise DatasetError(
+            f"camvid: no {split} split under {data_dir}; expected SegNet's layout {data_dir}/{split}/ and "
+            f"{data_dir}/{split}annot/ (and {split}.txt)"
+        )
+    if not listing.is_file():
+        return [(p, annots / p.name) for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    pairs = []
+    for n, line in enumerate(listing.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            raise DatasetError(f"camvid: {listing} line {n} should be 'image mask', got {line!r}")
+        img, mask = images / Path(parts[0]).name, annots / Path(parts[1]).name
+        for p, listed in ((img, parts[0]), (mask, parts[1])):
+            if not p.is_file():
+                raise DatasetError(f"camvid: {listing} line {n} names {listed}, but {p} does not exist")
+        pairs.append((img, mask))
+    return pairs
+
+
+def _segfolder_pairs(data_dir: Path, split: str) -> Pairs:
+    images, masks = data_dir / split / "images", data_dir / split / "masks"
+    if not images.is_dir() or not masks.is_dir():
+        raise DatasetError(
+            f"segfolder: no {split} split under {data_dir}; expected {data_dir}/{split}/images/ and "
+            f"{data_dir}/{split}/masks/ (index PNGs named like the images)"
+        )
+    return [(p, masks / f"{p.stem}.png") for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+# ------------------------------------------------------------------------------------------- decoding
+
+
+def _decode_pair(pair: tuple[Path, Path]) -> tuple[torch.Tensor, torch.Tensor]:
+    from PIL import Image
+
+    img_path, mask_path = pair
+    for p in pair:
+        if not p.is_file():
+            raise DatasetError(f"{p} does not exist (needed for the image/mask pair of {img_path.name})")
+    try:
+        with Image.open(img_path) as im:
+            img = np.array(im.convert("RGB"))
+        with Image.open(mask_path) as m:
+            if m.mode not in ("P", "L", "I", "I;16"):
+                raise DatasetError(
+                    f"mask {mask_path} has mode {m.mode}; expected a palette or greyscale index PNG "
+                    "(one class per pixel)"
+                )
+            mask = np.array(m)
+    except OSError as e:
+        raise DatasetError(f"cannot decode {img_path} / {mask_path}: {e}") from None
+    if mask.shape != img.shape[:2]:
+        raise DatasetError(f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image {img_path} is "
+                           f"{img.shape[1]}x{img.shape[0]} (width x height)")  # fmt: skip
+    if mask.max(initial=0) > 255 or mask.min(initial=0) < 0:
+        raise DatasetError(f"mask {mask_path} holds values outside 0..255")
+    return torch.from_numpy(img).permute(2, 0, 1).contiguous(), torch.from_numpy(mask.astype(np.uint8))
+
+
+def _cache_dir(cache_dir) -> Path:
+    if cache_dir:
+        return Path(cache_dir)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "poolskip"
+
+
+def _decode_split(name: str, split: str, pairs: Pairs, cache_dir) -> SegSplit:
+    """The split's raw images and masks, decoded once and cached (key: paths, sizes and mtimes)."""
+    if not pairs:
+        raise DatasetError(f"{name}: the {split} split has no images")
+    listing = []
+    for pair in pairs:
+        for p in pair:
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                raise DatasetError(f"{name}: {p} does not exist") from None
+            listing.append((str(p.resolve()), st.st_size, st.st_mtime_ns))
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, name, split, listing]).encode()).hexdigest()[:16]
+    path = _cache_dir(cache_dir) / f"seg-{name}-{split.replace('/', '_')}-{key}.pt"
+    if path.is_file():
+        try:
+            d = torch.load(path, weights_only=True)
+            return SegSplit(d["images"], d["masks"], d["names"])
+        except Exception:  # noqa: BLE001  (a truncated or foreign file: decode again and overwrite it)
+            pass
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        decoded = list(pool.map(_decode_pair, pairs))
+    out = SegSplit([d[0] for d in decoded], [d[1] for d in decoded], [p[0].name for p in pairs])
+    atomic_save({"images": out.images, "masks": out.masks, "names": out.names}, path)
+    return out
+
+
+def _mapped(name: str, split: SegSplit, pairs: Pairs, lut: np.ndarray, allowed: np.ndarray, what: str) -> SegSplit:
+    """Raw masks -> train ids; a value that is neither a class nor ignored is an error naming the file."""
+    masks = []
+    for mask, (_, mask_path) in zip(split.masks, pairs):
+        raw = mask.numpy()
+        counts = np.bincount(raw.ravel(), minlength=256)
+        bad = np.flatnonzero((counts > 0) & ~allowed)
+        if len(bad):
+            raise DatasetError(f"{name}: mask {mask_path} holds label value(s) {bad[:8].tolist()}, outside {what}")
+        masks.append(torch.from_numpy(lut[raw]))
+    return SegSplit(split.images, masks, split.names)
+
+
+def load_segmentation(
+    name: str,
+    data_dir: str | os.PathLike | None,
+    *,
+    train_split: str = "train",
+    eval_split: str = "val",
+    voc_trainaug: bool = True,
+    segfolder_classes: int | None = None,
+    segfolder_ignore: int = IGNORE,
+    cache_dir: str | os.PathLike | None = None,
+    train_subset: int | None = None,
+) -> SegData:
+    """Load dataset ``name`` (one of :data:`SEG_DATASETS`) from ``data_dir``; ``train_split`` may join
+    splits with ``+`` (e.g. ``train+val``). ``train_subset`` keeps N training images of a fixed shuffle."""
+    if name not in SEG_DATASETS:
+        raise DatasetError(f"unknown segmentation dataset {name!r}; known: {', '.join(SEG_DATASETS)}")
+    if data_dir is None:
+        raise DatasetError(f"{name}: set data_dir to the dataset's folder (--set data_dir=PATH)")
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"{name}: data_dir {root} is not a directory")
+    notes: list[str] = []
+
+    def pairs_of(split: str) -> Pairs:
+        out: Pairs = []
+        for part in split.split("+"):
+            if name == "voc":
+                out += _voc_pairs(root, part, voc_trainaug, notes)
+            elif name == "cityscapes":
+                out += _cityscapes_pairs(root, part)
+            elif name == "camvid":
+                out += _camvid_pairs(root, part)
+            else:
+                out += _segfolder_pairs(root, part)
+        return out
+
+    train_pairs, eval_pairs = pairs_of(train_split), pairs_of(eval_split)
+    train = _decode_split(name, train_split, train_pairs, cache_dir)
+    test = _decode_split(name, eval_split, eval_pairs, cache_dir)
+
+    if name == "voc":
+        classes, palette = list(VOC_CLASSES), voc_palette(21)
+        lut, allowed = _lut(21)
+        what = "0-20 and 255 (ignored)"
+    elif name == "cityscapes":
+        classes, palette = list(CITYSCAPES_CLASSES), list(CITYSCAPES_PALETTE)
+        lut = np.full(256, IGNORE, np.uint8)
+        lut[list(CITYSCAPES_LABEL_IDS)] = np.arange(len(CITYSCAPES_LABEL_IDS))
+        allowed, what = np.ones(256, bool), "labelIds"
+    elif name == "camvid":
+        classes, palette = list(CAMVID_CLASSES), list(CAMVID_PALETTE)
+        lut, allowed = _lut(11, (11,))
+        what = "0-10 and 11 (unlabelled, ignored)"
+    else:
+        k = segfolder_classes
+        if k is None:  # the largest label of the training masks, the ignore value aside
+            top = [int(m[m != segfolder_ignore].max()) for m in train.masks if (m != segfolder_ignore).any()]
+            k = max(top, default=0) + 1
+        if not 1 <= k <= 255 or (segfolder_ignore < k):
+            raise DatasetError(f"segfolder: {k} classes with ignore value {segfolder_ignore}: need 1 <= classes <= "
+                               "ignore value (set segmentation.segfolder_classes / segfolder_ignore)")  # fmt: skip
+        classes, palette = [str(i) for i in range(k)], voc_palette(k)
+        lut, allowed = _lut(k, (segfolder_ignore,))
+        what = f"0-{k - 1} and {segfolder_ignore} (ignored)"
+
+    train = _mapped(name, train, train_pairs, lut, allowed, what)
+    test = _mapped(name, test, eval_pairs, lut, allowed, what)
+    if train_subset is not None and train_subset < len(train):
+        keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:train_subset].sort().values
+        train = SegSplit(
+            [train.images[i] for i in keep], [train.masks[i] for i in keep], [train.names[i] for i in keep]
+        )
+    return SegData(name, classes, palette, train, test, notes)
+
+
+# ---------------------------------------------------------------------------------------- augmentation
+
+
+@dataclass
+class SegAugment:
+    """Random scale, crop (padding: image 0, mask ignore), horizontal flip and colour jitter, image and mask
+    together (DeepLab's ``RandomScale -> RandomCrop(pad_if_needed) -> RandomHorizontalFlip -> ColorJitter``).
+
+    The image is resampled bilinearly (no antialiasing) and the mask by nearest neighbour, through one
+    ``grid_sample`` per source size. Colour jitter multiplies brightness, contrast and saturation by factors
+    in ``[1 - color_jitter, 1 + color_jitter]``, in that fixed order.
+    """
+
+    crop_size: tuple[int, int] = (513, 513)
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    flip: bool = True
+    color_jitter: float = 0.0
+
+    def sample(self, sizes: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Parameters for images of ``sizes`` (N, 2) = (H, W), drawn on the CPU in a fixed order."""
+        n = len(sizes)
+        lo, hi = self.scale_range
+        scale = lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
+        scaled = (sizes.double() * scale[:, None]).round().clamp(min=1)
+        crop = torch.tensor(self.crop_size, dtype=torch.float64)
+        # the crop's top-left corner in the scaled image: inside it when the image is larger, else the image
+        # lies at a random place inside the (padded) crop
+        first, last = torch.minimum(scaled - crop, torch.zeros(2)), torch.maximum(scaled - crop, torch.zeros(2))
+        u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
+        offset = first + torch.floor(u * (last - first + 1)).clamp(max=last - first)
+        p = {"scaled": scaled, "offset": offset}
+        p["flip"] = torch.rand(n, generator=generator) < 0.5 if self.flip else torch.zeros(n, dtype=torch.bool)
+        if self.color_jitter:
+            j = self.color_jitter
+            p["jitter"] = 1 - j + 2 * j * torch.rand(n, 3, generator=generator)
+        return p
+
+    def apply(
+        self, images: list[torch.Tensor], masks: list[torch.Tensor], params: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float images (N, 3, h, w) in [0, 255] and long masks (N, h, w) of crop size (h, w)."""
+        device = images[0].device
+        h, w = self.crop_size
+        n = len(images)
+        sizes = [tuple(im.shape[-2:]) for im in images]
+        groups = list(dict.fromkeys(sizes))
+        parts = []
+        for size in groups:  # one grid_sample per source size (usually one per batch)
+            sel = [i for i, s in enumerate(sizes) if s == size]
+            src_h, src_w = size
+            scaled = params["scaled"][sel].to(device, torch.float32)
+            offset = params["offset"][sel].to(device, torch.float32)
+            flip = params["flip"][sel].to(device)
+            rows = torch.arange(h, device=device, dtype=torch.float32) + 0.5
+            cols = torch.arange(w, device=device, dtype=torch.float32) + 0.5
+            cols = torch.where(flip[:, None], w - cols[None], cols[None])  # (n, w) output columns, mirrored
+            ys = (offset[:, 0:1] + rows[None]) * (src_h / scaled[:, 0:1])  # the source rows of the output rows
+            xs = (offset[:, 1:2] + cols) * (src_w / scaled[:, 1:2])
+            inside = ((ys >= 0) & (ys < src_h))[:, :, None] & ((xs >= 0) & (xs < src_w))[:, None, :]
+            grid = torch.empty(len(sel), h, w, 2, device=device)
+            grid[..., 0] = (2 / src_w * xs - 1)[:, None, :]
+            grid[..., 1] = (2 / src_h * ys - 1)[:, :, None]
+            img = torch.stack([images[i] for i in sel]).float()
+            msk = torch.stack([masks[i] for i in sel])[:, None].float()
+            xi = F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
+            yi = F.grid_sample(msk, grid, mode="nearest", padding_mode="border", align_corners=False)[:, 0]
+            parts.append((sel, xi.mul_(inside[:, None]), torch.where(inside, yi.long(), IGNORE), inside))
+        if len(parts) == 1:  # the usual case: nothing to scatter
+            _, x, y, within = parts[0]
+        else:
+            x = torch.empty(n, images[0].shape[0], h, w, device=device)
+            y = torch.empty(n, h, w, dtype=torch.long, device=device)
+            within = torch.empty(n, h, w, dtype=torch.bool, device=device)
+            for sel, xi, yi, inside in parts:
+                index = torch.tensor(sel, device=device)
+                x[index], y[index], within[index] = xi, yi, inside
+        if "jitter" in params:  # on the image only: the padding stays 0
+            x = color_jitter(x, params["jitter"].to(device), within).mul_(within[:, None])
+        return x, y
+
+
+def color_jitter(x: torch.Tensor, factors: torch.Tensor, within: torch.Tensor | None = None) -> torch.Tensor:
+    """Brightness, contrast and saturation of [0, 255] images (N, 3, H, W) times ``factors`` (N, 3); the
+    contrast pivot is each image's mean grey level (over the ``within`` pixels (N, H, W) if given)."""
+    b, c, s = (factors[:, i].view(-1, 1, 1, 1).to(x.dtype) for i in range(3))
+    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    x = (x * b).clamp(0, 255)
+    grey = (x * weights).sum(1, keepdim=True)
+    if within is None:
+        mean = grey.mean((2, 3), keepdim=True)
+    else:
+        w = within[:, None].to(x.dtype)
+        mean = (grey * w).sum((2, 3), keepdim=True) / w.sum((2, 3), keepdim=True).clamp(min=1)
+    x = (mean + c * (x - mean)).clamp(0, 255)
+    gray = (x * weights).sum(1, keepdim=True)
+    return (gray + s * (x - gray)).clamp(0, 255)
+
+
+# -------------------------------------------------------------------------------------------- loading
+
+
+class SegLoader:
+    """Training batches of crops (random order and augmentation fixed by (seed, epoch, step)), or evaluation
+    batches of whole images grouped by size. The last incomplete training batch is dropped (as DeepLab's
+    ``drop_last``: BatchNorm on ASPP's 1x1 image-pooling map needs two samples)."""
+
+    def __init__(
+        self,
+        split: SegSplit,
+        batch_size: int,
+        *,
+        mean: Sequence[float],
+        std: Sequence[float],
+        augment: SegAugment | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        device: torch.device | str = "cpu",
+        channels_last: bool = False,
+    ) -> None:
+        self.split, self.batch_size, self.augment, self.seed = split, batch_size, augment, seed
+        self.rank, self.world_size, self.channels_last = rank, world_size, channels_last
+        self.device = torch.device(device)
+        self.mean = torch.tensor([m * 255.0 for m in mean], device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor([s * 255.0 for s in std], device=self.device).view(1, -1, 1, 1)
+        self.sizes = torch.tensor([tuple(im.shape[-2:]) for im in split.images], dtype=torch.long)
+
+    def __len__(self) -> int:
+        if self.augment is not None:
+            return len(self.split) // self.batch_size
+        return len(self.eval_groups())
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def order(self, epoch: int) -> torch.Tensor:
+        return torch.randperm(len(self.split), generator=torch.Generator().manual_seed(mix_seed(self.seed, epoch)))
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
+        """Training batches of ``epoch`` from step ``start`` on (this process's share of each)."""
+        assert self.augment is not None, "an evaluation loader has eval_batches(), not batches()"
+        order = self.order(epoch)
+        for b in range(start, len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, b))
+            params = self.augment.sample(self.sizes[idx], g)
+            share = torch.tensor_split(torch.arange(len(idx)), self.world_size)[self.rank]
+            images = [self.split.images[i].to(self.device, non_blocking=True) for i in idx[share].tolist()]
+            masks = [self.split.masks[i].to(self.device, non_blocking=True) for i in idx[share].tolist()]
+            x, y = self.augment.apply(images, masks, {k: v[share] for k, v in params.items()})
+            yield Batch(self.normalise(x), y, len(idx))
+
+    def eval_groups(self) -> list[list[int]]:
+        """Image indices in batches of at most ``batch_size`` images of one size, in dataset order."""
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, s in enumerate(self.sizes.tolist()):
+            by_size.setdefault(tuple(s), []).append(i)
+        return [g[k : k + self.batch_size] for g in by_size.values() for k in range(0, len(g), self.batch_size)]
+
+    def eval_batches(self) -> Iterator[Batch]:
+        """This process's share of the evaluation images (whole, full resolution): groups split by rank."""
+        groups = self.eval_groups()
+        for group in groups[self.rank :: self.world_size]:
+            x = torch.stack([self.split.images[i] for i in group]).to(self.device).float()
+            y = torch.stack([self.split.masks[i] for i in group]).to(self.device).long()
+            yield Batch(self.normalise(x), y, len(group))
+
+
+# ------------------------------------------------------------------------------------------------ metric
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore: int = IGNORE) -> torch.Tensor:
+    """``(K, K)`` int64 counts, rows = target class, columns = predicted class; ``ignore`` pixels left out."""
+    valid = target != ignore
+    idx = target[valid].long() * num_classes + pred[valid].long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def iou_from_confusion(cm: torch.Tensor) -> dict[str, object]:
+    """Per-class IoU = TP / (TP + FP + FN) (NaN for a class absent from both prediction and target), mIoU =
+    their nan-mean, pixel accuracy and mean class accuracy, all in percent."""
+    cm = cm.double()
+    tp = cm.diag()
+    union = cm.sum(0) + cm.sum(1) - tp
+    iou = tp / union  # 0/0 = NaN: the class was neither present nor predicted
+    per_class_acc = tp / cm.sum(1)
+    total = cm.sum()
+    return {
+        "miou": 100.0 * float(iou.nanmean()) if not bool(iou.isnan().all()) else float("nan"),
+        "pixel_acc": 100.0 * float(tp.sum() / total) if total > 0 else float("nan"),
+        "mean_acc": 100.0 * float(per_class_acc.nanmean()) if not bool(per_class_acc.isnan().all()) else float("nan"),
+        "class_iou": [100.0 * v for v in iou.tolist()],
+    }

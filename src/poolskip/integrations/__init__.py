@@ -1,0 +1,1 @@
+"""Pool Skip inside other frameworks' own training pipelines (nnU-Net v2)."""

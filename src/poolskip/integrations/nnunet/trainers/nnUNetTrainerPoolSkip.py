@@ -1,0 +1,66 @@
+"""nnU-Net v2 trainers with Pool Skip in nnU-Net's own network (see :mod:`poolskip.integrations.nnunet`).
+
+nnU-Net imports this module from the ``nnUNet_extTrainer`` folder and uses the class named by ``-tr``.
+``build_network_architecture`` is also what nnU-Net's inference calls, so predictions load the converted
+network with its Pool Skip weights.
+"""
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from poolskip.integrations.nnunet import build_network
+
+_CUDA = torch.device("cuda")  # nnU-Net's own default; nnUNetv2_train passes the device it runs on
+
+
+class nnUNetTrainerPoolSkip(nnUNetTrainer):
+    """nnU-Net's trainer; Pool Skip after every conv of every encoder stage (the paper's BTCV placement)."""
+
+    @staticmethod
+    def build_network_architecture(
+        plans_manager, configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision=True
+    ):
+        return build_network(
+            plans_manager, configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision,
+            policy="nnunet_btcv",
+        )  # fmt: skip
+
+
+class nnUNetTrainerPoolSkipAMOS(nnUNetTrainer):
+    """nnU-Net's trainer; Pool Skip in every encoder stage but the last (the paper's AMOS placement)."""
+
+    @staticmethod
+    def build_network_architecture(
+        plans_manager, configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision=True
+    ):
+        return build_network(
+            plans_manager, configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision,
+            policy="nnunet_amos",
+        )  # fmt: skip
+
+
+class nnUNetTrainerPoolSkip_5epochs(nnUNetTrainerPoolSkip):
+    """Five epochs, for smoke runs (as nnU-Net's own ``nnUNetTrainer_5epochs``)."""
+
+    def __init__(self, plans, configuration, fold, dataset_json, device=_CUDA):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = 5
+
+
+class nnUNetTrainerPoolSkipAMOS_5epochs(nnUNetTrainerPoolSkipAMOS):
+    """Five epochs, for smoke runs."""
+
+    def __init__(self, plans, configuration, fold, dataset_json, device=_CUDA):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = 5
+
+
+class nnUNetTrainerPoolSkip_cpu_smoke(nnUNetTrainerPoolSkip):
+    """Two epochs of 4 training and 2 validation iterations at batch 2: proves the pipeline on a CPU, trains nothing."""
+
+    def __init__(self, plans, configuration, fold, dataset_json, device=_CUDA):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = 2
+        self.num_iterations_per_epoch = 4
+        self.num_val_iterations_per_epoch = 2
+        self.configuration_manager.configuration["batch_size"] = 2

@@ -1,0 +1,201 @@
+"""2D semantic segmentation (DeepLabv3+ on VOC, Cityscapes, CamVid or an image/mask folder): mIoU (higher is better).
+
+Data: :func:`poolskip.data.segmentation.load_segmentation` decodes each split once into a cache; training
+batches are random-scaled, cropped (padding: image 0, mask ignored), flipped and optionally colour-jittered
+on the training device, deterministic in (seed, epoch, step). Loss: per-pixel cross-entropy with the ignore
+label 255; evaluation: whole images at full resolution, one confusion matrix over the evaluation split
+(all-reduced under torchrun), mIoU = nan-mean of the per-class IoUs (a class absent from both the
+predictions and the targets is NaN and left out of the mean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import Batch, DatasetError
+from ..data.segmentation import (
+    IGNORE,
+    SEG_DATASETS,
+    SegAugment,
+    SegData,
+    SegLoader,
+    confusion_matrix,
+    iou_from_confusion,
+    load_segmentation,
+)
+from .base import Autocast, ModelSpec, Monitor, register_task
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+def _opt(default: Any, help: str, **checks: Any) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **checks})
+    return field(default=default, metadata={"help": help, **checks})
+
+
+@dataclass
+class SegmentationOptions:
+    """The segmentation task's config section (``segmentation:``). Augmentation follows DeepLab's
+    RandomScale -> RandomCrop(pad_if_needed) -> RandomHorizontalFlip (-> ColorJitter for driving scenes)."""
+
+    crop_size: list[int] = _opt([513, 513], "training crop (height, width); smaller scaled images are padded")
+    scale_range: list[float] = _opt([0.5, 2.0], "random scale factor range [min, max] before the crop")
+    hflip: bool = _opt(True, "random horizontal flip")
+    color_jitter: float = _opt(0.0, "brightness/contrast/saturation factors in [1-x, 1+x] (0 = off)", min=0.0, max=1.0)
+    train_split: str = _opt("train", "the training split; join several with '+', e.g. train+val")
+    eval_split: str = _opt("val", "the evaluation split (whole images, full resolution); CamVid: test")
+    voc_trainaug: bool = _opt(True, "voc: train on SBD's trainaug set when SegmentationClassAug/ is present")
+    segfolder_classes: int | None = _opt(
+        None, "segfolder: number of classes (null = largest training label + 1)", min=1
+    )
+    segfolder_ignore: int = _opt(255, "segfolder: the mask value that is ignored", min=0, max=255)
+    pixel_mean: list[float] = _opt(IMAGENET_MEAN, "per-channel mean in [0, 1] (ImageNet's, as the reference)")
+    pixel_std: list[float] = _opt(IMAGENET_STD, "per-channel std in [0, 1] (ImageNet's, as the reference)")
+
+    def check(self) -> None:
+        if len(self.crop_size) == 1:
+            self.crop_size = self.crop_size * 2
+        if len(self.crop_size) != 2 or min(self.crop_size) < 1:
+            raise ValueError(f"config key 'segmentation.crop_size' must be [height, width] >= 1, got {self.crop_size}")
+        lo_hi = self.scale_range
+        if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
+            raise ValueError(
+                f"config key 'segmentation.scale_range' must be [min, max] with 0 < min <= max, got {lo_hi}"
+            )
+        if len(self.pixel_mean) != 3 or len(self.pixel_std) != 3 or any(s <= 0 for s in self.pixel_std):
+            raise ValueError("config keys 'segmentation.pixel_mean' / 'pixel_std' must hold 3 values (std > 0)")
+
+
+@register_task
+class SegmentationTask:
+    """Semantic segmentation of RGB images into classes; ignored pixels (255) count in neither loss nor mIoU."""
+
+    name = "segmentation"
+    Options = SegmentationOptions
+    monitor = Monitor("miou", "max")
+    datasets = SEG_DATASETS
+
+    def __init__(self, cfg, device: torch.device, rank: int = 0, world_size: int = 1, state: dict | None = None):
+        o, d = cfg.options, cfg.data
+        if d.dataset not in SEG_DATASETS:
+            raise DatasetError(
+                f"the segmentation task reads datasets {', '.join(SEG_DATASETS)}; got dataset={d.dataset!r}"
+            )
+        self.data: SegData = load_segmentation(
+            d.dataset, d.data_dir, train_split=o.train_split, eval_split=o.eval_split, voc_trainaug=o.voc_trainaug,
+            segfolder_classes=o.segfolder_classes, segfolder_ignore=o.segfolder_ignore, cache_dir=d.cache_dir,
+            train_subset=d.train_subset,
+        )  # fmt: skip
+        if state is not None:
+            self.mean, self.std = list(state["pixel_mean"]), list(state["pixel_std"])
+            if list(state["classes"]) != self.data.classes:
+                raise DatasetError(
+                    f"the checkpoint was trained on classes {state['classes']} but {d.dataset} has {self.data.classes}"
+                )
+        else:
+            self.mean, self.std = list(o.pixel_mean), list(o.pixel_std)
+        self.device, self.rank, self.world_size = torch.device(device), rank, world_size
+        self.options = o
+        if len(self.data.train) < cfg.optim.batch_size:
+            raise DatasetError(
+                f"{d.dataset}: {len(self.data.train)} training images, fewer than one batch of "
+                f"{cfg.optim.batch_size} (the last incomplete batch is dropped)"
+            )
+        common = dict(
+            mean=self.mean, std=self.std, rank=rank, world_size=world_size, device=self.device,
+            channels_last=cfg.run.channels_last,
+        )  # fmt: skip
+        augment = SegAugment(tuple(o.crop_size), tuple(o.scale_range), o.hflip, o.color_jitter)
+        self.train = SegLoader(self.data.train, cfg.optim.batch_size, augment=augment, seed=cfg.run.seed, **common)
+        self.eval = SegLoader(self.data.eval, cfg.run.eval_batch_size, **common)
+
+    # --------------------------------------------------------------------------------- the contract
+
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(in_channels=3, num_classes=self.data.num_classes, spatial_dims=2)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "dataset": self.data.name,
+            "classes": list(self.data.classes),
+            "palette": [list(c) for c in self.data.palette],
+            "pixel_mean": list(self.mean),
+            "pixel_std": list(self.std),
+            "ignore_index": IGNORE,
+        }
+
+    def describe(self) -> str:
+        d, o = self.data, self.options
+        notes = f" ({'; '.join(d.notes)})" if d.notes else ""
+        return (
+            f"{d.name}: {len(d.train):,} {o.train_split} / {len(d.eval):,} {o.eval_split} images, "
+            f"{d.num_classes} classes, crop {o.crop_size[0]}x{o.crop_size[1]}{notes}"
+        )
+
+    def steps_per_epoch(self) -> int:
+        return len(self.train)
+
+    def train_batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        return self.train.batches(epoch, start)
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-image losses (N,): each image's mean cross-entropy over its non-ignored pixels (0 for an image
+        with none). The reference averages over all valid pixels of the batch instead; the two differ only in
+        how images with fewer valid pixels are weighted."""
+        pixels = F.cross_entropy(outputs.float(), targets, ignore_index=IGNORE, reduction="none")
+        valid = (targets != IGNORE).flatten(1).sum(1)
+        return pixels.flatten(1).sum(1) / valid.clamp(min=1)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, autocast: Autocast) -> dict[str, Any]:
+        k = self.data.num_classes
+        cm = torch.zeros(k, k, dtype=torch.int64, device=self.device)
+        loss = torch.zeros(2, dtype=torch.float64, device=self.device)  # cross-entropy sum, valid pixels
+        for batch in self.eval.eval_batches():
+            with autocast():
+                out = model(batch.inputs)
+            out = out.float()
+            loss[0] += F.cross_entropy(out, batch.targets, ignore_index=IGNORE, reduction="sum").double()
+            loss[1] += (batch.targets != IGNORE).sum()
+            cm += confusion_matrix(out.argmax(1), batch.targets, k)
+        if self.world_size > 1:
+            dist.all_reduce(cm)
+            dist.all_reduce(loss)
+        metrics = iou_from_confusion(cm)
+        metrics["eval_loss"] = float(loss[0] / loss[1]) if loss[1] > 0 else float("nan")
+        return metrics
+
+    def probe_batch(self, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` evaluation images chosen by ``seed`` (with repeats if there are fewer), each centre-cropped
+        (or padded: image 0, mask ignored) to the training crop size so they stack into one batch."""
+        split = self.data.eval
+        g = torch.Generator().manual_seed(seed)
+        pick = torch.randperm(len(split), generator=g)
+        pick = pick.repeat(-(-n // len(split)))[:n].tolist()
+        h, w = self.options.crop_size
+        xs, ys = [], []
+        for i in pick:
+            img, mask = split.images[i], split.masks[i]
+            x = torch.zeros(img.shape[0], h, w, dtype=torch.uint8)
+            y = torch.full((h, w), IGNORE, dtype=torch.uint8)
+            ih, iw = img.shape[-2:]
+            top, left = (ih - h) // 2, (iw - w) // 2  # negative: the image sits in the middle of the padding
+            sy, sx = slice(max(top, 0), max(top, 0) + min(h, ih)), slice(max(left, 0), max(left, 0) + min(w, iw))
+            dy, dx = slice(max(-top, 0), max(-top, 0) + min(h, ih)), slice(max(-left, 0), max(-left, 0) + min(w, iw))
+            x[:, dy, dx], y[dy, dx] = img[:, sy, sx], mask[sy, sx]
+            xs.append(x)
+            ys.append(y)
+        x = torch.stack(xs).to(self.device).float()
+        return self.eval.normalise(x), torch.stack(ys).to(self.device).long()
+
+    def probe_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs.float(), targets, ignore_index=IGNORE)

@@ -1,0 +1,402 @@
+"""3D medical segmentation (the paper's Table 3): Dice + cross-entropy, sliding-window evaluation, Dice / NSD / IoU.
+
+Data: a Decathlon, nnU-Net raw, BTCV or AMOS folder (:mod:`poolskip.data.volumetric`), preprocessed once
+and cached. Splits: the layout's fixed test set (BTCV 12 of 30, AMOS its 120 validation scans, none for the
+Decathlon and nnU-Net's raw layout) and a seeded k-fold cross-validation of the rest, in a JSON file that
+every fold reuses. ``fold: k`` trains on fold k's training part and evaluates on its validation part;
+``fold: -1`` trains on the whole training part and evaluates on the test set.
+
+Training: random patches (foreground oversampling, nnU-Net-like augmentation), loss per sample =
+``ce_weight * CE + dice_weight * (1 - soft Dice over the foreground classes)``; a deep-supervision model's
+list of outputs (``nnunet``) gets nnU-Net's weights 1, 1/2, 1/4, ... with the lowest resolution at 0,
+normalised, against nearest-downsampled labels.
+
+Evaluation: every validation volume whole, by MONAI's ``sliding_window_inference`` (patch-sized windows,
+``sw_overlap``, Gaussian weighting), argmax, then per foreground class and volume: Dice, IoU, and NSD at
+``nsd_tolerance`` mm (MONAI's ``SurfaceDiceMetric`` given the volume's spacing, so the tolerance is in mm).
+NaN handling: a class absent from both the prediction and the ground truth of a volume is NaN for all three
+metrics and left out of that class's mean (present in only one of them: 0). A class's score is the mean over
+the volumes where it is not NaN; ``dice``/``nsd``/``iou`` are the means over classes, in percent. Metrics
+are computed in the preprocessed (resampled, cropped) space at the target spacing.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import Batch, DatasetError
+from ..data.volumetric import (
+    LAYOUTS,
+    Augment,
+    PatchSampler,
+    Preprocessing,
+    crop_patch,
+    default_cache_dir,
+    load_volumes,
+    patch_start,
+    plan_geometry,
+    preprocess_all,
+    read_splits,
+)
+from ..optional import require
+from .base import Autocast, ModelSpec, Monitor, register_task
+
+__all__ = [
+    "Scores",
+    "Segmentation3dOptions",
+    "Segmentation3dTask",
+    "deep_supervision_weights",
+    "ensemble",
+    "score_volume",
+]
+
+
+def _opt(default: Any, help: str, **checks: Any) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **checks})
+    return field(default=default, metadata={"help": help, **checks})
+
+
+@dataclass
+class Segmentation3dOptions:
+    """The 3D segmentation task's config section (``segmentation3d:``)."""
+
+    fold: int = _opt(
+        0, "cross-validation fold to train (its val part is evaluated); -1 = all, evaluate on test", min=-1
+    )
+    num_folds: int = _opt(5, "folds of the cross-validation", min=2)
+    split_seed: int = _opt(0, "seed of the folds (and of BTCV's 12-case test choice)", min=0)
+    split_file: str | None = _opt(None, "splits JSON, written if missing and reused; null = beside the cache")
+    target_spacing: list[float] | None = _opt(None, "resample to this spacing in mm (RAS axes); null = median")
+    patch_size: list[int] | None = _opt(None, "training patch / sliding window; null = median shape, capped")
+    patch_max: int = _opt(128, "cap per axis of the planned patch size", min=8)
+    patch_multiple: int = _opt(1, "round the patch up to a multiple of this (16 for vnet)", min=1)
+    ct_window: list[float] = _opt([-175.0, 250.0], "CT channels: clip to [lo, hi] HU, scale to [0, 1]")
+    iterations: int = _opt(250, "training steps per epoch (nnU-Net: 250)", min=1)
+    oversample: float = _opt(1 / 3, "share of each batch centred on foreground (nnU-Net: 1/3)", min=0.0, max=1.0)
+    rotation: float = _opt(30.0, "random rotation in [-deg, deg] per axis, p=0.2 (0 = off)", min=0.0, max=180.0)
+    zoom: list[float] = _opt([0.7, 1.4], "random zoom range, p=0.2 ([1, 1] = off)")
+    mirror: bool = _opt(True, "random flips along each axis, p=0.5")
+    intensity_aug: bool = _opt(True, "Gaussian noise, brightness and gamma augmentation")
+    dice_weight: float = _opt(1.0, "weight of (1 - soft Dice) in the loss", min=0.0)
+    ce_weight: float = _opt(1.0, "weight of cross-entropy in the loss", min=0.0)
+    sw_overlap: float = _opt(0.5, "sliding-window overlap", min=0.0, max=0.95)
+    nsd_tolerance: float = _opt(1.0, "NSD tolerance in mm", above=0.0)
+    eval_subset: int | None = _opt(None, "evaluate only the first N evaluation volumes (quick runs)", min=1)
+
+    def check(self) -> None:
+        if self.target_spacing is not None and (len(self.target_spacing) != 3 or min(self.target_spacing) <= 0):
+            raise ValueError(f"segmentation3d.target_spacing must be 3 positive numbers, got {self.target_spacing}")
+        if self.patch_size is not None and (len(self.patch_size) != 3 or min(self.patch_size) < 1):
+            raise ValueError(f"segmentation3d.patch_size must be 3 positive ints, got {self.patch_size}")
+        if len(self.ct_window) != 2 or self.ct_window[0] >= self.ct_window[1]:
+            raise ValueError(f"segmentation3d.ct_window must be [lo, hi] with lo < hi, got {self.ct_window}")
+        if len(self.zoom) != 2 or not 0 < self.zoom[0] <= self.zoom[1]:
+            raise ValueError(f"segmentation3d.zoom must be [lo, hi] with 0 < lo <= hi, got {self.zoom}")
+        if self.fold >= self.num_folds:
+            raise ValueError(f"segmentation3d.fold must be < num_folds ({self.num_folds}) or -1, got {self.fold}")
+        if self.dice_weight == 0 and self.ce_weight == 0:
+            raise ValueError("segmentation3d.dice_weight and ce_weight cannot both be 0")
+
+
+# ------------------------------------------------------------------------------------------ metrics
+
+
+def deep_supervision_weights(n: int) -> list[float]:
+    """nnU-Net's deep-supervision weights for ``n`` outputs (full resolution first): 1/2^i, the last 0, sum 1."""
+    w = [1 / 2**i for i in range(n)]
+    if n > 1:
+        w[-1] = 0.0
+    s = sum(w)
+    return [x / s for x in w]
+
+
+def _one_hot(label: torch.Tensor, num_classes: int) -> torch.Tensor:
+    return F.one_hot(label.long(), num_classes).movedim(-1, 1).float()
+
+
+def score_volume(
+    pred: torch.Tensor, label: torch.Tensor, num_classes: int, spacing: Sequence[float], tolerance: float = 1.0
+) -> torch.Tensor:
+    """Dice, NSD (``tolerance`` mm at ``spacing``) and IoU per foreground class of one volume: (3, K-1).
+
+    ``pred`` and ``label`` are label maps (X, Y, Z). NaN where a class is absent from both.
+    """
+    require("monai", "med", "3D segmentation metrics")
+    from monai.metrics import DiceMetric, MeanIoU, SurfaceDiceMetric
+
+    p, y = _one_hot(pred[None], num_classes), _one_hot(label[None], num_classes)
+    dice = DiceMetric(include_background=False, reduction="none", ignore_empty=False)(p, y)[0]
+    iou = MeanIoU(include_background=False, reduction="none", ignore_empty=False)(p, y)[0]
+    nsd_metric = SurfaceDiceMetric([float(tolerance)] * (num_classes - 1), include_background=False, reduction="none")
+    with warnings.catch_warnings():  # MONAI warns for each empty class; those are the NaN / 0 cases stated above
+        warnings.simplefilter("ignore")
+        nsd = nsd_metric(p, y, spacing=[float(s) for s in spacing])[0]
+    empty = (p[0, 1:].flatten(1).sum(1) == 0) & (y[0, 1:].flatten(1).sum(1) == 0)
+    out = torch.stack([dice.float().cpu(), nsd.float().cpu(), iou.float().cpu()])
+    out[:, empty.cpu()] = float("nan")
+    return out
+
+
+class Scores:
+    """Per-class sums and counts of Dice / NSD / IoU over volumes (NaN left out), reducible across processes.
+
+    :meth:`result` holds floats and lists of floats only (the engine logs them); the per-class lists follow
+    the foreground classes in order (``classes[1:]``, also in the task's ``state()``)."""
+
+    NAMES = ("dice", "nsd", "iou")
+
+    def __init__(self, num_classes: int, classes: Sequence[str] | None = None):
+        self.num_classes = num_classes
+        self.classes = list(classes) if classes is not None else [str(c) for c in range(num_classes)]
+        self.sums = torch.zeros(2, 3, num_classes - 1, dtype=torch.float64)  # [sum, count] x metric x class
+        self.volumes = 0
+
+    def add(self, per_class: torch.Tensor) -> None:
+        ok = ~torch.isnan(per_class)
+        self.sums[0] += torch.where(ok, per_class, 0).double()
+        self.sums[1] += ok.double()
+        self.volumes += 1
+
+    def all_reduce(self, device: torch.device) -> None:
+        t = torch.cat([self.sums.flatten(), torch.tensor([float(self.volumes)], dtype=torch.float64)]).to(device)
+        dist.all_reduce(t)
+        t = t.cpu()
+        self.sums, self.volumes = t[:-1].view_as(self.sums), int(t[-1])
+
+    def result(self) -> dict[str, Any]:
+        per = (self.sums[0] / self.sums[1]) * 100.0  # NaN where a class never occurred
+        out: dict[str, Any] = {}
+        for i, name in enumerate(self.NAMES):
+            values = per[i]
+            ok = ~torch.isnan(values)
+            out[name] = float(values[ok].mean()) if ok.any() else float("nan")
+        for i, name in enumerate(self.NAMES):
+            out[f"{name}_per_class"] = [float(v) for v in per[i]]
+        out["eval_volumes"] = float(self.volumes)
+        return out
+
+
+# ------------------------------------------------------------------------------------------ the task
+
+
+@register_task
+class Segmentation3dTask:
+    """3D segmentation of NIfTI volumes (Decathlon, nnU-Net raw, BTCV, AMOS), the paper's Table 3."""
+
+    name = "segmentation3d"
+    Options = Segmentation3dOptions
+    monitor = Monitor("dice", "max")
+    datasets = LAYOUTS
+
+    def __init__(self, cfg, device: torch.device, rank: int = 0, world_size: int = 1, state: dict | None = None):
+        o, d = cfg.options, cfg.data
+        self.options, self.device, self.rank, self.world_size = o, torch.device(device), rank, world_size
+        self.seed, self.eval_batch_size = cfg.run.seed, cfg.run.eval_batch_size
+        self.ds = load_volumes(d.dataset, d.data_dir, o.split_seed)
+        cache = Path(d.cache_dir).expanduser() if d.cache_dir else default_cache_dir()
+        log = print if rank == 0 else None
+        if state is not None:  # as the checkpoint was trained
+            self.train_ids, self.eval_ids = list(state["train_ids"]), list(state["eval_ids"])
+            spacing, patch = tuple(state["spacing"]), list(state["patch_size"])
+            self.split_path = state.get("split_file")
+        else:
+            name = f"splits_{self.ds.layout}_{self.ds.name}_k{o.num_folds}_s{o.split_seed}.json"
+            self.split_path = o.split_file or str(cache / "volumetric" / name)
+            self.train_ids, self.eval_ids = self._split(
+                read_splits(self.split_path, self.ds, o.num_folds, o.split_seed)
+            )
+            if d.train_subset is not None:
+                order = np.random.default_rng(o.split_seed).permutation(len(self.train_ids))
+                self.train_ids = sorted(self.train_ids[i] for i in order[: d.train_subset])
+            if o.eval_subset is not None:
+                self.eval_ids = self.eval_ids[: o.eval_subset]
+            spacing, patch = self._plan()
+        self.prep = Preprocessing(spacing, tuple(o.ct_window))
+        self.train_vols = list(preprocess_all(self.ds, self.train_ids, self.prep, cache, log).values())
+        self.eval_vols = list(preprocess_all(self.ds, self.eval_ids, self.prep, cache, log).values())
+        self.spacing, self.patch_size = spacing, [int(p) for p in patch]
+        augment = Augment(o.rotation, (o.zoom[0], o.zoom[1]), o.mirror, o.intensity_aug)
+        self.sampler = PatchSampler(
+            self.train_vols, self.patch_size, cfg.optim.batch_size, o.iterations, seed=self.seed,
+            oversample=o.oversample, augment=augment, rank=rank, world_size=world_size, device=self.device,
+        )  # fmt: skip
+        self._loss_fns: dict[str, Any] = {}
+
+    def _split(self, splits: dict) -> tuple[list[str], list[str]]:
+        o = self.options
+        if o.fold >= 0:
+            fold = splits["folds"][o.fold]
+            return list(fold["train"]), list(fold["val"])
+        if not splits["test"]:
+            raise DatasetError(
+                f"segmentation3d.fold=-1 evaluates on the test set, but {self.ds.root} ({self.ds.layout}) has no "
+                "labelled test set; train a fold (0..num_folds-1) instead"
+            )
+        return sorted(self.ds.train_ids), list(splits["test"])
+
+    def _plan(self) -> tuple[tuple[float, ...], list[int]]:
+        """Spacing and patch, planned once per dataset from the whole training part (every fold: one network)."""
+        from ..models.volumetric.nnunet import plan_3d_fullres
+
+        o = self.options
+        spacing, median = plan_geometry(self.ds, self.ds.train_ids, o.target_spacing)
+        if o.patch_size is not None:
+            return spacing, list(o.patch_size)
+        # the median shape, capped, padded as nnU-Net pads its planned patch (to the total stride)
+        patch = [math.ceil(min(s, o.patch_max) / o.patch_multiple) * o.patch_multiple for s in median]
+        return spacing, list(plan_3d_fullres(patch, spacing).patch_size)
+
+    # -- the contract
+
+    def model_spec(self) -> ModelSpec:
+        hints = {"patch_size": tuple(self.patch_size), "spacing": tuple(self.spacing)}
+        return ModelSpec(
+            in_channels=len(self.ds.channels), num_classes=self.ds.num_classes, spatial_dims=3, hints=hints
+        )
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "train_ids": list(self.train_ids), "eval_ids": list(self.eval_ids), "spacing": list(self.spacing),
+            "patch_size": list(self.patch_size), "classes": list(self.ds.classes), "channels": list(self.ds.channels),
+            "split_file": self.split_path, "fold": self.options.fold,
+        }  # fmt: skip
+
+    def describe(self) -> str:
+        o, p = self.options, "x".join(map(str, self.patch_size))
+        which = f"fold {o.fold} of {o.num_folds}" if o.fold >= 0 else "all folds, test set"
+        sp = "x".join(f"{s:g}" for s in self.spacing)
+        return (
+            f"{self.ds.name} ({self.ds.layout}): {len(self.train_ids)} train / {len(self.eval_ids)} eval volumes "
+            f"({which}), {self.ds.num_classes} classes, patch {p} at {sp} mm; splits {self.split_path}"
+        )
+
+    def steps_per_epoch(self) -> int:
+        return len(self.sampler)
+
+    def train_batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        return self.sampler.batches(epoch, start)
+
+    def _dice_loss(self):
+        if "dice" not in self._loss_fns:
+            losses = require("monai.losses", "med", "the 3D segmentation loss")
+            self._loss_fns["dice"] = losses.DiceLoss(
+                include_background=False, to_onehot_y=True, softmax=True, reduction="none", smooth_nr=1e-5,
+                smooth_dr=1e-5,
+            )  # fmt: skip
+        return self._loss_fns["dice"]
+
+    def _loss_one(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        out = out.float()
+        if target.shape[1:] != out.shape[2:]:
+            target = F.interpolate(target[:, None].float(), size=out.shape[2:], mode="nearest")[:, 0].long()
+        o = self.options
+        total = out.new_zeros(out.shape[0])
+        if o.ce_weight:
+            total = total + o.ce_weight * F.cross_entropy(out, target, reduction="none").flatten(1).mean(1)
+        if o.dice_weight:
+            total = total + o.dice_weight * self._dice_loss()(out, target[:, None]).flatten(1).mean(1)
+        return total
+
+    def loss(self, outputs: Any, targets: torch.Tensor) -> torch.Tensor:
+        if isinstance(outputs, (list, tuple)):
+            weights = deep_supervision_weights(len(outputs))
+            return sum(w * self._loss_one(out, targets) for w, out in zip(weights, outputs) if w)
+        return self._loss_one(outputs, targets)
+
+    def predict(self, model: nn.Module, image: torch.Tensor, autocast: Autocast) -> torch.Tensor:
+        """Softmax probabilities (K, X, Y, Z) of one volume ``image`` (C, X, Y, Z) by Gaussian sliding window."""
+        inferers = require("monai.inferers", "med", "sliding-window inference")
+
+        def predictor(x: torch.Tensor) -> torch.Tensor:
+            with autocast():
+                out = model(x)
+            return (out[0] if isinstance(out, (list, tuple)) else out).float()
+
+        logits = inferers.sliding_window_inference(
+            image[None].to(self.device), self.patch_size, max(1, min(self.eval_batch_size, 8)), predictor,
+            overlap=self.options.sw_overlap, mode="gaussian",
+        )  # fmt: skip
+        return torch.softmax(torch.as_tensor(logits).float()[0], 0)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, autocast: Autocast) -> dict[str, Any]:
+        scores = Scores(self.ds.num_classes, self.ds.classes)
+        for i, vol in enumerate(self.eval_vols):
+            if i % self.world_size != self.rank:
+                continue
+            pred = self.predict(model, vol["image"], autocast).argmax(0).cpu()
+            scores.add(score_volume(pred, vol["label"], self.ds.num_classes, self.spacing, self.options.nsd_tolerance))
+        if self.world_size > 1:
+            scores.all_reduce(self.device)
+        return scores.result()
+
+    def probe_batch(self, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng(seed)
+        xs, ys = [], []
+        for _ in range(n):
+            vol = self.eval_vols[int(rng.integers(len(self.eval_vols)))]
+            locs = vol.get("locations", {})
+            center = None
+            if locs:
+                pts = locs[sorted(locs, key=int)[int(rng.integers(len(locs)))]]
+                center = pts[int(rng.integers(len(pts)))].tolist()
+            x, y = crop_patch(
+                vol["image"],
+                vol["label"],
+                self.patch_size,
+                patch_start(vol["image"].shape[1:], self.patch_size, rng, center),
+            )
+            xs.append(x)
+            ys.append(y.long())
+        return torch.stack(xs).to(self.device), torch.stack(ys).to(self.device)
+
+    def probe_loss(self, outputs: Any, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss(outputs, targets).mean()
+
+
+# ------------------------------------------------------------------------------------------ folds, ensemble
+
+
+@torch.no_grad()
+def ensemble(
+    task: Segmentation3dTask,
+    models: Sequence[nn.Module],
+    autocast: Autocast | None = None,
+    volumes: Sequence[dict] | None = None,
+    save_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Average the models' softmax probabilities on ``volumes`` (default: the task's evaluation volumes,
+    i.e. the test set with ``fold: -1``), take the argmax and score it (see :class:`Scores`).
+
+    With ``save_dir``, each volume's predicted label map is saved there as ``<case>.pt`` (uint8).
+    """
+    from contextlib import nullcontext
+
+    autocast = autocast or nullcontext
+    volumes = task.eval_vols if volumes is None else volumes
+    scores = Scores(task.ds.num_classes, task.ds.classes)
+    for m in models:
+        m.eval()
+    for vol in volumes:
+        probs = sum(task.predict(m, vol["image"], autocast) for m in models) / len(models)
+        pred = probs.argmax(0).cpu()
+        scores.add(score_volume(pred, vol["label"], task.ds.num_classes, task.spacing, task.options.nsd_tolerance))
+        if save_dir is not None:
+            from ..files import atomic_save
+
+            atomic_save(pred.to(torch.uint8), Path(save_dir) / f"{vol['id']}.pt")
+    out = scores.result()
+    out["models"] = len(models)
+    return out

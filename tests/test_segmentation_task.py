@@ -1,0 +1,204 @@
+"""The segmentation task against the Task protocol, its metric against hand-computed numbers, a tiny training."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from poolskip.data import DatasetError
+from poolskip.data.segmentation import IGNORE, confusion_matrix, iou_from_confusion
+from poolskip.engine.config import ConfigError, make_config
+from poolskip.models import create_model
+from poolskip.tasks import ModelSpec, Task, get_task, list_tasks
+from poolskip.tasks.segmentation import SegmentationTask
+from seg_layouts import make_camvid, make_cityscapes, make_voc
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one thread is faster than two fighting over a busy shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _cfg(tmp_path, dataset="camvid", data_dir=None, **extra):
+    layer = {
+        "task": "segmentation", "model": "deeplabv3plus_mobilenet", "dataset": dataset, "data_dir": str(data_dir),
+        "cache_dir": str(tmp_path / "cache"), "batch_size": 2, "eval_batch_size": 2, "seed": 3,
+        "segmentation": {"crop_size": [17, 21], "scale_range": [0.75, 1.25], "color_jitter": 0.3}, **extra,
+    }  # fmt: skip
+    return make_config(layer)
+
+
+@pytest.fixture(scope="module")
+def camvid(tmp_path_factory):
+    return make_camvid(tmp_path_factory.mktemp("camvid"), size=(25, 33))
+
+
+def test_miou_from_a_hand_computed_confusion_matrix():
+    # 4 classes; class 3 is neither predicted nor present -> NaN, left out of the mean; 255 is ignored
+    target = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 0]])
+    pred = torch.tensor([[0, 1, 1, 1], [2, 0, 3, 0]])
+    cm = confusion_matrix(pred, target, 4)
+    assert cm.tolist() == [[2, 1, 0, 0], [0, 2, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
+    m = iou_from_confusion(cm)
+    # IoU: class 0: 2 / (3 + 3 - 2) = 0.5; class 1: 2 / (2 + 3 - 2) = 2/3; class 2: 1 / (2 + 1 - 1) = 0.5
+    assert m["class_iou"][:3] == pytest.approx([50.0, 200 / 3, 50.0]) and math.isnan(m["class_iou"][3])
+    assert m["miou"] == pytest.approx((50 + 200 / 3 + 50) / 3)
+    assert m["pixel_acc"] == pytest.approx(100 * 5 / 7)
+    assert m["mean_acc"] == pytest.approx(100 * (2 / 3 + 1 + 1 / 2) / 3)
+    # a class predicted but never present has IoU 0 (it counts), not NaN
+    cm2 = confusion_matrix(torch.tensor([3, 0]), torch.tensor([0, 0]), 4)
+    assert iou_from_confusion(cm2)["class_iou"][3] == 0.0 and iou_from_confusion(cm2)["miou"] == pytest.approx(25.0)
+
+
+def test_miou_agrees_with_torchmetrics_where_every_class_occurs():
+    tm = pytest.importorskip("torchmetrics.functional.classification")
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 5, (3, 20, 20), generator=g)
+    target[:, :2] = IGNORE
+    pred = torch.randint(0, 5, (3, 20, 20), generator=g)
+    ours = iou_from_confusion(confusion_matrix(pred, target, 5))
+    ref = tm.multiclass_jaccard_index(pred, target, num_classes=5, ignore_index=IGNORE, average="none")
+    assert ours["class_iou"] == pytest.approx((100 * ref).tolist(), rel=1e-5)
+
+
+def test_segmentation_is_registered_with_its_options_and_monitor():
+    assert "segmentation" in list_tasks() and get_task("segmentation") is SegmentationTask
+    assert SegmentationTask.monitor.metric == "miou" and SegmentationTask.monitor.mode == "max"
+    cfg = make_config({"task": "segmentation", "crop_size": [360], "hflip": False, "lr_mult": {"backbone": 0.1}})
+    assert cfg.options.crop_size == [360, 360] and cfg.options.hflip is False
+    assert cfg.optim.lr_mult == {"backbone": 0.1}
+    with pytest.raises(ConfigError, match="scale_range"):
+        make_config({"task": "segmentation", "scale_range": [2.0, 1.0]})
+    with pytest.raises(ConfigError, match="color_jitter"):
+        make_config({"task": "segmentation", "segmentation.color_jitter": 2})
+
+
+def test_task_conformance(tmp_path, camvid):
+    """Every method of the protocol on tiny CamVid: shapes, determinism in (seed, epoch, step), state."""
+    cfg = _cfg(tmp_path, data_dir=camvid, segmentation={"crop_size": [17, 21], "eval_split": "test"})
+    task = SegmentationTask(cfg, torch.device("cpu"))
+    assert isinstance(task, Task)
+    assert task.model_spec() == ModelSpec(in_channels=3, num_classes=11, spatial_dims=2)
+    assert "camvid: 6 train / 3 test images, 11 classes" in task.describe()
+    assert task.steps_per_epoch() == 3
+    batches = list(task.train_batches(2))
+    assert len(batches) == 3
+    x, y, n = batches[1]
+    assert x.shape == (2, 3, 17, 21) and x.dtype == torch.float32 and y.shape == (2, 17, 21) and y.dtype == torch.long
+    assert n == 2 and set(y.unique().tolist()) <= set(range(11)) | {IGNORE}
+    again = next(iter(task.train_batches(2, start=1)))
+    assert torch.equal(again.inputs, x) and torch.equal(again.targets, y)
+    rebuilt = SegmentationTask(cfg, torch.device("cpu"), state=task.state())
+    assert torch.equal(next(iter(rebuilt.train_batches(2, start=1))).inputs, x)
+    state = task.state()
+    assert state["classes"][0] == "sky" and state["pixel_mean"] == [0.485, 0.456, 0.406]
+    torch.save(state, tmp_path / "state.pt")
+    assert torch.load(tmp_path / "state.pt", weights_only=True) == state  # plain data only
+
+    logits = torch.randn(2, 11, 17, 21, requires_grad=True)
+    losses = task.loss(logits, y)
+    assert losses.shape == (2,)
+    for i in range(2):  # each image's mean over its valid pixels
+        expect = F.cross_entropy(logits[i : i + 1], y[i : i + 1], ignore_index=IGNORE)
+        torch.testing.assert_close(losses[i], expect)
+    losses.sum().backward()
+
+    class Constant(nn.Module):  # predicts class 3 (road) everywhere
+        def forward(self, x):
+            out = torch.zeros(x.shape[0], 11, *x.shape[-2:])
+            out[:, 3] = 1
+            return out
+
+    metrics = task.evaluate(Constant(), lambda: torch.autocast("cpu", enabled=False))
+    masks = torch.stack(task.data.eval.masks).long()
+    valid = masks != IGNORE
+    road = ((masks == 3) & valid).sum().item()
+    assert metrics["pixel_acc"] == pytest.approx(100 * road / valid.sum().item())
+    present = [c for c in range(11) if (masks == c).any()] or [3]
+    assert metrics["miou"] == pytest.approx(100 * road / valid.sum().item() / len(set(present) | {3}))
+    assert len(metrics["class_iou"]) == 11 and metrics["eval_loss"] > 0
+
+    px, py = task.probe_batch(5, seed=1)
+    assert px.shape == (5, 3, 17, 21) and py.shape == (5, 17, 21)
+    px2, _ = task.probe_batch(5, seed=1)
+    assert torch.equal(px, px2)
+    assert task.probe_loss(torch.zeros(5, 11, 17, 21), py).shape == ()
+
+
+def test_other_datasets_build_and_bad_config_is_clear(tmp_path):
+    cs = SegmentationTask(_cfg(tmp_path, "cityscapes", make_cityscapes(tmp_path / "cs")), torch.device("cpu"))
+    assert cs.model_spec().num_classes == 19
+    voc = SegmentationTask(_cfg(tmp_path, "voc", make_voc(tmp_path / "voc")), torch.device("cpu"))
+    assert voc.model_spec().num_classes == 21 and voc.steps_per_epoch() == 2
+    with pytest.raises(DatasetError, match="reads datasets voc, cityscapes, camvid, segfolder"):
+        SegmentationTask(_cfg(tmp_path, "cifar10", tmp_path), torch.device("cpu"))
+    with pytest.raises(DatasetError, match="fewer than one batch of 64"):
+        SegmentationTask(_cfg(tmp_path, "voc", tmp_path / "voc", batch_size=64), torch.device("cpu"))
+
+
+def test_a_few_steps_of_deeplab_with_pool_skip_on_odd_sized_camvid(tmp_path, camvid):
+    """Train the real model for a few steps (25x33 images: odd maps everywhere) and evaluate at full size."""
+    cfg = _cfg(tmp_path, data_dir=camvid, batch_size=3, segmentation={"crop_size": [25, 33], "eval_split": "test"})
+    task = SegmentationTask(cfg, torch.device("cpu"))
+    torch.manual_seed(0)
+    spec = task.model_spec()
+    model = create_model("deeplabv3plus_mobilenet", num_classes=spec.num_classes, in_channels=spec.in_channels,
+                         pool_skip=True)  # fmt: skip
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    first = None
+    for epoch in range(1):
+        for batch in task.train_batches(epoch):
+            loss = task.loss(model(batch.inputs), batch.targets).sum() / batch.global_size
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            first = first if first is not None else loss.item()
+    model.eval()
+    with torch.no_grad():
+        metrics = task.evaluate(model, lambda: torch.autocast("cpu", enabled=False))
+    assert math.isfinite(first) and 0 <= metrics["miou"] <= 100 and 0 <= metrics["pixel_acc"] <= 100
+
+
+def test_deeplab_recipes_follow_the_reference():
+    from poolskip.experiments.recipes import list_recipes, load_recipe
+
+    assert {"deeplab_voc", "deeplab_cityscapes", "deeplab_camvid"} <= set(list_recipes())
+    voc, cs, cam = (make_config(load_recipe(f"deeplab_{n}")) for n in ("voc", "cityscapes", "camvid"))
+    for cfg in (voc, cs):  # facts.md section 5
+        o = cfg.optim
+        assert (cfg.task, o.optimizer, o.momentum, o.nesterov, o.weight_decay) == (
+            "segmentation",
+            "sgd",
+            0.9,
+            False,
+            1e-4,
+        )
+        assert (o.schedule, o.power, o.batch_size, o.lr_mult) == ("poly", 0.9, 16, {"backbone": 0.1})
+        assert cfg.model_kwargs == {"output_stride": 16}
+    assert (voc.optim.lr, voc.options.crop_size, voc.options.scale_range, voc.data.dataset) == (
+        0.01, [513, 513], [0.5, 2.0], "voc")  # fmt: skip
+    assert 10582 // 16 * voc.optim.epochs >= 30_000  # trainaug: at least the reference's 30k iterations
+    assert (cs.optim.lr, cs.options.crop_size, cs.options.color_jitter, cs.data.dataset) == (
+        0.1, [768, 768], 0.5, "cityscapes")  # fmt: skip
+    assert 2975 // 16 * cs.optim.epochs == pytest.approx(30_000, rel=0.01)
+    assert (cam.model, cam.optim.batch_size, cam.optim.schedule, cam.options.eval_split) == (
+        "deeplabv3plus_mobilenet", 8, "poly", "test")  # fmt: skip
+
+
+def test_prediction_figure_in_the_palette(tmp_path, camvid):
+    from poolskip.experiments.seg_figure import colorize, predict_examples, save_prediction_figure
+
+    rgb = colorize(torch.tensor([[0, 3], [IGNORE, 10]]), [(1, 2, 3)] * 3 + [(9, 9, 9)] + [(0, 0, 0)] * 6 + [(7, 7, 7)])
+    assert rgb.tolist() == [[[1, 2, 3], [9, 9, 9]], [[0, 0, 0], [7, 7, 7]]]
+    task = SegmentationTask(_cfg(tmp_path, data_dir=camvid, segmentation={"eval_split": "test"}), torch.device("cpu"))
+    models = {"plain": nn.Conv2d(3, 11, 1), "Pool Skip": nn.Conv2d(3, 11, 1)}
+    examples = predict_examples(task, models, count=2)
+    assert len(examples) == 2 and examples[0]["preds"]["plain"].shape == (25, 33)
+    path = save_prediction_figure(examples, task.data.palette, tmp_path / "pred.png")
+    assert path.stat().st_size > 1000

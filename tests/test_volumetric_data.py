@@ -1,0 +1,159 @@
+"""3D datasets in their layouts, splits, preprocessing and its cache, deterministic patch sampling."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("monai")
+pytest.importorskip("nibabel")
+
+import volumetric_data as vd  # noqa: E402
+from poolskip.data import DatasetError  # noqa: E402
+from poolskip.data import volumetric as V  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def msd(tmp_path_factory):
+    return vd.decathlon(tmp_path_factory.mktemp("Task99_Tiny"), n=6)
+
+
+def test_decathlon_layout(msd):
+    ds = V.load_volumes("decathlon", msd)
+    assert ds.classes == ["background", "class1", "class2"] and ds.channels == ["MRI"]
+    assert sorted(ds.cases) == [f"task_{i:03d}" for i in range(6)] and ds.test_ids == []
+    image, label, affine = V.read_case(ds.cases["task_000"], 3)
+    assert image.shape == (1, *vd.SHAPE) and label.shape == vd.SHAPE and set(np.unique(label)) <= {0, 1, 2}
+
+
+def test_nnunet_raw_layout_two_channels(tmp_path):
+    root = vd.nnunet_raw(tmp_path / "Dataset999_Tiny", n=3, channels=("CT", "T2"))
+    ds = V.load_volumes("nnunet", root)
+    assert ds.channels == ["CT", "T2"] and ds.classes == ["background", "organ1", "organ2"]
+    image, _, _ = V.read_case(ds.cases["case_001"], 3)
+    assert image.shape == (2, *vd.SHAPE)
+    (root / "imagesTr" / "case_002_0001.nii.gz").unlink()
+    with pytest.raises(DatasetError, match=r"case_002_0001\.nii\.gz"):
+        V.load_volumes("nnunet", root)
+
+
+def test_btcv_and_amos_splits(tmp_path):
+    names = [f"img{i:04d}" for i in range(1, 31)]
+    btcv = vd.listed(tmp_path / "btcv", "dataset_0.json", {"training": names[:24], "validation": names[24:]})
+    ds = V.load_volumes("btcv", btcv)
+    assert len(ds.cases) == 30 and len(ds.test_ids) == 12 and len(ds.train_ids) == 18  # the paper's 18/12
+    assert V.load_volumes("btcv", btcv).test_ids == ds.test_ids  # seeded
+    train, test = ["amos_0001", "amos_0002", "amos_0507", "amos_0600"], ["amos_0003", "amos_0540"]
+    amos = vd.listed(tmp_path / "amos", "dataset.json", {"training": train, "validation": test})
+    ds = V.load_volumes("amos", amos)
+    assert ds.test_ids == ["amos_0003", "amos_0540"] and ds.train_ids == [
+        "amos_0001",
+        "amos_0002",
+        "amos_0507",
+        "amos_0600",
+    ]
+    assert [ds.cases[i].modalities for i in ("amos_0001", "amos_0507")] == [["CT"], ["MRI"]]  # ids > 500 are MRI
+
+
+def test_five_fold_splits_are_seeded_disjoint_and_reused(msd, tmp_path):
+    ds = V.load_volumes("decathlon", msd)
+    s = V.make_splits(ds, 5, seed=3)
+    vals = [c for f in s["folds"] for c in f["val"]]
+    assert sorted(vals) == sorted(ds.cases) and len(set(vals)) == 6
+    for f in s["folds"]:
+        assert not set(f["train"]) & set(f["val"]) and sorted(f["train"] + f["val"]) == sorted(ds.cases)
+    assert V.make_splits(ds, 5, seed=3) == s and V.make_splits(ds, 5, seed=4) != s
+    path = tmp_path / "splits.json"
+    assert V.read_splits(path, ds, 5, 3) == s and path.exists()
+    edited = json.loads(path.read_text())
+    edited["folds"][0]["val"] = ["task_001"]
+    path.write_text(json.dumps(edited))
+    assert V.read_splits(path, ds, 5, 3)["folds"][0]["val"] == ["task_001"]  # the file wins: reused as written
+    edited["test"] = ["nobody"]
+    path.write_text(json.dumps(edited))
+    with pytest.raises(DatasetError, match="nobody"):
+        V.read_splits(path, ds, 5, 3)
+
+
+def _broken(tmp_path, what):
+    root = vd.decathlon(tmp_path / what, n=2)
+    label = root / "labelsTr" / "task_001.nii.gz"
+    if what == "shape":
+        vd.save(label, np.zeros((5, 5, 5), np.uint8))
+    elif what == "affine":
+        vd.save(label, vd.volume(1)[1], spacing=(2.0, 1.0, 1.0))
+    elif what == "values":
+        vd.save(label, np.full(vd.SHAPE, 7, np.uint8))
+    elif what == "corrupt":
+        label.write_bytes(gzip.compress(b"not a nifti")[:20])
+    elif what == "missing":
+        label.unlink()
+    return root, label
+
+
+@pytest.mark.parametrize(
+    "what, message",
+    [("shape", "label shape"), ("affine", "affine differs"), ("values", "outside the 3 classes"),
+     ("corrupt", "not a readable NIfTI"), ("missing", "does not exist")],
+)  # fmt: skip
+def test_bad_input_names_the_file(tmp_path, what, message):
+    root, label = _broken(tmp_path, what)
+    with pytest.raises(DatasetError, match=message) as e:
+        ds = V.load_volumes("decathlon", root)
+        V.read_case(ds.cases["task_001"], 3)
+    assert "task_001" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_dataset_json(tmp_path):
+    with pytest.raises(DatasetError, match="dataset.json not found"):
+        V.load_volumes("decathlon", tmp_path)
+
+
+def test_preprocessing_resamples_normalises_and_caches(tmp_path, monkeypatch):
+    root = vd.decathlon(tmp_path / "aniso", n=2, spacing=(1.0, 1.0, 2.0), modality="CT")
+    ds = V.load_volumes("decathlon", root)
+    spacing, median = V.plan_geometry(ds, sorted(ds.cases), (1.0, 1.0, 1.0))
+    assert median == [vd.SHAPE[0], vd.SHAPE[1], 2 * vd.SHAPE[2]]
+    prep = V.Preprocessing(spacing, (0.0, 100.0))
+    vols = V.preprocess_all(ds, ["task_000"], prep, tmp_path / "cache")
+    v = vols["task_000"]
+    assert v["image"].shape[1:] == v["label"].shape and v["label"].shape[2] > vd.SHAPE[2]  # z resampled to 1 mm
+    assert 0.0 <= float(v["image"].min()) and float(v["image"].max()) <= 1.0  # the CT window, scaled
+    assert set(v["locations"]) == {"1", "2"} and v["label"].dtype == torch.uint8
+    monkeypatch.setattr(V, "preprocess_case", lambda *a: pytest.fail("the cache was not used"))
+    again = V.preprocess_all(ds, ["task_000"], prep, tmp_path / "cache")
+    assert torch.equal(again["task_000"]["image"], v["image"])
+
+
+def test_mri_is_z_scored(msd, tmp_path):
+    ds = V.load_volumes("decathlon", msd)
+    v = V.preprocess_case(ds.cases["task_002"], 3, V.Preprocessing((1.0, 1.0, 1.0)))
+    assert abs(float(v["image"].mean())) < 1e-4 and abs(float(v["image"].std()) - 1) < 1e-3
+
+
+def test_patches_are_a_function_of_seed_epoch_step_and_split_across_ranks(msd, tmp_path):
+    ds = V.load_volumes("decathlon", msd)
+    vols = list(V.preprocess_all(ds, sorted(ds.cases), V.Preprocessing((1.0, 1.0, 1.0)), tmp_path).values())
+    kw = dict(seed=5, augment=V.Augment())
+    one = V.PatchSampler(vols, (16, 16, 16), 3, 4, **kw)
+    b = one.batch(1, 2)
+    assert b.inputs.shape == (3, 1, 16, 16, 16) and b.targets.shape == (3, 16, 16, 16) and b.global_size == 3
+    assert type(b.inputs) is torch.Tensor and b.targets.dtype == torch.long
+    assert (b.targets[-1] > 0).any()  # the last third of a batch is centred on foreground
+    later = list(V.PatchSampler(vols, (16, 16, 16), 3, 4, **kw).batches(1, start=2))[0]
+    assert torch.equal(later.inputs, b.inputs) and torch.equal(later.targets, b.targets)
+    assert not torch.equal(one.batch(2, 2).inputs, b.inputs)
+    shares = [V.PatchSampler(vols, (16, 16, 16), 3, 4, rank=r, world_size=2, **kw).batch(1, 2) for r in (0, 1)]
+    assert [len(s.inputs) for s in shares] == [2, 1] and all(s.global_size == 3 for s in shares)
+    assert torch.equal(torch.cat([s.inputs for s in shares]), b.inputs)
+
+
+def test_small_volumes_are_padded_into_the_patch():
+    image, label = torch.ones(1, 4, 5, 6), torch.ones(4, 5, 6, dtype=torch.uint8)
+    start = V.patch_start((4, 5, 6), (8, 8, 8), np.random.default_rng(0))
+    x, y = V.crop_patch(image, label, (8, 8, 8), start)
+    assert x.shape == (1, 8, 8, 8) and float(x.sum()) == 120 and int(y.sum()) == 120

@@ -1,0 +1,86 @@
+"""The nnU-Net v2 trainer plugin: found through nnUNet_extTrainer, builds nnU-Net's network converted."""
+
+from __future__ import annotations
+
+import runpy
+
+import pytest
+import torch
+
+pytest.importorskip("nnunetv2")
+
+from poolskip.convert import is_converted  # noqa: E402
+from poolskip.integrations.nnunet import trainer_dir  # noqa: E402
+from poolskip.module import PoolSkip  # noqa: E402
+
+PLANS = {
+    "dataset_name": "Dataset999_Tiny", "plans_name": "nnUNetPlans",
+    "original_median_spacing_after_transp": [1.0, 1.0, 1.0], "original_median_shape_after_transp": [36, 50, 35],
+    "image_reader_writer": "SimpleITKIO", "transpose_forward": [0, 1, 2], "transpose_backward": [0, 1, 2],
+    "experiment_planner_used": "ExperimentPlanner", "label_manager": "LabelManager",
+    "foreground_intensity_properties_per_channel": {},
+    "configurations": {"3d_fullres": {
+        "data_identifier": "nnUNetPlans_3d_fullres", "preprocessor_name": "DefaultPreprocessor", "batch_size": 2,
+        "patch_size": [40, 56, 40], "median_image_size_in_voxels": [36, 50, 35], "spacing": [1.0, 1.0, 1.0],
+        "normalization_schemes": ["ZScoreNormalization"], "use_mask_for_norm": [False],
+        "resampling_fn_data": "resample_data_or_seg_to_shape", "resampling_fn_seg": "resample_data_or_seg_to_shape",
+        "resampling_fn_data_kwargs": {}, "resampling_fn_seg_kwargs": {}, "resampling_fn_probabilities":
+        "resample_data_or_seg_to_shape", "resampling_fn_probabilities_kwargs": {}, "batch_dice": False,
+        "architecture": {
+            "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+            "arch_kwargs": {
+                "n_stages": 4, "features_per_stage": [32, 64, 128, 256], "conv_op": "torch.nn.modules.conv.Conv3d",
+                "kernel_sizes": [[3, 3, 3]] * 4, "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]],
+                "n_conv_per_stage": [2, 2, 2, 2], "n_conv_per_stage_decoder": [2, 2, 2], "conv_bias": True,
+                "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+                "norm_op_kwargs": {"eps": 1e-05, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
+                "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True},
+            },
+            "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
+        },
+    }},
+}  # fmt: skip
+
+
+def _find(name, monkeypatch):
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    monkeypatch.setenv("nnUNet_extTrainer", str(trainer_dir()))
+    return recursive_find_trainer_class_by_name(name)
+
+
+def test_nnunet_finds_the_trainers_and_they_build_converted_networks(monkeypatch):
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans = PlansManager(PLANS)
+    conf = plans.get_configuration("3d_fullres")
+    for name, expected in [("nnUNetTrainerPoolSkip", 8), ("nnUNetTrainerPoolSkipAMOS_5epochs", 6)]:
+        cls = _find(name, monkeypatch)
+        assert cls.__name__ == name
+        net = cls.build_network_architecture(plans, conf, 1, 3, True)
+        assert sum(is_converted(m) for m in net.modules()) == expected
+    calls = []
+    for m in net.modules():
+        if isinstance(m, PoolSkip):
+            m.register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        out = net.eval()(torch.randn(1, 1, 40, 56, 40))  # nnU-Net's Hippocampus patch: 5x7x5 at the bottom
+    assert out[0].shape == (1, 3, 40, 56, 40) and len(calls) == 6  # Pool Skip runs inside all_modules
+
+
+def test_the_5epochs_trainer_is_an_nnunet_trainer_of_five_epochs(monkeypatch, tmp_path):
+    import copy
+
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(var, str(tmp_path / var))
+    cls = _find("nnUNetTrainerPoolSkip_5epochs", monkeypatch)
+    plans = {**copy.deepcopy(PLANS), "continue_training": False}  # nnUNetv2_train adds this key
+    dataset_json = {"channel_names": {"0": "MRI"}, "labels": {"background": 0, "a": 1, "b": 2}, "numTraining": 4,
+                    "file_ending": ".nii.gz"}  # fmt: skip
+    trainer = cls(plans, "3d_fullres", 0, dataset_json, torch.device("cpu"))
+    assert trainer.num_epochs == 5
+
+
+def test_module_prints_the_folder_to_export(capsys):
+    runpy.run_module("poolskip.integrations.nnunet", run_name="__main__")  # python -m poolskip.integrations.nnunet
+    assert capsys.readouterr().out.strip() == str(trainer_dir())

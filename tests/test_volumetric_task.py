@@ -1,0 +1,207 @@
+"""The segmentation3d task: metrics against hand-computed values, the task contract, folds' pieces, ensemble."""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import pytest
+import torch
+
+pytest.importorskip("monai")
+pytest.importorskip("nibabel")
+pytest.importorskip("dynamic_network_architectures")
+
+import volumetric_data as vd  # noqa: E402
+from poolskip.engine.config import make_config  # noqa: E402
+from poolskip.models import create_model  # noqa: E402
+from poolskip.tasks import Task, get_task  # noqa: E402
+from poolskip.tasks.segmentation3d import Scores, deep_supervision_weights, ensemble, score_volume  # noqa: E402
+
+# ------------------------------------------------------------------------------------------ metrics
+
+
+def _plate(x: slice, z: int, shape=(10, 8, 6)) -> torch.Tensor:
+    """A one-voxel-thick plate of class 1: every voxel of it is a surface voxel."""
+    t = torch.zeros(shape, dtype=torch.long)
+    t[x, 2:6, z] = 1
+    return t
+
+
+def test_dice_iou_nsd_by_hand():
+    gt = _plate(slice(2, 6), 2)  # 4 x 4 = 16 voxels
+    pred = _plate(slice(2, 8), 2)  # 6 x 4 = 24 voxels, the 16 of gt among them
+    dice, nsd, iou = score_volume(pred, gt, 2, spacing=(1.0, 1.0, 1.0), tolerance=1.0)[:, 0].tolist()
+    assert dice == pytest.approx(2 * 16 / (16 + 24))
+    assert iou == pytest.approx(16 / 24)
+    # gt's 16 surface voxels lie on pred's; of pred's 24, the column x=6 is 1 mm away (within), x=7 is 2 mm (not)
+    assert nsd == pytest.approx((16 + 20) / (16 + 24))
+
+
+def test_nsd_tolerance_is_in_millimetres():
+    gt, pred = _plate(slice(2, 6), 2), _plate(slice(2, 6), 3)  # pred is gt moved one voxel along z
+    nsd = lambda spacing, tol: score_volume(pred, gt, 2, spacing, tol)[1, 0].item()  # noqa: E731
+    assert nsd((0.5, 0.5, 2.0), 1.0) == 0.0  # the move is 2 mm: every surface voxel is beyond 1 mm
+    assert nsd((0.5, 0.5, 2.0), 2.0) == 1.0
+    assert nsd((2.0, 2.0, 0.8), 1.0) == 1.0  # 0.8 mm along z
+    assert score_volume(pred, gt, 2, (0.5, 0.5, 2.0), 1.0)[0, 0].item() == 0.0  # no overlap: Dice 0
+
+
+def test_nan_when_a_class_is_absent_from_both():
+    gt = _plate(slice(2, 6), 2)
+    s = score_volume(gt, gt, 3, (1.0, 1.0, 1.0))
+    assert s[:, 0].tolist() == [1.0, 1.0, 1.0] and all(math.isnan(v) for v in s[:, 1].tolist())
+    wrong = gt * 2  # class 2 predicted where class 1 is: both classes 0, none NaN
+    assert score_volume(wrong, gt, 3, (1.0, 1.0, 1.0)).tolist() == [[0.0, 0.0]] * 3
+    scores = Scores(3, ["bg", "a", "b"])
+    scores.add(s)
+    scores.add(score_volume(wrong, gt, 3, (1.0, 1.0, 1.0)))
+    r = scores.result()
+    assert r["dice_per_class"] == [50.0, 0.0]  # class b: NaN in volume 1 left out, 0 in volume 2
+    assert r["dice"] == 25.0 and r["eval_volumes"] == 2
+
+
+def test_deep_supervision_weights_are_nnunets():
+    assert deep_supervision_weights(1) == [1.0]
+    assert deep_supervision_weights(4) == pytest.approx([4 / 7, 2 / 7, 1 / 7, 0.0])
+
+
+# ------------------------------------------------------------------------------------------ the task
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = vd.decathlon(tmp_path_factory.mktemp("Task98_Tiny"), n=5)
+    cache = tmp_path_factory.mktemp("cache")
+
+    def cfg(**task):
+        return make_config({
+            "task": "segmentation3d", "model": "nnunet", "pool_skip": True, "data": {"dataset": "decathlon",
+            "data_dir": str(root), "cache_dir": str(cache)}, "optim": {"batch_size": 3}, "run": {"seed": 7},
+            "segmentation3d": {"iterations": 2, "patch_size": [16, 16, 16], **task},
+        })  # fmt: skip
+
+    return cfg
+
+
+def test_task_contract(setup):
+    cfg = setup()
+    cls = get_task("segmentation3d")
+    task = cls(cfg, torch.device("cpu"))
+    assert isinstance(task, Task) and cls.monitor.metric == "dice" and cls.monitor.mode == "max"
+    spec = task.model_spec()
+    assert (spec.in_channels, spec.num_classes, spec.spatial_dims) == (1, 3, 3)
+    assert spec.hints == {"patch_size": (16, 16, 16), "spacing": (1.0, 1.0, 1.0)}
+    assert len(task.train_ids) == 4 and len(task.eval_ids) == 1 and "fold 0 of 5" in task.describe()
+    assert task.steps_per_epoch() == 2
+
+    batches = list(task.train_batches(3))
+    assert len(batches) == 2 and batches[0].inputs.shape == (3, 1, 16, 16, 16) and batches[0].global_size == 3
+    again = cls(cfg, torch.device("cpu"))  # a fresh process: same batches for (seed, epoch, step)
+    resumed = next(iter(again.train_batches(3, start=1)))
+    assert torch.equal(resumed.inputs, batches[1].inputs) and torch.equal(resumed.targets, batches[1].targets)
+
+    torch.manual_seed(0)
+    model = create_model("nnunet", num_classes=3, pool_skip=True, **spec.hints)
+    out = model(batches[0].inputs)
+    assert isinstance(out, list)
+    loss = task.loss(out, batches[0].targets)
+    assert loss.shape == (3,) and torch.isfinite(loss).all() and loss.requires_grad
+    assert task.loss(out[0], batches[0].targets).shape == (3,)
+
+    model.eval()
+    with torch.no_grad():
+        metrics = task.evaluate(model, nullcontext)
+    assert {"dice", "nsd", "iou", "dice_per_class", "nsd_per_class", "iou_per_class"} <= set(metrics)
+    assert 0.0 <= metrics["dice"] <= 100.0 and len(metrics["dice_per_class"]) == 2 and metrics["eval_volumes"] == 1
+
+    x, y = task.probe_batch(2, seed=1)
+    x2, y2 = task.probe_batch(2, seed=1)
+    assert x.shape == (2, 1, 16, 16, 16) and torch.equal(x, x2) and torch.equal(y, y2)
+    assert task.probe_loss(model(x), y).dim() == 0
+
+    state = task.state()
+    torch.save(state, "/dev/null")  # plain values only
+    rebuilt = cls(setup(fold=2, patch_size=None), torch.device("cpu"), state=state)  # the state wins over the config
+    assert rebuilt.eval_ids == task.eval_ids and rebuilt.patch_size == task.patch_size
+    assert torch.equal(next(iter(rebuilt.train_batches(3))).inputs, batches[0].inputs)
+
+
+def test_folds_share_one_split_and_one_plan(setup, tmp_path):
+    split = tmp_path / "splits.json"
+    tasks = [get_task("segmentation3d")(setup(fold=k, split_file=str(split), patch_size=None), "cpu") for k in (0, 4)]
+    assert split.exists()
+    assert not set(tasks[0].eval_ids) & set(tasks[1].eval_ids)
+    assert tasks[0].patch_size == tasks[1].patch_size == [20, 24, 16]  # planned once from the training part
+    with pytest.raises(Exception, match="no labelled test set"):
+        get_task("segmentation3d")(setup(fold=-1), "cpu")
+
+
+def test_ensemble_averages_softmax(setup):
+    task = get_task("segmentation3d")(setup(), "cpu")
+    torch.manual_seed(0)
+    models = [create_model("nnunet", num_classes=3, **task.model_spec().hints).eval() for _ in range(2)]
+    one = ensemble(task, models[:1])
+    two = ensemble(task, models)
+    assert one["models"] == 1 and two["models"] == 2 and one["eval_volumes"] == 1
+    vol = task.eval_vols[0]
+    probs = (
+        task.predict(models[0], vol["image"], nullcontext) + task.predict(models[1], vol["image"], nullcontext)
+    ) / 2
+    expected = score_volume(probs.argmax(0), vol["label"], 3, task.spacing)
+    assert two["dice_per_class"] == pytest.approx([v * 100 for v in expected[0].tolist()], nan_ok=True)
+
+
+@pytest.mark.parametrize("recipe", ["nnunet_btcv", "nnunet_amos", "vnet_btcv", "vnet_amos", "hippocampus"])
+def test_recipes_resolve(recipe):
+    from poolskip.experiments.recipes import load_recipe
+
+    cfg = make_config(load_recipe(recipe))
+    assert cfg.task == "segmentation3d" and cfg.model in ("nnunet", "vnet") and cfg.options.num_folds == 5
+
+
+def test_table3_layout_and_slices_png(tmp_path):
+    from poolskip.experiments.table3 import format_table3, save_slices
+
+    rows = [
+        {"dataset": "BTCV", "model": "nnunet", "variant": "plain", "dice": 80.0, "nsd": 75.0, "iou": 70.0},
+        {"dataset": "BTCV", "model": "nnunet", "variant": "pool_skip", "dice": 81.0, "nsd": 76.0, "iou": 71.0},
+        {"dataset": "BTCV", "model": "nnunet", "variant": "pool_skip", "dice": 83.0, "nsd": 76.0, "iou": 71.0},
+    ]
+    text = format_table3(rows)
+    assert "nnUNet      1    80.00" in text and "+ours       2    82.00" in text and "(+2.00 Dice)" in text
+    assert "81.52" in text and "82.47" in text  # the paper's numbers beside ours
+    label = _plate(slice(2, 6), 2)
+    png = save_slices(tmp_path / "s.png", torch.rand(1, 10, 8, 6), label, {"plain": label, "pool skip": label * 0})
+    assert png.stat().st_size > 1000
+
+
+def test_ensemble_runs_scores_the_folds_on_the_test_set(tmp_path):
+    from poolskip.experiments.folds3d import ensemble_runs
+
+    train, test = ["amos_0001", "amos_0002", "amos_0507", "amos_0600"], ["amos_0003", "amos_0540"]
+    root = vd.listed(tmp_path / "amos", "dataset.json", {"training": train, "validation": test})
+    cfg = make_config({
+        "task": "segmentation3d", "model": "nnunet", "data": {"dataset": "amos", "data_dir": str(root),
+        "cache_dir": str(tmp_path / "cache")}, "segmentation3d": {"num_folds": 2, "patch_size": [8, 8, 8]},
+    })  # fmt: skip
+    torch.manual_seed(0)
+    models = {d: create_model("nnunet", num_classes=3, patch_size=(8, 8, 8)) for d in ("fold0", "fold1")}
+    r = ensemble_runs(["fold0", "fold1"], load=lambda d, which, device: (models[d], {"config": cfg.to_dict()}))
+    assert r["models"] == 2 and r["eval_volumes"] == 2  # AMOS's validation list is the test set
+
+
+def test_run_folds_trains_resumes_or_keeps_each_fold(setup, tmp_path, monkeypatch):
+    from poolskip.experiments import folds3d
+
+    calls = []
+    monkeypatch.setattr(folds3d, "train", lambda cfg, run_dir, resume: calls.append((cfg.options.fold, resume)))
+    (tmp_path / "fold1" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "fold1" / "checkpoints" / "last.pt").write_bytes(b"")
+    (tmp_path / "fold2").mkdir()
+    (tmp_path / "fold2" / "summary.json").write_text("{}")
+    cfg = setup()
+    dirs = folds3d.run_folds(cfg, tmp_path, folds=[0, 1, 2], log=lambda *a: None)
+    assert dirs == [tmp_path / f"fold{k}" for k in (0, 1, 2)]
+    assert calls == [(0, False), (1, True)]  # fold 2 finished: kept
+    assert cfg.options.fold == 0 and cfg.options.split_file is None  # the caller's config is not changed
