@@ -125,7 +125,7 @@ DATASET_SIZES = {
     "camvid": (367, 101, 11, (3, 360, 480)),
     "btcv": (18, 12, 14, (1, 96, 96, 96)),
     "amos": (240, 120, 16, (1, 96, 96, 96)),
-    "decathlon": (208, 52, 3, (1, 40, 56, 40)),
+    "decathlon": (208, 52, 3, (1, 32, 64, 32)),  # hippocampus volumes (~35x50x35) as a patch both nets take
 }
 
 PAPER_DATASET_LABELS = {
