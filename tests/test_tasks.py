@@ -33,8 +33,15 @@ def tiny_segmentation(tmp_path):
             "threads": 1, "segmentation": {"crop_size": [17, 21], "color_jitter": 0.2}}  # fmt: skip
 
 
+def tiny_segmentation3d(tmp_path):
+    pytest.importorskip("monai")
+    from volumetric_data import tiny_segmentation3d
+
+    return tiny_segmentation3d(tmp_path)
+
+
 #: task name -> a function of a temporary directory returning a tiny run config
-TINY = {"classification": tiny_classification, "segmentation": tiny_segmentation}
+TINY = {"classification": tiny_classification, "segmentation": tiny_segmentation, "segmentation3d": tiny_segmentation3d}
 
 
 def test_every_registered_task_has_a_tiny_config():

@@ -37,3 +37,28 @@ def test_train_evaluate_and_resume_exactly(tmp_path):
     b = torch.load(half / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert a.keys() == b.keys() and any(".pool_skip." in k for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)  # the resumed run saw exactly the same batches
+
+
+def test_folds_and_their_ensemble_through_the_cli(tmp_path, capsys):
+    train, test = ["amos_0001", "amos_0002", "amos_0507", "amos_0600"], ["amos_0003", "amos_0540"]
+    root = vd.listed(tmp_path / "amos", "dataset.json", {"training": train, "validation": test})  # AMOS: 4 + 2 test
+    argv = [
+        "train", "--task", "segmentation3d", "--model", "nnunet", "--dataset", "amos", "--data-dir", str(root),
+        "--batch-size", "2", "--epochs", "1", "--out-dir", str(tmp_path / "runs"), "--run-name", "cv",
+        "--set", "iterations=1", "patch_size=[16,16,16]", "threads=1", "eval_batch_size=2", "num_folds=2",
+        f"cache_dir={tmp_path / 'cache'}", "--folds",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    seed = tmp_path / "runs" / "cv" / "seed0"
+    assert (seed / "splits.json").is_file()
+    assert all((seed / f"fold{k}" / "summary.json").is_file() for k in (0, 1))
+    first = (seed / "fold0" / "summary.json").read_text()
+    capsys.readouterr()
+    assert main(argv) == 0  # the same command again resumes: finished folds are kept, nothing retrained
+    assert capsys.readouterr().out.count("finished") == 2
+    assert (seed / "fold0" / "summary.json").read_text() == first
+    assert main(["ensemble", str(seed / "fold0"), str(seed / "fold1"), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert 0.0 <= scores["dice"] <= 100.0 and scores["models"] == 2 and scores["eval_volumes"] == 2
+    assert main(["train", "--recipe", "digits", "--folds", "--out-dir", str(tmp_path / "x")]) == 2
+    assert "--folds needs a task with cross-validation folds" in capsys.readouterr().err

@@ -4,6 +4,7 @@
     torchrun --nproc_per_node=2 -m poolskip train ...        # DDP, same global batch
     poolskip train --resume runs/NAME/seed0                  # continue an interrupted run
     poolskip train --recipe digits --print-config            # the resolved config, nothing run
+    poolskip train --recipe hippocampus --data-dir DIR --folds   # 5-fold cross-validation (segmentation3d)
 
 Precedence: the config defaults < ``--recipe`` < named flags < ``--set key=value``.
 """
@@ -20,6 +21,7 @@ from ..engine import distributed
 from ..engine.config import ConfigError, TrainConfig, describe_keys, make_config, parse_set
 from ..engine.rundir import new_run_dir
 from ..engine.trainer import load_run_config, train
+from ..experiments.folds3d import run_folds
 from ..experiments.recipes import list_recipes, load_recipe
 from ..tasks import list_tasks
 
@@ -70,6 +72,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --resume: import the package.module:factory model the run's config names (it runs that code)",
     )
     p.add_argument("--print-config", action="store_true", help="print the resolved config (YAML) and exit")
+    p.add_argument(
+        "--folds", type=int, nargs="*", metavar="K",
+        help="segmentation3d: train (or resume) these cross-validation folds, all when none are named, into "
+        "RUN_DIR/seed<N>/fold<K> with one shared splits file; finished folds are kept",
+    )  # fmt: skip
 
 
 def overrides(args: argparse.Namespace) -> dict:
@@ -132,12 +139,17 @@ def run(args: argparse.Namespace) -> int:
             root = Path(
                 distributed.broadcast(str(new_run_dir(cfg.run.out_dir, None, default)) if dinfo.is_main else "")
             )
+        if args.folds is not None and not hasattr(cfg.options, "fold"):
+            raise ConfigError(f"--folds needs a task with cross-validation folds (segmentation3d); task is {cfg.task}")
         for seed in seeds:
             seed_cfg = make_config(cfg.to_dict(), {"run.seed": seed})
             run_dir = root / f"seed{seed}"
             if dinfo.is_main:
                 print(f"run {run_dir}", flush=True)
-            train(seed_cfg, run_dir, overwrite=args.overwrite, callbacks=_callbacks(seed_cfg))
+            if args.folds is not None:
+                run_folds(seed_cfg, run_dir, folds=args.folds or None)
+            else:
+                train(seed_cfg, run_dir, overwrite=args.overwrite, callbacks=_callbacks(seed_cfg))
         return 0
     finally:
         distributed.teardown()

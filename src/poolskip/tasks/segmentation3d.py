@@ -23,9 +23,11 @@ are computed in the preprocessed (resampled, cropped) space at the target spacin
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +208,7 @@ class Segmentation3dTask:
         self.seed, self.eval_batch_size = cfg.run.seed, cfg.run.eval_batch_size
         self.ds = load_volumes(d.dataset, d.data_dir, o.split_seed)
         cache = Path(d.cache_dir).expanduser() if d.cache_dir else default_cache_dir()
-        log = print if rank == 0 else None
+        log = partial(print, file=sys.stderr, flush=True) if rank == 0 else None  # stdout stays the command's
         if state is not None:  # as the checkpoint was trained
             self.train_ids, self.eval_ids = list(state["train_ids"]), list(state["eval_ids"])
             spacing, patch = tuple(state["spacing"]), list(state["patch_size"])

@@ -1,0 +1,31 @@
+"""``poolskip ensemble FOLD_RUN...``: the cross-validation folds' ensemble on the test set (segmentation3d).
+
+Each fold's model (``best.pt`` by default) predicts every test volume with a Gaussian sliding window; the
+softmax probabilities are averaged, the argmax scored (Dice, NSD in mm, IoU per class and mean), as the
+paper reports its 5-fold BTCV/AMOS numbers. The folds must be runs of one config (``poolskip train --folds``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..engine.rundir import strict_json
+from ..experiments.folds3d import ensemble_runs
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="FOLD_RUN", help="the folds' run directories (RUN/seed0/fold0 ...)")
+    p.add_argument("--which", choices=("last", "best"), default="best", help="which checkpoint of each fold")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    scores = ensemble_runs(args.runs, args.which, args.device)
+    if args.json:
+        print(json.dumps(strict_json(scores)))
+    else:
+        scalars = "  ".join(f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, float))
+        print(f"ensemble of {len(args.runs)} fold(s) on the test set: {scalars}")
+    return 0
