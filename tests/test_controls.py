@@ -7,7 +7,7 @@ import torch
 
 from poolskip.convert import is_converted
 from poolskip.experiments.controls import CONTROLS, control_spec, cost, match_width, models_with_width
-from poolskip.experiments.controls import _build as build_meta
+from poolskip.experiments.controls import build as build_meta
 from poolskip.experiments.paper import paper_entry, paper_numbers
 
 

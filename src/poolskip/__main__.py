@@ -2,4 +2,5 @@
 
 from .cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # spawned workers (reproduce --jobs) import this module again: they must not rerun it
+    raise SystemExit(main())

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from . import __version__
-from .commands import demo, diagnose, ensemble, models, report, train
+from .commands import demo, diagnose, ensemble, models, report, reproduce, train
 from .commands import eval as eval_
 from .errors import PoolskipError
 
@@ -22,6 +22,10 @@ COMMANDS = {
     "eval": (eval_, "the metrics of a checkpoint written by `poolskip train`"),
     "report": (report, "the paper's table layout (mean ± std over seeds) + curves from run directories"),
     "diagnose": (diagnose, "weight l2/l1, dead units, gradient flow per layer: CSV + plots"),
+    "reproduce": (
+        reproduce,
+        "one command per table/figure of the paper: plan, train what is left, the table beside the paper's numbers",
+    ),
     "ensemble": (ensemble, "3D segmentation: average the folds' softmax on the test set and score it"),
 }
 

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..convert import convert
 from ..models import create_model, get_model_entry, list_models, resolve_pool_skip
 
 __all__ = [
@@ -33,7 +32,6 @@ __all__ = [
     "cost",
     "match_width",
     "models_with_width",
-    "pool_skip_accepts_groups",
 ]
 
 #: The controls, with what each one asks.
@@ -55,33 +53,24 @@ class Cost:
     macs: int
 
 
-def pool_skip_accepts_groups() -> bool:
-    """Whether the model registry's ``pool_skip`` dicts take the ``groups`` key yet (SPEC_KEYS)."""
-    from ..models import _registry
-
-    return "groups" in _registry.SPEC_KEYS
-
-
-def _build(
-    model: str, pool_skip: object, model_kwargs: Mapping[str, object], num_classes: int, in_channels: int | None = None
+def build(
+    model: str,
+    pool_skip: object,
+    model_kwargs: Mapping[str, object],
+    num_classes: int,
+    in_channels: int | None = None,
+    device: str = "meta",
 ) -> nn.Module:
-    """``create_model`` on the meta device; a ``groups`` key goes to ``convert`` even where the registry
-    does not take it yet. ``in_channels`` goes to factories that take it (as the engine's task tells them)."""
+    """``create_model`` on ``device`` (the meta device: shapes only) in eval mode; ``in_channels`` goes to
+    factories that take it (as the engine's task tells them)."""
     from ..models._registry import factory_parameters
 
     model_kwargs = dict(model_kwargs)
     takes = factory_parameters(model)
     if in_channels is not None and "in_channels" not in model_kwargs and (takes is None or "in_channels" in takes):
         model_kwargs["in_channels"] = in_channels
-    extra: dict[str, object] = {}
-    if isinstance(pool_skip, Mapping) and "groups" in pool_skip and not pool_skip_accepts_groups():
-        extra = {"groups": pool_skip["groups"]}
-        pool_skip = {k: v for k, v in pool_skip.items() if k != "groups"} or True
-    with torch.device("meta"):
-        net = create_model(model, num_classes, pool_skip=None if extra else pool_skip, **dict(model_kwargs))
-        if extra:
-            convert(net, **resolve_pool_skip(model, pool_skip), **extra)
-    return net.eval()
+    with torch.device(device):
+        return create_model(model, num_classes, pool_skip=pool_skip, **model_kwargs).eval()
 
 
 def cost(
@@ -92,7 +81,7 @@ def cost(
     input_shape: Sequence[int] = (3, 32, 32),
 ) -> Cost:
     """Parameters and multiply-adds per ``input_shape`` input of a registered model (meta device)."""
-    net = _build(model, pool_skip, model_kwargs or {}, num_classes, input_shape[0])
+    net = build(model, pool_skip, model_kwargs or {}, num_classes, input_shape[0])
     params = sum(p.numel() for p in net.parameters())
     x = torch.empty(1, *input_shape, device="meta")
     with torch.no_grad(), FlopCounterMode(display=False) as counter:

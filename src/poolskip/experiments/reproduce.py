@@ -617,12 +617,6 @@ def check(run_: Run) -> str:
             get_factory(run_.model)
         except ValueError as e:
             return str(e)
-    ps = run_.config.get("pool_skip")
-    if isinstance(ps, Mapping) and "groups" in ps:
-        from .controls import pool_skip_accepts_groups
-
-        if not pool_skip_accepts_groups():
-            return "the registry's pool_skip keys (SPEC_KEYS) do not take 'groups' yet"
     try:
         make_config(run_.config)
     except Exception as e:  # a config the engine rejects: say which and why, do not crash the plan
@@ -670,30 +664,9 @@ class Estimate:
 
 def _build_model(run_: Run, num_classes: int, in_channels: int):
     """The run's model on the CPU (registered or ``package.module:factory``), Pool Skip as configured."""
-    from ..models import create_model
+    from .controls import build
 
-    kwargs = dict(run_.config["model_kwargs"])
-    from ..models._registry import factory_parameters
-
-    takes = factory_parameters(run_.model)
-    if "in_channels" not in kwargs and (takes is None or "in_channels" in takes):
-        kwargs["in_channels"] = in_channels
-    return _cpu_build(run_.model, run_.config.get("pool_skip"), kwargs, num_classes, create_model)
-
-
-def _cpu_build(model, ps, kwargs, num_classes, create_model):
-    from ..convert import convert
-    from ..models import resolve_pool_skip
-    from .controls import pool_skip_accepts_groups
-
-    extra = {}
-    if isinstance(ps, Mapping) and "groups" in ps and not pool_skip_accepts_groups():
-        extra = {"groups": ps["groups"]}
-        ps = {k: v for k, v in ps.items() if k != "groups"} or True
-    net = create_model(model, num_classes, pool_skip=None if extra else ps, **dict(kwargs))
-    if extra:
-        convert(net, **resolve_pool_skip(model, ps), **extra)
-    return net
+    return build(run_.model, run_.config.get("pool_skip"), run_.config["model_kwargs"], num_classes, in_channels, "cpu")
 
 
 def _time_step(run_: Run, num_classes: int, shape: tuple[int, ...], steps: int) -> float:

@@ -32,7 +32,7 @@ __all__ = [
 #: Keys a ``pool_skip`` dict may hold: ``convert``'s keyword arguments and PoolSkip's options.
 SPEC_KEYS = frozenset(
     {"policy", "pool_size", "include", "exclude", "where", "transposed", "example_input"}
-    | {"kernel_size", "bias", "variant", "zero_init"}
+    | {"kernel_size", "bias", "variant", "zero_init", "groups"}
 )
 
 
