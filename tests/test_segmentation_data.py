@@ -10,14 +10,7 @@ from poolskip.data import segmentation as seg
 from poolskip.data.segmentation import IGNORE, SegAugment, SegLoader, SegSplit, load_segmentation
 from seg_layouts import make_camvid, make_cityscapes, make_segfolder, make_voc
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is faster than two fighting over a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _raw(path):

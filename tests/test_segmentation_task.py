@@ -15,14 +15,7 @@ from poolskip.tasks import ModelSpec, Task, get_task, list_tasks
 from poolskip.tasks.segmentation import SegmentationTask
 from seg_layouts import make_camvid, make_cityscapes, make_voc
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is faster than two fighting over a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(tmp_path, dataset="camvid", data_dir=None, **extra):

@@ -28,6 +28,7 @@ import yaml
 
 from ..errors import PoolskipError
 from ..tasks import get_task, list_tasks
+from ..tasks import option as opt
 
 __all__ = [
     "ConfigError",
@@ -44,14 +45,6 @@ __all__ = [
 
 class ConfigError(PoolskipError):
     """A config key or value is wrong; the message names it and what is allowed."""
-
-
-def opt(default: Any, help: str, **checks: Any) -> Any:
-    """A config field: its default, what it means (shown by ``--help`` and ``--print-config``) and its
-    checks: ``choices=(...)``, ``min=``/``max=`` (inclusive), ``above=`` (exclusive lower bound)."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **checks})
-    return field(default=default, metadata={"help": help, **checks})
 
 
 @dataclass

@@ -1070,8 +1070,13 @@ def _plot_fig3(records: Sequence[Mapping[str, Any]], root: Path) -> Path:
         ax.set_ylabel("top-1 error (%)")
         ax.set_title(f"{PAPER_DATASET_LABELS.get(c, c)} (stars: paper's stated best)")
         ax.legend(fontsize=8)
+    return _save(fig, root / "fig3.png")
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    path = root / "fig3.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -1112,11 +1117,7 @@ def _plot_fig4(records: Sequence[Mapping[str, Any]], root: Path) -> Path:
         ax.set_ylabel("l2 / l1 of the weights")
         ax.set_title(f"{group}, {PAPER_DATASET_LABELS.get(c, c)}")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = root / "fig4.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, root / "fig4.png")
 
 
 # ------------------------------------------------------------------------------------------ command line

@@ -8,7 +8,7 @@ The worked example of the task contract (:mod:`.base`): the dataset is decoded o
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,13 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Batch, BatchAugment, ImageData, TensorLoader, load_dataset
-from .base import Autocast, ModelSpec, Monitor, register_task
-
-
-def _opt(default: Any, help: str, **checks: Any) -> Any:
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help, **checks})
-    return field(default=default, metadata={"help": help, **checks})
+from .base import Autocast, ModelSpec, Monitor, option, register_task
 
 
 @dataclass
@@ -31,14 +25,14 @@ class ClassificationOptions:
     """The classification task's config section (``classification:``); pixels are in [0, 255] before
     normalisation, augmentation follows torchvision's RandomCrop(padding) -> flip -> rotation -> Cutout."""
 
-    image_size: int | None = _opt(None, "imagefolder: resize every image to this square size (default: keep)", min=1)
-    label_smoothing: float = _opt(0.0, "cross-entropy label smoothing", min=0.0, max=1.0)
-    crop_padding: int = _opt(4, "random crop to the original size after zero padding by this much (0 = off)", min=0)
-    flip: bool = _opt(True, "random horizontal flip")
-    rotation: float = _opt(0.0, "random rotation in [-deg, deg], nearest, zero fill (0 = off)", min=0.0, max=180.0)
-    cutout: int = _opt(0, "one square hole of this side after normalisation, centre anywhere (0 = off)", min=0)
-    mean: list[float] | None = _opt(None, "per-channel mean in [0, 1]; null = measured on the training images")
-    std: list[float] | None = _opt(None, "per-channel std in [0, 1]; null = measured on the training images")
+    image_size: int | None = option(None, "imagefolder: resize every image to this square size (default: keep)", min=1)
+    label_smoothing: float = option(0.0, "cross-entropy label smoothing", min=0.0, max=1.0)
+    crop_padding: int = option(4, "random crop to the original size after zero padding by this much (0 = off)", min=0)
+    flip: bool = option(True, "random horizontal flip")
+    rotation: float = option(0.0, "random rotation in [-deg, deg], nearest, zero fill (0 = off)", min=0.0, max=180.0)
+    cutout: int = option(0, "one square hole of this side after normalisation, centre anywhere (0 = off)", min=0)
+    mean: list[float] | None = option(None, "per-channel mean in [0, 1]; null = measured on the training images")
+    std: list[float] | None = option(None, "per-channel std in [0, 1]; null = measured on the training images")
 
     def check(self) -> None:
         if (self.mean is None) != (self.std is None):

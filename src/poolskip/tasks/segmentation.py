@@ -11,7 +11,7 @@ predictions and the targets is NaN and left out of the mean).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,16 +30,10 @@ from ..data.segmentation import (
     iou_from_confusion,
     load_segmentation,
 )
-from .base import Autocast, ModelSpec, Monitor, register_task
+from .base import Autocast, ModelSpec, Monitor, option, register_task
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
-
-
-def _opt(default: Any, help: str, **checks: Any) -> Any:
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help, **checks})
-    return field(default=default, metadata={"help": help, **checks})
 
 
 @dataclass
@@ -47,19 +41,21 @@ class SegmentationOptions:
     """The segmentation task's config section (``segmentation:``). Augmentation follows DeepLab's
     RandomScale -> RandomCrop(pad_if_needed) -> RandomHorizontalFlip (-> ColorJitter for driving scenes)."""
 
-    crop_size: list[int] = _opt([513, 513], "training crop (height, width); smaller scaled images are padded")
-    scale_range: list[float] = _opt([0.5, 2.0], "random scale factor range [min, max] before the crop")
-    hflip: bool = _opt(True, "random horizontal flip")
-    color_jitter: float = _opt(0.0, "brightness/contrast/saturation factors in [1-x, 1+x] (0 = off)", min=0.0, max=1.0)
-    train_split: str = _opt("train", "the training split; join several with '+', e.g. train+val")
-    eval_split: str = _opt("val", "the evaluation split (whole images, full resolution); CamVid: test")
-    voc_trainaug: bool = _opt(True, "voc: train on SBD's trainaug set when SegmentationClassAug/ is present")
-    segfolder_classes: int | None = _opt(
+    crop_size: list[int] = option([513, 513], "training crop (height, width); smaller scaled images are padded")
+    scale_range: list[float] = option([0.5, 2.0], "random scale factor range [min, max] before the crop")
+    hflip: bool = option(True, "random horizontal flip")
+    color_jitter: float = option(
+        0.0, "brightness/contrast/saturation factors in [1-x, 1+x] (0 = off)", min=0.0, max=1.0
+    )
+    train_split: str = option("train", "the training split; join several with '+', e.g. train+val")
+    eval_split: str = option("val", "the evaluation split (whole images, full resolution); CamVid: test")
+    voc_trainaug: bool = option(True, "voc: train on SBD's trainaug set when SegmentationClassAug/ is present")
+    segfolder_classes: int | None = option(
         None, "segfolder: number of classes (null = largest training label + 1)", min=1
     )
-    segfolder_ignore: int = _opt(255, "segfolder: the mask value that is ignored", min=0, max=255)
-    pixel_mean: list[float] = _opt(IMAGENET_MEAN, "per-channel mean in [0, 1] (ImageNet's, as the reference)")
-    pixel_std: list[float] = _opt(IMAGENET_STD, "per-channel std in [0, 1] (ImageNet's, as the reference)")
+    segfolder_ignore: int = option(255, "segfolder: the mask value that is ignored", min=0, max=255)
+    pixel_mean: list[float] = option(IMAGENET_MEAN, "per-channel mean in [0, 1] (ImageNet's, as the reference)")
+    pixel_std: list[float] = option(IMAGENET_STD, "per-channel std in [0, 1] (ImageNet's, as the reference)")
 
     def check(self) -> None:
         if len(self.crop_size) == 1:

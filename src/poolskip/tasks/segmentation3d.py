@@ -26,7 +26,7 @@ import math
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ from ..data.volumetric import (
     read_splits,
 )
 from ..optional import require
-from .base import Autocast, ModelSpec, Monitor, register_task
+from .base import Autocast, ModelSpec, Monitor, option, register_task
 
 __all__ = [
     "Scores",
@@ -64,38 +64,32 @@ __all__ = [
 ]
 
 
-def _opt(default: Any, help: str, **checks: Any) -> Any:
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help, **checks})
-    return field(default=default, metadata={"help": help, **checks})
-
-
 @dataclass
 class Segmentation3dOptions:
     """The 3D segmentation task's config section (``segmentation3d:``)."""
 
-    fold: int = _opt(
+    fold: int = option(
         0, "cross-validation fold to train (its val part is evaluated); -1 = all, evaluate on test", min=-1
     )
-    num_folds: int = _opt(5, "folds of the cross-validation", min=2)
-    split_seed: int = _opt(0, "seed of the folds (and of BTCV's 12-case test choice)", min=0)
-    split_file: str | None = _opt(None, "splits JSON, written if missing and reused; null = beside the cache")
-    target_spacing: list[float] | None = _opt(None, "resample to this spacing in mm (RAS axes); null = median")
-    patch_size: list[int] | None = _opt(None, "training patch / sliding window; null = median shape, capped")
-    patch_max: int = _opt(128, "cap per axis of the planned patch size", min=8)
-    patch_multiple: int = _opt(1, "round the patch up to a multiple of this (16 for vnet)", min=1)
-    ct_window: list[float] = _opt([-175.0, 250.0], "CT channels: clip to [lo, hi] HU, scale to [0, 1]")
-    iterations: int = _opt(250, "training steps per epoch (nnU-Net: 250)", min=1)
-    oversample: float = _opt(1 / 3, "share of each batch centred on foreground (nnU-Net: 1/3)", min=0.0, max=1.0)
-    rotation: float = _opt(30.0, "random rotation in [-deg, deg] per axis, p=0.2 (0 = off)", min=0.0, max=180.0)
-    zoom: list[float] = _opt([0.7, 1.4], "random zoom range, p=0.2 ([1, 1] = off)")
-    mirror: bool = _opt(True, "random flips along each axis, p=0.5")
-    intensity_aug: bool = _opt(True, "Gaussian noise, brightness and gamma augmentation")
-    dice_weight: float = _opt(1.0, "weight of (1 - soft Dice) in the loss", min=0.0)
-    ce_weight: float = _opt(1.0, "weight of cross-entropy in the loss", min=0.0)
-    sw_overlap: float = _opt(0.5, "sliding-window overlap", min=0.0, max=0.95)
-    nsd_tolerance: float = _opt(1.0, "NSD tolerance in mm", above=0.0)
-    eval_subset: int | None = _opt(None, "evaluate only the first N evaluation volumes (quick runs)", min=1)
+    num_folds: int = option(5, "folds of the cross-validation", min=2)
+    split_seed: int = option(0, "seed of the folds (and of BTCV's 12-case test choice)", min=0)
+    split_file: str | None = option(None, "splits JSON, written if missing and reused; null = beside the cache")
+    target_spacing: list[float] | None = option(None, "resample to this spacing in mm (RAS axes); null = median")
+    patch_size: list[int] | None = option(None, "training patch / sliding window; null = median shape, capped")
+    patch_max: int = option(128, "cap per axis of the planned patch size", min=8)
+    patch_multiple: int = option(1, "round the patch up to a multiple of this (16 for vnet)", min=1)
+    ct_window: list[float] = option([-175.0, 250.0], "CT channels: clip to [lo, hi] HU, scale to [0, 1]")
+    iterations: int = option(250, "training steps per epoch (nnU-Net: 250)", min=1)
+    oversample: float = option(1 / 3, "share of each batch centred on foreground (nnU-Net: 1/3)", min=0.0, max=1.0)
+    rotation: float = option(30.0, "random rotation in [-deg, deg] per axis, p=0.2 (0 = off)", min=0.0, max=180.0)
+    zoom: list[float] = option([0.7, 1.4], "random zoom range, p=0.2 ([1, 1] = off)")
+    mirror: bool = option(True, "random flips along each axis, p=0.5")
+    intensity_aug: bool = option(True, "Gaussian noise, brightness and gamma augmentation")
+    dice_weight: float = option(1.0, "weight of (1 - soft Dice) in the loss", min=0.0)
+    ce_weight: float = option(1.0, "weight of cross-entropy in the loss", min=0.0)
+    sw_overlap: float = option(0.5, "sliding-window overlap", min=0.0, max=0.95)
+    nsd_tolerance: float = option(1.0, "NSD tolerance in mm", above=0.0)
+    eval_subset: int | None = option(None, "evaluate only the first N evaluation volumes (quick runs)", min=1)
 
     def check(self) -> None:
         if self.target_spacing is not None and (len(self.target_spacing) != 3 or min(self.target_spacing) <= 0):
