@@ -57,3 +57,30 @@ def test_train_resume_and_eval_through_the_cli(tmp_path, capsys):
     assert main(["eval", str(whole), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["miou"] == pytest.approx(summary["final"])
+
+
+def test_report_puts_the_papers_numbers_beside_ours_and_draws_predictions(tmp_path, capsys):
+    data = make_camvid(tmp_path / "camvid", counts={"train": 3, "test": 2}, size=(25, 33))
+    common = [*ARGS, "--data-dir", str(data), "--set", f"cache_dir={tmp_path / 'cache'}", "--out-dir", str(tmp_path)]
+    common[common.index("--epochs") + 1] = "1"
+    for variant in ("false", "true"):
+        argv = [*common, "--run-name", f"v-{variant}"]
+        argv[argv.index("--pool-skip") + 1] = variant
+        assert main(["train", *argv]) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "v-false"), str(tmp_path / "v-true"), "--out", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    assert "| deeplabv3plus_mobilenet (output_stride=16) | camvid | miou (higher is better) |" in out
+    assert "paper (plain / +Pool Skip)" in out  # CamVid is not in the paper: its cell is "-"
+    picture = tmp_path / "rep" / "predictions_deeplabv3plus_mobilenet_output_stride_16_camvid.png"
+    assert picture.read_bytes()[:4] == b"\x89PNG" and f"wrote {picture}" in out
+
+    from poolskip.experiments.report import paper_value
+
+    assert (
+        paper_value("deeplabv3plus_mobilenet", "voc", "plain", "miou"),
+        paper_value("x", "voc", "plain", "miou"),
+    ) == (
+        66.40,
+        None,
+    )

@@ -62,3 +62,20 @@ def test_folds_and_their_ensemble_through_the_cli(tmp_path, capsys):
     assert 0.0 <= scores["dice"] <= 100.0 and scores["models"] == 2 and scores["eval_volumes"] == 2
     assert main(["train", "--recipe", "digits", "--folds", "--out-dir", str(tmp_path / "x")]) == 2
     assert "--folds needs a task with cross-validation folds" in capsys.readouterr().err
+
+
+def test_report_draws_slices_of_both_variants(tmp_path, capsys):
+    root = vd.decathlon(tmp_path / "Task99_Tiny", n=5)
+    for variant in ("false", "true"):
+        argv = [
+            "train", "--task", "segmentation3d", "--model", "nnunet", "--dataset", "decathlon", "--data-dir",
+            str(root), "--batch-size", "2", "--epochs", "1", "--out-dir", str(tmp_path / "runs"),
+            "--run-name", variant, "--pool-skip", variant, "--set", "iterations=1", "patch_size=[16,16,16]",
+            "threads=1", "eval_batch_size=2", f"cache_dir={tmp_path / 'cache'}",
+        ]  # fmt: skip
+        assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--pictures", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| nnunet | decathlon | dice (higher is better) |" in out
+    assert (tmp_path / "rep" / "predictions_nnunet_decathlon.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,17 +1,23 @@
-"""``poolskip report RUN_DIR...``: the paper's table layout (plain vs Pool Skip, mean ± std over seeds)
-and the monitored metric's curves, from the files runs wrote."""
+"""``poolskip report RUN_DIR...``: the paper's table layout (plain vs Pool Skip, mean ± std over seeds, the
+paper's numbers beside ours) and the monitored metric's curves, from the files runs wrote; for segmentation
+runs also a picture of a few evaluation samples with both variants' predictions."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..experiments.report import write_report
+from ..experiments.report import collect, find_runs, prediction_pictures, write_report
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or directories that hold runs")
     p.add_argument("--out", default="report", help="where report.md, report.csv and curves.png go (default: report)")
+    p.add_argument(
+        "--pictures", type=int, default=3, metavar="N",
+        help="segmentation runs: N evaluation samples with ground truth, plain and Pool Skip predictions "
+        "(predictions_*.png, from each variant's first run's last checkpoint); 0 = none (default: 3)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,4 +25,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     print(text)
     print(f"\nwrote {out / 'report.md'}, {out / 'report.csv'}, {out / 'curves.png'} ({runs} runs)")
+    if args.pictures > 0:
+        for path in prediction_pictures(collect(find_runs(args.runs)), out, args.pictures):
+            print(f"wrote {path}")
     return 0

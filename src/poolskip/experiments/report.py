@@ -10,6 +10,7 @@ plain difference. Summaries written before tasks had monitors (``final_error``) 
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -118,8 +119,29 @@ def table_rows(groups) -> list[dict]:
                 row["mode"] = runs[0]["mode"]
         both = row["plain_mean"] is not None and row["pool_skip_mean"] is not None
         row["difference"] = row["pool_skip_mean"] - row["plain_mean"] if both else None
+        for variant in ("plain", "pool_skip"):
+            row[f"paper_{variant}"] = paper_value(model, dataset, variant, metric)
         rows.append(row)
     return rows
+
+
+def paper_value(model: str, dataset: str, variant: str, metric: str) -> float | None:
+    """The paper's mean for this cell (any of its tables), or None where it reports none: same model (the
+    label's name before any factory arguments), dataset and variant; top-1 error, mIoU or Dice."""
+    from .paper import paper_numbers
+
+    name = model.split(" (")[0]
+    aliases = {"miou": ("miou",), "dice": ("dice",), "test_error": ("test_error", None)}
+    for table in paper_numbers().values():
+        if not isinstance(table, dict) or "entries" not in table:
+            continue
+        for e in table["entries"]:
+            metric_of = e.get("metric", table.get("metric"))
+            if (e["model"], e["dataset"], e["variant"]) == (name, dataset, variant) and metric_of in aliases.get(
+                metric, (metric,)
+            ):
+                return e["mean"]
+    return None
 
 
 def markdown(rows: list[dict]) -> str:
@@ -128,16 +150,21 @@ def markdown(rows: list[dict]) -> str:
             return "-"
         return f"{r[f'{v}_mean']:.2f} ± {r[f'{v}_std']:.2f} (n={r[f'{v}_n']})"
 
+    def paper(r):
+        p, q = r["paper_plain"], r["paper_pool_skip"]
+        if p is None and q is None:
+            return "-"
+        return " / ".join("-" if v is None else f"{v:.2f}" for v in (p, q))
+
     lines = [
-        "| model | dataset | metric | plain | +Pool Skip | Pool Skip − plain |",
-        "|---|---|---|---:|---:|---:|",
+        "| model | dataset | metric | plain | +Pool Skip | Pool Skip − plain | paper (plain / +Pool Skip) |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         diff = "-" if r["difference"] is None else f"{r['difference']:+.2f}"
         metric = f"{r['metric']} ({'lower' if r.get('mode') == 'min' else 'higher'} is better)"
-        lines.append(
-            f"| {r['model']} | {r['dataset']} | {metric} | {cell(r, 'plain')} | {cell(r, 'pool_skip')} | {diff} |"
-        )
+        ours = f"{cell(r, 'plain')} | {cell(r, 'pool_skip')} | {diff}"
+        lines.append(f"| {r['model']} | {r['dataset']} | {metric} | {ours} | {paper(r)} |")
     return (
         "\n".join(lines)
         + "\n\nThe metric each run's task monitors, at the final evaluation; mean ± sample std over seeds."
@@ -189,3 +216,48 @@ def write_report(paths: list[str | Path], out: str | Path) -> tuple[str, int]:
         writer.writerows(rows)
     plot(groups, out / "curves.png")
     return text, sum(map(len, groups.values()))
+
+
+def prediction_pictures(groups, out: str | Path, count: int = 3) -> list[Path]:
+    """For every segmentation (model, dataset) with both variants, a PNG of ``count`` evaluation samples: image,
+    ground truth, the plain and the Pool Skip prediction of each variant's first run (its last checkpoint), in
+    the dataset's palette (2D) or as slices (3D). Runs without a checkpoint are skipped."""
+    import contextlib
+
+    import torch
+    import yaml
+
+    from ..engine.trainer import restore
+
+    written = []
+    pairs = sorted({(m, ds, mt) for m, _, ds, mt in groups})
+    for model, dataset, metric in pairs:
+        runs = {v: groups.get((model, v, dataset, metric), []) for v in ("plain", "pool_skip")}
+        if not all(runs.values()):
+            continue
+        dirs = {v: Path(sorted(rs, key=lambda r: r["seed"])[0]["dir"]) for v, rs in runs.items()}
+        config = yaml.safe_load((dirs["plain"] / "config.yaml").read_text()) or {}
+        task_name = config.get("task", "classification")
+        if task_name not in ("segmentation", "segmentation3d"):
+            continue
+        if not all((d / "checkpoints" / "last.pt").is_file() for d in dirs.values()):
+            continue
+        plain_model, task, _ = restore(dirs["plain"])
+        models = {"plain": plain_model, "Pool Skip": restore(dirs["pool_skip"])[0]}
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", f"{model}_{dataset}").strip("_")
+        path = Path(out) / f"predictions_{slug}.png"
+        with torch.no_grad():
+            if task_name == "segmentation":
+                from .seg_figure import predict_examples, save_prediction_figure
+
+                save_prediction_figure(predict_examples(task, models, count), task.data.palette, path)
+            else:
+                from .table3 import save_slices
+
+                vol = task.eval_vols[0]
+                preds = {
+                    k: task.predict(m, vol["image"], contextlib.nullcontext).argmax(0).cpu() for k, m in models.items()
+                }
+                save_slices(path, vol["image"][0], vol["label"], preds, title=f"{model}, {dataset}")
+        written.append(path)
+    return written
