@@ -21,11 +21,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    text, runs = write_report(args.runs, args.out)
+    groups = collect(find_runs(args.runs))
+    text = write_report(groups, args.out)
     out = Path(args.out)
     print(text)
+    runs = sum(map(len, groups.values()))
     print(f"\nwrote {out / 'report.md'}, {out / 'report.csv'}, {out / 'curves.png'} ({runs} runs)")
     if args.pictures > 0:
-        for path in prediction_pictures(collect(find_runs(args.runs)), out, args.pictures):
+        for path in prediction_pictures(groups, out, args.pictures):
             print(f"wrote {path}")
     return 0

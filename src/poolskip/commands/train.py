@@ -97,8 +97,7 @@ def print_config(cfg: TrainConfig) -> None:
             print(f"{key}:")
             for sub, v in value.items():
                 line = yaml.safe_dump({sub: v}, default_flow_style=True, width=10_000).strip()[1:-1]
-                section = "options" if key == cfg.task else key
-                text = helps.get(f"{key}.{sub}") or helps.get(f"{section}.{sub}", "")
+                text = helps.get(f"{key}.{sub}", "")
                 print(f"  {line}  # {text}" if text else f"  {line}")
         else:
             line = yaml.safe_dump({key: value}, default_flow_style=True, width=10_000).strip()[1:-1]

@@ -115,7 +115,7 @@ class RunConfig:
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "optim": OptimConfig, "run": RunConfig}
 TOP_LEVEL_HELP = {
-    "task": "what is trained: " + "a registered task (poolskip.engine.list_tasks())",
+    "task": "what is trained: a registered task (poolskip.engine.list_tasks())",
     "model": "a poolskip.models name, or package.module:factory for your own (see --allow-external-model)",
     "model_kwargs": "keyword arguments for the model factory, e.g. {width: 16}",
     "pool_skip": "null/false = plain; true (the paper's placement), a policy name, a pool size or a dict of convert()",
@@ -183,31 +183,33 @@ def _leaves(task: str, model: str | None = None) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _unknown(key: str, known: list[str], where: str = "") -> ConfigError:
+def _unknown(key: str, known: list[str]) -> ConfigError:
     containing = sorted((k for k in known if key in k), key=len)
     close = containing[:1] or difflib.get_close_matches(key, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"{where}unknown config key {key!r}{hint} (see `poolskip train --print-config` for all keys)")
+    return ConfigError(f"unknown config key {key!r}{hint} (see `poolskip train --print-config` for all keys)")
 
 
-def _flatten(layer: dict[str, Any], task: str, model: str | None, where: str = "") -> list[tuple[tuple[str, ...], Any]]:
-    """A layer's (canonical path, value) pairs; section mappings are opened, other tasks' sections refused."""
+def _flatten(layers: tuple[dict[str, Any], ...], task: str, model: str | None) -> list[tuple[tuple[str, ...], Any]]:
+    """The layers' (canonical path, value) pairs in order; section mappings are opened, other tasks' sections
+    refused."""
     leaves, sections = _leaves(task, model), _sections(task)
     out = []
-    for key, value in layer.items():
-        key = str(key)
-        if key in sections and isinstance(value, dict):
-            for sub, v in value.items():
-                dotted = f"{key}.{sub}"
-                if dotted not in leaves:
-                    raise _unknown(dotted, list(leaves), where)
-                out.append((leaves[dotted], v))
-        elif key in leaves:
-            out.append((leaves[key], value))
-        elif key in list_tasks():
-            raise ConfigError(f"{where}section {key!r} holds options of task {key!r}, but the task is {task!r}")
-        else:
-            raise _unknown(key, list(leaves), where)
+    for layer in layers:
+        for key, value in layer.items():
+            key = str(key)
+            if key in sections and isinstance(value, dict):
+                for sub, v in value.items():
+                    dotted = f"{key}.{sub}"
+                    if dotted not in leaves:
+                        raise _unknown(dotted, list(leaves))
+                    out.append((leaves[dotted], v))
+            elif key in leaves:
+                out.append((leaves[key], value))
+            elif key in list_tasks():
+                raise ConfigError(f"section {key!r} holds options of task {key!r}, but the task is {task!r}")
+            else:
+                raise _unknown(key, list(leaves))
     return out
 
 
@@ -309,14 +311,13 @@ def make_config(*layers: dict[str, Any]) -> TrainConfig:
     task, model_name = _task_of(layers), _model_of(layers)
     values: dict[str, Any] = {}
     model_options: dict[str, Any] = {}  # model factory options named one by one (e.g. backbone_weights)
-    for layer in layers:
-        for path, value in _flatten(layer, task, model_name):
-            if path[0] == "model_kwargs" and len(path) == 2:
-                model_options[path[1]] = value
-            elif path == ("model_kwargs",):
-                values["model_kwargs"], model_options = value, {}
-            else:
-                values[".".join(path)] = value
+    for path, value in _flatten(layers, task, model_name):
+        if path[0] == "model_kwargs" and len(path) == 2:
+            model_options[path[1]] = value
+        elif path == ("model_kwargs",):
+            values["model_kwargs"], model_options = value, {}
+        else:
+            values[".".join(path)] = value
     sections = {}
     for section, cls in _sections(task).items():
         prefix = section + "."
@@ -393,7 +394,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
     try:
-        _flatten(data, _task_of((data,)), _model_of((data,)))
+        _flatten((data,), _task_of((data,)), _model_of((data,)))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     return data

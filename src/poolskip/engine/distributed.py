@@ -21,10 +21,21 @@ class DistInfo:
         return self.rank == 0
 
 
-def setup(device: str = "auto") -> DistInfo:
-    """Pick the device and, under torchrun, join the process group (NCCL on CUDA, gloo on CPU)."""
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> CUDA if there is a GPU, else CPU; asking for CUDA without a GPU is a ConfigError."""
+    from .config import ConfigError
+
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but this machine has no CUDA GPU; use cpu or auto")
+    return torch.device(device)
+
+
+def setup(device: str = "auto") -> DistInfo:
+    """Pick the device (:func:`resolve_device`) and, under torchrun, join the process group (NCCL on CUDA, gloo
+    on CPU)."""
+    device = str(resolve_device(device))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return DistInfo(device=torch.device(device))

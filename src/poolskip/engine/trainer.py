@@ -161,10 +161,6 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 def _runtime(cfg: TrainConfig) -> distributed.DistInfo:
     """Device, process group, threads and determinism for this run; checks what the device can do."""
     run = cfg.run
-    if run.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"config key 'run.device' is {run.device!r}, but this machine has no CUDA GPU; use cpu or auto"
-        )
     dinfo = distributed.setup(run.device)
     if run.threads:
         torch.set_num_threads(run.threads)
@@ -466,11 +462,7 @@ def restore(
     """``(model, task, info)`` from a run directory or checkpoint file: the model with its weights (eval
     mode) and its task rebuilt from the checkpoint's config (updated by ``overrides``, e.g. another
     ``data_dir``) and stored task state, so the data is prepared exactly as in training."""
-    dev = torch.device(
-        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
-    )
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but this machine has no CUDA GPU; use cpu")
+    dev = distributed.resolve_device(device)
     model, info = load_checkpoint(path, which, dev, allow_external_model)
     cfg = make_config(info["config"], {"device": str(dev)}, overrides or {})
     return model, build_task(cfg, dev, state=info["task_state"]), info

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from ..models import create_model, get_model_entry, list_models, resolve_pool_skip
+from ..models import create_model, list_models, resolve_pool_skip
+from ..models.table import params_and_macs
 
 __all__ = [
     "CONTROLS",
@@ -41,7 +41,7 @@ CONTROLS = {
     "depthwise": "Pool Skip with a depthwise inner conv (cheap; not in the paper)",
 }
 
-#: The ``pool_skip`` keys of the depthwise control (PoolSkip's ``groups``, via ``convert``).
+#: The ``pool_skip`` keys of the depthwise control (PoolSkip's ``groups``).
 _DEPTHWISE = {"groups": "depthwise"}
 
 
@@ -82,16 +82,12 @@ def cost(
 ) -> Cost:
     """Parameters and multiply-adds per ``input_shape`` input of a registered model (meta device)."""
     net = build(model, pool_skip, model_kwargs or {}, num_classes, input_shape[0])
-    params = sum(p.numel() for p in net.parameters())
-    x = torch.empty(1, *input_shape, device="meta")
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(x)
-    return Cost(params, counter.get_total_flops() // 2)
+    return Cost(*params_and_macs(net, tuple(input_shape)))
 
 
 def models_with_width() -> list[str]:
     """Registered models whose factory has a ``width`` knob (the ones :func:`match_width` can widen)."""
-    return [n for n in list_models() if "width" in inspect.signature(get_model_entry(n).factory).parameters]
+    return [n for n in list_models() if has_width(n)]
 
 
 def has_width(model: str) -> bool:

@@ -199,12 +199,11 @@ def plot(groups, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(paths: list[str | Path], out: str | Path) -> tuple[str, int]:
-    """report.md, report.csv and curves.png of the runs at or below ``paths`` in ``out``; returns the
-    Markdown table and the number of runs."""
+def write_report(groups, out: str | Path) -> str:
+    """report.md, report.csv and curves.png of ``groups`` (:func:`collect`) in ``out``; returns the Markdown
+    table."""
     import csv
 
-    groups = collect(find_runs(paths))
     rows = table_rows(groups)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -215,7 +214,7 @@ def write_report(paths: list[str | Path], out: str | Path) -> tuple[str, int]:
         writer.writeheader()
         writer.writerows(rows)
     plot(groups, out / "curves.png")
-    return text, sum(map(len, groups.values()))
+    return text
 
 
 def prediction_pictures(groups, out: str | Path, count: int = 3) -> list[Path]:
@@ -227,6 +226,7 @@ def prediction_pictures(groups, out: str | Path, count: int = 3) -> list[Path]:
     import torch
     import yaml
 
+    from ..engine.checkpoint import load_checkpoint
     from ..engine.trainer import restore
 
     written = []
@@ -243,7 +243,7 @@ def prediction_pictures(groups, out: str | Path, count: int = 3) -> list[Path]:
         if not all((d / "checkpoints" / "last.pt").is_file() for d in dirs.values()):
             continue
         plain_model, task, _ = restore(dirs["plain"])
-        models = {"plain": plain_model, "Pool Skip": restore(dirs["pool_skip"])[0]}
+        models = {"plain": plain_model, "Pool Skip": load_checkpoint(dirs["pool_skip"], device=task.device)[0]}
         slug = re.sub(r"[^A-Za-z0-9]+", "_", f"{model}_{dataset}").strip("_")
         path = Path(out) / f"predictions_{slug}.png"
         with torch.no_grad():

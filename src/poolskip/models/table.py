@@ -37,9 +37,10 @@ def _meta_model(name: str, num_classes: int, pool_skip: object) -> nn.Module:
         return create_model(name, num_classes, pool_skip=pool_skip).eval()
 
 
-def _params_and_macs(model: nn.Module, image_size: int) -> tuple[int, int]:
+def params_and_macs(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> tuple[int, int]:
+    """Parameters and forward multiply-adds of a (meta-device) model on one ``input_shape`` sample."""
     params = sum(p.numel() for p in model.parameters())
-    x = torch.empty(1, 3, image_size, image_size, device="meta")
+    x = torch.empty(1, *input_shape, device="meta")
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x)
     return params, counter.get_total_flops() // 2
@@ -47,7 +48,7 @@ def _params_and_macs(model: nn.Module, image_size: int) -> tuple[int, int]:
 
 def count(name: str, num_classes: int = 10, pool_skip: object = None, image_size: int = 32) -> tuple[int, int]:
     """Parameters and forward multiply-adds per ``image_size`` RGB image of ``create_model(name, ...)``."""
-    return _params_and_macs(_meta_model(name, num_classes, pool_skip), image_size)
+    return params_and_macs(_meta_model(name, num_classes, pool_skip), (3, image_size, image_size))
 
 
 def _placement(name: str, model: nn.Module) -> str:
@@ -65,7 +66,7 @@ def stats(names: list[str], num_classes: int = 10) -> list[ModelStats]:
     for name in names:
         plain = count(name, num_classes)
         model = _meta_model(name, num_classes, True)
-        ps = _params_and_macs(model, 32)
+        ps = params_and_macs(model)
         rows.append(ModelStats(name, plain[0], plain[1], ps[0], ps[1], _placement(name, model)))
     return rows
 

@@ -21,7 +21,6 @@ the model sees its data exactly as in training.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -55,10 +54,6 @@ class Monitor:
     def __post_init__(self) -> None:
         if self.mode not in ("min", "max"):
             raise ValueError(f"Monitor mode must be 'min' or 'max', got {self.mode!r}")
-
-    @property
-    def worst(self) -> float:
-        return math.inf if self.mode == "min" else -math.inf
 
     def better(self, value: float, than: float) -> bool:
         """Whether ``value`` is strictly better than ``than`` (NaN is never better)."""
