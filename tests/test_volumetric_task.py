@@ -168,9 +168,14 @@ def test_table3_layout_and_slices_png(tmp_path):
         {"dataset": "BTCV", "model": "nnunet", "variant": "pool_skip", "dice": 81.0, "nsd": 76.0, "iou": 71.0},
         {"dataset": "BTCV", "model": "nnunet", "variant": "pool_skip", "dice": 83.0, "nsd": 76.0, "iou": 71.0},
     ]
+    rows.append({"dataset": "Hippocampus", "model": "vnet", "variant": "plain", "dice": 50.0, "nsd": float("nan"),
+                 "iou": 40.0})  # fmt: skip
     text = format_table3(rows)
-    assert "nnUNet      1    80.00" in text and "+ours       2    82.00" in text and "(+2.00 Dice)" in text
-    assert "81.52" in text and "82.47" in text  # the paper's numbers beside ours
+    assert "| BTCV | nnUNet | 1 | 80.00 | 75.00 | 70.00 |  | 81.52 | 76.10 | 72.14 |" in text
+    pool_skip = "| BTCV | nnUNet +ours | 2 | 82.00 ± 1.41 | 76.00 ± 0.00 | 71.00 ± 0.00 | +2.00 | 82.47 | 77.00 |"
+    assert pool_skip + " 73.08 |" in text
+    # a dataset the paper has no numbers for; a NaN metric is left out, not averaged
+    assert "| Hippocampus | V-Net | 1 | 50.00 | - | 40.00 |  | - | - | - |" in text
     label = _plate(slice(2, 6), 2)
     png = save_slices(tmp_path / "s.png", torch.rand(1, 10, 8, 6), label, {"plain": label, "pool skip": label * 0})
     assert png.stat().st_size > 1000

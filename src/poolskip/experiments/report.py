@@ -97,9 +97,10 @@ def collect(run_dirs: list[Path]) -> dict[tuple[str, str, str, str], list[dict]]
             seed = s["seed"]
         except KeyError as e:
             raise ReportError(f"{d / 'summary.json'} lacks {e}; is it a poolskip run summary?") from None
-        groups[key].append(
-            {"seed": seed, "final": final, "mode": mode, "curve": _curve(d / "metrics.jsonl", metric), "dir": str(d)}
-        )
+        groups[key].append({
+            "seed": seed, "final": final, "mode": mode, "curve": _curve(d / "metrics.jsonl", metric), "dir": str(d),
+            "task": s.get("task", "classification"), "name": s["model"], "metrics": s.get("final_metrics") or {},
+        })  # fmt: skip
     return groups
 
 
@@ -122,6 +123,19 @@ def table_rows(groups) -> list[dict]:
         for variant in ("plain", "pool_skip"):
             row[f"paper_{variant}"] = paper_value(model, dataset, variant, metric)
         rows.append(row)
+    return rows
+
+
+def table3_rows(groups) -> list[dict]:
+    """Rows for :func:`~poolskip.experiments.table3.format_table3` from the segmentation3d runs of ``groups``:
+    each run's final Dice, NSD and IoU (``summary.json``'s ``final_metrics``)."""
+    rows = []
+    for (_, variant, dataset, _), runs in sorted(groups.items()):
+        for r in runs:
+            m = r["metrics"]
+            if r["task"] == "segmentation3d" and all(k in m for k in ("dice", "nsd", "iou")):
+                values = {k: float("nan") if m[k] is None else m[k] for k in ("dice", "nsd", "iou")}
+                rows.append({"dataset": dataset, "model": r["name"], "variant": variant, **values})
     return rows
 
 
@@ -208,6 +222,15 @@ def write_report(groups, out: str | Path) -> str:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(rows)
+    table3 = table3_rows(groups)
+    if table3:
+        from .table3 import format_table3
+
+        text += (
+            "\n\n### Table 3 layout (3D segmentation, %)\n\n" + format_table3(table3)
+            + "\nDice, NSD and mIoU at each run's final evaluation, mean ± sample std over its seeds (and folds, "
+            "each its own run); the paper's numbers are 5-fold ensembles on BTCV / AMOS."
+        )  # fmt: skip
     (out / "report.md").write_text(text + "\n")
     with open(out / "report.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))

@@ -14,59 +14,69 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["PAPER_TABLE3", "format_table3", "save_slices"]
-
-#: Table 3 of the paper: (dataset, model, variant) -> (Dice, NSD, mIoU) in percent.
-PAPER_TABLE3: dict[tuple[str, str, str], tuple[float, float, float]] = {
-    ("BTCV", "vnet", "plain"): (78.32, 70.77, 68.08),
-    ("BTCV", "vnet", "pool_skip"): (79.70, 72.35, 69.48),
-    ("BTCV", "nnunet", "plain"): (81.52, 76.10, 72.14),
-    ("BTCV", "nnunet", "pool_skip"): (82.47, 77.00, 73.08),
-    ("AMOS", "vnet", "plain"): (77.15, 62.97, 66.32),
-    ("AMOS", "vnet", "pool_skip"): (80.02, 67.32, 69.81),
-    ("AMOS", "nnunet", "plain"): (89.75, 85.58, 83.13),
-    ("AMOS", "nnunet", "pool_skip"): (89.78, 85.52, 83.13),
-}
+__all__ = ["format_table3", "save_slices"]
 
 _NAMES = {"vnet": "V-Net", "nnunet": "nnUNet"}
 
 
 def _fmt(v: float | None) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
+    return "-" if v is None or math.isnan(v) else f"{v:.2f}"
+
+
+def _paper(dataset: str, model: str, variant: str) -> list[float | None]:
+    """The paper's Dice, NSD and mIoU (%) for this row (``paper_numbers.yaml``, table3), None where absent."""
+    from .paper import paper_entry
+
+    out = []
+    for metric in ("dice", "nsd", "miou"):
+        e = paper_entry("table3", model, dataset.lower(), variant, metric)
+        out.append(None if e is None else float(e["mean"]))
+    return out
+
+
+def _cell(values: Sequence[float]) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.2f}"
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.2f} ± {std:.2f}"
 
 
 def format_table3(rows: Sequence[Mapping]) -> str:
-    """Table 3's layout: per dataset and model, plain and ``+ours`` (Pool Skip), ours beside the paper's.
-
-    Several rows for one (dataset, model, variant) (seeds, folds) are averaged and counted in ``n``.
+    """Table 3's layout as Markdown: per dataset and model, plain and ``+ours`` (Pool Skip); our Dice, NSD and
+    mIoU (%) as mean ± sample std over the rows of that cell (seeds, folds; ``n``), Pool Skip's Dice minus the
+    plain one, and the paper's three numbers beside ours (BTCV and AMOS only). NaN values (a class absent
+    from every evaluated volume) are left out of a cell's mean.
     """
     groups: dict[tuple[str, str, str], list[Mapping]] = {}
     for r in rows:
-        key = (str(r["dataset"]), str(r["model"]), str(r["variant"]))
-        groups.setdefault(key, []).append(r)
+        groups.setdefault((str(r["dataset"]), str(r["model"]), str(r["variant"])), []).append(r)
     datasets = list(dict.fromkeys([k[0] for k in groups] or ["BTCV", "AMOS"]))
-    head = f"{'model':<10}{'n':>3}  {'Dice':>7} {'NSD':>7} {'mIoU':>7}   {'paper: Dice':>11} {'NSD':>7} {'mIoU':>7}"
-    lines = []
+    lines = [
+        "| dataset | model | n | Dice | NSD | mIoU | Dice − plain | paper: Dice | NSD | mIoU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for ds in datasets:
-        lines += [f"{ds}", head, "-" * len(head)]
         for model in ("vnet", "nnunet"):
             base = None
             for variant in ("plain", "pool_skip"):
                 got = groups.get((ds, model, variant), [])
-                ours = [sum(float(r[m]) for r in got) / len(got) if got else None for m in ("dice", "nsd", "iou")]
-                paper = PAPER_TABLE3.get((ds.upper() if ds.upper() in ("BTCV", "AMOS") else ds, model, variant))
-                if not got and paper is None:
+                paper = _paper(ds, model, variant)
+                if not got and all(v is None for v in paper):
                     continue
-                name = _NAMES[model] if variant == "plain" else "+ours"
-                cells = " ".join(f"{_fmt(v):>7}" for v in ours)
-                if variant == "pool_skip" and base is not None and ours[0] is not None:
-                    cells += f"  ({ours[0] - base:+.2f} Dice)"
-                pcells = " ".join(f"{_fmt(v):>7}" for v in paper) if paper else "(not in the paper)"
-                lines.append(f"{name:<10}{len(got):>3}  {cells}   {'':>4}{pcells}")
+                ours = [_cell([float(r[m]) for r in got]) for m in ("dice", "nsd", "iou")]
+                dice = [float(r["dice"]) for r in got if not math.isnan(float(r["dice"]))]
+                mean = sum(dice) / len(dice) if dice else None
+                diff = f"{mean - base:+.2f}" if variant == "pool_skip" and None not in (mean, base) else ""
+                name = _NAMES.get(model, model) + (" +ours" if variant == "pool_skip" else "")
+                pcells = " | ".join(_fmt(v) for v in paper)
+                lines.append(f"| {ds} | {name} | {len(got)} | {' | '.join(ours)} | {diff} | {pcells} |")
                 if variant == "plain":
-                    base = ours[0]
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+                    base = mean
+    return "\n".join(lines) + "\n"
 
 
 def save_slices(
