@@ -103,7 +103,8 @@ def test_bad_inputs_name_the_file(tmp_path):
 def test_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch):
     root = make_camvid(tmp_path / "camvid")
     first = load_segmentation("camvid", root, cache_dir=tmp_path / "cache")
-    assert len(list((tmp_path / "cache").glob("seg-camvid-*.pt"))) == 2
+    assert len(list((tmp_path / "cache").glob("seg-camvid-*.bin"))) == 2
+    assert len(list((tmp_path / "cache").glob("seg-camvid-*.json"))) == 2
 
     def boom(pair):
         raise AssertionError("decoded again")
@@ -115,6 +116,29 @@ def test_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch):
     Image.fromarray(np.zeros((24, 32), np.uint8), mode="L").save(root / "valannot/0001TP_val0000.png")  # changed
     fresh = load_segmentation("camvid", root, cache_dir=tmp_path / "cache")
     assert (fresh.eval.masks[0] == 0).all()
+
+
+def test_cache_is_memory_mapped_and_a_truncated_one_is_rebuilt(tmp_path):
+    root = make_camvid(tmp_path / "camvid")
+    first = load_segmentation("camvid", root, cache_dir=tmp_path / "cache")
+    # the images are views of one memory-mapped file (nothing of the split is held in process memory)
+    assert isinstance(first.train.images.data, np.memmap) and first.train.images[0].dtype == torch.uint8
+    sizes = [(im.shape, m.shape) for im, m in zip(first.train.images, first.train.masks)]
+    assert all(i[1:] == m and i[0] == 3 for i, m in sizes)
+    (bin_file,) = (tmp_path / "cache").glob("seg-camvid-train-*.bin")
+    size = bin_file.stat().st_size
+    assert size == sum(4 * m.numel() for m in first.train.masks)
+    images, masks = [im.clone() for im in first.train.images], [m.clone() for m in first.train.masks]
+    del first
+    with open(bin_file, "r+b") as fh:  # a run killed mid-write cannot leave this (atomic), but a full disk can
+        fh.truncate(size // 2)
+    again = load_segmentation("camvid", root, cache_dir=tmp_path / "cache")
+    assert bin_file.stat().st_size == size
+    assert all(torch.equal(a, b) for a, b in zip(images, again.train.images))
+    assert all(torch.equal(a, b) for a, b in zip(masks, again.train.masks))
+    # a training subset stays a lazy view of the same file
+    sub = load_segmentation("camvid", root, cache_dir=tmp_path / "cache", train_subset=2)
+    assert len(sub.train) == 2 and isinstance(sub.train.images.data, np.memmap)
 
 
 # ------------------------------------------------------------------------------------------ augmentation

@@ -109,7 +109,7 @@ def test_task_conformance(tmp_path, camvid):
             return out
 
     metrics = task.evaluate(Constant(), lambda: torch.autocast("cpu", enabled=False))
-    masks = torch.stack(task.data.eval.masks).long()
+    masks = torch.stack(list(task.data.eval.masks)).long()
     valid = masks != IGNORE
     road = ((masks == 3) & valid).sum().item()
     assert metrics["pixel_acc"] == pytest.approx(100 * road / valid.sum().item())

@@ -1,9 +1,13 @@
 """Semantic segmentation data: Pascal VOC 2012, Cityscapes (fine), CamVid (SegNet's) and any image/mask folder.
 
-Each split is decoded once into a cache file (uint8 ``(3, H, W)`` images and uint8 ``(H, W)`` raw masks, as
-lists because sizes may differ), keyed by the files' paths, sizes and mtimes. Raw mask values are mapped to
-train ids on load (Cityscapes labelIds -> 19 train ids; CamVid's 11 -> ignore), so the cache never goes stale
-when a mapping changes; every split then uses :data:`IGNORE` (255) for ignored pixels.
+Each split is decoded once into a cache (uint8 ``(3, H, W)`` images and uint8 ``(H, W)`` raw masks, keyed by
+the files' paths, sizes and mtimes): one flat ``.bin`` file of raw bytes, written as decoding goes (never the
+whole split in memory), and a ``.json`` index. Runs read it memory-mapped, so a split larger than memory
+(Cityscapes' 2,975 training images are ~25 GB decoded) still trains: the operating system keeps the pages
+that fit and rereads the rest, and the processes of a ``torchrun`` job share one copy. Raw mask values are
+mapped to train ids when a mask is used (Cityscapes labelIds -> 19 train ids; CamVid's 11 -> ignore), so the
+cache never goes stale when a mapping changes; every split then uses :data:`IGNORE` (255) for ignored pixels.
+The values each mask holds are kept in the index, so label checks never reread the masks.
 
 Training batches are cut and augmented on the training device by :class:`SegLoader` with :class:`SegAugment`
 (random scale, crop with padding - image 0, mask ignore - horizontal flip, optional colour jitter) in one
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..files import atomic_save
+from ..files import atomic_write, atomic_write_text
 from .datasets import DatasetError
 from .loader import Batch, mix_seed
 
@@ -53,7 +58,7 @@ __all__ = [
 ]
 
 IGNORE = 255  # the ignored label in every mapped mask
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: memory-mapped .bin + .json index (1: one torch.save file)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 VOC_CLASSES = (
@@ -102,14 +107,59 @@ def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
 
 @dataclass
 class SegSplit:
-    """One split: uint8 images ``(3, H, W)`` and masks ``(H, W)`` with train ids and :data:`IGNORE`."""
+    """One split: uint8 images ``(3, H, W)`` and masks ``(H, W)`` with train ids and :data:`IGNORE` (any
+    sequences: lists, or the lazy views of a memory-mapped cache)."""
 
-    images: list[torch.Tensor]
-    masks: list[torch.Tensor]
+    images: Sequence[torch.Tensor]
+    masks: Sequence[torch.Tensor]
     names: list[str]
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def subset(self, keep: Sequence[int]) -> SegSplit:
+        return SegSplit(_pick(self.images, keep), _pick(self.masks, keep), [self.names[i] for i in keep])
+
+
+def _pick(seq: Sequence[torch.Tensor], keep: Sequence[int]) -> Sequence[torch.Tensor]:
+    return seq.subset(keep) if hasattr(seq, "subset") else [seq[i] for i in keep]
+
+
+class _Cached(Sequence):
+    """Tensors viewed, on access, from a memory-mapped uint8 file: ``shapes[i]`` at byte ``offsets[i]``."""
+
+    def __init__(self, data: np.ndarray, offsets: Sequence[int], shapes: Sequence[tuple[int, ...]]) -> None:
+        self.data, self.offsets, self.shapes = data, list(offsets), [tuple(s) for s in shapes]
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return self.subset(range(len(self))[i])
+        o, shape = self.offsets[i], self.shapes[i]
+        return torch.from_numpy(self.data[o : o + math.prod(shape)].reshape(shape))
+
+    def subset(self, keep: Sequence[int]) -> _Cached:
+        return _Cached(self.data, [self.offsets[i] for i in keep], [self.shapes[i] for i in keep])
+
+
+class _Mapped(Sequence):
+    """Raw masks mapped through a lookup table (raw value -> train id) each time one is read."""
+
+    def __init__(self, raw: Sequence[torch.Tensor], lut: np.ndarray) -> None:
+        self.raw, self.lut = raw, lut
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return self.subset(range(len(self))[i])
+        return torch.from_numpy(self.lut[self.raw[i].numpy()])
+
+    def subset(self, keep: Sequence[int]) -> _Mapped:
+        return _Mapped(_pick(self.raw, keep), self.lut)
 
 
 @dataclass
@@ -265,8 +315,9 @@ def _cache_dir(cache_dir) -> Path:
     return Path(base) / "poolskip"
 
 
-def _decode_split(name: str, split: str, pairs: Pairs, cache_dir) -> SegSplit:
-    """The split's raw images and masks, decoded once and cached (key: paths, sizes and mtimes)."""
+def _decode_split(name: str, split: str, pairs: Pairs, cache_dir) -> tuple[SegSplit, list[list[int]]]:
+    """The split's raw images and masks from the cache (decoded and written first if it is missing or stale;
+    key: paths, sizes and mtimes), and the distinct raw values of each mask."""
     if not pairs:
         raise DatasetError(f"{name}: the {split} split has no images")
     listing = []
@@ -278,31 +329,55 @@ def _decode_split(name: str, split: str, pairs: Pairs, cache_dir) -> SegSplit:
                 raise DatasetError(f"{name}: {p} does not exist") from None
             listing.append((str(p.resolve()), st.st_size, st.st_mtime_ns))
     key = hashlib.sha256(json.dumps([CACHE_VERSION, name, split, listing]).encode()).hexdigest()[:16]
-    path = _cache_dir(cache_dir) / f"seg-{name}-{split.replace('/', '_')}-{key}.pt"
-    if path.is_file():
-        try:
-            d = torch.load(path, weights_only=True)
-            return SegSplit(d["images"], d["masks"], d["names"])
-        except Exception:  # noqa: BLE001  (a truncated or foreign file: decode again and overwrite it)
-            pass
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        decoded = list(pool.map(_decode_pair, pairs))
-    out = SegSplit([d[0] for d in decoded], [d[1] for d in decoded], [p[0].name for p in pairs])
-    atomic_save({"images": out.images, "masks": out.masks, "names": out.names}, path)
-    return out
+    stem = _cache_dir(cache_dir) / f"seg-{name}-{split.replace('/', '_')}-{key}"
+    index = _read_index(stem, len(pairs))
+    if index is None:
+        index = _write_cache(stem, pairs)
+    data = np.memmap(stem.with_suffix(".bin"), dtype=np.uint8, mode="c") if index["bytes"] else np.zeros(0, np.uint8)
+    images = _Cached(data, [e[0] for e in index["items"]], [(3, e[2], e[3]) for e in index["items"]])
+    masks = _Cached(data, [e[1] for e in index["items"]], [(e[2], e[3]) for e in index["items"]])
+    return SegSplit(images, masks, [p[0].name for p in pairs]), [e[4] for e in index["items"]]
 
 
-def _mapped(name: str, split: SegSplit, pairs: Pairs, lut: np.ndarray, allowed: np.ndarray, what: str) -> SegSplit:
-    """Raw masks -> train ids; a value that is neither a class nor ignored is an error naming the file."""
-    masks = []
-    for mask, (_, mask_path) in zip(split.masks, pairs):
-        raw = mask.numpy()
-        counts = np.bincount(raw.ravel(), minlength=256)
-        bad = np.flatnonzero((counts > 0) & ~allowed)
-        if len(bad):
-            raise DatasetError(f"{name}: mask {mask_path} holds label value(s) {bad[:8].tolist()}, outside {what}")
-        masks.append(torch.from_numpy(lut[raw]))
-    return SegSplit(split.images, masks, split.names)
+def _read_index(stem: Path, count: int) -> dict | None:
+    """The cache's index if it is complete and matches its data file; else None (decode again)."""
+    try:
+        index = json.loads(stem.with_suffix(".json").read_text())
+        ok = len(index["items"]) == count and stem.with_suffix(".bin").stat().st_size == index["bytes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return index if ok else None
+
+
+def _write_cache(stem: Path, pairs: Pairs, chunk: int = 64) -> dict:
+    """Decode ``pairs`` a chunk at a time (threads), appending raw bytes to ``stem.bin``; then the index
+    ``stem.json`` (each item: image offset, mask offset, H, W, the mask's distinct values). Both atomic."""
+    items: list[list] = []
+
+    def write(fh) -> None:
+        offset = 0
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            for k in range(0, len(pairs), chunk):
+                for img, mask in pool.map(_decode_pair, pairs[k : k + chunk]):
+                    h, w = mask.shape
+                    values = np.flatnonzero(np.bincount(mask.numpy().ravel(), minlength=256)).tolist()
+                    items.append([offset, offset + img.numel(), h, w, values])
+                    fh.write(img.numpy().tobytes())
+                    fh.write(mask.numpy().tobytes())
+                    offset += img.numel() + mask.numel()
+
+    atomic_write(stem.with_suffix(".bin"), write)
+    index = {"version": CACHE_VERSION, "bytes": sum(3 * h * w + h * w for _, _, h, w, _ in items), "items": items}
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(index))
+    return index
+
+
+def _check_values(name: str, values: list[list[int]], pairs: Pairs, allowed: np.ndarray, what: str) -> None:
+    """A mask value that is neither a class nor ignored is an error naming the file."""
+    for vals, (_, mask_path) in zip(values, pairs):
+        bad = [v for v in vals if not allowed[v]]
+        if bad:
+            raise DatasetError(f"{name}: mask {mask_path} holds label value(s) {bad[:8]}, outside {what}")
 
 
 def load_segmentation(
@@ -342,8 +417,8 @@ def load_segmentation(
         return out
 
     train_pairs, eval_pairs = pairs_of(train_split), pairs_of(eval_split)
-    train = _decode_split(name, train_split, train_pairs, cache_dir)
-    test = _decode_split(name, eval_split, eval_pairs, cache_dir)
+    train, train_values = _decode_split(name, train_split, train_pairs, cache_dir)
+    test, test_values = _decode_split(name, eval_split, eval_pairs, cache_dir)
 
     if name == "voc":
         classes, palette = list(VOC_CLASSES), voc_palette(21)
@@ -361,8 +436,7 @@ def load_segmentation(
     else:
         k = segfolder_classes
         if k is None:  # the largest label of the training masks, the ignore value aside
-            top = [int(m[m != segfolder_ignore].max()) for m in train.masks if (m != segfolder_ignore).any()]
-            k = max(top, default=0) + 1
+            k = max((v for vals in train_values for v in vals if v != segfolder_ignore), default=0) + 1
         if not 1 <= k <= 255 or (segfolder_ignore < k):
             raise DatasetError(f"segfolder: {k} classes with ignore value {segfolder_ignore}: need 1 <= classes <= "
                                "ignore value (set segmentation.segfolder_classes / segfolder_ignore)")  # fmt: skip
@@ -370,13 +444,13 @@ def load_segmentation(
         lut, allowed = _lut(k, (segfolder_ignore,))
         what = f"0-{k - 1} and {segfolder_ignore} (ignored)"
 
-    train = _mapped(name, train, train_pairs, lut, allowed, what)
-    test = _mapped(name, test, eval_pairs, lut, allowed, what)
+    _check_values(name, train_values, train_pairs, allowed, what)
+    _check_values(name, test_values, eval_pairs, allowed, what)
+    train = SegSplit(train.images, _Mapped(train.masks, lut), train.names)
+    test = SegSplit(test.images, _Mapped(test.masks, lut), test.names)
     if train_subset is not None and train_subset < len(train):
         keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:train_subset].sort().values
-        train = SegSplit(
-            [train.images[i] for i in keep], [train.masks[i] for i in keep], [train.names[i] for i in keep]
-        )
+        train = train.subset(keep.tolist())
     return SegData(name, classes, palette, train, test, notes)
 
 
