@@ -115,3 +115,42 @@ def test_paper_numbers_are_complete_and_sourced():
     assert data["table2"]["mode"] == "max" and data["table1"]["mode"] == "min"
     with pytest.raises(ValueError, match="no 'table9'"):
         paper_entry("table9", "x", "y", "plain")
+
+
+@pytest.mark.parametrize(
+    "model,kwargs,classes,shape",
+    [
+        ("deeplabv3plus_mobilenet", {}, 11, (3, 90, 120)),
+        ("nnunet", {"patch_size": [16, 24, 16]}, 3, (1, 16, 24, 16)),
+    ],
+)
+def test_segmentation_models_have_a_width_knob_for_the_wide_control(model, kwargs, classes, shape):
+    if model == "nnunet":
+        pytest.importorskip("dynamic_network_architectures")
+    assert model in models_with_width()
+    width, plain, target = match_width(model, True, kwargs, classes, shape)
+    base = cost(model, None, kwargs, classes, shape)
+    assert base.macs < target.macs and abs(plain.macs - target.macs) / target.macs < 0.15
+    spec, wide = control_spec("wide", model, True, kwargs, classes, shape)
+    assert spec is None and wide["width"] == width
+
+
+def test_deeplab_and_nnunet_width_scale_the_head_and_the_stages():
+    from poolskip.models import create_model
+
+    default = create_model("deeplabv3plus_mobilenet", num_classes=11)
+    assert sum(p.numel() for p in default.parameters()) == 5_223_147  # the reference's head (width 256)
+    narrow = create_model("deeplabv3plus_mobilenet", num_classes=11, width=64, pool_skip=True)
+    head = narrow.classifier
+    assert head.project[0].out_channels == 12 and head.aspp.project[0].out_channels == 64
+    assert head.classifier[0].in_channels == 76 and head.classifier[3].in_channels == 64
+    assert narrow(torch.randn(2, 3, 45, 61)).shape == (2, 11, 45, 61)  # odd size, Pool Skip in the narrow head
+    with pytest.raises(ValueError, match="width"):
+        create_model("deeplabv3plus_mobilenet", num_classes=11, width=0)
+    pytest.importorskip("dynamic_network_architectures")
+    from poolskip.models.volumetric.nnunet import plan_3d_fullres
+
+    assert plan_3d_fullres((128, 128, 128)).features == (32, 64, 128, 256, 320, 320)  # nnU-Net's own
+    assert plan_3d_fullres((128, 128, 128), base_features=16).features == (16, 32, 64, 128, 160, 160)
+    net = create_model("nnunet", in_channels=1, num_classes=3, patch_size=(16, 24, 16), width=8)
+    assert net.encoder.stages[0][0].convs[0].conv.out_channels == 8

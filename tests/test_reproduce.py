@@ -91,6 +91,17 @@ def test_quick_scale_is_labelled_shorter_and_seeds_and_controls_apply():
     assert {r.model for r in t1} == {"resnet18", "mobilenet"} and len({r.seed for r in t1}) == 3
     assert {r.key for r in t1} == {"plain", "pool_skip", "conv_skip", "wide", "depthwise"}
     assert plan("table1", "quick", epochs=3)[0].config["milestones"] == [1, 2, 2]
+    # the segmentation tables get the same three controls; the widened one where the model has a width knob
+    t2 = plan("table2", "quick", controls=True, seeds=[0])
+    assert [r.key for r in t2] == ["plain", "pool_skip", "conv_skip", "wide", "depthwise"]
+    wide2 = next(r for r in t2 if r.key == "wide")
+    assert wide2.config["pool_skip"] is None and wide2.config["model_kwargs"]["width"] > 256
+    t3 = plan("table3", "quick", controls=True, seeds=[0])
+    keys3 = {(r.model, r.key) for r in t3}
+    assert ("nnunet", "wide") in keys3 and ("vnet", "wide") not in keys3 and ("vnet", "depthwise") in keys3
+    wide3 = next(r for r in t3 if r.key == "wide")
+    assert wide3.config["model_kwargs"] == {"width": wide3.config["model_kwargs"]["width"]}  # the task plans the patch
+    assert wide3.config["model_kwargs"]["width"] > 32
     with pytest.raises(ValueError, match="unknown reproduction 'table9'"):
         plan("table9")
     with pytest.raises(ValueError, match="unknown scale"):

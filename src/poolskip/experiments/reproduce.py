@@ -146,9 +146,6 @@ TABLE4_ROWS = [
     ("+{Ours}", "pool_skip", True),
 ]
 
-#: The controls that are a pool_skip spec alone (no width knob needed), on the paper's placement.
-_SPEC_CONTROLS = {"conv_skip": {"variant": "conv_skip"}, "depthwise": {"groups": "depthwise"}}
-
 CONTROL_LABELS = {
     "conv_skip": "+{Conv,Skip} (same cost, no pool)",
     "wide": "plain, widened to Pool Skip's MACs",
@@ -291,16 +288,18 @@ def _classification(
 
 
 def _control_rows(model: str, ours: object, kwargs: Mapping[str, Any], dataset: str, skip: set[str]) -> list:
-    """The controls' rows (suffix, key, pool_skip or (pool_skip, model_kwargs)) for one model."""
+    """The controls' rows (suffix, key, (pool_skip, model_kwargs)) for one model, costs counted at the
+    dataset's input shape (nnU-Net planned for that patch; the run itself keeps the task's plan)."""
     rows = []
+    n_classes, shape = DATASET_SIZES.get(dataset, (0, 0, 10, (3, 32, 32)))[2:]
+    costed = {**kwargs, "patch_size": list(shape[1:])} if model == "nnunet" and "patch_size" not in kwargs else kwargs
     for name in CONTROLS:
         if name in skip:
             continue
         if name == "wide" and not has_width(model):
             continue  # no width knob: run() says so, nothing to run
-        n_classes, shape = DATASET_SIZES.get(dataset, (0, 0, 10, (3, 32, 32)))[2:]
-        ps, mk = control_spec(name, model, ours, kwargs, n_classes, shape)
-        rows.append((CONTROL_LABELS[name], name, (ps, mk)))
+        ps, mk = control_spec(name, model, ours, costed, n_classes, shape)
+        rows.append((CONTROL_LABELS[name], name, (ps, {**kwargs, **{k: v for k, v in mk.items() if k == "width"}})))
     return rows
 
 
@@ -507,13 +506,14 @@ def _plan_table2(scale, dataset, data_dir, controls):
         for model, label in models:
             rows = [("", "plain", None), ("+ours", "pool_skip", True)]
             if controls:
-                rows += [(CONTROL_LABELS[c], c, _SPEC_CONTROLS[c]) for c in ("conv_skip", "depthwise")]
+                rows += _control_rows(model, True, {}, ds, skip=set())
             for suffix, key, ps in rows:
+                ps, mk = ps if isinstance(ps, tuple) else (ps, {})
                 cfg = {
                     **DEEPLAB_RECIPE,
                     **_data(ds, data_dir),
                     "model": model,
-                    "model_kwargs": {},
+                    "model_kwargs": mk,
                     "pool_skip": ps,
                     **extra,
                 }
@@ -556,14 +556,15 @@ def _plan_table3(scale, dataset, data_dir, controls):
         for model, label in models:
             rows = [("", "plain", None), ("+ours", "pool_skip", True)]
             if controls:
-                rows += [(CONTROL_LABELS[c], c, _SPEC_CONTROLS[c]) for c in ("conv_skip", "depthwise")]
+                rows += _control_rows(model, True, {}, ds, skip=set())
             for suffix, key, ps in rows:
+                ps, mk = ps if isinstance(ps, tuple) else (ps, {})
                 mult = {"segmentation3d.patch_multiple": 16} if model == "vnet" else {}
                 cfg = {
                     **MED3D_RECIPE,
                     **_data(ds, data_dir),
                     "model": model,
-                    "model_kwargs": {},
+                    "model_kwargs": mk,
                     "pool_skip": ps,
                     "epochs": epochs,
                     **mult,
@@ -1205,11 +1206,13 @@ def run(args: argparse.Namespace) -> int:
     for r in runs:
         r.note = check(r)
     root = Path(args.out) / f"{args.command}-{args.scale}"
-    if args.controls and args.command in ("table2", "table3"):
-        print(
-            "note: the widened-plain control needs a width knob; DeepLab/V-Net/nnU-Net have none here, so "
-            f"only {{Conv,Skip}} and depthwise controls are planned (models with one: {', '.join(models_with_width())})"
-        )
+    if args.controls:
+        narrow = sorted({r.model for r in runs if not has_width(r.model)})
+        if narrow:
+            print(
+                f"note: the widened-plain control needs a width knob, which {', '.join(narrow)} lack(s); only its "
+                f"{{Conv,Skip}} and depthwise controls are planned (models with one: {', '.join(models_with_width())})"
+            )
     if args.dry_run:
         print(dry_run_report(runs, root, args.time_steps))
         return 0

@@ -7,7 +7,9 @@
 - Head (``model.classifier``, :class:`DeepLabHeadV3Plus`): low-level ``project`` 1x1 conv -> 48 + BN + ReLU;
   :class:`ASPP` (1x1, three 3x3 atrous convs with rates (6, 12, 18) at output stride 16, (12, 24, 36) at 8,
   image pooling, then a 1x1 projection 1280 -> 256 + BN + ReLU + dropout 0.1) upsampled to the low-level map;
-  ``classifier``: 3x3 conv 304 -> 256 + BN + ReLU, then 1x1 -> classes.
+  ``classifier``: 3x3 conv 304 -> 256 + BN + ReLU, then 1x1 -> classes. ``width`` (default 256, the
+  reference's) sets the head's channels: ASPP and classifier ``width``, low-level projection
+  ``round(48 * width / 256)``; a wider plain head is the cost-matched control of ``reproduce --controls``.
 - The logits are upsampled bilinearly (``align_corners=False``) to the input size.
 
 The paper's placement is the ``deeplab`` policy: Pool Skip (pool 2) after the low-level projection, the three
@@ -103,15 +105,20 @@ class ASPP(nn.Module):
 class DeepLabHeadV3Plus(nn.Module):
     """The DeepLabv3+ decoder: ASPP on the deep features, fused with projected low-level features."""
 
-    def __init__(self, in_channels: int, low_level_channels: int, num_classes: int, rates: Sequence[int]) -> None:
+    def __init__(
+        self, in_channels: int, low_level_channels: int, num_classes: int, rates: Sequence[int], width: int = 256
+    ) -> None:
         super().__init__()
-        self.project = _conv_bn_relu(low_level_channels, 48, 1)
-        self.aspp = ASPP(in_channels, rates)
+        if width < 1:
+            raise ValueError(f"width (the head's channels) must be >= 1, got {width}")
+        low = max(1, round(48 * width / 256))
+        self.project = _conv_bn_relu(low_level_channels, low, 1)
+        self.aspp = ASPP(in_channels, rates, width)
         self.classifier = nn.Sequential(
-            nn.Conv2d(304, 256, 3, padding=1, bias=False),
-            nn.BatchNorm2d(256),
+            nn.Conv2d(low + width, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
             nn.ReLU(True),
-            nn.Conv2d(256, num_classes, 1),
+            nn.Conv2d(width, num_classes, 1),
         )
         for m in self.modules():  # the reference's _init_weight
             if isinstance(m, nn.Conv2d):
@@ -209,13 +216,13 @@ class MobileNetV2Backbone(nn.Module):
 class DeepLabV3Plus(nn.Module):
     """``backbone`` -> ``classifier`` (:class:`DeepLabHeadV3Plus`) -> bilinear upsampling to the input size."""
 
-    def __init__(self, backbone: nn.Module, num_classes: int, output_stride: int = 16) -> None:
+    def __init__(self, backbone: nn.Module, num_classes: int, output_stride: int = 16, width: int = 256) -> None:
         super().__init__()
         _check_output_stride(output_stride)
         self.output_stride = output_stride
         self.backbone = backbone
         self.classifier = DeepLabHeadV3Plus(
-            backbone.out_channels, backbone.low_level_channels, num_classes, ATROUS_RATES[output_stride]
+            backbone.out_channels, backbone.low_level_channels, num_classes, ATROUS_RATES[output_stride], width
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -272,26 +279,36 @@ def load_backbone_weights(backbone: nn.Module, source: str | os.PathLike | Mappi
         )
 
 
-def _build(backbone: nn.Module, num_classes: int, output_stride: int, backbone_weights) -> DeepLabV3Plus:
+def _build(backbone: nn.Module, num_classes: int, output_stride: int, backbone_weights, width: int) -> DeepLabV3Plus:
     if backbone_weights is not None:
         load_backbone_weights(backbone, backbone_weights)
-    return DeepLabV3Plus(backbone, num_classes, output_stride)
+    return DeepLabV3Plus(backbone, num_classes, output_stride, width)
 
 
 @register_model(pool_skip={"policy": "deeplab"}, spatial_dims=(2,))
 def deeplabv3plus_resnet101(
-    num_classes: int = 21, in_channels: int = 3, output_stride: int = 16, backbone_weights: str | None = None
+    num_classes: int = 21,
+    in_channels: int = 3,
+    output_stride: int = 16,
+    backbone_weights: str | None = None,
+    width: int = 256,
 ) -> DeepLabV3Plus:
-    """DeepLabv3+ ResNet101 (dilated, OS 16/8); paper: Table 2, ``deeplab`` (five head convs, pool 2)."""
-    return _build(ResNetBackbone(output_stride, in_channels), num_classes, output_stride, backbone_weights)
+    """DeepLabv3+ ResNet101 (dilated, OS 16/8); paper: Table 2, ``deeplab`` (five head convs, pool 2).
+    ``width``: the head's channels (256 in the reference)."""
+    return _build(ResNetBackbone(output_stride, in_channels), num_classes, output_stride, backbone_weights, width)
 
 
 @register_model(pool_skip={"policy": "deeplab"}, spatial_dims=(2,))
 def deeplabv3plus_mobilenet(
-    num_classes: int = 21, in_channels: int = 3, output_stride: int = 16, backbone_weights: str | None = None
+    num_classes: int = 21,
+    in_channels: int = 3,
+    output_stride: int = 16,
+    backbone_weights: str | None = None,
+    width: int = 256,
 ) -> DeepLabV3Plus:
-    """DeepLabv3+ MobileNetV2 (dilated, OS 16/8); paper: Table 2, ``deeplab`` (five head convs, pool 2)."""
-    return _build(MobileNetV2Backbone(output_stride, in_channels), num_classes, output_stride, backbone_weights)
+    """DeepLabv3+ MobileNetV2 (dilated, OS 16/8); paper: Table 2, ``deeplab`` (five head convs, pool 2).
+    ``width``: the head's channels (256 in the reference)."""
+    return _build(MobileNetV2Backbone(output_stride, in_channels), num_classes, output_stride, backbone_weights, width)
 
 
 # --------------------------------------------------------------------------------------------- policy

@@ -63,9 +63,16 @@ class Plan:
 
 
 def plan_3d_fullres(
-    patch_size: Sequence[int], spacing: Sequence[float] = (1.0, 1.0, 1.0), max_stages: int | None = None
+    patch_size: Sequence[int],
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    max_stages: int | None = None,
+    base_features: int = BASE_FEATURES,
 ) -> Plan:
-    """The topology nnU-Net's default planner gives a 3D patch of ``patch_size`` voxels at ``spacing`` mm."""
+    """The topology nnU-Net's default planner gives a 3D patch of ``patch_size`` voxels at ``spacing`` mm.
+
+    ``base_features`` (nnU-Net: 32) scales every stage: ``min(base * 2**i, 320 * base / 32)`` features."""
+    if base_features < 1:
+        raise ValueError(f"base_features must be >= 1, got {base_features}")
     size = [int(s) for s in patch_size]
     if len(size) != 3 or any(s < 1 for s in size):
         raise ValueError(f"patch_size must be three positive ints, got {tuple(patch_size)}")
@@ -100,7 +107,8 @@ def plan_3d_fullres(
     kernels.append((3, 3, 3))  # the bottleneck
     multiple = [2**p for p in pools]
     padded = tuple(math.ceil(s / m) * m for s, m in zip(size, multiple))
-    features = tuple(min(BASE_FEATURES * 2**i, MAX_FEATURES_3D) for i in range(len(strides)))
+    cap = max(1, round(MAX_FEATURES_3D * base_features / BASE_FEATURES))
+    features = tuple(min(base_features * 2**i, cap) for i in range(len(strides)))
     return Plan(padded, spacing, features, tuple(kernels), tuple(strides))
 
 
@@ -168,6 +176,9 @@ def nnunet(
     patch_size: Sequence[int] = (128, 128, 128),
     spacing: Sequence[float] = (1.0, 1.0, 1.0),
     deep_supervision: bool = True,
+    width: int = BASE_FEATURES,
 ) -> nn.Module:
-    """nnU-Net 3d_fullres (``PlainConvUNet``) planned for ``patch_size`` at ``spacing``; deep supervision."""
-    return build_plain_conv_unet(plan_3d_fullres(patch_size, spacing), in_channels, num_classes, deep_supervision)
+    """nnU-Net 3d_fullres (``PlainConvUNet``) planned for ``patch_size`` at ``spacing``; deep supervision.
+    ``width``: the first stage's features (nnU-Net's 32; every stage scales with it)."""
+    plan = plan_3d_fullres(patch_size, spacing, base_features=width)
+    return build_plain_conv_unet(plan, in_channels, num_classes, deep_supervision)
