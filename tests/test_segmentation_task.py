@@ -195,3 +195,37 @@ def test_prediction_figure_in_the_palette(tmp_path, camvid):
     assert len(examples) == 2 and examples[0]["preds"]["plain"].shape == (25, 33)
     path = save_prediction_figure(examples, task.data.palette, tmp_path / "pred.png")
     assert path.stat().st_size > 1000
+
+
+def test_sliding_window_covers_odd_sizes_and_matches_whole_images_where_it_must():
+    from poolskip.tasks.segmentation import sliding_window_logits
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 37, 53)
+    pointwise = nn.Conv2d(3, 5, 1)  # no context: every window gives the same logits at a pixel
+    torch.testing.assert_close(sliding_window_logits(pointwise, x, (16, 20), 0.5), pointwise(x))
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 5, 3, padding=1))
+    torch.testing.assert_close(sliding_window_logits(conv, x, (64, 64)), conv(x))  # one window = the image
+    seen = []
+
+    class Recorder(nn.Module):
+        def forward(self, t):
+            seen.append(tuple(t.shape[-2:]))
+            return torch.ones(t.shape[0], 2, *t.shape[-2:])
+
+    out = sliding_window_logits(Recorder(), x, (16, 20), overlap=0.0)
+    assert out.shape == (2, 2, 37, 53) and torch.equal(out, torch.ones_like(out))  # every pixel covered once+
+    assert set(seen) == {(16, 20)} and len(seen) == 3 * 3  # rows 0, 16, 21; columns 0, 20, 33
+
+
+def test_sliding_window_evaluation_through_the_task(tmp_path, camvid):
+    whole = get_task("segmentation")(_cfg(tmp_path, data_dir=camvid), "cpu")
+    slide = get_task("segmentation")(
+        _cfg(tmp_path, data_dir=camvid, segmentation={"crop_size": [17, 21], "eval_window": [16, 16]}), "cpu"
+    )
+    model = nn.Conv2d(3, 11, 1)
+    off = lambda: torch.autocast("cpu", enabled=False)  # noqa: E731
+    a, b = whole.evaluate(model, off), slide.evaluate(model, off)
+    assert a["miou"] == pytest.approx(b["miou"]) and a["eval_loss"] == pytest.approx(b["eval_loss"], rel=1e-5)
+    with pytest.raises(ConfigError, match="eval_window"):
+        _cfg(tmp_path, data_dir=camvid, segmentation={"eval_window": [0, 4]})

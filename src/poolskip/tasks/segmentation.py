@@ -3,14 +3,16 @@
 Data: :func:`poolskip.data.segmentation.load_segmentation` decodes each split once into a cache; training
 batches are random-scaled, cropped (padding: image 0, mask ignored), flipped and optionally colour-jittered
 on the training device, deterministic in (seed, epoch, step). Loss: per-pixel cross-entropy with the ignore
-label 255; evaluation: whole images at full resolution, one confusion matrix over the evaluation split
-(all-reduced under torchrun), mIoU = nan-mean of the per-class IoUs (a class absent from both the
+label 255; evaluation: whole images at full resolution (or, with ``segmentation.eval_window``, overlapping
+windows whose logits are averaged: :func:`sliding_window_logits`), one confusion matrix over the evaluation
+split (all-reduced under torchrun), mIoU = nan-mean of the per-class IoUs (a class absent from both the
 predictions and the targets is NaN and left out of the mean).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +56,10 @@ class SegmentationOptions:
         None, "segfolder: number of classes (null = largest training label + 1)", min=1
     )
     segfolder_ignore: int = option(255, "segfolder: the mask value that is ignored", min=0, max=255)
+    eval_window: list[int] | None = option(
+        None, "sliding-window evaluation: window [height, width] (null = whole images, the reference's way)"
+    )
+    eval_overlap: float = option(1 / 3, "sliding-window evaluation: overlap of neighbouring windows", min=0.0, max=0.9)
     pixel_mean: list[float] = option(IMAGENET_MEAN, "per-channel mean in [0, 1] (ImageNet's, as the reference)")
     pixel_std: list[float] = option(IMAGENET_STD, "per-channel std in [0, 1] (ImageNet's, as the reference)")
 
@@ -67,6 +73,12 @@ class SegmentationOptions:
             raise ValueError(
                 f"config key 'segmentation.scale_range' must be [min, max] with 0 < min <= max, got {lo_hi}"
             )
+        if self.eval_window is not None:
+            if len(self.eval_window) == 1:
+                self.eval_window = self.eval_window * 2
+            if len(self.eval_window) != 2 or min(self.eval_window) < 1:
+                got = self.eval_window
+                raise ValueError(f"config key 'segmentation.eval_window' must be [height, width] >= 1 or null: {got}")
         if len(self.pixel_mean) != 3 or len(self.pixel_std) != 3 or any(s <= 0 for s in self.pixel_std):
             raise ValueError("config keys 'segmentation.pixel_mean' / 'pixel_std' must hold 3 values (std > 0)")
 
@@ -156,9 +168,13 @@ class SegmentationTask:
         k = self.data.num_classes
         cm = torch.zeros(k, k, dtype=torch.int64, device=self.device)
         loss = torch.zeros(2, dtype=torch.float64, device=self.device)  # cross-entropy sum, valid pixels
+        window = self.options.eval_window
         for batch in self.eval.eval_batches():
-            with autocast():
-                out = model(batch.inputs)
+            if window is None:
+                with autocast():
+                    out = model(batch.inputs)
+            else:
+                out = sliding_window_logits(model, batch.inputs, window, self.options.eval_overlap, autocast)
             out = out.float()
             loss[0] += F.cross_entropy(out, batch.targets, ignore_index=IGNORE, reduction="sum").double()
             loss[1] += (batch.targets != IGNORE).sum()
@@ -195,3 +211,30 @@ class SegmentationTask:
 
     def probe_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(outputs.float(), targets, ignore_index=IGNORE)
+
+
+def sliding_window_logits(
+    model: nn.Module, x: torch.Tensor, window: Sequence[int], overlap: float = 1 / 3, autocast: Autocast | None = None
+) -> torch.Tensor:
+    """``model``'s logits for images ``x`` (N, C, H, W) from overlapping ``window`` crops, averaged where they
+    overlap. Windows step by ``window * (1 - overlap)`` (at least 1 pixel) and the last one in each direction
+    ends at the border, so every pixel is covered; a window larger than the image shrinks to it (one window:
+    exactly the whole-image output)."""
+    h, w = x.shape[-2:]
+    wh, ww = min(int(window[0]), h), min(int(window[1]), w)
+
+    def starts(size: int, win: int) -> list[int]:
+        step = max(1, int(win * (1 - overlap)))
+        return sorted({*range(0, size - win, step), size - win})
+
+    out = count = None
+    for top in starts(h, wh):
+        for left in starts(w, ww):
+            with autocast() if autocast is not None else nullcontext():
+                logits = model(x[..., top : top + wh, left : left + ww]).float()
+            if out is None:
+                out = logits.new_zeros(*logits.shape[:2], h, w)
+                count = logits.new_zeros(1, 1, h, w)
+            out[..., top : top + wh, left : left + ww] += logits
+            count[..., top : top + wh, left : left + ww] += 1
+    return out / count
