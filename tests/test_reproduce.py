@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from poolskip.experiments import reproduce
 from poolskip.experiments.reproduce import COMMANDS, Run, collect, plan, read_summary, render_table, run_status
@@ -157,6 +158,31 @@ def test_execute_skips_finished_resumes_partial_and_keeps_stale_starts(tmp_path,
     records = collect(runs, root)
     plain = next(r for r in records if r["key"] == "plain")
     assert plain["values"] == [50.0, 11.0] and plain["seeds"] == [0, 1]
+
+
+def test_fig4_tabulates_the_largest_layer_l2_l1_of_each_checkpoint_beside_the_papers(tmp_path):
+    from poolskip.diagnostics.measures import l2_l1
+
+    runs = plan("fig4", "quick")
+    spiky = torch.zeros(4, 4, 3, 3)
+    spiky[0, 0, 1, 1] = 1.0  # one nonzero weight: l2/l1 = 1
+    one_by_one = torch.full((4, 4, 1, 1), 2.0)  # 16 equal weights: l2/l1 = 1/4
+    shared = {"fc.weight": torch.ones(10, 4), "a.pool_skip.conv.weight": spiky, "b.weight": one_by_one}
+    for r, state in zip(runs, ({"conv.weight": torch.ones(4, 4, 3, 3)}, {"conv.weight": spiky}, {})):
+        root = tmp_path / "runs" / r.name
+        _fake_summary(root, 80.0)
+        (root / "checkpoints").mkdir()
+        torch.save({"model": {**state, **shared}}, root / "checkpoints" / "last.pt")
+    records = collect(runs, tmp_path)
+    assert [r["key"] for r in records] == ["plain", "pool_skip_s2", "pool_skip_s4"]
+    plain, s2, s4 = records
+    # the largest over the network's conv weights; Pool Skip's own convs and linear layers left out
+    assert plain["values"] == [pytest.approx(max(l2_l1(torch.ones(4, 4, 3, 3)), l2_l1(torch.ones(16))))]
+    assert s2["values"] == [pytest.approx(1.0)] and s4["values"] == [pytest.approx(0.25)]
+    assert plain["metric"] == "max_l2_l1" and plain["test_error"] == [80.0]
+    assert plain["paper"]["mean"] == 0.35 and s2["paper"]["mean"] == s4["paper"]["mean"] == 0.1  # CIFAR-10 text
+    md = render_table("fig4", records, "quick")
+    assert "| ResNet350 (width 4) Pool Skip S2 |" in md and "Test error (%) of the same runs" in md
 
 
 def test_table_in_the_papers_layout_with_paper_numbers_and_differences(tmp_path):

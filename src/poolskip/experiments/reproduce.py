@@ -857,8 +857,13 @@ class Cell:
 
 
 def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
-    """One record per (row, column): our values over seeds, the paper's entry, params and MACs."""
+    """One record per (row, column): our values over seeds, the paper's entry, params and MACs.
+
+    Fig. 4's value is the largest per-layer l2/l1 of the network's conv weights in the run's last checkpoint
+    (:func:`layer_l2_l1`, the number the paper's text quotes); its runs' test errors go to ``test_error``.
+    """
     records: dict[tuple[str, str], dict[str, Any]] = {}
+    table = runs[0].command if runs else None
     for r in runs:
         rec = records.setdefault(
             (r.row, r.column),
@@ -884,12 +889,14 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
         run_dir = root / "runs" / r.name
         if run_status(run_dir) == "finished":
             metric, mode, final, summary = read_summary(run_dir)
+            if table == "fig4":
+                rec.setdefault("test_error", []).append(final)
+                metric, mode, final = "max_l2_l1", "min", max(layer_l2_l1(run_dir))
             rec["values"].append(final)
             rec["seeds"].append(r.seed)
             rec["metric"], rec["mode"] = metric, mode
             rec["run_dirs"].append(str(run_dir))
             rec.setdefault("params", summary.get("params"))
-    table = runs[0].command if runs else None
     out = []
     for rec in records.values():
         entry = None
@@ -902,6 +909,8 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
         ):
             paper_model = f"resnet{rec['depth']}" if rec["depth"] is not None else rec["paper_model"]
             entry = paper_entry(table, paper_model, rec["column"], rec["key"])
+        elif table == "fig4" and rec["key"].startswith("pool_skip"):  # the text's "Pool Skip": S2 or S4, unsaid
+            entry = paper_entry(table, f"resnet{rec['depth']}", rec["column"], "pool_skip")
         rec["paper"] = entry
         out.append(rec)
     return out
@@ -994,6 +1003,15 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
         "dataset the row stands for (paper_numbers.yaml, with sources). MACs: multiply-adds of one forward pass "
         "per sample (convolutions and matrix products, meta-device count).",
     ]
+    errors = [(r["row"], r["column"], r["test_error"]) for r in records if r.get("test_error")]
+    if errors:
+        lines += [
+            "",
+            "max_l2_l1: the largest per-layer l2/l1 of the network's conv weights (Pool Skip's own convs left "
+            "out) in each run's last checkpoint. Test error (%) of the same runs: "
+            + "; ".join(f"{row} ({PAPER_DATASET_LABELS.get(c, c)}): {statistics.fmean(v):.2f}" for row, c, v in errors)
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
