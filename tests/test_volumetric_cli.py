@@ -83,3 +83,16 @@ def test_report_draws_slices_of_both_variants(tmp_path, capsys):
     row = f"| decathlon | nnUNet +ours | 1 | {summary['dice']:.2f} | {summary['nsd']:.2f} | {summary['iou']:.2f} |"
     assert "### Table 3 layout" in out and row in out and "| decathlon | nnUNet | 1 |" in out
     assert (tmp_path / "rep" / "predictions_nnunet_decathlon.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_nnunet_command_prints_the_trainer_folder_to_export(capsys):
+    from poolskip.integrations.nnunet import trainer_dir
+
+    assert main(["nnunet"]) == 0
+    assert capsys.readouterr().out.strip() == str(trainer_dir())
+    assert main(["nnunet", "--export"]) == 0
+    assert capsys.readouterr().out.strip() == f"export nnUNet_extTrainer={trainer_dir()}"
+    assert main(["nnunet", "--list"]) == 0
+    names = capsys.readouterr().out.split()
+    assert {"nnUNetTrainerPoolSkip", "nnUNetTrainerPoolSkipAMOS", "nnUNetTrainerPoolSkip_5epochs"} <= set(names)
+    assert all((trainer_dir() / "nnUNetTrainerPoolSkip.py").read_text().count(f"class {n}(") == 1 for n in names)

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from . import __version__
-from .commands import demo, diagnose, ensemble, models, report, reproduce, train
+from .commands import demo, diagnose, ensemble, models, nnunet, report, reproduce, train
 from .commands import eval as eval_
 from .errors import PoolskipError
 
@@ -27,6 +27,7 @@ COMMANDS = {
         "one command per table/figure of the paper: plan, train what is left, the table beside the paper's numbers",
     ),
     "ensemble": (ensemble, "3D segmentation: average the folds' softmax on the test set and score it"),
+    "nnunet": (nnunet, "the nnUNet_extTrainer folder holding poolskip's nnU-Net v2 trainers (--export, --list)"),
 }
 
 

@@ -5,7 +5,7 @@ by the ``nnUNet_extTrainer`` environment variable. :func:`trainer_dir` is the fo
 ``nnUNetTrainerPoolSkip`` (the paper's BTCV placement, ``nnunet_btcv``), ``nnUNetTrainerPoolSkipAMOS``
 (``nnunet_amos``) and their ``_5epochs`` variants for smoke runs::
 
-    export nnUNet_extTrainer=$(python -m poolskip.integrations.nnunet)
+    export nnUNet_extTrainer=$(poolskip nnunet)
     nnUNetv2_train 4 3d_fullres 0 -tr nnUNetTrainerPoolSkip
 
 Needs ``pip install 'poolskip[nnunet]'``.
