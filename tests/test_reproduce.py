@@ -251,3 +251,16 @@ def test_parallel_jobs_and_overrides_train_the_same_runs(tmp_path):
     assert {r["config"]["train_subset"] for r in plan_json} == {128}
     for r in plan("table4", "tiny"):
         assert read_summary(root / "runs" / r.name)[3]["epochs"] == 1
+
+
+def test_table3_costs_are_those_of_the_network_the_task_trains():
+    pytest.importorskip("dynamic_network_architectures")
+    pytest.importorskip("monai")
+    from poolskip.experiments.reproduce import estimate
+
+    runs = {(r.model, r.key): r for r in plan("table3", "quick", seeds=[0])}
+    # nnU-Net is planned for Hippocampus' 40x56x40 patch, as the task plans it (the summaries' counts)
+    assert estimate(runs[("nnunet", "plain")], time_steps=0).params == 5_603_177
+    assert estimate(runs[("nnunet", "pool_skip")], time_steps=0).params == 10_304_297
+    vnet = estimate(runs[("vnet", "plain")], time_steps=0)  # counted at the patch padded to multiples of 16
+    assert vnet.macs and not vnet.note

@@ -125,7 +125,7 @@ DATASET_SIZES = {
     "camvid": (367, 101, 11, (3, 360, 480)),
     "btcv": (18, 12, 14, (1, 96, 96, 96)),
     "amos": (240, 120, 16, (1, 96, 96, 96)),
-    "decathlon": (208, 52, 3, (1, 32, 64, 32)),  # hippocampus volumes (~35x50x35) as a patch both nets take
+    "decathlon": (208, 52, 3, (1, 40, 56, 40)),  # Hippocampus: nnU-Net's planned patch (V-Net: padded to 16s)
 }
 
 PAPER_DATASET_LABELS = {
@@ -292,7 +292,7 @@ def _control_rows(model: str, ours: object, kwargs: Mapping[str, Any], dataset: 
     dataset's input shape (nnU-Net planned for that patch; the run itself keeps the task's plan)."""
     rows = []
     n_classes, shape = DATASET_SIZES.get(dataset, (0, 0, 10, (3, 32, 32)))[2:]
-    costed = {**kwargs, "patch_size": list(shape[1:])} if model == "nnunet" and "patch_size" not in kwargs else kwargs
+    costed = _cost_kwargs(model, kwargs, shape)
     for name in CONTROLS:
         if name in skip:
             continue
@@ -637,7 +637,25 @@ def _num_classes_and_shape(run_: Run) -> tuple[int, tuple[int, ...]]:
     crop = run_.config.get("segmentation.crop_size")
     if crop:
         shape = (3, *crop)
+    multiple = int(run_.config.get("segmentation3d.patch_multiple") or 1)  # V-Net: padded to multiples of 16
+    if len(shape) == 4 and multiple > 1:
+        shape = (shape[0], *(-(-s // multiple) * multiple for s in shape[1:]))
     return info[2], shape
+
+
+def _cost_kwargs(model: str, kwargs: Mapping[str, Any] | None, shape: Sequence[int]) -> dict[str, Any]:
+    """The factory options a cost is counted with: a model planned for its patch (nnU-Net) is planned for
+    the input it is counted at, as the task plans it for the patches it trains on."""
+    from ..models._registry import factory_parameters
+
+    kwargs = dict(kwargs or {})
+    try:
+        takes = factory_parameters(model) or []
+    except ValueError:
+        takes = []
+    if "patch_size" in takes and "patch_size" not in kwargs and len(shape) == 4:
+        kwargs["patch_size"] = list(shape[1:])
+    return kwargs
 
 
 def _dataset_sizes(run_: Run) -> tuple[int, int]:
@@ -724,7 +742,8 @@ def estimate(run_: Run, time_steps: int = 2, _cache: dict | None = None) -> Esti
     if key not in cache:
         e = Estimate()
         try:
-            c = cost(run_.model, run_.config.get("pool_skip"), run_.config.get("model_kwargs"), num_classes, shape)
+            kwargs = _cost_kwargs(run_.model, run_.config.get("model_kwargs"), shape)
+            c = cost(run_.model, run_.config.get("pool_skip"), kwargs, num_classes, shape)
             e.params, e.macs = c.params, c.macs
         except Exception as err:  # a model that cannot be counted at this input: say so
             e.note = f"cost not counted: {err}"
