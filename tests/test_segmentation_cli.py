@@ -1,6 +1,7 @@
 """DeepLabv3+ with Pool Skip through the CLI on tiny CamVid: train, an interrupted run resumed exactly, eval."""
 
 import json
+import math
 
 import pytest
 import yaml
@@ -84,3 +85,15 @@ def test_report_puts_the_papers_numbers_beside_ours_and_draws_predictions(tmp_pa
         66.40,
         None,
     )
+
+
+def test_bf16_autocast_trains_and_evaluates_with_pool_skip_and_a_sliding_window(tmp_path):
+    data = make_camvid(tmp_path / "camvid", counts={"train": 3, "test": 2}, size=(25, 33))
+    argv = [*ARGS, "--data-dir", str(data), "--out-dir", str(tmp_path), "--run-name", "bf16"]
+    argv[argv.index("--epochs") + 1] = "1"
+    argv += ["--set", f"cache_dir={tmp_path / 'cache'}", "amp=bf16", "eval_window=[16, 20]"]
+    assert main(["train", *argv]) == 0
+    summary = json.loads((tmp_path / "bf16" / "seed0" / "summary.json").read_text())
+    metrics = summary["final_metrics"]
+    assert 0.0 <= metrics["miou"] <= 100.0 and math.isfinite(metrics["eval_loss"])
+    assert yaml.safe_load((tmp_path / "bf16" / "seed0" / "config.yaml").read_text())["run"]["amp"] == "bf16"
