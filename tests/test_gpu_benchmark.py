@@ -52,3 +52,42 @@ def test_tiny_run_writes_table_and_results(tmp_path, capsys):
     assert "not the paper's 200-epoch protocol" in table
     with pytest.raises(SystemExit, match="not a folder"):
         mod.main(["--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "o2"), "--tiny"])
+
+
+def test_segmentation_script_packs_the_data_and_runs_both_parts_at_tiny_size(tmp_path):
+    """benchmarks/gpu/pack_seg_data.py then benchmarks/gpu/seg.sh --tiny: both comparisons, their reports and
+    pictures in at most 8 files at the top of OUT (what the device tool returns)."""
+    import os
+    import subprocess
+
+    from seg_layouts import make_camvid
+
+    gpu = SCRIPT.parent
+    spec = importlib.util.spec_from_file_location("pack_seg_data", gpu / "pack_seg_data.py")
+    pack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pack)
+    camvid = make_camvid(tmp_path / "camvid", counts={"train": 3, "test": 2}, size=(25, 33))
+    args = ["--camvid", str(camvid), "--out", str(tmp_path / "data")]
+    three_d = all(importlib.util.find_spec(m) for m in ("monai", "nibabel", "dynamic_network_architectures"))
+    if three_d:
+        import volumetric_data as vd
+
+        args += ["--hippocampus", str(vd.decathlon(tmp_path / "hippo", n=5))]
+    assert pack.main(args) == 0
+    assert len(list((tmp_path / "data" / "camvid" / "train" / "images").glob("*.jpg"))) == 3
+    out = tmp_path / "out"
+    env = {**os.environ, "RUNS": str(tmp_path / "runs")}
+    proc = subprocess.run(
+        ["bash", str(gpu / "seg.sh"), str(tmp_path / "data"), str(out), "--tiny"],
+        capture_output=True, text=True, env=env, timeout=600, cwd=gpu.parents[1],
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) <= 8 and {"env.txt", "log.txt", "seg2d.md", "seg2d.png", "summaries.json"} <= set(files)
+    assert "| deeplabv3plus_mobilenet (output_stride=16) | segfolder:camvid | miou" in (out / "seg2d.md").read_text()
+    summaries = json.loads((out / "summaries.json").read_text())
+    assert {"2d/pool_skip_false/seed0", "2d/pool_skip_true/seed0"} <= set(summaries)
+    assert "FAILED" not in (out / "log.txt").read_text()
+    if three_d:
+        assert "### Table 3 layout" in (out / "seg3d.md").read_text() and (out / "seg3d.png").is_file()
+        assert {"3d/nnunet_pool_skip_false/seed0", "3d/nnunet_pool_skip_true/seed0"} <= set(summaries)
