@@ -95,6 +95,7 @@ def test_quick_scale_is_labelled_shorter_and_seeds_and_controls_apply():
     # the segmentation tables get the same three controls; the widened one where the model has a width knob
     t2 = plan("table2", "quick", controls=True, seeds=[0])
     assert [r.key for r in t2] == ["plain", "pool_skip", "conv_skip", "wide", "depthwise"]
+    assert t2[0].config["segmentation.eval_split"] == "test"  # CamVid's test split, as deeplab_camvid
     wide2 = next(r for r in t2 if r.key == "wide")
     assert wide2.config["pool_skip"] is None and wide2.config["model_kwargs"]["width"] > 256
     t3 = plan("table3", "quick", controls=True, seeds=[0])
@@ -274,7 +275,7 @@ def test_every_other_command_trains_end_to_end_at_tiny_size_on_fixtures(command,
     if command == "table2":
         from seg_layouts import make_camvid
 
-        extra = ["--data-dir", str(make_camvid(tmp_path / "camvid", counts={"train": 4, "val": 1}, size=(25, 33)))]
+        extra = ["--data-dir", str(make_camvid(tmp_path / "camvid", counts={"train": 4, "test": 1}, size=(25, 33)))]
     elif command == "table3":
         pytest.importorskip("monai")
         pytest.importorskip("dynamic_network_architectures")

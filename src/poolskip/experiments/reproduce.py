@@ -498,6 +498,8 @@ def _plan_table2(scale, dataset, data_dir, controls):
                     "epochs": sc.epochs,
                     "segmentation.crop_size": [128, 128] if scale == "quick" else [32, 32],
                     "batch_size": 8 if scale == "quick" else 2,
+                    # CamVid is scored on its test split, as the deeplab_camvid recipe does
+                    **({"segmentation.eval_split": "test"} if (dataset or "camvid") == "camvid" else {}),
                 },
             )
         ]
