@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import PoolskipError
+from .figures import save_figure
 
 
 class ReportError(PoolskipError):
@@ -208,9 +209,7 @@ def plot(groups, path: Path) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_report(groups, out: str | Path) -> str:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .controls import CONTROLS, control_spec, cost, has_width, models_with_width
+from .figures import save_figure
 from .paper import paper_entry, paper_numbers
 
 __all__ = [
@@ -1110,16 +1111,7 @@ def _plot_fig3(records: Sequence[Mapping[str, Any]], root: Path) -> Path:
         ax.set_ylabel("top-1 error (%)")
         ax.set_title(f"{PAPER_DATASET_LABELS.get(c, c)} (stars: paper's stated best)")
         ax.legend(fontsize=8)
-    return _save(fig, root / "fig3.png")
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, root / "fig3.png")
 
 
 def layer_l2_l1(run_dir: Path) -> list[float]:
@@ -1157,7 +1149,7 @@ def _plot_fig4(records: Sequence[Mapping[str, Any]], root: Path) -> Path:
         ax.set_ylabel("l2 / l1 of the weights")
         ax.set_title(f"{group}, {PAPER_DATASET_LABELS.get(c, c)}")
         ax.legend(fontsize=8)
-    return _save(fig, root / "fig4.png")
+    return save_figure(fig, root / "fig4.png")
 
 
 # ------------------------------------------------------------------------------------------ command line

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..data.segmentation import IGNORE
+from .figures import save_figure
 
 __all__ = ["colorize", "predict_examples", "save_prediction_figure"]
 
@@ -64,9 +65,4 @@ def save_prediction_figure(examples: Sequence[dict], palette: Sequence[Sequence[
             ax.set_axis_off()
             if r == 0:
                 ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
