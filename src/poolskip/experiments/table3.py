@@ -9,10 +9,13 @@ dataset and model, plain then Pool Skip with the difference, the paper's numbers
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+
+from .figures import save_figure
 
 __all__ = ["format_table3", "save_slices"]
 
@@ -34,15 +37,15 @@ def _paper(dataset: str, model: str, variant: str) -> list[float | None]:
     return out
 
 
-def _cell(values: Sequence[float]) -> str:
+def _stats(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and sample std of the non-NaN ``values`` (None where there are too few)."""
     values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return "-"
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{mean:.2f}"
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{mean:.2f} ± {std:.2f}"
+    mean = statistics.fmean(values) if values else None
+    return mean, (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def _cell(mean: float | None, std: float | None) -> str:
+    return "-" if mean is None else f"{mean:.2f}" + ("" if std is None else f" ± {std:.2f}")
 
 
 def format_table3(rows: Sequence[Mapping]) -> str:
@@ -67,9 +70,9 @@ def format_table3(rows: Sequence[Mapping]) -> str:
                 paper = _paper(ds, model, variant)
                 if not got and all(v is None for v in paper):
                     continue
-                ours = [_cell([float(r[m]) for r in got]) for m in ("dice", "nsd", "iou")]
-                dice = [float(r["dice"]) for r in got if not math.isnan(float(r["dice"]))]
-                mean = sum(dice) / len(dice) if dice else None
+                stats = [_stats([float(r[m]) for r in got]) for m in ("dice", "nsd", "iou")]
+                ours = [_cell(*st) for st in stats]
+                mean = stats[0][0]  # Dice
                 diff = f"{mean - base:+.2f}" if variant == "pool_skip" and None not in (mean, base) else ""
                 name = _NAMES.get(model, model) + (" +ours" if variant == "pool_skip" else "")
                 pcells = " | ".join(_fmt(v) for v in paper)
@@ -117,9 +120,4 @@ def save_slices(
         axes[i][0].set_ylabel(f"slice {z}", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -64,23 +64,24 @@ class SegmentationOptions:
     pixel_std: list[float] = option(IMAGENET_STD, "per-channel std in [0, 1] (ImageNet's, as the reference)")
 
     def check(self) -> None:
-        if len(self.crop_size) == 1:
-            self.crop_size = self.crop_size * 2
-        if len(self.crop_size) != 2 or min(self.crop_size) < 1:
-            raise ValueError(f"config key 'segmentation.crop_size' must be [height, width] >= 1, got {self.crop_size}")
+        self.crop_size = _size_pair("crop_size", self.crop_size)
         lo_hi = self.scale_range
         if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
             raise ValueError(
                 f"config key 'segmentation.scale_range' must be [min, max] with 0 < min <= max, got {lo_hi}"
             )
         if self.eval_window is not None:
-            if len(self.eval_window) == 1:
-                self.eval_window = self.eval_window * 2
-            if len(self.eval_window) != 2 or min(self.eval_window) < 1:
-                got = self.eval_window
-                raise ValueError(f"config key 'segmentation.eval_window' must be [height, width] >= 1 or null: {got}")
+            self.eval_window = _size_pair("eval_window", self.eval_window, " or null")
         if len(self.pixel_mean) != 3 or len(self.pixel_std) != 3 or any(s <= 0 for s in self.pixel_std):
             raise ValueError("config keys 'segmentation.pixel_mean' / 'pixel_std' must hold 3 values (std > 0)")
+
+
+def _size_pair(key: str, value: list[int], alternative: str = "") -> list[int]:
+    """``[height, width]`` from a config value (one number means a square), both >= 1."""
+    pair = value * 2 if len(value) == 1 else value
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"config key 'segmentation.{key}' must be [height, width] >= 1{alternative}, got {value}")
+    return pair
 
 
 @register_task
