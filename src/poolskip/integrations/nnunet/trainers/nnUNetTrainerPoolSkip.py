@@ -16,27 +16,23 @@ _CUDA = torch.device("cuda")  # nnU-Net's own default; nnUNetv2_train passes the
 class nnUNetTrainerPoolSkip(nnUNetTrainer):
     """nnU-Net's trainer; Pool Skip after every conv of every encoder stage (the paper's BTCV placement)."""
 
-    @staticmethod
+    poolskip_policy = "nnunet_btcv"  # the placement given to poolskip.convert
+
+    @classmethod
     def build_network_architecture(
-        plans_manager, configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision=True
+        cls, plans_manager, configuration_manager, num_input_channels, num_output_channels,
+        enable_deep_supervision=True,
     ):
         return build_network(
             plans_manager, configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision,
-            policy="nnunet_btcv",
+            policy=cls.poolskip_policy,
         )  # fmt: skip
 
 
-class nnUNetTrainerPoolSkipAMOS(nnUNetTrainer):
+class nnUNetTrainerPoolSkipAMOS(nnUNetTrainerPoolSkip):
     """nnU-Net's trainer; Pool Skip in every encoder stage but the last (the paper's AMOS placement)."""
 
-    @staticmethod
-    def build_network_architecture(
-        plans_manager, configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision=True
-    ):
-        return build_network(
-            plans_manager, configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision,
-            policy="nnunet_amos",
-        )  # fmt: skip
+    poolskip_policy = "nnunet_amos"
 
 
 class nnUNetTrainerPoolSkip_5epochs(nnUNetTrainerPoolSkip):
