@@ -202,6 +202,20 @@ def test_table_in_the_papers_layout_with_paper_numbers_and_differences(tmp_path)
     assert "27.23" in ours and "-1.00" in ours  # the paper's +{Ours}, and ours vs our plain
 
 
+def test_stand_in_dataset_has_no_difference_to_the_papers_number(tmp_path):
+    runs = [r for r in plan("table2", "quick", seeds=[0]) if r.key in ("plain", "pool_skip")]
+    for r in runs:
+        _fake_summary(tmp_path / "runs" / r.name, {"plain": 50.0, "pool_skip": 51.5}[r.key])
+    records = collect(runs, tmp_path)
+    assert {r["dataset"] for r in records} == {"camvid"} and all(r["paper"] for r in records)
+    md = render_table("table2", records, "quick")
+    row = next(ln for ln in md.splitlines() if "51.50" in ln)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # ours (CamVid), paper (Cityscapes, for reference), ours - paper left out, ours - our plain
+    assert cells[3] == "51.50 (n=1)" and cells[5] == "—" and cells[6] == "+1.50"
+    assert "camvid for Cityscapes" in md and "left out" in md
+
+
 def test_run_records_the_table_and_csv_after_training(tmp_path, monkeypatch, capsys):
     import poolskip.engine.trainer as trainer
 

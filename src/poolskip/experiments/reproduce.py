@@ -1009,7 +1009,9 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
             paper = (
                 "—" if p is None else f"{p['mean']:.2f}" + (f" ± {p['std']:.2f}" if p.get("std") is not None else "")
             )
-            diff = "—" if p is None or mean is None else f"{mean - p['mean']:+.2f}"
+            # a stand-in dataset (CamVid for Cityscapes, Hippocampus for BTCV) has no paper number to subtract
+            same_data = datasets[c] == c
+            diff = "—" if p is None or mean is None or not same_data else f"{mean - p['mean']:+.2f}"
             base = plain_of.get((rec["group"], c))
             vs_plain = "—"
             if base is not None and base is not rec and base["values"] and mean is not None:
@@ -1025,6 +1027,15 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
         "dataset the row stands for (paper_numbers.yaml, with sources). MACs: multiply-adds of one forward pass "
         "per sample (convolutions and matrix products, meta-device count).",
     ]
+    stand_ins = [c for c in columns if datasets[c] != c]
+    if stand_ins:
+        lines += [
+            "",
+            "Ours on a stand-in dataset ("
+            + ", ".join(f"{datasets[c]} for {PAPER_DATASET_LABELS.get(c, c)}" for c in stand_ins)
+            + "): the paper's number is shown for reference only, ours − paper is left out (—); "
+            "compare ours − our plain with the paper's Pool Skip − plain.",
+        ]
     errors = [(r["row"], r["column"], r["test_error"]) for r in records if r.get("test_error")]
     if errors:
         lines += [
