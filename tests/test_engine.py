@@ -277,3 +277,12 @@ def test_progress_bar_only_on_terminals():
         bar.close()
     assert "\repoch 1/2 [" in tty.getvalue() and "4/4" in tty.getvalue() and "loss 0.5" in tty.getvalue()
     assert pipe.getvalue() == ""
+
+
+def test_log_line_keeps_slow_rates_readable():
+    from poolskip.engine.trainer import _format
+
+    slow = _format({"epoch": 1, "train_loss": 1.38, "lr": 0.01, "epoch_seconds": 124.2, "samples_per_s": 0.4025})
+    assert "train_loss 1.38" in slow and "124.2s  0.40 samples/s" in slow  # 3D on a CPU: not "0 samples/s"
+    fast = _format({"epoch": 1, "lr": 0.1, "epoch_seconds": 2.0, "samples_per_s": 1234.4})
+    assert fast.endswith("2.0s  1234 samples/s")

@@ -180,7 +180,8 @@ def _format(record: dict[str, Any]) -> str:
     """A metrics record as one log line: the losses and metrics (every scalar), then lr and speed."""
     skip = {"epoch", "lr", "epoch_seconds", "eval_seconds", "samples_per_s"}
     parts = [f"{k} {v:.4g}" for k, v in record.items() if k not in skip and isinstance(v, float)]
-    speed = f"{record['epoch_seconds']:.1f}s  {record.get('samples_per_s') or 0:.0f} samples/s"
+    rate = record.get("samples_per_s") or 0.0
+    speed = f"{record['epoch_seconds']:.1f}s  {rate:.{0 if rate >= 10 else 2}f} samples/s"  # 3D on CPU: < 1/s
     return "  ".join(parts) + f"  lr {record['lr']:.4g}  {speed}"
 
 
