@@ -163,7 +163,8 @@ def markdown(rows: list[dict]) -> str:
     def cell(r, v):
         if r[f"{v}_mean"] is None:
             return "-"
-        return f"{r[f'{v}_mean']:.2f} ± {r[f'{v}_std']:.2f} (n={r[f'{v}_n']})"
+        spread = f" ± {r[f'{v}_std']:.2f}" if r[f"{v}_n"] > 1 else ""  # one run: no spread to show
+        return f"{r[f'{v}_mean']:.2f}{spread} (n={r[f'{v}_n']})"
 
     def paper(r):
         p, q = r["paper_plain"], r["paper_pool_skip"]
@@ -182,7 +183,8 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {r['model']} | {r['dataset']} | {metric} | {ours} | {paper(r)} |")
     return (
         "\n".join(lines)
-        + "\n\nThe metric each run's task monitors, at the final evaluation; mean ± sample std over seeds."
+        + "\n\nThe metric each run's task monitors, at the final evaluation; mean ± sample std over seeds "
+        "(no ± for one run)."
     )
 
 
