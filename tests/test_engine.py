@@ -225,6 +225,7 @@ def test_report_groups_seeds_and_subtracts_plain(tmp_path, capsys):
     rows = list(csv.DictReader(open(tmp_path / "rep" / "report.csv")))
     assert [r["model"] for r in rows] == ["deeplab", "resnet18 (width=16)", "vgg16"]
     assert float(rows[1]["difference"]) == -2.5
+    assert rows[2]["plain_std"] == "" and float(rows[1]["plain_std"]) == 2.0  # one run has no std, not 0
     assert (tmp_path / "rep" / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["report", str(tmp_path / "rep")]) == 2
     assert "no summary.json" in capsys.readouterr().err

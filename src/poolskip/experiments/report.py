@@ -115,7 +115,7 @@ def table_rows(groups) -> list[dict]:
             values = [r["final"] for r in runs]
             row[f"{variant}_n"] = len(values)
             row[f"{variant}_mean"] = statistics.fmean(values) if values else None
-            row[f"{variant}_std"] = statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
+            row[f"{variant}_std"] = statistics.stdev(values) if len(values) > 1 else None  # one run: no spread
             row[f"{variant}_seeds"] = " ".join(str(r["seed"]) for r in runs)
             if runs:
                 row["mode"] = runs[0]["mode"]
@@ -163,7 +163,7 @@ def markdown(rows: list[dict]) -> str:
     def cell(r, v):
         if r[f"{v}_mean"] is None:
             return "-"
-        spread = f" ± {r[f'{v}_std']:.2f}" if r[f"{v}_n"] > 1 else ""  # one run: no spread to show
+        spread = "" if r[f"{v}_std"] is None else f" ± {r[f'{v}_std']:.2f}"
         return f"{r[f'{v}_mean']:.2f}{spread} (n={r[f'{v}_n']})"
 
     def paper(r):
