@@ -23,3 +23,10 @@ def test_demo_rejects_bad_epochs(capsys):
 def test_console_entry_point_runs_as_module():
     out = subprocess.run([sys.executable, "-m", "poolskip", "--help"], capture_output=True, text=True, check=True)
     assert "demo" in out.stdout
+
+
+def test_demo_table_of_one_seed_states_no_spread():
+    from poolskip.commands.demo import format_table
+
+    rows = [{"variant": "plain", "params": 1000, "error_mean": 41.5, "error_std": None, "seconds": 3.0}]
+    assert "| plain | 1,000 | 41.50 | 3.0 |" in format_table(rows)  # not "± 0.00": one run has no std

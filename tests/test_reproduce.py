@@ -306,3 +306,15 @@ def test_every_other_command_trains_end_to_end_at_tiny_size_on_fixtures(command,
     assert "NOT the paper's protocol" in md and "(n=1)" in md
     if command in ("fig3", "fig4"):
         assert (root / f"{command}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_mean_std_and_its_cell():
+    from poolskip.experiments.stats import format_mean_std, mean_std
+
+    assert mean_std([]) == (None, None)
+    assert mean_std([3.0]) == (3.0, None)
+    mean, std = mean_std([1.0, 2.0, 6.0])
+    assert mean == 3.0 and abs(std - 7**0.5) < 1e-12  # sample std (n - 1): variance (4 + 1 + 9) / 2
+    assert format_mean_std(mean, std, 3) == "3.00 ± 2.65 (n=3)"
+    assert format_mean_std(3.0, None) == "3.00"
+    assert format_mean_std(None, None, 0, missing="not run") == "not run"

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..engine.config import make_config
 from ..engine.trainer import train
 from ..experiments.recipes import load_recipe
+from ..experiments.stats import format_mean_std, mean_std
 from .common import UsageError
 
 
@@ -50,12 +51,13 @@ def run_demo(seeds: list[int], epochs: int, width: int = 32, out_dir: str | None
                 errors.append(summary["final"])  # top-1 test error, %
                 params = summary["params"]
                 log(f"  {variant:9s} seed {seed}: test error {errors[-1]:.2f}%  ({seconds[-1]:.1f}s)")
+            mean, std = mean_std(errors)  # one seed: std None
             rows.append(
                 {
                     "variant": variant,
                     "params": params,
-                    "error_mean": statistics.fmean(errors),
-                    "error_std": statistics.stdev(errors) if len(errors) > 1 else 0.0,
+                    "error_mean": mean,
+                    "error_std": std,
                     "seconds": statistics.fmean(seconds),
                     "errors": errors,
                 }
@@ -66,9 +68,8 @@ def run_demo(seeds: list[int], epochs: int, width: int = 32, out_dir: str | None
 def format_table(rows: list[dict]) -> str:
     lines = ["| model | params | test error % (mean ± std) | train s / run |", "|---|---:|---:|---:|"]
     for r in rows:
-        lines.append(
-            f"| {r['variant']} | {r['params']:,} | {r['error_mean']:.2f} ± {r['error_std']:.2f} | {r['seconds']:.1f} |"
-        )
+        error = format_mean_std(r["error_mean"], r["error_std"])
+        lines.append(f"| {r['variant']} | {r['params']:,} | {error} | {r['seconds']:.1f} |")
     return "\n".join(lines)
 
 

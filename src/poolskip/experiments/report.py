@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import PoolskipError
 from .figures import save_figure
+from .stats import format_mean_std, mean_std
 
 
 class ReportError(PoolskipError):
@@ -114,8 +115,7 @@ def table_rows(groups) -> list[dict]:
             runs = groups.get((model, variant, dataset, metric), [])
             values = [r["final"] for r in runs]
             row[f"{variant}_n"] = len(values)
-            row[f"{variant}_mean"] = statistics.fmean(values) if values else None
-            row[f"{variant}_std"] = statistics.stdev(values) if len(values) > 1 else None  # one run: no spread
+            row[f"{variant}_mean"], row[f"{variant}_std"] = mean_std(values)  # one run: std None, no spread
             row[f"{variant}_seeds"] = " ".join(str(r["seed"]) for r in runs)
             if runs:
                 row["mode"] = runs[0]["mode"]
@@ -161,10 +161,7 @@ def paper_value(model: str, dataset: str, variant: str, metric: str) -> float | 
 
 def markdown(rows: list[dict]) -> str:
     def cell(r, v):
-        if r[f"{v}_mean"] is None:
-            return "-"
-        spread = "" if r[f"{v}_std"] is None else f" ± {r[f'{v}_std']:.2f}"
-        return f"{r[f'{v}_mean']:.2f}{spread} (n={r[f'{v}_n']})"
+        return format_mean_std(r[f"{v}_mean"], r[f"{v}_std"], r[f"{v}_n"])
 
     def paper(r):
         p, q = r["paper_plain"], r["paper_pool_skip"]

@@ -38,6 +38,7 @@ from typing import Any
 from .controls import CONTROLS, control_spec, cost, has_width, models_with_width
 from .figures import save_figure
 from .paper import paper_entry, paper_numbers
+from .stats import format_mean_std, mean_std
 
 __all__ = [
     "COMMANDS",
@@ -858,26 +859,6 @@ def execute(runs: Sequence[Run], root: Path, log=print, jobs: int = 1) -> list[t
 # ------------------------------------------------------------------------------------------ tables
 
 
-@dataclass
-class Cell:
-    """Our mean ± std over seeds and the paper's number for one row and column."""
-
-    values: list[float]
-    metric: str
-    mode: str
-    paper_mean: float | None = None
-    paper_std: float | None = None
-    paper_source: str = ""
-
-    @property
-    def mean(self) -> float | None:
-        return statistics.fmean(self.values) if self.values else None
-
-    @property
-    def std(self) -> float | None:
-        return statistics.stdev(self.values) if len(self.values) > 1 else None
-
-
 def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
     """One record per (row, column): our values over seeds, the paper's entry, params and MACs.
 
@@ -996,19 +977,12 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
                 cells += ["", "", "", ""]
                 continue
             vals = rec["values"]
-            mean = statistics.fmean(vals) if vals else None
-            std = statistics.stdev(vals) if len(vals) > 1 else None
-            ours = (
-                "not run"
-                if mean is None
-                else f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "") + f" (n={len(vals)})"
-            )
+            mean, std = mean_std(vals)
+            ours = format_mean_std(mean, std, len(vals), missing="not run")
             if rec.get("note"):
                 ours = f"n/a: {rec['note']}"
             p = rec.get("paper")
-            paper = (
-                "—" if p is None else f"{p['mean']:.2f}" + (f" ± {p['std']:.2f}" if p.get("std") is not None else "")
-            )
+            paper = "—" if p is None else format_mean_std(p["mean"], p.get("std"))
             # a stand-in dataset (CamVid for Cityscapes, Hippocampus for BTCV) has no paper number to subtract
             same_data = datasets[c] == c
             diff = "—" if p is None or mean is None or not same_data else f"{mean - p['mean']:+.2f}"
@@ -1080,8 +1054,7 @@ def _write_outputs(command: str, scale: str, records: Sequence[Mapping[str, Any]
                     r["dataset"],
                     r["metric"],
                     len(v),
-                    statistics.fmean(v) if v else "",
-                    statistics.stdev(v) if len(v) > 1 else "",
+                    *("" if x is None else x for x in mean_std(v)),
                     " ".join(f"{x:.4f}" for x in v),
                     p.get("mean", ""),
                     p.get("std", ""),
@@ -1112,8 +1085,8 @@ def _plot_fig3(records: Sequence[Mapping[str, Any]], root: Path) -> Path:
             pts = [(d, v) for d, v in pts if v]
             if pts:
                 xs = [d for d, _ in pts]
-                ys = [statistics.fmean(v) for _, v in pts]
-                es = [statistics.stdev(v) if len(v) > 1 else 0 for _, v in pts]
+                ys, es = zip(*(mean_std(v) for _, v in pts))
+                es = [0 if e is None else e for e in es]  # one seed: no error bar
                 ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3, label=label)
         for e in paper_numbers()["fig3"]["entries"]:
             if e["dataset"] == c:

@@ -9,13 +9,13 @@ dataset and model, plain then Pool Skip with the difference, the paper's numbers
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
 from .figures import save_figure
+from .stats import format_mean_std, mean_std
 
 __all__ = ["format_table3", "save_slices"]
 
@@ -35,17 +35,6 @@ def _paper(dataset: str, model: str, variant: str) -> list[float | None]:
         e = paper_entry("table3", model, dataset.lower(), variant, metric)
         out.append(None if e is None else float(e["mean"]))
     return out
-
-
-def _stats(values: Sequence[float]) -> tuple[float | None, float | None]:
-    """Mean and sample std of the non-NaN ``values`` (None where there are too few)."""
-    values = [v for v in values if not math.isnan(v)]
-    mean = statistics.fmean(values) if values else None
-    return mean, (statistics.stdev(values) if len(values) > 1 else None)
-
-
-def _cell(mean: float | None, std: float | None) -> str:
-    return "-" if mean is None else f"{mean:.2f}" + ("" if std is None else f" ± {std:.2f}")
 
 
 def format_table3(rows: Sequence[Mapping]) -> str:
@@ -70,8 +59,10 @@ def format_table3(rows: Sequence[Mapping]) -> str:
                 paper = _paper(ds, model, variant)
                 if not got and all(v is None for v in paper):
                     continue
-                stats = [_stats([float(r[m]) for r in got]) for m in ("dice", "nsd", "iou")]
-                ours = [_cell(*st) for st in stats]
+                # NaN (a class absent from every evaluated volume) is left out of the cell
+                columns = [[float(r[m]) for r in got] for m in ("dice", "nsd", "iou")]
+                stats = [mean_std(x for x in col if not math.isnan(x)) for col in columns]
+                ours = [format_mean_std(*st) for st in stats]
                 mean = stats[0][0]  # Dice
                 diff = f"{mean - base:+.2f}" if variant == "pool_skip" and None not in (mean, base) else ""
                 name = _NAMES.get(model, model) + (" +ours" if variant == "pool_skip" else "")

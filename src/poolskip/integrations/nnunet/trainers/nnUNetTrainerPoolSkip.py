@@ -20,7 +20,11 @@ class nnUNetTrainerPoolSkip(nnUNetTrainer):
 
     @classmethod
     def build_network_architecture(
-        cls, plans_manager, configuration_manager, num_input_channels, num_output_channels,
+        cls,
+        plans_manager,
+        configuration_manager,
+        num_input_channels,
+        num_output_channels,
         enable_deep_supervision=True,
     ):
         return build_network(
