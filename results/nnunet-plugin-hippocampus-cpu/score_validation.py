@@ -53,14 +53,15 @@ mean = np.nanmean(np.stack(scores), 0)  # (3, K-1): a class absent from predicti
 print(f"{len(scores)} cases scored by poolskip (%), written to {out}")
 print("class | Dice | NSD 1 mm | IoU | nnU-Net's Dice | nnU-Net's IoU")
 summary = fold / "validation" / "summary.json"
-nn = json.loads(summary.read_text())["mean"] if summary.is_file() else {}
+theirs_all = json.loads(summary.read_text()) if summary.is_file() else {}
+nn = theirs_all.get("mean", {})
 for i, c in enumerate(classes):
     theirs = nn.get(str(labels[c]), {})
     d, q = (100 * theirs[k] if k in theirs and not math.isnan(theirs[k]) else float("nan") for k in ("Dice", "IoU"))
     print(f"{c} | {mean[0, i]:.2f} | {mean[1, i]:.2f} | {mean[2, i]:.2f} | {d:.2f} | {q:.2f}")
 print(f"mean | {mean[0].mean():.2f} | {mean[1].mean():.2f} | {mean[2].mean():.2f} | ", end="")
 if nn:
-    fg = json.loads(summary.read_text())["foreground_mean"]
+    fg = theirs_all["foreground_mean"]
     print(f"{100 * fg['Dice']:.2f} | {100 * fg['IoU']:.2f}")
 else:
     print("- | -  (no summary.json)")
