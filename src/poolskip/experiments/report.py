@@ -155,22 +155,23 @@ def prediction_pictures(groups, out: str | Path, count: int = 3) -> list[Path]:
     from ..engine.trainer import restore
 
     written = []
-    plain = placement_key({"pool_skip": False})
     for model, dataset, metric in sorted({k[:3] for k in groups}):
-        rows = {k[3]: groups[k] for k in sorted(groups, key=_order) if k[:3] == (model, dataset, metric)}
-        dirs = {
-            placement_label(runs[0]["placement"]): min(runs, key=lambda r: r["summary"].seed)["dir"]
-            for runs in rows.values()
-            if (min(runs, key=lambda r: r["summary"].seed)["dir"] / "checkpoints" / "last.pt").is_file()
-        }
-        task_name = rows[next(iter(rows))][0]["summary"].task
-        if plain not in rows or "plain" not in dirs or len(dirs) < 2:
-            continue
+        rows = [groups[k] for k in sorted(groups, key=_order) if k[:3] == (model, dataset, metric)]
+        task_name = rows[0][0]["summary"].task
         if task_name not in ("segmentation", "segmentation3d"):
             continue
+        firsts = {
+            placement_label(runs[0]["placement"]): min(runs, key=lambda r: r["summary"].seed)["dir"] for runs in rows
+        }
+        dirs = {label: d for label, d in firsts.items() if (d / "checkpoints" / "last.pt").is_file()}
+        if "plain" not in dirs or len(dirs) < 2:
+            continue
+        short = {label: label.split(" (")[0] for label in dirs}  # column titles: without the sites and pool
+        if len(set(short.values())) < len(short):
+            short = {label: label for label in dirs}
         plain_model, task, _ = restore(dirs.pop("plain"))
         models = {"plain": plain_model}
-        models.update({label: load_checkpoint(d, device=task.device)[0] for label, d in dirs.items()})
+        models.update({short[label]: load_checkpoint(d, device=task.device)[0] for label, d in dirs.items()})
         slug = re.sub(r"[^A-Za-z0-9]+", "_", f"{model}_{dataset}").strip("_")
         path = Path(out) / f"predictions_{slug}.png"
         with torch.no_grad():
