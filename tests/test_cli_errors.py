@@ -184,7 +184,7 @@ def test_report_names_corrupt_run_files(finished_run, tmp_path, capsys):
 
     for name, content, message in (
         ("summary.json", "{not json", "summary.json is unreadable or not JSON"),
-        ("metrics.jsonl", "{}\n{broken\n", "metrics.jsonl, line 2, is not JSON"),
+        ("metrics.jsonl", '{"epoch": 1}\n{broken\n', "metrics.jsonl, line 2, is not JSON"),
     ):
         run = tmp_path / name / "r"
         shutil.copytree(finished_run, run)

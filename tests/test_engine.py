@@ -1,6 +1,5 @@
 """The training engine on tiny runs: config and recipes, the schedule, run directories, NaN stops."""
 
-import csv
 import json
 
 import pytest
@@ -97,7 +96,7 @@ def test_recipes_follow_the_papers_protocols():
     assert [round(s, 5) for s in of.options.std] == [0.26733, 0.25644, 0.27615]
     # precedence: defaults < recipe < overrides, with YAML values from --set
     cfg = make_config(load_recipe("official"), {"epochs": 2}, parse_set(["milestones=[1, 2]", "pool_skip=true"]))
-    assert (cfg.optim.epochs, cfg.optim.milestones, cfg.optim.nesterov, cfg.variant) == (2, [1, 2], False, "pool_skip")
+    assert (cfg.optim.epochs, cfg.optim.milestones, cfg.optim.nesterov, cfg.pool_skip) == (2, [1, 2], False, True)
 
 
 def test_learning_rate_schedules():
@@ -149,7 +148,7 @@ def test_a_run_writes_its_directory_and_evaluates(tmp_path, capsys):
     assert summary["final"] == records[-1]["test_error"] == summary["final_metrics"]["test_error"]
     assert summary["best"] == min(r["test_error"] for r in records)
     assert records[summary["best_epoch"] - 1]["test_error"] == summary["best"]
-    assert (summary["variant"], summary["dataset"], summary["seed"]) == ("pool_skip", "digits", 0)
+    assert (summary["placement"]["pool_skip"], summary["dataset"], summary["seed"]) == (True, "digits", 0)
     assert summary["versions"]["torch"] == torch.__version__ and summary["wall_seconds"] > 0
     last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert last["epoch"] == 2 and any(".pool_skip." in k for k in last["model"])
@@ -186,49 +185,6 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, caps
     last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert last["epoch"] == 1 and all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1 and not (run / "summary.json").exists()
-
-
-def fake_run(root, model, variant, seed, curve, width=None):
-    d = root / f"{model}-{variant}-{seed}"
-    d.mkdir(parents=True)
-    (d / "config.yaml").write_text(yaml.safe_dump({"model_kwargs": {"width": width} if width else {}}))
-    (d / "metrics.jsonl").write_text(
-        "".join(json.dumps({"epoch": i + 1, "test_error": e}) + "\n" for i, e in enumerate(curve))
-    )
-    summary = {"model": model, "variant": variant, "dataset": "cifar10", "seed": seed, "final_error": curve[-1]}
-    if model == "deeplab":  # a task that maximises its metric, in the current summary format
-        summary = {**summary, "monitor": {"metric": "miou", "mode": "max"}, "final": curve[-1]}
-        del summary["final_error"]
-        (d / "metrics.jsonl").write_text(
-            "".join(json.dumps({"epoch": i + 1, "miou": e}) + "\n" for i, e in enumerate(curve))
-        )
-    (d / "summary.json").write_text(json.dumps(summary))
-
-
-def test_report_groups_seeds_and_subtracts_plain(tmp_path, capsys):
-    for seed, (p, q) in enumerate([(10.0, 9.0), (12.0, 9.5), (14.0, 10.0)]):
-        fake_run(tmp_path / "runs", "resnet18", "plain", seed, [50.0, p], width=16)
-        fake_run(tmp_path / "runs", "resnet18", "pool_skip", seed, [40.0, q], width=16)
-    fake_run(tmp_path / "runs", "vgg16", "plain", 0, [30.0])
-    fake_run(tmp_path / "runs", "deeplab", "plain", 0, [40.0, 60.0])
-    fake_run(tmp_path / "runs", "deeplab", "pool_skip", 0, [45.0, 62.5])
-    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep")]) == 0
-    out = capsys.readouterr().out
-    err = "test_error (lower is better)"
-    assert f"| resnet18 (width=16) | cifar10 | {err} | 12.00 ± 2.00 (n=3) | 9.50 ± 0.50 (n=3) | -2.50 |" in out
-    assert f"| vgg16 | cifar10 | {err} | 30.00 (n=1) | - | - |" in out
-    from poolskip.experiments.paper import paper_entry
-
-    paper = [paper_entry("table1", "resnet18", "cifar10", v)["mean"] for v in ("plain", "pool_skip")]
-    assert f"-2.50 | {paper[0]:.2f} / {paper[1]:.2f} |" in out  # the paper's numbers beside ours
-    assert "| deeplab | cifar10 | miou (higher is better) | 60.00 (n=1) | 62.50 (n=1) | +2.50 |" in out
-    rows = list(csv.DictReader(open(tmp_path / "rep" / "report.csv")))
-    assert [r["model"] for r in rows] == ["deeplab", "resnet18 (width=16)", "vgg16"]
-    assert float(rows[1]["difference"]) == -2.5
-    assert rows[2]["plain_std"] == "" and float(rows[1]["plain_std"]) == 2.0  # one run has no std, not 0
-    assert (tmp_path / "rep" / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    assert main(["report", str(tmp_path / "rep")]) == 2
-    assert "no summary.json" in capsys.readouterr().err
 
 
 def test_options_adamw_cosine_warmup_smoothing_clipping_channels_last_bf16(tmp_path):

@@ -60,7 +60,7 @@ def test_train_resume_and_eval_through_the_cli(tmp_path, capsys):
     assert metrics["miou"] == pytest.approx(summary["final"])
 
 
-def test_report_puts_the_papers_numbers_beside_ours_and_draws_predictions(tmp_path, capsys):
+def test_report_draws_predictions_of_each_placement(tmp_path, capsys):
     data = make_camvid(tmp_path / "camvid", counts={"train": 3, "test": 2}, size=(25, 33))
     common = [*ARGS, "--data-dir", str(data), "--set", f"cache_dir={tmp_path / 'cache'}", "--out-dir", str(tmp_path)]
     common[common.index("--epochs") + 1] = "1"
@@ -71,20 +71,11 @@ def test_report_puts_the_papers_numbers_beside_ours_and_draws_predictions(tmp_pa
     capsys.readouterr()
     assert main(["report", str(tmp_path / "v-false"), str(tmp_path / "v-true"), "--out", str(tmp_path / "rep")]) == 0
     out = capsys.readouterr().out
-    assert "| deeplabv3plus_mobilenet (output_stride=16) | camvid | miou (higher is better) |" in out
-    assert "paper (plain / +Pool Skip)" in out  # CamVid is not in the paper: its cell is "-"
+    row = "| deeplabv3plus_mobilenet (output_stride=16) | camvid | miou (higher is better) |"
+    assert f"{row} plain |" in out and f"{row} Pool Skip (" in out
+    assert "paper" not in out  # CamVid is not the paper's dataset, nor is one epoch its protocol
     picture = tmp_path / "rep" / "predictions_deeplabv3plus_mobilenet_output_stride_16_camvid.png"
     assert picture.read_bytes()[:4] == b"\x89PNG" and f"wrote {picture}" in out
-
-    from poolskip.experiments.report import paper_value
-
-    assert (
-        paper_value("deeplabv3plus_mobilenet", "voc", "plain", "miou"),
-        paper_value("x", "voc", "plain", "miou"),
-    ) == (
-        66.40,
-        None,
-    )
 
 
 def test_bf16_autocast_trains_and_evaluates_with_pool_skip_and_a_sliding_window(tmp_path):

@@ -1,6 +1,7 @@
-"""``poolskip report RUN_DIR...``: the paper's table layout (plain vs Pool Skip, mean ± std over seeds, the
-paper's numbers beside ours) and the monitored metric's curves, from the files runs wrote; for segmentation
-runs also a picture of a few evaluation samples with both variants' predictions."""
+"""``poolskip report RUN_DIR...``: one row per model, dataset, metric and Pool Skip placement (plain, Pool
+Skip, each control and ablation apart), mean ± std over seeds with the difference from plain, and the
+monitored metric's curves, from the files runs wrote; for segmentation runs also a picture of a few
+evaluation samples with each placement's predictions."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="report", help="where report.md, report.csv and curves.png go (default: report)")
     p.add_argument(
         "--pictures", type=int, default=3, metavar="N",
-        help="segmentation runs: N evaluation samples with ground truth, plain and Pool Skip predictions "
-        "(predictions_*.png, from each variant's first run's last checkpoint); 0 = none (default: 3)",
+        help="segmentation runs: N evaluation samples with ground truth and each placement's predictions "
+        "(predictions_*.png, from each row's first run's last checkpoint); 0 = none (default: 3)",
     )  # fmt: skip
 
 

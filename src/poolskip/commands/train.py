@@ -19,6 +19,7 @@ import yaml
 
 from ..engine import distributed
 from ..engine.config import ConfigError, TrainConfig, describe_keys, make_config, parse_set
+from ..engine.placement import placement_name
 from ..engine.rundir import new_run_dir
 from ..engine.trainer import load_run_config, train
 from ..experiments.folds3d import run_folds
@@ -131,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         seeds = args.seeds or [cfg.run.seed]
         dinfo = distributed.setup(cfg.run.device)
-        default = f"{time.strftime('%Y%m%d-%H%M%S')}_{cfg.data.dataset}_{cfg.model.rpartition(':')[2]}_{cfg.variant}"
+        placed = placement_name(cfg.model, cfg.pool_skip)
+        default = f"{time.strftime('%Y%m%d-%H%M%S')}_{cfg.data.dataset}_{cfg.model.rpartition(':')[2]}_{placed}"
         if cfg.run.run_name is not None:
             root = new_run_dir(cfg.run.out_dir, cfg.run.run_name, default)
         else:  # rank 0 claims a fresh directory; the others learn its name

@@ -110,7 +110,7 @@ class RunConfig:
         0, "every N epochs, log poolskip.diagnostics measures on a fixed probe batch (0 = off)", min=0
     )
     out_dir: str = opt("runs", "run directories go under here")
-    run_name: str | None = opt(None, "run directory name under out_dir (default: <time>_<dataset>_<model>_<variant>)")
+    run_name: str | None = opt(None, "run directory name under out_dir (default: <time>_<dataset>_<model>_<placement>)")
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "optim": OptimConfig, "run": RunConfig}
@@ -140,13 +140,6 @@ class TrainConfig:
         out = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in vars(self).items()}
         out[self.task] = out.pop("options")
         return out
-
-    @property
-    def variant(self) -> str:
-        """``plain`` or ``pool_skip``: how reports group runs."""
-        from ..models import is_plain
-
-        return "plain" if is_plain(self.pool_skip) else "pool_skip"
 
 
 # --------------------------------------------------------------------------------------- resolving

@@ -33,6 +33,7 @@ from . import distributed
 from .checkpoint import CheckpointError, build_model, load_checkpoint, read_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, make_config
 from .optim import lr_at, make_optimizer, set_lr
+from .placement import placement, placement_name
 from .rundir import RunDir
 
 __all__ = [
@@ -259,6 +260,7 @@ class _Session:
         self.spec = self.task.model_spec()
         model = build_model(cfg, self.spec, allow_external)
         self.params = sum(p.numel() for p in model.parameters())
+        self.placement = placement(cfg.model, cfg.pool_skip, model)
         model.to(device)
         if cfg.run.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -396,7 +398,8 @@ class _Session:
         return {
             "task": cfg.task,
             "model": cfg.model,
-            "variant": cfg.variant,
+            "model_kwargs": cfg.model_kwargs,
+            "placement": self.placement,
             "dataset": cfg.data.dataset,
             "seed": cfg.run.seed,
             "epochs": cfg.optim.epochs,
@@ -429,7 +432,8 @@ class _RunLog:
             log(f"resuming {run.rundir.path} at epoch {pos.epoch + 1}, step {pos.step}")
         workers = f" x {run.dinfo.world_size} processes" if run.dinfo.world_size > 1 else ""
         log(
-            f"{cfg.task}: {cfg.model} ({cfg.variant}, {run.params:,} params) on {cfg.data.dataset}: "
+            f"{cfg.task}: {cfg.model} ({placement_name(cfg.model, cfg.pool_skip)}, {run.params:,} params) on "
+            f"{cfg.data.dataset}: "
             f"{run.task.describe()}; {_count(self.epochs, 'epoch')} x {_count(steps, 'step')}, "
             f"batch {cfg.optim.batch_size}, {run.device}{workers}"
         )

@@ -16,6 +16,7 @@ from ..engine.checkpoint import load_checkpoint
 from ..engine.config import make_config
 from ..engine.trainer import train
 from ..tasks.segmentation3d import Segmentation3dTask, ensemble
+from .results import run_status
 
 __all__ = ["ensemble_runs", "run_folds"]
 
@@ -35,12 +36,13 @@ def run_folds(cfg, out_dir: str | Path, folds: Sequence[int] | None = None, log:
     for k in folds:
         run_dir = out_dir / f"fold{k}"
         dirs.append(run_dir)
-        if (run_dir / "summary.json").exists():
+        status = run_status(run_dir)
+        if status == "finished":
             log(f"fold {k}: finished ({run_dir}), kept")
             continue
         c = copy.deepcopy(base)
         c.options.fold = k
-        resume = (run_dir / "checkpoints" / "last.pt").exists()
+        resume = status == "incomplete"
         log(f"fold {k}: {'resuming' if resume else 'training'} -> {run_dir}")
         train(c, run_dir, resume=resume)
     return dirs

@@ -1,10 +1,14 @@
-"""Reports from run directories: the paper's table layout (plain vs Pool Skip over seeds) and curves.
+"""Reports from run directories: one row per (model and its options, dataset, metric, placement).
 
-Reads only the files runs wrote (``summary.json``, ``metrics.jsonl``), so reports can be rebuilt at any
-time. Runs are grouped by (model, dataset, monitored metric) and variant; a cell is the mean ± sample
-std over seeds of the metric the run's task monitors (top-1 error for classification, mIoU or Dice for
-segmentation) at the final evaluation (the paper's protocol), and each row gets the Pool Skip minus
-plain difference. Summaries written before tasks had monitors (``final_error``) read as top-1 error.
+Reads only the files runs wrote, through :mod:`.results`, so a report can be rebuilt at any time. The
+placement is what ``summary.json`` records (plain, or Pool Skip with its policy, sites, pool sizes,
+ablation variant, groups and kernel): a {Conv,Skip} control, a depthwise control or a Table 4 ablation is
+its own row, never averaged with Pool Skip. A cell is the mean ± sample std over seeds of the metric the
+run's task monitors (top-1 error, mIoU, Dice) at the final evaluation; each Pool Skip row gets its
+difference from the plain row of the same model, dataset and metric.
+
+The paper's numbers are not set beside ours here: a report cannot tell whether its runs followed the
+paper's protocol at the paper's scale. ``poolskip reproduce --scale paper`` does that comparison.
 """
 
 from __future__ import annotations
@@ -15,256 +19,159 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from ..errors import PoolskipError
 from .figures import save_figure
-from .stats import format_mean_std, mean_std
+from .results import (
+    ResultsError,
+    curve,
+    dataset_label,
+    find_runs,
+    model_label,
+    placement_key,
+    placement_label,
+    read_config,
+    read_history,
+    read_summary,
+)
+from .tables import Column, Stat, markdown, to_csv
 
+__all__ = ["collect", "find_runs", "plot", "prediction_pictures", "table_rows", "write_report"]
 
-class ReportError(PoolskipError):
-    """No runs to report, or a run's files are unreadable; the message names the file."""
-
-
-def find_runs(paths: list[str | Path]) -> list[Path]:
-    """Run directories (holding summary.json) at or below each path, sorted."""
-    found = set()
-    for p in map(Path, paths):
-        if (p / "summary.json").is_file():
-            found.add(p)
-        elif p.is_dir():
-            found.update(s.parent for s in p.rglob("summary.json"))
-        else:
-            raise ReportError(f"{p} is not a run directory or a directory of runs")
-    if not found:
-        raise ReportError(f"no summary.json under {', '.join(map(str, paths))}: is a run still going?")
-    return sorted(found)
-
-
-def labels(run_dir: Path, summary: dict) -> tuple[str, str]:
-    """(model, dataset) labels: the model with its factory arguments from the run's config (e.g.
-    ``resnet18 (width=16)``), an ImageFolder dataset with its directory name (``imagefolder:cifar10-jpg``)."""
-    import yaml
-
-    config = run_dir / "config.yaml"
-    cfg = (yaml.safe_load(config.read_text()) or {}) if config.is_file() else {}
-    kwargs = cfg.get("model_kwargs") or {}
-    model = summary["model"] + (f" ({', '.join(f'{k}={v}' for k, v in sorted(kwargs.items()))})" if kwargs else "")
-    dataset = summary["dataset"]
-    data_dir = (cfg.get("data") or {}).get("data_dir") or cfg.get("data_dir")  # grouped, or a flat older config
-    if dataset in ("imagefolder", "segfolder") and data_dir:
-        dataset += ":" + Path(data_dir).name
-    return model, dataset
-
-
-def monitored(summary: dict) -> tuple[str, str, float]:
-    """``(metric, mode, final value)`` of a summary; older summaries (``final_error``) are top-1 error."""
-    if "monitor" in summary:
-        return summary["monitor"]["metric"], summary["monitor"]["mode"], summary["final"]
-    return "test_error", "min", summary["final_error"]
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ReportError(f"{path} is unreadable or not JSON ({e}); rerun or remove that run") from None
-    if not isinstance(data, dict):
-        raise ReportError(f"{path} must hold a JSON object")
-    return data
-
-
-def _curve(path: Path, metric: str) -> list[tuple[int, float]]:
-    """(epoch, value) of ``metric`` for each evaluated epoch in metrics.jsonl."""
-    out = []
-    for n, line in enumerate(path.read_text().splitlines() if path.is_file() else [], 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            raise ReportError(f"{path}, line {n}, is not JSON: {line[:60]!r}") from None
-        if metric in record:
-            out.append((record["epoch"], record[metric]))
-    return out
+#: Extra metrics of 3D segmentation runs (the paper's Table 3 reports Dice, NSD and mIoU).
+_EXTRA = {"nsd": "NSD", "iou": "IoU"}
 
 
 def collect(run_dirs: list[Path]) -> dict[tuple[str, str, str, str], list[dict]]:
-    """(model label, variant, dataset, metric) -> [{seed, final, curve, mode}, ...]."""
+    """(model label, dataset, metric, placement key) -> [{summary, curve, dir, placement}, ...]."""
     groups: dict[tuple[str, str, str, str], list[dict]] = defaultdict(list)
     for d in run_dirs:
-        s = _read_json(d / "summary.json")
-        try:
-            metric, mode, final = monitored(s)
-            model, dataset = labels(d, s)
-            key = (model, s["variant"], dataset, metric)
-            seed = s["seed"]
-        except KeyError as e:
-            raise ReportError(f"{d / 'summary.json'} lacks {e}; is it a poolskip run summary?") from None
-        groups[key].append({
-            "seed": seed, "final": final, "mode": mode, "curve": _curve(d / "metrics.jsonl", metric), "dir": str(d),
-            "task": s.get("task", "classification"), "name": s["model"], "metrics": s.get("final_metrics") or {},
-        })  # fmt: skip
+        s = read_summary(d)
+        key = (model_label(s.model, s.model_kwargs), dataset_label(s, read_config(d)), s.metric)
+        groups[(*key, placement_key(s.placement))].append(
+            {"summary": s, "curve": curve(read_history(d), s.metric), "dir": d, "placement": s.placement}
+        )
     return groups
 
 
+def _order(key: tuple[str, str, str, str]) -> tuple:
+    """Model, dataset, metric; within them plain first, then the placements by label (the paper's module,
+    ``Pool Skip (...)``, before its ablations and controls)."""
+    model, dataset, metric, placed = key
+    return model, dataset, metric, placed != placement_key({"pool_skip": False}), placement_label(json.loads(placed))
+
+
 def table_rows(groups) -> list[dict]:
-    """One row per (model, dataset, metric): plain and Pool Skip statistics and their difference."""
+    """One row per group: our values over seeds and, for a Pool Skip row, its mean minus the plain one's."""
     rows = []
-    for model, dataset, metric in sorted({(m, ds, mt) for m, _, ds, mt in groups}):
-        row = {"model": model, "dataset": dataset, "metric": metric}
-        for variant in ("plain", "pool_skip"):
-            runs = groups.get((model, variant, dataset, metric), [])
-            values = [r["final"] for r in runs]
-            row[f"{variant}_n"] = len(values)
-            row[f"{variant}_mean"], row[f"{variant}_std"] = mean_std(values)  # one run: std None, no spread
-            row[f"{variant}_seeds"] = " ".join(str(r["seed"]) for r in runs)
-            if runs:
-                row["mode"] = runs[0]["mode"]
-        both = row["plain_mean"] is not None and row["pool_skip_mean"] is not None
-        row["difference"] = row["pool_skip_mean"] - row["plain_mean"] if both else None
-        for variant in ("plain", "pool_skip"):
-            row[f"paper_{variant}"] = paper_value(model, dataset, variant, metric)
+    plain = placement_key({"pool_skip": False})
+    for key in sorted(groups, key=_order):
+        model, dataset, metric, placed = key
+        runs = sorted(groups[key], key=lambda r: r["summary"].seed)
+        first = runs[0]["summary"]
+        row = {
+            "model": model, "dataset": dataset, "mode": first.mode, "placement": placement_label(first.placement),
+            "metric": f"{metric} ({'lower' if first.mode == 'min' else 'higher'} is better)",
+            "ours": Stat(tuple(r["summary"].final for r in runs)),
+            "seeds": " ".join(str(r["summary"].seed) for r in runs),
+        }  # fmt: skip
+        base = groups.get((model, dataset, metric, plain))
+        if placed != plain and base:
+            row["vs_plain"] = row["ours"].mean - statistics.fmean(r["summary"].final for r in base)
+        for k in _EXTRA:
+            values = [r["summary"].final_metrics.get(k) for r in runs]
+            if any(v is not None for v in values):
+                row[k] = Stat(tuple(v for v in values if v is not None))
         rows.append(row)
     return rows
 
 
-def table3_rows(groups) -> list[dict]:
-    """Rows for :func:`~poolskip.experiments.table3.format_table3` from the segmentation3d runs of ``groups``:
-    each run's final Dice, NSD and IoU (``summary.json``'s ``final_metrics``)."""
-    rows = []
-    for (_, variant, dataset, _), runs in sorted(groups.items()):
-        for r in runs:
-            m = r["metrics"]
-            if r["task"] == "segmentation3d" and all(k in m for k in ("dice", "nsd", "iou")):
-                values = {k: float("nan") if m[k] is None else m[k] for k in ("dice", "nsd", "iou")}
-                rows.append({"dataset": dataset, "model": r["name"], "variant": variant, **values})
-    return rows
-
-
-def paper_value(model: str, dataset: str, variant: str, metric: str) -> float | None:
-    """The paper's mean for this cell (any of its tables), or None where it reports none: same model (the
-    label's name before any factory arguments), dataset and variant; top-1 error, mIoU or Dice."""
-    from .paper import paper_numbers
-
-    name = model.split(" (")[0]
-    aliases = {"miou": ("miou",), "dice": ("dice",), "test_error": ("test_error", None)}
-    for table in paper_numbers().values():
-        if not isinstance(table, dict) or "entries" not in table:
-            continue
-        for e in table["entries"]:
-            metric_of = e.get("metric", table.get("metric"))
-            if (e["model"], e["dataset"], e["variant"]) == (name, dataset, variant) and metric_of in aliases.get(
-                metric, (metric,)
-            ):
-                return e["mean"]
-    return None
-
-
-def markdown(rows: list[dict]) -> str:
-    def cell(r, v):
-        return format_mean_std(r[f"{v}_mean"], r[f"{v}_std"], r[f"{v}_n"])
-
-    def paper(r):
-        p, q = r["paper_plain"], r["paper_pool_skip"]
-        if p is None and q is None:
-            return "-"
-        return " / ".join("-" if v is None else f"{v:.2f}" for v in (p, q))
-
-    lines = [
-        "| model | dataset | metric | plain | +Pool Skip | Pool Skip − plain | paper (plain / +Pool Skip) |",
-        "|---|---|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        diff = "-" if r["difference"] is None else f"{r['difference']:+.2f}"
-        metric = f"{r['metric']} ({'lower' if r.get('mode') == 'min' else 'higher'} is better)"
-        ours = f"{cell(r, 'plain')} | {cell(r, 'pool_skip')} | {diff}"
-        lines.append(f"| {r['model']} | {r['dataset']} | {metric} | {ours} | {paper(r)} |")
-    return (
-        "\n".join(lines)
-        + "\n\nThe metric each run's task monitors, at the final evaluation; mean ± sample std over seeds "
-        "(no ± for one run)."
-    )
+def _columns(rows: list[dict]) -> list[Column]:
+    columns = [
+        Column("model", "model", False), Column("dataset", "dataset", False), Column("metric", "metric", False),
+        Column("placement", "placement", False), Column("ours", "final (mean ± std)"),
+        Column("vs_plain", "− plain", signed=True),
+    ]  # fmt: skip
+    columns += [Column(k, title) for k, title in _EXTRA.items() if any(k in r for r in rows)]
+    return columns + [Column("seeds", "seeds", False)]
 
 
 def plot(groups, path: Path) -> None:
     """The monitored metric per evaluated epoch (mean over seeds): one panel per (dataset, metric), one line
-    per model and variant."""
+    per model and placement."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    panels = sorted({(ds, metric) for _, _, ds, metric in groups})
+    panels = sorted({(ds, metric) for _, ds, metric, _ in groups})
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for ax, (dataset, metric) in zip(axes[0], panels):
-        for (model, variant, ds, mt), runs in sorted(groups.items()):
-            if (ds, mt) != (dataset, metric):
-                continue
+        for key in sorted(groups, key=_order):
+            model, ds, mt, _ = key
+            runs = groups[key]
             n = min(len(r["curve"]) for r in runs)
+            if (ds, mt) != (dataset, metric) or n == 0:
+                continue
             epochs = [e for e, _ in runs[0]["curve"][:n]]
             mean = [statistics.fmean(r["curve"][i][1] for r in runs) for i in range(n)]
-            ax.plot(epochs, mean, marker="o", ls="-" if variant == "plain" else "--", label=f"{model} {variant}")
+            label = placement_label(runs[0]["placement"])
+            ax.plot(epochs, mean, marker="o", ls="-" if label == "plain" else "--", label=f"{model} {label}")
         ax.set(title=dataset, xlabel="epoch", ylabel=metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     save_figure(fig, path)
 
 
 def write_report(groups, out: str | Path) -> str:
-    """report.md, report.csv and curves.png of ``groups`` (:func:`collect`) in ``out``; returns the Markdown
-    table."""
-    import csv
-
+    """report.md, report.csv and curves.png of ``groups`` (:func:`collect`) in ``out``; returns the Markdown."""
+    if not groups:
+        raise ResultsError("no finished runs to report")
     rows = table_rows(groups)
+    columns = _columns(rows)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    text = markdown(rows)
-    table3 = table3_rows(groups)
-    if table3:
-        from .table3 import format_table3
-
-        text += (
-            "\n\n### Table 3 layout (3D segmentation, %)\n\n" + format_table3(table3)
-            + "\nDice, NSD and mIoU at each run's final evaluation, mean ± sample std over its seeds (and folds, "
-            "each its own run); the paper's numbers are 5-fold ensembles on BTCV / AMOS."
-        )  # fmt: skip
+    text = (
+        markdown(rows, columns)
+        + "\n\nThe metric each run's task monitors, at the final evaluation; mean ± sample std over seeds (no ± "
+        "for one run). − plain: the row's mean minus the plain row's of the same model, dataset and metric. "
+        "A placement is what each run's summary.json records; runs of different placements are never averaged."
+    )
     (out / "report.md").write_text(text + "\n")
-    with open(out / "report.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-        writer.writeheader()
-        writer.writerows(rows)
+    (out / "report.csv").write_text(to_csv(rows, [Column("mode", "mode", False), *columns]))
     plot(groups, out / "curves.png")
     return text
 
 
 def prediction_pictures(groups, out: str | Path, count: int = 3) -> list[Path]:
-    """For every segmentation (model, dataset) with both variants, a PNG of ``count`` evaluation samples: image,
-    ground truth, the plain and the Pool Skip prediction of each variant's first run (its last checkpoint), in
-    the dataset's palette (2D) or as slices (3D). Runs without a checkpoint are skipped."""
+    """For every segmentation (model, dataset) with a plain row and Pool Skip rows, a PNG of ``count`` evaluation
+    samples: image, ground truth, then the prediction of each row's first run (its last checkpoint), in the
+    dataset's palette (2D) or as slices (3D). Rows whose runs lack a checkpoint are left out."""
     import contextlib
 
     import torch
-    import yaml
 
     from ..engine.checkpoint import load_checkpoint
     from ..engine.trainer import restore
 
     written = []
-    pairs = sorted({(m, ds, mt) for m, _, ds, mt in groups})
-    for model, dataset, metric in pairs:
-        runs = {v: groups.get((model, v, dataset, metric), []) for v in ("plain", "pool_skip")}
-        if not all(runs.values()):
-            continue
-        dirs = {v: Path(sorted(rs, key=lambda r: r["seed"])[0]["dir"]) for v, rs in runs.items()}
-        config = yaml.safe_load((dirs["plain"] / "config.yaml").read_text()) or {}
-        task_name = config.get("task", "classification")
+    for model, dataset, metric in sorted({k[:3] for k in groups}):
+        rows = [groups[k] for k in sorted(groups, key=_order) if k[:3] == (model, dataset, metric)]
+        task_name = rows[0][0]["summary"].task
         if task_name not in ("segmentation", "segmentation3d"):
             continue
-        if not all((d / "checkpoints" / "last.pt").is_file() for d in dirs.values()):
+        firsts = {
+            placement_label(runs[0]["placement"]): min(runs, key=lambda r: r["summary"].seed)["dir"] for runs in rows
+        }
+        dirs = {label: d for label, d in firsts.items() if (d / "checkpoints" / "last.pt").is_file()}
+        if "plain" not in dirs or len(dirs) < 2:
             continue
-        plain_model, task, _ = restore(dirs["plain"])
-        models = {"plain": plain_model, "Pool Skip": load_checkpoint(dirs["pool_skip"], device=task.device)[0]}
+        short = {label: label.split(" (")[0] for label in dirs}  # column titles: without the sites and pool
+        if len(set(short.values())) < len(short):
+            short = {label: label for label in dirs}
+        plain_model, task, _ = restore(dirs.pop("plain"))
+        models = {"plain": plain_model}
+        models.update({short[label]: load_checkpoint(d, device=task.device)[0] for label, d in dirs.items()})
         slug = re.sub(r"[^A-Za-z0-9]+", "_", f"{model}_{dataset}").strip("_")
         path = Path(out) / f"predictions_{slug}.png"
         with torch.no_grad():

@@ -1,8 +1,8 @@
 """Mean ± sample standard deviation over runs, as every results table of the project states it.
 
 One run has a mean but no spread (a sample std needs two values), so its std is None and its cell has
-no "±"; no run at all has neither. :mod:`.report`, :mod:`.reproduce`, :mod:`.table3` and ``poolskip demo``
-all use these two.
+no "±"; no run at all has neither. :mod:`.tables` (the renderer of ``report``), :mod:`.reproduce`,
+:mod:`.table3` and ``poolskip demo`` all use these two.
 """
 
 from __future__ import annotations

@@ -1,0 +1,135 @@
+"""Every difference the committed results measured, with its seed spread and Welch's t-test.
+
+Reads the per-seed values from the committed files only (the tables' CSV ``values`` column and the
+runs' ``summary.json``), so every number in ``effects.md`` can be traced to a file of this folder:
+
+    python results/effects.py > results/effects.md
+
+Welch's t-test (two-sided, unequal variances; ``scipy.stats.ttest_ind(equal_var=False)``) compares the
+per-seed final values of two rows. "exceeds the seed spread" means p < 0.05. With 2-3 seeds per row the
+test has little power: "no" means the difference is not distinguishable from seed noise, not that there
+is none. A row with one seed has no spread and gets no test.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+from scipy import stats
+
+HERE = Path(__file__).resolve().parent
+
+
+def table_values(path: str) -> dict[str, list[float]]:
+    """row label -> per-seed values, from a ``poolskip reproduce`` CSV."""
+    with open(HERE / path) as fh:
+        return {r["row"]: [float(v) for v in r["values"].split()] for r in csv.DictReader(fh)}
+
+
+def run_values(pattern: str, key: str = "final") -> list[float]:
+    """The ``key`` of every summary.json matching ``pattern`` (``final_metrics`` keys too)."""
+    out = []
+    for p in sorted(HERE.glob(pattern)):
+        s = json.loads(p.read_text())
+        out.append(float(s[key] if key in s else s["final_metrics"][key]))
+    return out
+
+
+def fmt(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    return f"{mean:.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{mean:.2f}"
+
+
+ROWS: list[tuple[str, str, str, list[float], list[float], str]] = []  # (where, what, metric, a, b, better)
+
+
+def add(where: str, what: str, metric: str, a: list[float], b: list[float], better: str) -> None:
+    """``what`` is "A vs B"; the difference is mean(A) − mean(B); ``better`` is "lower" or "higher"."""
+    ROWS.append((where, what, metric, a, b, better))
+
+
+# train-cifar10-resnet18w16-cpu: ResNet18 width 16, 2 epochs on 5,000 CIFAR-10 JPEGs, 2 seeds (summaries of
+# 2026-11-27, written before tasks had monitors: the final test error is `final_error`)
+c10 = "train-cifar10-resnet18w16-cpu/runs/resnet18w16_ps-{}/seed*/summary.json"
+ps, plain = (run_values(c10.format(v), "final_error") for v in ("true", "false"))
+add("train-cifar10-resnet18w16-cpu", "Pool Skip vs plain", "test error %", ps, plain, "lower")
+
+# repro-table1-quick: width 8, 3 epochs on a 5,000-image CIFAR-10 JPEG subset, 3 seeds
+t1 = table_values("repro-table1-quick/table1.csv")
+for net in ("ResNet18", "MobileNet"):
+    plain, ours = t1[f"{net} (width 8)"], t1[f"{net} (width 8) +ours"]
+    controls = {
+        "{Conv,Skip}": t1[f"{net} (width 8) +{{Conv,Skip}} (same cost, no pool)"],
+        "plain widened to Pool Skip's MACs": t1[f"{net} (width 8) plain, widened to Pool Skip's MACs"],
+        "depthwise Pool Skip": t1[f"{net} (width 8) +ours, depthwise inner conv"],
+    }
+    add("repro-table1-quick", f"{net}: Pool Skip vs plain", "test error %", ours, plain, "lower")
+    for name, values in controls.items():
+        add("repro-table1-quick", f"{net}: Pool Skip vs {name}", "test error %", ours, values, "lower")
+    for name, values in controls.items():
+        add("repro-table1-quick", f"{net}: {name} vs plain", "test error %", values, plain, "lower")
+
+# repro-table4-quick: VGG16 width 8 on the same subset, 3 seeds; 8 epochs and the first 3-epoch pass
+for folder in ("8-epochs", "3-epochs"):
+    t4 = table_values(f"repro-table4-quick/{folder}/table4.csv")
+    where = f"repro-table4-quick/{folder}"
+    for row in ("+{Ours}", "+{Pool,Skip}", "+{Conv,Skip}", "+{Pool,Conv}"):
+        add(where, f"{row} vs plain VGG16", "test error %", t4[row], t4["VGG16"], "lower")
+    add(where, "+{Pool,Conv} vs +{Conv,Skip}", "test error %", t4["+{Pool,Conv}"], t4["+{Conv,Skip}"], "lower")
+    add(where, "+{Ours} vs +{Pool,Skip}", "test error %", t4["+{Ours}"], t4["+{Pool,Skip}"], "lower")
+
+# repro-fig3-quick: ResNet50/101/152 width 4, 4 epochs, 3 seeds
+f3 = table_values("repro-fig3-quick/fig3.csv")
+for depth in (50, 101, 152):
+    add("repro-fig3-quick", f"ResNet{depth}: Pool Skip vs plain", "test error %", f3[f"ResNet{depth} (width 4) +ours"],
+        f3[f"ResNet{depth} (width 4)"], "lower")  # fmt: skip
+add("repro-fig3-quick", "plain ResNet152 vs plain ResNet50", "test error %", f3["ResNet152 (width 4)"],
+    f3["ResNet50 (width 4)"], "lower")  # fmt: skip
+
+# seg2d-camvid-cpu (182 steps) and -12ep (540 steps): DeepLabv3+ MobileNetV2 from scratch, 2 seeds
+for folder in ("seg2d-camvid-cpu", "seg2d-camvid-cpu-12ep"):
+    runs = folder + "/runs/pool_skip_{}/seed*/summary.json"
+    add(folder, "Pool Skip vs plain", "mIoU %", run_values(runs.format("true")), run_values(runs.format("false")),
+        "higher")  # fmt: skip
+
+# med3d-hippocampus-cpu-500steps: nnU-Net, fold 0, 500 steps, seeds 0 and 1
+for metric in ("dice", "nsd", "iou"):
+    ps = run_values("med3d-hippocampus-cpu-500steps/files/nnunet_pool_skip*/summary.json", metric)
+    plain = run_values("med3d-hippocampus-cpu-500steps/files/nnunet_plain*/summary.json", metric)
+    add("med3d-hippocampus-cpu-500steps", "nnU-Net: Pool Skip vs plain", f"{metric} %", ps, plain, "higher")
+
+
+def main() -> None:
+    print("# Every measured difference, with its seed spread (generated by `effects.py`)\n")
+    print(
+        "Per-seed final values from the committed files of each folder. A − B: difference of the means; "
+        "for Pool Skip?: whether A (Pool Skip or {Ours}) is the better side. Welch's t-test, two-sided, on the "
+        "per-seed values; it exceeds the seed spread where p < 0.05. With 2-3 seeds per row the test has little "
+        'power: "no" means not distinguishable from seed noise, not "no difference". None of these runs is '
+        "the paper's protocol (see each folder's README).\n"
+    )
+    print("| results folder | comparison (A vs B) | metric | A (mean ± std) | B (mean ± std) | A − B | for Pool Skip? "
+          "| Welch t, df, p | exceeds seed spread? |")  # fmt: skip
+    print("|---|---|---|---:|---:|---:|---|---|---|")
+    for where, what, metric, a, b, better in ROWS:
+        diff = statistics.fmean(a) - statistics.fmean(b)
+        a_is_pool_skip = what.split(" vs ")[0].split(": ")[-1] in ("Pool Skip", "+{Ours}")
+        good = (diff < 0) == (better == "lower")
+        side = ("for" if good else "against") if a_is_pool_skip else "—"
+        if min(len(a), len(b)) < 2:
+            test, verdict = "—", "no spread (one seed)"
+        else:
+            r = stats.ttest_ind(a, b, equal_var=False)
+            df = r.df if hasattr(r, "df") else float("nan")
+            test, verdict = f"{r.statistic:+.2f}, {df:.1f}, {r.pvalue:.3f}", "yes" if r.pvalue < 0.05 else "no"
+        print(
+            f"| {where} | {what} | {metric} ({better} is better) | {fmt(a)} (n={len(a)}) | {fmt(b)} (n={len(b)}) "
+            f"| {diff:+.2f} | {side} | {test} | {verdict} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

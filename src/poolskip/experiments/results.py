@@ -1,0 +1,257 @@
+"""The one reader of run directories: status, config, summary, history, placement.
+
+A run directory is what :mod:`poolskip.engine.rundir` describes; ``report``, ``reproduce`` and the 3D
+folds read runs only through this module, so "finished", "what the run was" and "what it measured" mean
+the same thing everywhere. A summary must hold every field the current engine writes (:data:`REQUIRED`);
+one that lacks any is refused with a one-line :class:`ResultsError` naming the file, never guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import PoolskipError
+
+__all__ = [
+    "REQUIRED",
+    "STATUSES",
+    "ResultsError",
+    "Summary",
+    "curve",
+    "dataset_label",
+    "find_runs",
+    "model_label",
+    "placement_key",
+    "placement_label",
+    "read_config",
+    "read_history",
+    "read_summary",
+    "run_status",
+]
+
+#: What :func:`run_status` answers.
+STATUSES = {
+    "new": "nothing there yet (or an empty directory)",
+    "running": "another process holds the run's lock and is writing it",
+    "finished": "summary.json written: the run ended",
+    "incomplete": "checkpoints/last.pt but no summary.json: stopped, resumable",
+    "stale": "files of a start that never checkpointed: nothing to resume",
+}
+
+#: The fields a run's summary.json must hold to be read.
+REQUIRED = ("task", "model", "model_kwargs", "dataset", "seed", "monitor", "final", "placement")
+
+#: The Table 4 ablations (module.py's ``variant``) by the paper's names.
+_ABLATIONS = {"pool_skip": "{Pool,Skip}", "conv_skip": "{Conv,Skip}", "pool_conv": "{Pool,Conv}"}
+
+
+class ResultsError(PoolskipError):
+    """A run directory's files are missing, unreadable or incomplete; the message names the file."""
+
+
+# ------------------------------------------------------------------------------------------ status
+
+
+def _locked(run_dir: Path) -> bool:
+    """Whether a live process holds ``run_dir/.lock`` (the engine's one-writer lock)."""
+    lock = run_dir / ".lock"
+    if not lock.is_file():
+        return False
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: the engine takes no lock either
+        return False
+    with open(lock) as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
+def run_status(run_dir: str | os.PathLike) -> str:
+    """One of :data:`STATUSES`: ``running`` while a process holds the lock, else ``finished`` (summary.json),
+    ``incomplete`` (checkpoints/last.pt), ``stale`` (other files) or ``new``."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        return "new"
+    if _locked(d):
+        return "running"
+    if (d / "summary.json").is_file():
+        return "finished"
+    if (d / "checkpoints" / "last.pt").is_file():
+        return "incomplete"
+    return "stale" if any(p.name != ".lock" for p in d.iterdir()) else "new"
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ResultsError(f"{path} is unreadable or not JSON ({e}); rerun or remove that run") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The run's resolved config (``config.yaml``) as a mapping."""
+    path = Path(run_dir) / "config.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ResultsError(f"{path} is missing: every run directory holds its resolved config") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise ResultsError(f"{path} is unreadable or not YAML ({' '.join(str(e).split())})") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path} must hold a mapping of config keys")
+    return data
+
+
+def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The per-epoch records of ``metrics.jsonl`` (empty before the first epoch ended)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise ResultsError(f"{path}, line {n}, is not JSON: {line[:60]!r}") from None
+        if not isinstance(record, dict) or "epoch" not in record:
+            raise ResultsError(f"{path}, line {n}, is not an epoch record (a JSON object with 'epoch')")
+        out.append(record)
+    return out
+
+
+def curve(history: list[dict[str, Any]], metric: str) -> list[tuple[int, float]]:
+    """``(epoch, value)`` of ``metric`` at each evaluated epoch of ``history``."""
+    return [(r["epoch"], r[metric]) for r in history if r.get(metric) is not None]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A finished run: what it was (task, model and factory options, dataset, seed, placement) and what its
+    final evaluation measured (the task's monitored ``metric`` and every other one)."""
+
+    path: Path
+    task: str
+    model: str
+    model_kwargs: dict[str, Any]
+    dataset: str
+    seed: int
+    metric: str
+    mode: str
+    final: float
+    placement: dict[str, Any]
+    final_metrics: dict[str, Any] = field(default_factory=dict)
+    best: float | None = None
+    params: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def read_summary(run_dir: str | os.PathLike) -> Summary:
+    """The run's ``summary.json``, checked to hold every :data:`REQUIRED` field."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise ResultsError(f"{path} is missing: the run has not finished (status {run_status(run_dir)})")
+    s = _json(path)
+    missing = [k for k in REQUIRED if k not in s]
+    monitor = s.get("monitor")
+    if not missing and not (isinstance(monitor, dict) and {"metric", "mode"} <= set(monitor)):
+        missing = ["monitor.metric/mode"]
+    if missing:
+        raise ResultsError(
+            f"{path} lacks {', '.join(missing)}: not a summary the current poolskip writes; rerun that run"
+        )
+    if not isinstance(s["final"], (int, float)) or isinstance(s["final"], bool):
+        raise ResultsError(f"{path}: 'final' must be a number, got {s['final']!r}")
+    if not isinstance(s["placement"], dict) or "pool_skip" not in s["placement"]:
+        raise ResultsError(f"{path}: 'placement' must be a mapping with 'pool_skip', got {s['placement']!r}")
+    return Summary(
+        path=Path(run_dir),
+        task=s["task"],
+        model=s["model"],
+        model_kwargs=dict(s["model_kwargs"] or {}),
+        dataset=s["dataset"],
+        seed=s["seed"],
+        metric=monitor["metric"],
+        mode=monitor["mode"],
+        final=float(s["final"]),
+        placement=s["placement"],
+        final_metrics=dict(s.get("final_metrics") or {}),
+        best=s.get("best"),
+        params=s.get("params"),
+        raw=s,
+    )
+
+
+def find_runs(paths: list[str | os.PathLike]) -> list[Path]:
+    """Finished run directories (holding summary.json) at or below each path, sorted."""
+    found = set()
+    for p in map(Path, paths):
+        if (p / "summary.json").is_file():
+            found.add(p)
+        elif p.is_dir():
+            found.update(s.parent for s in p.rglob("summary.json"))
+        else:
+            raise ResultsError(f"{p} is not a run directory or a directory of runs")
+    if not found:
+        raise ResultsError(f"no summary.json under {', '.join(map(str, paths))}: is a run still going?")
+    return sorted(found)
+
+
+# ------------------------------------------------------------------------------------------ labels
+
+
+def model_label(model: str, model_kwargs: dict[str, Any]) -> str:
+    """The model with its factory options, e.g. ``resnet18 (width=16)``."""
+    kwargs = ", ".join(f"{k}={v}" for k, v in sorted(model_kwargs.items()))
+    return model + (f" ({kwargs})" if kwargs else "")
+
+
+def dataset_label(summary: Summary, config: dict[str, Any]) -> str:
+    """The dataset; a folder dataset (``imagefolder``, ``segfolder``) with its directory's name."""
+    data_dir = (config.get("data") or {}).get("data_dir")
+    if summary.dataset in ("imagefolder", "segfolder") and data_dir:
+        return f"{summary.dataset}:{Path(data_dir).name}"
+    return summary.dataset
+
+
+def placement_key(placement: dict[str, Any]) -> str:
+    """A canonical string of a placement: runs group by it."""
+    return json.dumps(placement, sort_keys=True)
+
+
+def placement_label(placement: dict[str, Any]) -> str:
+    """A readable placement, e.g. ``plain``, ``Pool Skip (official, 16 sites, pool 2)`` or ``Pool Skip
+    {Conv,Skip}, depthwise (...)``; every field that differs from the paper's module is named."""
+    if not placement.get("pool_skip"):
+        return "plain"
+    name = "Pool Skip"
+    variant = placement.get("variant", "full")
+    if variant != "full":
+        name += " " + _ABLATIONS.get(variant, str(variant))
+    groups = placement.get("groups", 1)
+    if groups != 1:
+        name += ", " + ("depthwise" if groups == "depthwise" else f"groups={groups}")
+    kernel = placement.get("kernel_size", 3)
+    if kernel != 3:
+        name += f", kernel {kernel}"
+    sizes = placement.get("pool_size") or []
+    pool = "/".join("x".join(map(str, s)) if len(set(s)) > 1 else str(s[0]) for s in sizes) or "?"
+    where = [placement.get("policy") or "every conv", f"{placement.get('sites', '?')} sites", f"pool {pool}"]
+    return f"{name} ({', '.join(map(str, where))})"

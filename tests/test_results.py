@@ -1,0 +1,182 @@
+"""The run-dir reader (experiments/results.py), the table renderer (experiments/tables.py), the placement
+summary.json records (engine/placement.py) and `poolskip report` grouping by it, on real tiny runs."""
+
+import csv
+import json
+import shutil
+
+import pytest
+import torch
+
+from poolskip.cli import main
+from poolskip.engine.placement import placement, placement_name
+from poolskip.engine.rundir import RunDir
+from poolskip.experiments.results import (
+    ResultsError,
+    placement_label,
+    read_history,
+    read_summary,
+    run_status,
+)
+from poolskip.experiments.tables import Column, Stat, markdown, ours_minus_paper, to_csv
+from poolskip.models import create_model
+
+TINY = ["--model", "small_cnn", "--set", "model_kwargs={width: 4}", "batch_size=64", "threads=1", "train_subset=128"]
+
+#: run name -> pool_skip value: plain, Pool Skip, a Table 4 ablation and a cost control
+PLACEMENTS = {
+    "plain": "false",
+    "pool_skip": "true",
+    "conv_skip": "{variant: conv_skip}",
+    "depthwise": "{groups: depthwise}",
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Real tiny runs in one directory: the four placements, Pool Skip with two seeds."""
+    root = tmp_path_factory.mktemp("runs")
+    for name, value in PLACEMENTS.items():
+        seeds = ["--seeds", "0", "1"] if name == "pool_skip" else []
+        argv = ["train", *TINY, "--set", f"pool_skip={value}", "--epochs", "1", *seeds]
+        assert main([*argv, "--out-dir", str(root), "--run-name", name]) == 0
+    return root
+
+
+def test_summary_records_the_resolved_placement(runs):
+    s = {name: read_summary(runs / name / "seed0") for name in PLACEMENTS}
+    assert s["plain"].placement == {"pool_skip": False}
+    full = s["pool_skip"].placement
+    assert full["pool_skip"] and full["variant"] == "full" and full["groups"] == 1 and full["kernel_size"] == 3
+    assert full["sites"] >= 1 and full["pool_size"] == [[2, 2]]
+    assert s["conv_skip"].placement == {**full, "variant": "conv_skip"}
+    assert s["depthwise"].placement == {**full, "groups": "depthwise"}
+    assert all(x.model_kwargs == {"width": 4} and x.metric == "test_error" for x in s.values())
+    assert "variant" not in json.loads((runs / "plain" / "seed0" / "summary.json").read_text())
+    assert [r["epoch"] for r in read_history(runs / "plain" / "seed0")] == [1]
+
+
+def test_report_keeps_pool_skip_its_ablation_and_controls_apart(runs, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["report", str(runs), "--out", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| small_cnn (width=4) | digits |")]
+    assert len(rows) == 4, out
+    labels = [row.split(" | ")[3] for row in rows]
+    assert labels[0] == "plain" and labels[1].startswith("Pool Skip (")
+    assert {labels[2].split(" (")[0], labels[3].split(" (")[0]} == {"Pool Skip {Conv,Skip}", "Pool Skip, depthwise"}
+    by_label = {r["placement"]: r for r in csv.DictReader(open(tmp_path / "rep" / "report.csv"))}
+    plain = read_summary(runs / "plain" / "seed0").final
+    for name in ("conv_skip", "depthwise"):
+        s = read_summary(runs / name / "seed0")
+        row = by_label[placement_label(s.placement)]
+        assert row["ours_n"] == "1" and float(row["ours_mean"]) == s.final
+        assert float(row["vs_plain"]) == pytest.approx(s.final - plain)
+    finals = [read_summary(runs / "pool_skip" / f"seed{k}").final for k in (0, 1)]
+    row = by_label[labels[1]]
+    assert row["ours_n"] == "2" and float(row["ours_mean"]) == pytest.approx(sum(finals) / 2)
+    assert float(row["vs_plain"]) == pytest.approx(sum(finals) / 2 - plain)
+    assert by_label["plain"]["vs_plain"] == "" and by_label["plain"]["ours_std"] == ""
+    assert "paper" not in out  # a report cannot know the runs followed the paper's protocol
+    assert (tmp_path / "rep" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["report", str(tmp_path / "rep")]) == 2
+    assert "no summary.json" in capsys.readouterr().err
+
+
+def test_a_summary_without_required_fields_is_a_one_line_error_naming_the_file(runs, tmp_path, capsys):
+    run = tmp_path / "old" / "seed0"
+    shutil.copytree(runs / "plain" / "seed0", run)
+    summary = json.loads((run / "summary.json").read_text())
+    del summary["placement"], summary["model_kwargs"]
+    (run / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"{run / 'summary.json'} lacks model_kwargs, placement" in err
+    (run / "summary.json").write_text(json.dumps({**summary, "final_error": 1.0, "placement": {}, "model_kwargs": {}}))
+    with pytest.raises(ResultsError, match="'placement' must be a mapping with 'pool_skip'"):
+        read_summary(run)
+
+
+def test_run_status_tells_each_state_apart(runs, tmp_path):
+    d = tmp_path / "r"
+    assert run_status(d) == "new"
+    d.mkdir()
+    assert run_status(d) == "new"
+    (d / "config.yaml").write_text("task: classification\n")
+    assert run_status(d) == "stale"
+    (d / "checkpoints").mkdir()
+    (d / "checkpoints" / "last.pt").write_bytes(b"")
+    assert run_status(d) == "incomplete"
+    holder = RunDir(d)
+    holder.open(resume=True)
+    try:
+        assert run_status(d) == "running"
+    finally:
+        holder.close()
+    assert run_status(d) == "incomplete"
+    assert run_status(runs / "plain" / "seed0") == "finished"
+
+
+def test_placement_groups_what_builds_the_same_network():
+    def of(value):
+        return placement("resnet18", value, create_model("resnet18", width=4, pool_skip=value))
+
+    paper = of(True)
+    assert paper["pool_skip"] and paper["policy"] and paper["variant"] == "full"
+    assert of({"policy": paper["policy"]}) == paper  # named or implied, the same network
+    assert of(4)["pool_size"] == [[4, 4]] != paper["pool_size"]
+    assert of(None) == of("plain") == {"pool_skip": False}
+    assert of({"variant": "pool_conv"})["variant"] == "pool_conv"
+    assert [placement_name("resnet18", v) for v in (None, True, {"variant": "conv_skip"}, {"groups": "depthwise"})] == [
+        "plain", "pool_skip", "pool_skip-conv_skip", "pool_skip-depthwise",
+    ]  # fmt: skip
+    label = placement_label(of({"variant": "conv_skip", "groups": "depthwise"}))
+    assert label.startswith("Pool Skip {Conv,Skip}, depthwise (") and f"{paper['sites']} sites" in label
+
+
+def test_one_renderer_for_markdown_and_csv():
+    rows = [
+        {"row": "plain", "ours": Stat((10.0, 12.0, 14.0)), "diff": None},
+        {"row": "a|b", "ours": Stat((9.5,)), "diff": -2.5},
+        {"row": "none", "ours": Stat(()), "diff": 0.5},
+    ]
+    cols = [Column("row", "row", False), Column("ours", "ours"), Column("diff", "− plain", signed=True)]
+    assert markdown(rows, cols).splitlines() == [
+        "| row | ours | − plain |",
+        "|---|---:|---:|",
+        "| plain | 12.00 ± 2.00 (n=3) | - |",
+        "| a\\|b | 9.50 (n=1) | -2.50 |",
+        "| none | - | +0.50 |",
+    ]
+    lines = to_csv(rows, cols).splitlines()
+    assert lines[0] == "row,ours_mean,ours_std,ours_n,ours_values,diff"
+    assert lines[1] == "plain,12.0,2.0,3,10.0 12.0 14.0,"
+    assert lines[2] == "a|b,9.5,,1,9.5,-2.5"
+    assert lines[3] == "none,,,0,,0.5"
+
+
+def test_ours_minus_paper_only_on_the_papers_dataset_at_the_papers_scale():
+    assert ours_minus_paper(6.0, 5.0, dataset="cifar10", paper_dataset="cifar10", scale="paper") == 1.0
+    assert ours_minus_paper(6.0, 5.0, dataset="cifar10", paper_dataset="cifar100", scale="paper") is None
+    assert ours_minus_paper(6.0, 5.0, dataset="cifar10", paper_dataset="cifar10", scale="quick") is None
+    assert ours_minus_paper(None, 5.0, dataset="cifar10", paper_dataset="cifar10", scale="paper") is None
+
+
+def test_folds_read_their_status_through_the_reader(runs, tmp_path):
+    """run_folds keeps a finished fold as it is (its status, not a file test of its own)."""
+    from poolskip.experiments import folds3d
+
+    fold = tmp_path / "f" / "fold0"
+    shutil.copytree(runs / "plain" / "seed0", fold)
+    before = (fold / "summary.json").read_text()
+
+    class Cfg:  # only what run_folds reads before training a fold
+        class options:
+            num_folds, split_file = 1, "splits.json"
+
+    said = []
+    assert folds3d.run_folds(Cfg, tmp_path / "f", log=said.append) == [fold]
+    assert "finished" in said[0] and (fold / "summary.json").read_text() == before
+    assert torch.load(fold / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
