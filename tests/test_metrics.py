@@ -4,10 +4,14 @@ and against a brute-force NSD; the empty-class conventions of each side are spel
 from __future__ import annotations
 
 import math
+import os
+import socket
 import warnings
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 import torch.nn.functional as F
 from monai.metrics import DiceMetric, MeanIoU, SurfaceDiceMetric
 from torchmetrics.functional.classification import (
@@ -289,6 +293,13 @@ def test_nan_when_a_class_is_absent_from_both_and_left_out_of_the_means():
     assert r["dice"] == 25.0 and r["eval_volumes"] == 2 and scores.volumes == 2
 
 
+def _same_result(got: dict, expect: dict) -> None:
+    """Equal keys, values equal up to the rounding of a different summation order."""
+    assert got.keys() == expect.keys()
+    for key, value in expect.items():
+        assert got[key] == pytest.approx(value, rel=1e-12), key
+
+
 def test_volume_scores_summed_over_processes_equal_one_process():
     vols = [(_blobs((10, 9, 8), 4, seed=s), _blobs((10, 9, 8), 4, seed=s + 50)) for s in range(4)]
     vols[1][0][vols[1][0] == 3] = 0  # class 3 absent from one volume's prediction ...
@@ -299,7 +310,38 @@ def test_volume_scores_summed_over_processes_equal_one_process():
         one.add(s)
         ranks[i % 2].add(s)
     ranks[0].totals += ranks[1].totals  # what torch.distributed.all_reduce(totals) does
-    assert ranks[0].result() == one.result() and one.volumes == 4
+    _same_result(ranks[0].result(), one.result())
+    assert one.volumes == 4
     nan_free = [score_volume(p, y, 4, (1.0, 1.0, 1.5)) for p, y in vols]
     expected_dice_3 = 100 * sum(float(s[0, 2]) for s in nan_free if not math.isnan(s[0, 2])) / 3
     assert one.result()["dice_per_class"][2] == pytest.approx(expected_dice_3)
+
+
+def _volumes():
+    return [(_blobs((10, 9, 8), 4, seed=s), _blobs((10, 9, 8), 4, seed=s + 50)) for s in range(3)]
+
+
+def _reduce_worker(rank, world, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        scores = VolumeScores(4)
+        for p, y in _volumes()[rank::world]:
+            scores.add(score_volume(p, y, 4, (1.0, 1.0, 1.5)))
+        dist.all_reduce(scores.totals)
+        torch.save(scores.result(), f"{out}/{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_volume_scores_all_reduced_by_two_gloo_processes(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_reduce_worker, args=(2, port, tmp_path), nprocs=2, start_method="fork")
+    one = VolumeScores(4)
+    for p, y in _volumes():
+        one.add(score_volume(p, y, 4, (1.0, 1.0, 1.5)))
+    for rank in range(2):  # 3 volumes split 2/1, yet every rank reports all 3
+        _same_result(torch.load(tmp_path / f"{rank}.pt", weights_only=True), one.result())
