@@ -1,8 +1,7 @@
-"""The segmentation3d task: metrics against hand-computed values, the task contract, folds' pieces, ensemble."""
+"""The segmentation3d task: the task contract, folds' pieces, ensemble (its metrics: tests/test_metrics.py)."""
 
 from __future__ import annotations
 
-import math
 from contextlib import nullcontext
 
 import pytest
@@ -14,11 +13,10 @@ pytest.importorskip("dynamic_network_architectures")
 
 import volumetric_data as vd  # noqa: E402
 from poolskip.engine.config import make_config  # noqa: E402
+from poolskip.metrics import score_volume  # noqa: E402
 from poolskip.models import create_model  # noqa: E402
 from poolskip.tasks import Task, get_task  # noqa: E402
-from poolskip.tasks.segmentation3d import Scores, deep_supervision_weights, ensemble, score_volume  # noqa: E402
-
-# ------------------------------------------------------------------------------------------ metrics
+from poolskip.tasks.segmentation3d import deep_supervision_weights, ensemble  # noqa: E402
 
 
 def _plate(x: slice, z: int, shape=(10, 8, 6)) -> torch.Tensor:
@@ -26,39 +24,6 @@ def _plate(x: slice, z: int, shape=(10, 8, 6)) -> torch.Tensor:
     t = torch.zeros(shape, dtype=torch.long)
     t[x, 2:6, z] = 1
     return t
-
-
-def test_dice_iou_nsd_by_hand():
-    gt = _plate(slice(2, 6), 2)  # 4 x 4 = 16 voxels
-    pred = _plate(slice(2, 8), 2)  # 6 x 4 = 24 voxels, the 16 of gt among them
-    dice, nsd, iou = score_volume(pred, gt, 2, spacing=(1.0, 1.0, 1.0), tolerance=1.0)[:, 0].tolist()
-    assert dice == pytest.approx(2 * 16 / (16 + 24))
-    assert iou == pytest.approx(16 / 24)
-    # gt's 16 surface voxels lie on pred's; of pred's 24, the column x=6 is 1 mm away (within), x=7 is 2 mm (not)
-    assert nsd == pytest.approx((16 + 20) / (16 + 24))
-
-
-def test_nsd_tolerance_is_in_millimetres():
-    gt, pred = _plate(slice(2, 6), 2), _plate(slice(2, 6), 3)  # pred is gt moved one voxel along z
-    nsd = lambda spacing, tol: score_volume(pred, gt, 2, spacing, tol)[1, 0].item()  # noqa: E731
-    assert nsd((0.5, 0.5, 2.0), 1.0) == 0.0  # the move is 2 mm: every surface voxel is beyond 1 mm
-    assert nsd((0.5, 0.5, 2.0), 2.0) == 1.0
-    assert nsd((2.0, 2.0, 0.8), 1.0) == 1.0  # 0.8 mm along z
-    assert score_volume(pred, gt, 2, (0.5, 0.5, 2.0), 1.0)[0, 0].item() == 0.0  # no overlap: Dice 0
-
-
-def test_nan_when_a_class_is_absent_from_both():
-    gt = _plate(slice(2, 6), 2)
-    s = score_volume(gt, gt, 3, (1.0, 1.0, 1.0))
-    assert s[:, 0].tolist() == [1.0, 1.0, 1.0] and all(math.isnan(v) for v in s[:, 1].tolist())
-    wrong = gt * 2  # class 2 predicted where class 1 is: both classes 0, none NaN
-    assert score_volume(wrong, gt, 3, (1.0, 1.0, 1.0)).tolist() == [[0.0, 0.0]] * 3
-    scores = Scores(3, ["bg", "a", "b"])
-    scores.add(s)
-    scores.add(score_volume(wrong, gt, 3, (1.0, 1.0, 1.0)))
-    r = scores.result()
-    assert r["dice_per_class"] == [50.0, 0.0]  # class b: NaN in volume 1 left out, 0 in volume 2
-    assert r["dice"] == 25.0 and r["eval_volumes"] == 2
 
 
 def test_deep_supervision_weights_are_nnunets():

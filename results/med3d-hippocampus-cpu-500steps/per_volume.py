@@ -20,8 +20,8 @@ import torch
 
 from poolskip.engine.checkpoint import load_checkpoint
 from poolskip.engine.config import make_config
+from poolskip.metrics import score_volume
 from poolskip.tasks import get_task
-from poolskip.tasks.segmentation3d import score_volume
 
 torch.set_num_threads(1)
 here = Path(__file__).resolve().parent

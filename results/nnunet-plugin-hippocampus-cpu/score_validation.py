@@ -2,7 +2,7 @@
 
 nnU-Net's validation writes one label map per case (fold_N/validation/CASE.nii.gz, in the raw image's
 geometry) and its Dice and IoU per class (summary.json). This scores the same files with
-poolskip.tasks.segmentation3d.score_volume (Dice, NSD at 1 mm with the header's spacing, IoU; the metrics of
+poolskip.metrics.score_volume (Dice, NSD at 1 mm with the header's spacing, IoU; the metrics of
 `poolskip train`'s 3D task), so the plugin run gets the Table 3 columns and the two implementations of Dice
 and IoU are checked against each other on real predictions. Writes validation_scores.csv (per case, %) and
 prints the means per class.
@@ -23,7 +23,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from poolskip.tasks.segmentation3d import score_volume
+from poolskip.metrics import score_volume
 
 torch.set_num_threads(1)
 fold, raw = Path(sys.argv[1]), Path(sys.argv[2])

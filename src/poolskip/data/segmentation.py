@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from ..files import atomic_write, atomic_write_text
+from ..metrics import IGNORE_INDEX
 from .datasets import DatasetError
 from .loader import Batch, mix_seed
 
@@ -52,12 +53,10 @@ __all__ = [
     "SegData",
     "SegLoader",
     "SegSplit",
-    "confusion_matrix",
-    "iou_from_confusion",
     "load_segmentation",
 ]
 
-IGNORE = 255  # the ignored label in every mapped mask
+IGNORE = IGNORE_INDEX  # the ignored label in every mapped mask (the metrics leave it out)
 CACHE_VERSION = 2  # 2: memory-mapped .bin + .json index (1: one torch.save file)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -621,30 +620,3 @@ class SegLoader:
             x = torch.stack([self.split.images[i] for i in group]).to(self.device).float()
             y = torch.stack([self.split.masks[i] for i in group]).to(self.device).long()
             yield Batch(self.normalise(x), y, len(group))
-
-
-# ------------------------------------------------------------------------------------------------ metric
-
-
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore: int = IGNORE) -> torch.Tensor:
-    """``(K, K)`` int64 counts, rows = target class, columns = predicted class; ``ignore`` pixels left out."""
-    valid = target != ignore
-    idx = target[valid].long() * num_classes + pred[valid].long()
-    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
-def iou_from_confusion(cm: torch.Tensor) -> dict[str, object]:
-    """Per-class IoU = TP / (TP + FP + FN) (NaN for a class absent from both prediction and target), mIoU =
-    their nan-mean, pixel accuracy and mean class accuracy, all in percent."""
-    cm = cm.double()
-    tp = cm.diag()
-    union = cm.sum(0) + cm.sum(1) - tp
-    iou = tp / union  # 0/0 = NaN: the class was neither present nor predicted
-    per_class_acc = tp / cm.sum(1)
-    total = cm.sum()
-    return {
-        "miou": 100.0 * float(iou.nanmean()) if not bool(iou.isnan().all()) else float("nan"),
-        "pixel_acc": 100.0 * float(tp.sum() / total) if total > 0 else float("nan"),
-        "mean_acc": 100.0 * float(per_class_acc.nanmean()) if not bool(per_class_acc.isnan().all()) else float("nan"),
-        "class_iou": [100.0 * v for v in iou.tolist()],
-    }

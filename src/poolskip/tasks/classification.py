@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Batch, BatchAugment, ImageData, TensorLoader, load_dataset
+from ..metrics import top1_error, top1_wrong
 from .base import Autocast, ModelSpec, Monitor, option, register_task
 
 
@@ -111,12 +112,12 @@ class ClassificationTask:
             with autocast():
                 out = model(batch.inputs)
             sums[0] += F.cross_entropy(out.float(), batch.targets, reduction="sum").double()
-            sums[1] += (out.argmax(1) != batch.targets).sum()
+            sums[1] += top1_wrong(out, batch.targets)
             sums[2] += len(batch.targets)
         if self.world_size > 1:
             dist.all_reduce(sums)
         loss, wrong, count = sums.tolist()
-        return {"test_loss": loss / count, "test_error": 100.0 * wrong / count}
+        return {"test_loss": loss / count, "test_error": top1_error(wrong, count)}
 
     def probe_batch(self, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         # a fixed random subset, not the first n: ImageFolder test sets are sorted by class

@@ -28,10 +28,9 @@ from ..data.segmentation import (
     SegAugment,
     SegData,
     SegLoader,
-    confusion_matrix,
-    iou_from_confusion,
     load_segmentation,
 )
+from ..metrics import confusion_matrix, iou_from_confusion
 from .base import Autocast, ModelSpec, Monitor, option, register_task
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]

@@ -13,7 +13,7 @@ normalised, against nearest-downsampled labels.
 
 Evaluation: every validation volume whole, by MONAI's ``sliding_window_inference`` (patch-sized windows,
 ``sw_overlap``, Gaussian weighting), argmax, then per foreground class and volume: Dice, IoU, and NSD at
-``nsd_tolerance`` mm (MONAI's ``SurfaceDiceMetric`` given the volume's spacing, so the tolerance is in mm).
+``nsd_tolerance`` mm given the volume's spacing, so the tolerance is in mm (:mod:`poolskip.metrics`).
 NaN handling: a class absent from both the prediction and the ground truth of a volume is NaN for all three
 metrics and left out of that class's mean (present in only one of them: 0). A class's score is the mean over
 the volumes where it is not NaN; ``dice``/``nsd``/``iou`` are the means over classes, in percent. Metrics
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import sys
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -51,16 +50,15 @@ from ..data.volumetric import (
     preprocess_all,
     read_splits,
 )
+from ..metrics import VolumeScores, score_volume
 from ..optional import require
 from .base import Autocast, ModelSpec, Monitor, option, register_task
 
 __all__ = [
-    "Scores",
     "Segmentation3dOptions",
     "Segmentation3dTask",
     "deep_supervision_weights",
     "ensemble",
-    "score_volume",
 ]
 
 
@@ -116,72 +114,6 @@ def deep_supervision_weights(n: int) -> list[float]:
         w[-1] = 0.0
     s = sum(w)
     return [x / s for x in w]
-
-
-def _one_hot(label: torch.Tensor, num_classes: int) -> torch.Tensor:
-    return F.one_hot(label.long(), num_classes).movedim(-1, 1).float()
-
-
-def score_volume(
-    pred: torch.Tensor, label: torch.Tensor, num_classes: int, spacing: Sequence[float], tolerance: float = 1.0
-) -> torch.Tensor:
-    """Dice, NSD (``tolerance`` mm at ``spacing``) and IoU per foreground class of one volume: (3, K-1).
-
-    ``pred`` and ``label`` are label maps (X, Y, Z). NaN where a class is absent from both.
-    """
-    require("monai", "med", "3D segmentation metrics")
-    from monai.metrics import DiceMetric, MeanIoU, SurfaceDiceMetric
-
-    p, y = _one_hot(pred[None], num_classes), _one_hot(label[None], num_classes)
-    dice = DiceMetric(include_background=False, reduction="none", ignore_empty=False)(p, y)[0]
-    iou = MeanIoU(include_background=False, reduction="none", ignore_empty=False)(p, y)[0]
-    nsd_metric = SurfaceDiceMetric([float(tolerance)] * (num_classes - 1), include_background=False, reduction="none")
-    with warnings.catch_warnings():  # MONAI warns for each empty class; those are the NaN / 0 cases stated above
-        warnings.simplefilter("ignore")
-        nsd = nsd_metric(p, y, spacing=[float(s) for s in spacing])[0]
-    empty = (p[0, 1:].flatten(1).sum(1) == 0) & (y[0, 1:].flatten(1).sum(1) == 0)
-    out = torch.stack([dice.float().cpu(), nsd.float().cpu(), iou.float().cpu()])
-    out[:, empty.cpu()] = float("nan")
-    return out
-
-
-class Scores:
-    """Per-class sums and counts of Dice / NSD / IoU over volumes (NaN left out), reducible across processes.
-
-    :meth:`result` holds floats and lists of floats only (the engine logs them); the per-class lists follow
-    the foreground classes in order (``classes[1:]``, also in the task's ``state()``)."""
-
-    NAMES = ("dice", "nsd", "iou")
-
-    def __init__(self, num_classes: int, classes: Sequence[str] | None = None):
-        self.num_classes = num_classes
-        self.classes = list(classes) if classes is not None else [str(c) for c in range(num_classes)]
-        self.sums = torch.zeros(2, 3, num_classes - 1, dtype=torch.float64)  # [sum, count] x metric x class
-        self.volumes = 0
-
-    def add(self, per_class: torch.Tensor) -> None:
-        ok = ~torch.isnan(per_class)
-        self.sums[0] += torch.where(ok, per_class, 0).double()
-        self.sums[1] += ok.double()
-        self.volumes += 1
-
-    def all_reduce(self, device: torch.device) -> None:
-        t = torch.cat([self.sums.flatten(), torch.tensor([float(self.volumes)], dtype=torch.float64)]).to(device)
-        dist.all_reduce(t)
-        t = t.cpu()
-        self.sums, self.volumes = t[:-1].view_as(self.sums), int(t[-1])
-
-    def result(self) -> dict[str, Any]:
-        per = (self.sums[0] / self.sums[1]) * 100.0  # NaN where a class never occurred
-        out: dict[str, Any] = {}
-        for i, name in enumerate(self.NAMES):
-            values = per[i]
-            ok = ~torch.isnan(values)
-            out[name] = float(values[ok].mean()) if ok.any() else float("nan")
-        for i, name in enumerate(self.NAMES):
-            out[f"{name}_per_class"] = [float(v) for v in per[i]]
-        out["eval_volumes"] = float(self.volumes)
-        return out
 
 
 # ------------------------------------------------------------------------------------------ the task
@@ -328,14 +260,14 @@ class Segmentation3dTask:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, autocast: Autocast) -> dict[str, Any]:
-        scores = Scores(self.ds.num_classes, self.ds.classes)
+        scores = VolumeScores(self.ds.num_classes, self.ds.classes, device=self.device)
         for i, vol in enumerate(self.eval_vols):
             if i % self.world_size != self.rank:
                 continue
             pred = self.predict(model, vol["image"], autocast).argmax(0).cpu()
             scores.add(score_volume(pred, vol["label"], self.ds.num_classes, self.spacing, self.options.nsd_tolerance))
         if self.world_size > 1:
-            scores.all_reduce(self.device)
+            dist.all_reduce(scores.totals)
         return scores.result()
 
     def probe_batch(self, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -374,7 +306,7 @@ def ensemble(
     save_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Average the models' softmax probabilities on ``volumes`` (default: the task's evaluation volumes,
-    i.e. the test set with ``fold: -1``), take the argmax and score it (see :class:`Scores`).
+    i.e. the test set with ``fold: -1``), take the argmax and score it (:class:`~poolskip.metrics.VolumeScores`).
 
     With ``save_dir``, each volume's predicted label map is saved there as ``<case>.pt`` (uint8).
     """
@@ -382,7 +314,7 @@ def ensemble(
 
     autocast = autocast or nullcontext
     volumes = task.eval_vols if volumes is None else volumes
-    scores = Scores(task.ds.num_classes, task.ds.classes)
+    scores = VolumeScores(task.ds.num_classes, task.ds.classes)
     for m in models:
         m.eval()
     for vol in volumes:
