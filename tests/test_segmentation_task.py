@@ -229,3 +229,18 @@ def test_sliding_window_evaluation_through_the_task(tmp_path, camvid):
     assert a["miou"] == pytest.approx(b["miou"]) and a["eval_loss"] == pytest.approx(b["eval_loss"], rel=1e-5)
     with pytest.raises(ConfigError, match="eval_window"):
         _cfg(tmp_path, data_dir=camvid, segmentation={"eval_window": [0, 4]})
+
+
+def test_sliding_window_evaluation_shows_its_windows_on_a_terminal(tmp_path, camvid, monkeypatch):
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    seg = {"crop_size": [17, 21], "eval_window": [16, 16]}
+    task = get_task("segmentation")(_cfg(tmp_path, data_dir=camvid, segmentation=seg), "cpu")
+    task.evaluate(nn.Conv2d(3, 11, 1), lambda: torch.autocast("cpu", enabled=False))
+    assert "\reval [" in tty.getvalue() and "window 1/" in tty.getvalue()

@@ -137,12 +137,24 @@ def test_folds_share_one_split_and_one_plan(setup, tmp_path):
         get_task("segmentation3d")(setup(fold=-1), "cpu")
 
 
-def test_ensemble_averages_softmax(setup):
+def test_ensemble_averages_softmax(setup, monkeypatch):
+    import io
+
+    from poolskip.progress import reporting
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
     task = get_task("segmentation3d")(setup(), "cpu")
     torch.manual_seed(0)
     models = [create_model("nnunet", num_classes=3, **task.model_spec().hints).eval() for _ in range(2)]
     one = ensemble(task, models[:1])
-    two = ensemble(task, models)
+    lines: list[str] = []
+    monkeypatch.setattr("sys.stderr", tty := Tty())
+    with reporting(lines.append, every=0):  # progress: a line per volume and the time, windows on the bar
+        two = ensemble(task, models)
+    assert lines[-1].startswith("ensemble of 2: 1 volume in ") and "windows" in tty.getvalue()
     assert one["models"] == 1 and two["models"] == 2 and one["eval_volumes"] == 1
     vol = task.eval_vols[0]
     probs = (

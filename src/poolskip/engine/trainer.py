@@ -27,7 +27,7 @@ import yaml
 from torch import nn
 
 from ..errors import PoolskipError
-from ..progress import Progress
+from ..progress import Progress, reporting
 from ..tasks import Task, get_task
 from . import distributed
 from .checkpoint import CheckpointError, build_model, load_checkpoint, read_checkpoint, save_checkpoint
@@ -182,6 +182,8 @@ def _format(record: dict[str, Any]) -> str:
     parts = [f"{k} {v:.4g}" for k, v in record.items() if k not in skip and isinstance(v, float)]
     rate = record.get("samples_per_s") or 0.0
     speed = f"{record['epoch_seconds']:.1f}s  {rate:.{0 if rate >= 10 else 2}f} samples/s"  # 3D on CPU: < 1/s
+    if record.get("eval_seconds") is not None:
+        speed += f"  eval {record['eval_seconds']:.1f}s"
     return "  ".join(parts) + f"  lr {record['lr']:.4g}  {speed}"
 
 
@@ -236,7 +238,8 @@ def _train(cfg, rundir: RunDir, dinfo, resume: bool, callbacks: list, allow_exte
     while run.pos.epoch < cfg.optim.epochs:
         record = run.train_one_epoch()
         if run.evaluation_due():
-            record.update(run.evaluate())
+            with reporting(log, enabled=dinfo.is_main):  # progress of a long evaluation: bar and log lines
+                record.update(run.evaluate())
         for cb in callbacks:
             record.update(cb.on_epoch_end(run.pos.epoch + 1, run.raw) or {})
         run.end_epoch(record)  # best by the task's monitor, checkpoints

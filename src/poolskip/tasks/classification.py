@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Batch, BatchAugment, ImageData, TensorLoader, load_dataset
+from ..progress import track
 from .base import Autocast, ModelSpec, Monitor, option, register_task
 
 
@@ -107,7 +108,7 @@ class ClassificationTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, autocast: Autocast) -> dict[str, float]:
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, wrong, count
-        for batch in self.test.batches():
+        for batch in track(self.test.batches(), len(self.test), "eval"):
             with autocast():
                 out = model(batch.inputs)
             sums[0] += F.cross_entropy(out.float(), batch.targets, reduction="sum").double()

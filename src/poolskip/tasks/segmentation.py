@@ -32,6 +32,7 @@ from ..data.segmentation import (
     iou_from_confusion,
     load_segmentation,
 )
+from ..progress import tick, track
 from .base import Autocast, ModelSpec, Monitor, option, register_task
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -170,7 +171,8 @@ class SegmentationTask:
         cm = torch.zeros(k, k, dtype=torch.int64, device=self.device)
         loss = torch.zeros(2, dtype=torch.float64, device=self.device)  # cross-entropy sum, valid pixels
         window = self.options.eval_window
-        for batch in self.eval.eval_batches():
+        batches = len(range(self.rank, len(self.eval), self.world_size))  # this process's share
+        for batch in track(self.eval.eval_batches(), batches, "eval"):
             if window is None:
                 with autocast():
                     out = model(batch.inputs)
@@ -229,13 +231,14 @@ def sliding_window_logits(
         return sorted({*range(0, size - win, step), size - win})
 
     out = count = None
-    for top in starts(h, wh):
-        for left in starts(w, ww):
-            with autocast() if autocast is not None else nullcontext():
-                logits = model(x[..., top : top + wh, left : left + ww]).float()
-            if out is None:
-                out = logits.new_zeros(*logits.shape[:2], h, w)
-                count = logits.new_zeros(1, 1, h, w)
-            out[..., top : top + wh, left : left + ww] += logits
-            count[..., top : top + wh, left : left + ww] += 1
+    windows = [(top, left) for top in starts(h, wh) for left in starts(w, ww)]
+    for n, (top, left) in enumerate(windows):
+        tick(f"window {n + 1}/{len(windows)}")  # on a terminal, inside an evaluation's progress bar
+        with autocast() if autocast is not None else nullcontext():
+            logits = model(x[..., top : top + wh, left : left + ww]).float()
+        if out is None:
+            out = logits.new_zeros(*logits.shape[:2], h, w)
+            count = logits.new_zeros(1, 1, h, w)
+        out[..., top : top + wh, left : left + ww] += logits
+        count[..., top : top + wh, left : left + ww] += 1
     return out / count
