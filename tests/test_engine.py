@@ -157,7 +157,9 @@ def test_a_run_writes_its_directory_and_evaluates(tmp_path, capsys):
         sum(v.numel() for k, v in last["model"].items() if "running" not in k and "tracked" not in k)
         == (summary["params"])
     )
-    assert torch.load(run / "checkpoints" / "best.pt", weights_only=True)["history"]
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)  # weights only: no optimiser state
+    assert "optimizer" not in best and "history" not in best and best["metric"] == {"test_error": summary["best"]}
+    assert (run / "checkpoints" / "best.pt").stat().st_size < (run / "checkpoints" / "last.pt").stat().st_size
     assert list((run / "tb").glob("events.out.tfevents.*"))
     code, _ = tiny_run(tmp_path, "--epochs", "2")  # the same run dir again is refused, not overwritten
     assert code == 2
@@ -166,6 +168,9 @@ def test_a_run_writes_its_directory_and_evaluates(tmp_path, capsys):
     assert main(["eval", str(run / "checkpoints" / "last.pt"), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["test_error"] == pytest.approx(records[-1]["test_error"]) and evaluated["epoch"] == 2
+    assert main(["eval", str(run), "--which", "best", "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["test_error"] == pytest.approx(summary["best"]) and evaluated["epoch"] == summary["best_epoch"]
     assert main(["eval", str(tmp_path / "nope.pt")]) == 2
 
 

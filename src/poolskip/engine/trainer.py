@@ -331,7 +331,7 @@ class _Session:
         return {**metrics, "eval_seconds": time.perf_counter() - t0}
 
     def end_epoch(self, record: dict[str, Any]) -> None:
-        """Record the epoch, track the monitor's best, write last.pt (and best.pt when it improved)."""
+        """Record the epoch, track the monitor's best, write last.pt (and best.pt, weights only, when it improved)."""
         monitor, pos = self.task.monitor, self.pos
         value = record.get(monitor.metric)
         improved = value is not None and value == value and (pos.best != pos.best or monitor.better(value, pos.best))
@@ -363,25 +363,32 @@ class _Session:
             )
 
     def save(self, name: str) -> None:
-        """Write ``checkpoints/<name>.pt`` (main process only)."""
+        """Write ``checkpoints/<name>.pt`` (main process only). ``last.pt`` holds everything a resume needs;
+        ``best.pt`` only the weights and what rebuilds and evaluates them (no optimiser state: a fraction
+        of the size, and ``eval``, ``diagnose``, ``ensemble`` and ``report`` need nothing more)."""
         if not self.dinfo.is_main:
             return
         pos = self.pos
         state = {
             "model": self.raw.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
             "epoch": pos.epoch,
-            "step": pos.step,
-            "partial_sums": pos.sums.cpu(),
-            "history": pos.history,
-            "best": pos.best,
-            "wall_seconds": self.wall_seconds(),
-            "rng": _rng_state(self.device),
             "config": self.cfg.to_dict(),
             "task_state": self.task.state(),
             "model_spec": dataclasses.asdict(self.spec),
         }
+        if name == "best":
+            state["metric"] = {self.task.monitor.metric: pos.best}
+        else:
+            state.update(
+                optimizer=self.optimizer.state_dict(),
+                scaler=self.scaler.state_dict(),
+                step=pos.step,
+                partial_sums=pos.sums.cpu(),
+                history=pos.history,
+                best=pos.best,
+                wall_seconds=self.wall_seconds(),
+                rng=_rng_state(self.device),
+            )
         save_checkpoint(self.rundir.checkpoints / f"{name}.pt", state)
         if self.config_pending:
             self.rundir.write_config(self.cfg.to_dict())
