@@ -231,6 +231,28 @@ def test_sliding_window_evaluation_through_the_task(tmp_path, camvid):
         _cfg(tmp_path, data_dir=camvid, segmentation={"eval_window": [0, 4]})
 
 
+def test_eval_subset_is_a_fixed_seeded_choice_of_the_evaluation_split(tmp_path, camvid):
+    def build(n):
+        seg = {"crop_size": [17, 21], "eval_split": "test", "eval_subset": n}
+        return get_task("segmentation")(_cfg(tmp_path, data_dir=camvid, segmentation=seg), "cpu")
+
+    full, sub, again = build(None), build(2), build(2)
+    assert len(full.data.eval) == 3 and len(sub.data.eval) == 2
+    assert sub.data.eval.names == again.data.eval.names  # the same images in every run
+    assert set(sub.data.eval.names) < set(full.data.eval.names)
+    assert sub.data.eval.names == sorted(sub.data.eval.names, key=full.data.eval.names.index)  # dataset order
+    assert "evaluating 2 of 3 test images (eval_subset)" in sub.describe()
+    assert len(build(5).data.eval) == 3 and "eval_subset" not in build(5).describe()
+    off = lambda: torch.autocast("cpu", enabled=False)  # noqa: E731
+    model = nn.Conv2d(3, 11, 1)
+    keep = [full.data.eval.names.index(n) for n in sub.data.eval.names]
+    full.data.eval = full.data.eval.subset(keep)  # the full task restricted by hand scores the same
+    full.eval = type(full.eval)(full.data.eval, 2, mean=full.mean, std=full.std)
+    assert sub.evaluate(model, off)["miou"] == pytest.approx(full.evaluate(model, off)["miou"])
+    with pytest.raises(ConfigError, match="eval_subset"):
+        build(0)
+
+
 def test_sliding_window_evaluation_shows_its_windows_on_a_terminal(tmp_path, camvid, monkeypatch):
     import io
 

@@ -57,6 +57,9 @@ class SegmentationOptions:
         None, "segfolder: number of classes (null = largest training label + 1)", min=1
     )
     segfolder_ignore: int = option(255, "segfolder: the mask value that is ignored", min=0, max=255)
+    eval_subset: int | None = option(
+        None, "evaluate only N images of the evaluation split, a fixed seeded choice (quick runs; null = all)", min=1
+    )
     eval_window: list[int] | None = option(
         None, "sliding-window evaluation: window [height, width] (null = whole images, the reference's way)"
     )
@@ -103,7 +106,7 @@ class SegmentationTask:
         self.data: SegData = load_segmentation(
             d.dataset, d.data_dir, train_split=o.train_split, eval_split=o.eval_split, voc_trainaug=o.voc_trainaug,
             segfolder_classes=o.segfolder_classes, segfolder_ignore=o.segfolder_ignore, cache_dir=d.cache_dir,
-            train_subset=d.train_subset,
+            train_subset=d.train_subset, eval_subset=o.eval_subset,
         )  # fmt: skip
         if state is not None:
             self.mean, self.std = list(state["pixel_mean"]), list(state["pixel_std"])
