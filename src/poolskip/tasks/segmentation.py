@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Batch, DatasetError
+from ..data.datasets import other_task_hint
 from ..data.segmentation import (
     IGNORE,
     SEG_DATASETS,
@@ -102,6 +103,7 @@ class SegmentationTask:
         if d.dataset not in SEG_DATASETS:
             raise DatasetError(
                 f"the segmentation task reads datasets {', '.join(SEG_DATASETS)}; got dataset={d.dataset!r}"
+                + other_task_hint(d.dataset)
             )
         self.data: SegData = load_segmentation(
             d.dataset, d.data_dir, train_split=o.train_split, eval_split=o.eval_split, voc_trainaug=o.voc_trainaug,
