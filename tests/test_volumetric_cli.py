@@ -77,12 +77,12 @@ def test_report_draws_slices_of_both_variants(tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--pictures", "1"]) == 0
     out = capsys.readouterr().out
-    assert "| nnunet | decathlon | dice (higher is better) |" in out
+    assert "| nnunet | Tiny | dice (higher is better) |" in out  # the dataset.json's name, not the layout's
     # Table 3's layout: Dice, NSD and mIoU of both variants, read from the runs' summaries
     summary = json.loads((tmp_path / "runs" / "true" / "seed0" / "summary.json").read_text())["final_metrics"]
-    row = f"| decathlon | nnUNet +ours | 1 | {summary['dice']:.2f} | {summary['nsd']:.2f} | {summary['iou']:.2f} |"
-    assert "### Table 3 layout" in out and row in out and "| decathlon | nnUNet | 1 |" in out
-    assert (tmp_path / "rep" / "predictions_nnunet_decathlon.png").read_bytes()[:4] == b"\x89PNG"
+    row = f"| Tiny | nnUNet +ours | 1 | {summary['dice']:.2f} | {summary['nsd']:.2f} | {summary['iou']:.2f} |"
+    assert "### Table 3 layout" in out and row in out and "| Tiny | nnUNet | 1 |" in out
+    assert (tmp_path / "rep" / "predictions_nnunet_Tiny.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_nnunet_command_prints_the_trainer_folder_to_export(capsys):

@@ -41,7 +41,8 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
 
 def labels(run_dir: Path, summary: dict) -> tuple[str, str]:
     """(model, dataset) labels: the model with its factory arguments from the run's config (e.g.
-    ``resnet18 (width=16)``), an ImageFolder dataset with its directory name (``imagefolder:cifar10-jpg``)."""
+    ``resnet18 (width=16)``), an ImageFolder dataset with its directory name (``imagefolder:cifar10-jpg``),
+    a Decathlon / nnU-Net raw folder by its dataset's name (``Hippocampus``), not by its layout."""
     import yaml
 
     config = run_dir / "config.yaml"
@@ -52,7 +53,21 @@ def labels(run_dir: Path, summary: dict) -> tuple[str, str]:
     data_dir = (cfg.get("data") or {}).get("data_dir") or cfg.get("data_dir")  # grouped, or a flat older config
     if dataset in ("imagefolder", "segfolder") and data_dir:
         dataset += ":" + Path(data_dir).name
+    elif dataset in ("decathlon", "nnunet") and data_dir:
+        dataset = _layout_dataset_name(Path(data_dir))
     return model, dataset
+
+
+def _layout_dataset_name(root: Path) -> str:
+    """The ``name`` in a Decathlon / nnU-Net raw folder's dataset.json (as the 3D task reads it), else the
+    folder's name (e.g. ``Task04_Hippocampus``) when the data is not on this machine."""
+    import json
+
+    try:
+        name = json.loads((root.expanduser() / "dataset.json").read_text()).get("name")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    return str(name) if name else root.name
 
 
 def monitored(summary: dict) -> tuple[str, str, float]:
