@@ -193,8 +193,28 @@ def test_prediction_figure_in_the_palette(tmp_path, camvid):
     models = {"plain": nn.Conv2d(3, 11, 1), "Pool Skip": nn.Conv2d(3, 11, 1)}
     examples = predict_examples(task, models, count=2)
     assert len(examples) == 2 and examples[0]["preds"]["plain"].shape == (25, 33)
-    path = save_prediction_figure(examples, task.data.palette, tmp_path / "pred.png")
+    path = save_prediction_figure(examples, task.data.palette, tmp_path / "pred.png", classes=task.data.classes)
     assert path.stat().st_size > 1000
+
+
+def test_prediction_pictures_have_a_legend_of_the_classes_shown():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from poolskip.experiments.figures import add_class_legend
+
+    fig = plt.figure()
+    maps = [torch.tensor([[0, 2], [IGNORE, 2]]), torch.tensor([[5, 0]])]
+    labels = add_class_legend(fig, maps, ["sky", "road", "car"], lambda k: (k / 255, 0, 0), extra={IGNORE: "ignored"})
+    assert labels == ["sky", "car", "class 5", "ignored"]  # the classes that occur, in order, named
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == labels
+    assert [tuple(p.get_facecolor()[:3]) for p in legend.get_patches()] == [(0, 0, 0), (2 / 255, 0, 0),
+                                                                            (5 / 255, 0, 0), (1.0, 0, 0)]  # fmt: skip
+    assert add_class_legend(plt.figure(), maps, None, lambda k: (0, 0, 0), skip=(0, 2, 5, IGNORE)) == []
+    plt.close("all")
 
 
 def test_sliding_window_covers_odd_sizes_and_matches_whole_images_where_it_must():

@@ -189,7 +189,8 @@ def test_table3_layout_and_slices_png(tmp_path):
     # a dataset the paper has no numbers for; a NaN metric is left out, not averaged
     assert "| Hippocampus | V-Net | 1 | 50.00 | - | 40.00 |  | - | - | - |" in text
     label = _plate(slice(2, 6), 2)
-    png = save_slices(tmp_path / "s.png", torch.rand(1, 10, 8, 6), label, {"plain": label, "pool skip": label * 0})
+    preds = {"plain": label, "pool skip": label * 0}
+    png = save_slices(tmp_path / "s.png", torch.rand(1, 10, 8, 6), label, preds, classes=["background", "plate"])
     assert png.stat().st_size > 1000
 
 
