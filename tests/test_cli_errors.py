@@ -49,6 +49,9 @@ BAD_VALUES = [
     (["--task", "detection"], "'task' must be one of ['classification'"),
     (["--set", "segmentation.crop=3"], "unknown config key 'segmentation.crop'"),
     (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+    (["--dataset", "camvid"], "('camvid' is a 2D segmentation dataset: set --task segmentation)"),
+    (["--task", "segmentation", "--dataset", "cifar10"], "('cifar10' is an image classification dataset: set --task"),
+    (["--task", "segmentation3d", "--dataset", "voc"], "choose one of decathlon, nnunet, btcv, amos ('voc' is a 2D"),
 ]
 
 

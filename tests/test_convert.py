@@ -215,8 +215,9 @@ def test_policies_registry_and_errors():
         convert("resnet18")
     with pytest.raises(TypeError, match="sets PoolSkip's 'channels'"):
         convert(nn.Conv2d(1, 1, 3), channels=3)
+    with pytest.warns(UserWarning, match="got no Pool Skip"):
+        convert(nn.Sequential(), pool_size=(2, 2))  # nothing selected: a warning, no error
     with pytest.raises(ValueError, match="pool_size for 'conv'"):
-        convert(nn.Sequential(), pool_size=(2, 2))  # nothing selected: no error
         convert(nn.ModuleDict({"conv": nn.Conv2d(1, 1, 3)}), pool_size=(2, 2, 2))
     custom = Policy("first_only_test", "only the first conv", lambda model: {"0": 4})
     register_policy(custom)
@@ -241,3 +242,44 @@ def test_depthwise_groups_through_convert():
     torch.testing.assert_close(y, ps[0](plain))
     with pytest.raises(ValueError, match="got groups=3 for channels=8"):
         convert(nn.Sequential(nn.Conv2d(3, 8, 3)), groups=3)
+
+
+def test_a_conversion_that_converts_nothing_says_why():
+    import warnings
+
+    two_convs = lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3))  # noqa: E731
+    with pytest.warns(UserWarning, match="Sequential got no Pool Skip: placement policy 'official' selects none"):
+        r = convert(two_convs(), policy="official")  # no ResNet blocks (as timm's convnext)
+    assert len(r) == 0 and "selects none of its 2 convs" in r.reason and "policy='every_conv'" in r.reason
+    assert str(r).startswith("Pool Skip after 0 convs: placement policy 'official'")
+    for model, kwargs, why in (
+        (nn.Sequential(nn.Linear(3, 4)), {}, "it has no Conv1d/Conv2d/Conv3d"),
+        (nn.Sequential(nn.ConvTranspose2d(3, 4, 2)), {}, "it has transposed convs only (pass transposed=True"),
+        (two_convs(), {"include": "layer*"}, "include/exclude/where leave none of its 2 conv(s)"),
+        (
+            two_convs(),
+            {"example_input": torch.zeros(1, 3, 6, 6), "pool_size": 8},
+            "all 2 selected conv(s) were left out",
+        ),
+    ):
+        with pytest.warns(UserWarning, match="got no Pool Skip"):
+            assert convert(model, **kwargs).reason.startswith(why)
+    m = two_convs()
+    first = convert(m)
+    assert len(first) == 2 and first.reason == ""  # a conversion that converts has no reason
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = convert(m)  # converting again is not a mistake: no warning
+    assert len(again) == 0 and "already converted" in again.reason
+
+
+def test_a_model_asked_for_pool_skip_that_gets_none_is_an_error(tmp_path, capsys):
+    from poolskip.cli import main
+    from poolskip.models import create_model
+
+    with pytest.raises(ValueError, match="got no Pool Skip: placement policy 'official' selects none"):
+        create_model("torchvision.models:mobilenet_v3_small", num_classes=10, pool_skip="official")
+    argv = ["train", "--model", "torchvision.models:mobilenet_v3_small", "--pool-skip", "official"]
+    assert main([*argv, "--epochs", "1", "--out-dir", str(tmp_path), "--set", "threads=1"]) == 2
+    err = capsys.readouterr().err
+    assert "got no Pool Skip: placement policy 'official' selects none" in err and "Traceback" not in err

@@ -219,9 +219,16 @@ def test_diagnose_command_on_run_dirs(tiny_runs, tmp_path, capsys):
 
     out = tmp_path / "diag"
     args = ["diagnose", str(tiny_runs["plain"]), str(tiny_runs["ps"] / "checkpoints" / "last.pt")]
-    assert main([*args, "--labels", "plain", "S2", "--probe-size", "40", "--out", str(out)]) == 0
+    argv = [*args, "--labels", "plain", "S2", "--probe-size", "40", "--out", str(out), "--checkpoint", "best"]
+    assert main(argv) == 0  # the plain run's best.pt (weights only), the Pool Skip run's last.pt
     printed = capsys.readouterr().out
-    assert "plain: small_cnn" in printed and "S2: small_cnn" in printed
+    assert "plain: small_cnn (plain), epoch 1" in printed and "S2: small_cnn (Pool Skip), epoch 1" in printed
+    assert "(None)" not in printed and "(True)" not in printed and "at layer" not in printed
+    best_model, best_info = load_checkpoint(tiny_runs["plain"], "best")
+    assert "optimizer" not in best_info and best_info["metric"].keys() == {"test_error"}
+    layer, kind = printed.splitlines()[0].split(" at '")[1].split("' (")[:2]  # "at '0' (Conv2d, layer 1 of 4)"
+    module = dict(best_model.named_modules())[layer]
+    assert kind.startswith(type(module).__name__ + ", layer ")
     assert {p.name for p in out.iterdir()} >= {"plain.csv", "S2.csv", "summary.json", "l2_l1.png", "dead_units.png"}
     plain_rows = [r for r in csv.DictReader((out / "plain.csv").open()) if r["kind"] in ("conv", "linear")]
     ps_rows = [r for r in csv.DictReader((out / "S2.csv").open()) if r["kind"] in ("conv", "linear")]

@@ -156,7 +156,9 @@ def test_a_run_writes_its_directory_and_evaluates(tmp_path, capsys):
         sum(v.numel() for k, v in last["model"].items() if "running" not in k and "tracked" not in k)
         == (summary["params"])
     )
-    assert torch.load(run / "checkpoints" / "best.pt", weights_only=True)["history"]
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)  # weights only: no optimiser state
+    assert "optimizer" not in best and "history" not in best and best["metric"] == {"test_error": summary["best"]}
+    assert (run / "checkpoints" / "best.pt").stat().st_size < (run / "checkpoints" / "last.pt").stat().st_size
     assert list((run / "tb").glob("events.out.tfevents.*"))
     code, _ = tiny_run(tmp_path, "--epochs", "2")  # the same run dir again is refused, not overwritten
     assert code == 2
@@ -165,6 +167,9 @@ def test_a_run_writes_its_directory_and_evaluates(tmp_path, capsys):
     assert main(["eval", str(run / "checkpoints" / "last.pt"), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["test_error"] == pytest.approx(records[-1]["test_error"]) and evaluated["epoch"] == 2
+    assert main(["eval", str(run), "--which", "best", "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["test_error"] == pytest.approx(summary["best"]) and evaluated["epoch"] == summary["best_epoch"]
     assert main(["eval", str(tmp_path / "nope.pt")]) == 2
 
 
@@ -234,6 +239,58 @@ def test_progress_bar_only_on_terminals():
         bar.close()
     assert "\repoch 1/2 [" in tty.getvalue() and "4/4" in tty.getvalue() and "loss 0.5" in tty.getvalue()
     assert pipe.getvalue() == ""
+
+
+def test_long_loops_log_progress_lines_and_their_time(monkeypatch):
+    import io
+
+    from poolskip import progress
+
+    lines: list[str] = []
+    with progress.reporting(lines.append, every=0):  # every item "takes long enough" for a line
+        assert list(progress.track(range(3), 3, "eval", "volumes")) == [0, 1, 2]
+    assert lines[:2] == [
+        line for line in lines[:2] if line.startswith("eval: ") and " volumes (" in line and "s left" in line
+    ]
+    assert [line.split(" (")[0] for line in lines[:2]] == ["eval: 1/3 volumes", "eval: 2/3 volumes"]
+    assert len(lines) == 3 and lines[2].startswith("eval: 3 volumes in ") and lines[2].endswith(" s")
+
+    quiet: list[str] = []
+    with progress.reporting(quiet.append, enabled=False, every=0):  # another rank of a distributed run
+        list(progress.track(range(3), 3, "eval"))
+    assert quiet == []
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    with progress.reporting(quiet.append, enabled=False, every=0):
+        list(progress.track(range(3), 3, "eval"))
+    assert tty.getvalue() == ""  # no bar on the other ranks either
+    for i in progress.track(range(2), 2, "eval"):  # outside reporting(): the bar only
+        progress.tick(f"window {i + 1}")
+    progress.tick("outside any loop")  # a no-op
+    assert "\reval [" in tty.getvalue() and "window 1" in tty.getvalue() and "outside" not in tty.getvalue()
+
+
+def test_training_and_eval_log_evaluation_progress(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("poolskip.progress.LOG_EVERY", 0.0)  # every evaluation counts as long
+    code, run = tiny_run(tmp_path, "--epochs", "1")
+    out = capsys.readouterr().out
+    assert code == 0 and "\neval: 1 batch in " in out  # digits' test set is one evaluation batch
+    epoch_line = next(line for line in out.splitlines() if line.startswith("epoch 1/1"))
+    assert "  eval " in epoch_line  # the epoch line carries the evaluation's seconds
+    threads, set_to = torch.get_num_threads(), []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: set_to.append(n))
+    assert main(["eval", str(run), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["eval_seconds"] >= 0  # stdout: the result only
+    assert "eval: 1 batch in " in captured.err
+    assert set_to == [1, threads]  # the run's threads (TINY sets 1), then the caller's again
+    assert main(["eval", str(run), "--json", "--threads", "2"]) == 0 and set_to[2:] == [2, threads]
+    assert main(["eval", str(run), "--threads", "0"]) == 2
 
 
 def test_log_line_keeps_slow_rates_readable():

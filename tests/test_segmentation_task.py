@@ -165,8 +165,28 @@ def test_prediction_figure_in_the_palette(tmp_path, camvid):
     models = {"plain": nn.Conv2d(3, 11, 1), "Pool Skip": nn.Conv2d(3, 11, 1)}
     examples = predict_examples(task, models, count=2)
     assert len(examples) == 2 and examples[0]["preds"]["plain"].shape == (25, 33)
-    path = save_prediction_figure(examples, task.data.palette, tmp_path / "pred.png")
+    path = save_prediction_figure(examples, task.data.palette, tmp_path / "pred.png", classes=task.data.classes)
     assert path.stat().st_size > 1000
+
+
+def test_prediction_pictures_have_a_legend_of_the_classes_shown():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from poolskip.experiments.figures import add_class_legend
+
+    fig = plt.figure()
+    maps = [torch.tensor([[0, 2], [IGNORE, 2]]), torch.tensor([[5, 0]])]
+    labels = add_class_legend(fig, maps, ["sky", "road", "car"], lambda k: (k / 255, 0, 0), extra={IGNORE: "ignored"})
+    assert labels == ["sky", "car", "class 5", "ignored"]  # the classes that occur, in order, named
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == labels
+    assert [tuple(p.get_facecolor()[:3]) for p in legend.get_patches()] == [(0, 0, 0), (2 / 255, 0, 0),
+                                                                            (5 / 255, 0, 0), (1.0, 0, 0)]  # fmt: skip
+    assert add_class_legend(plt.figure(), maps, None, lambda k: (0, 0, 0), skip=(0, 2, 5, IGNORE)) == []
+    plt.close("all")
 
 
 def test_sliding_window_covers_odd_sizes_and_matches_whole_images_where_it_must():
@@ -201,3 +221,40 @@ def test_sliding_window_evaluation_through_the_task(tmp_path, camvid):
     assert a["miou"] == pytest.approx(b["miou"]) and a["eval_loss"] == pytest.approx(b["eval_loss"], rel=1e-5)
     with pytest.raises(ConfigError, match="eval_window"):
         _cfg(tmp_path, data_dir=camvid, segmentation={"eval_window": [0, 4]})
+
+
+def test_eval_subset_is_a_fixed_seeded_choice_of_the_evaluation_split(tmp_path, camvid):
+    def build(n):
+        seg = {"crop_size": [17, 21], "eval_split": "test", "eval_subset": n}
+        return get_task("segmentation")(_cfg(tmp_path, data_dir=camvid, segmentation=seg), "cpu")
+
+    full, sub, again = build(None), build(2), build(2)
+    assert len(full.data.eval) == 3 and len(sub.data.eval) == 2
+    assert sub.data.eval.names == again.data.eval.names  # the same images in every run
+    assert set(sub.data.eval.names) < set(full.data.eval.names)
+    assert sub.data.eval.names == sorted(sub.data.eval.names, key=full.data.eval.names.index)  # dataset order
+    assert "evaluating 2 of 3 test images (eval_subset)" in sub.describe()
+    assert len(build(5).data.eval) == 3 and "eval_subset" not in build(5).describe()
+    off = lambda: torch.autocast("cpu", enabled=False)  # noqa: E731
+    model = nn.Conv2d(3, 11, 1)
+    keep = [full.data.eval.names.index(n) for n in sub.data.eval.names]
+    full.data.eval = full.data.eval.subset(keep)  # the full task restricted by hand scores the same
+    full.eval = type(full.eval)(full.data.eval, 2, mean=full.mean, std=full.std)
+    assert sub.evaluate(model, off)["miou"] == pytest.approx(full.evaluate(model, off)["miou"])
+    with pytest.raises(ConfigError, match="eval_subset"):
+        build(0)
+
+
+def test_sliding_window_evaluation_shows_its_windows_on_a_terminal(tmp_path, camvid, monkeypatch):
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    seg = {"crop_size": [17, 21], "eval_window": [16, 16]}
+    task = get_task("segmentation")(_cfg(tmp_path, data_dir=camvid, segmentation=seg), "cpu")
+    task.evaluate(nn.Conv2d(3, 11, 1), lambda: torch.autocast("cpu", enabled=False))
+    assert "\reval [" in tty.getvalue() and "window 1/" in tty.getvalue()

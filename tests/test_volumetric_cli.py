@@ -78,10 +78,10 @@ def test_report_draws_slices_of_both_variants(tmp_path, capsys):
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--pictures", "1"]) == 0
     out = capsys.readouterr().out
     # Table 3's metrics: Dice (monitored), NSD and IoU of each placement, read from the runs' summaries
-    assert "| nnunet | decathlon | dice (higher is better) | plain |" in out
+    assert "| nnunet | Tiny | dice (higher is better) | plain |" in out  # the dataset.json's name, not the layout's
     m = json.loads((tmp_path / "runs" / "true" / "seed0" / "summary.json").read_text())["final_metrics"]
     assert f"{m['dice']:.2f} (n=1) |" in out and f"| {m['nsd']:.2f} (n=1) | {m['iou']:.2f} (n=1) | 0 |" in out
-    assert (tmp_path / "rep" / "predictions_nnunet_decathlon.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "rep" / "predictions_nnunet_Tiny.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_nnunet_command_prints_the_trainer_folder_to_export(capsys):

@@ -102,12 +102,24 @@ def test_folds_share_one_split_and_one_plan(setup, tmp_path):
         get_task("segmentation3d")(setup(fold=-1), "cpu")
 
 
-def test_ensemble_averages_softmax(setup):
+def test_ensemble_averages_softmax(setup, monkeypatch):
+    import io
+
+    from poolskip.progress import reporting
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
     task = get_task("segmentation3d")(setup(), "cpu")
     torch.manual_seed(0)
     models = [create_model("nnunet", num_classes=3, **task.model_spec().hints).eval() for _ in range(2)]
     one = ensemble(task, models[:1])
-    two = ensemble(task, models)
+    lines: list[str] = []
+    monkeypatch.setattr("sys.stderr", tty := Tty())
+    with reporting(lines.append, every=0):  # progress: a line per volume and the time, windows on the bar
+        two = ensemble(task, models)
+    assert lines[-1].startswith("ensemble of 2: 1 volume in ") and "windows" in tty.getvalue()
     assert one["models"] == 1 and two["models"] == 2 and one["eval_volumes"] == 1
     vol = task.eval_vols[0]
     probs = (
@@ -142,7 +154,8 @@ def test_table3_layout_and_slices_png(tmp_path):
     # a dataset the paper has no numbers for; a NaN metric is left out, not averaged
     assert "| Hippocampus | V-Net | 1 | 50.00 | - | 40.00 |  | - | - | - |" in text
     label = _plate(slice(2, 6), 2)
-    png = save_slices(tmp_path / "s.png", torch.rand(1, 10, 8, 6), label, {"plain": label, "pool skip": label * 0})
+    preds = {"plain": label, "pool skip": label * 0}
+    png = save_slices(tmp_path / "s.png", torch.rand(1, 10, 8, 6), label, preds, classes=["background", "plate"])
     assert png.stat().st_size > 1000
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -138,11 +139,13 @@ class Placement:
 
 @dataclass
 class ConvertReport:
-    """Where :func:`convert` put Pool Skip, what it left out and why, and the new state-dict keys."""
+    """Where :func:`convert` put Pool Skip, what it left out and why, and the new state-dict keys;
+    ``reason`` says why nothing was converted (empty when something was)."""
 
     converted: list[Placement] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     new_keys: list[str] = field(default_factory=list)
+    reason: str = ""
 
     @property
     def num_params(self) -> int:
@@ -153,7 +156,10 @@ class ConvertReport:
         return len(self.converted)
 
     def __str__(self) -> str:
-        lines = [f"Pool Skip after {len(self.converted)} conv(s), +{self.num_params:,} parameters"]
+        if not self.converted:
+            lines = [f"Pool Skip after 0 convs: {self.reason}" if self.reason else "Pool Skip after 0 convs"]
+        else:
+            lines = [f"Pool Skip after {len(self.converted)} conv(s), +{self.num_params:,} parameters"]
         lines += [f"  + {p.name} ({p.conv_type}, C={p.channels}, pool {p.pool_size})" for p in self.converted]
         if self.skipped:
             lines.append(f"left out {len(self.skipped)} conv(s):")
@@ -237,7 +243,9 @@ def convert(
     is smaller than the pool in some dim (e.g. a 1x1 map) are left out; the report says so. Without
     it such convs still work (a window never exceeds the map), they just pool nothing.
 
-    Converting again leaves already converted convs alone. ``pool_skip_kwargs`` go to
+    A conversion that selects nothing (e.g. the ``official`` policy on a network without ResNet blocks)
+    warns, and its report's ``reason`` says which step left nothing. Converting again leaves already
+    converted convs alone (without a warning). ``pool_skip_kwargs`` go to
     :class:`PoolSkip` (``kernel_size``, ``bias``, ``variant``, ``zero_init``, ``groups``; ``groups="depthwise"``
     gives every inner conv one filter per channel, whatever its width).
     """
@@ -255,19 +263,23 @@ def convert(
     report = ConvertReport()
     todo: list[tuple[str, nn.Module, tuple[int, ...]]] = []
     inner = {id(m) for ps in model.modules() if isinstance(ps, PoolSkip) for m in ps.modules()}
+    counts = [0, 0, 0]  # convs of the types, of those the policy's, of those the filters'
     for name, module in model.named_modules():
         if not isinstance(module, types) or id(module) in inner:  # never Pool Skip's own conv
             continue
-        if is_converted(module):
-            report.skipped.append((name, "already converted"))
-            continue
+        counts[0] += 1
         if policy_sizes is not None and policy_sizes.get(name) is None:
             continue  # not part of the policy: not a Pool Skip site, not worth a line in the report
+        counts[1] += 1
         if inc is not None and not _matches(name, inc):
             continue
         if exc is not None and _matches(name, exc):
             continue
         if where is not None and not where(name, module):
+            continue
+        counts[2] += 1
+        if is_converted(module):
+            report.skipped.append((name, "already converted"))
             continue
         size = pool_size(name, module) if callable(pool_size) else pool_size
         if size is None and not callable(pool_size):
@@ -302,7 +314,31 @@ def convert(
         report.converted.append(
             Placement(name, type(module).__name__, channels, size, sum(p.numel() for p in ps.parameters()))
         )
+    if not report.converted:
+        report.reason = _why_none(model, counts, chosen, transposed, report.skipped)
+        if any(why != "already converted" for _, why in report.skipped) or not report.skipped:
+            warnings.warn(f"convert: {type(model).__name__} got no Pool Skip: {report.reason}", stacklevel=2)
     return report
+
+
+def _why_none(model: nn.Module, counts: list[int], policy: Policy | None, transposed: bool, skipped) -> str:
+    """Which selection step of :func:`convert` left no conv, in words."""
+    n_type, n_policy, n_selected = counts
+    if n_type == 0:
+        has_transposed = any(isinstance(m, _TRANSPOSED) for m in model.modules())
+        if has_transposed and not transposed:
+            return "it has transposed convs only (pass transposed=True to convert those)"
+        return "it has no Conv1d/Conv2d/Conv3d"
+    if n_policy == 0:
+        return (
+            f"placement policy {policy.name!r} selects none of its {n_type} convs ({policy.description}); "
+            "try policy='every_conv' or name the convs with include="
+        )
+    if n_selected == 0:
+        of = f"the {n_policy} conv(s) policy {policy.name!r} selects" if policy else f"its {n_policy} conv(s)"
+        return f"include/exclude/where leave none of {of}"
+    whys = sorted({why for _, why in skipped})
+    return f"all {n_selected} selected conv(s) were left out ({'; '.join(whys)})"
 
 
 def unconvert(model: nn.Module) -> int:

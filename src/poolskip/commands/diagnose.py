@@ -34,6 +34,38 @@ def probe_set(path: str, args: argparse.Namespace):
     return model, info, inputs, targets, task.probe_loss
 
 
+def _variant(pool_skip) -> str:
+    """The run's ``pool_skip`` config value in words."""
+    if pool_skip is None or pool_skip is False:
+        return "plain"
+    if pool_skip is True:
+        return "Pool Skip"
+    return f"Pool Skip {'policy' if isinstance(pool_skip, str) else 'pool size'} {pool_skip}"
+
+
+def _model_line(info: dict) -> str:
+    cfg = info["config"]
+    return f"{cfg['model']} ({_variant(cfg.get('pool_skip'))}), epoch {info.get('epoch')}"
+
+
+def _measures_line(d) -> str:
+    """The summary's headline measures, with the layer of the highest l2/l1 by name (n/a: not measured)."""
+    s = d.summary()
+    called = [layer for layer in d.plain_layers() if layer.called]
+    parts = []
+    if called:
+        top = max(called, key=lambda layer: layer.l2_l1)
+        parts.append(
+            f"l2/l1 highest {top.l2_l1:.3f} at '{top.name}' ({top.type}, layer {called.index(top) + 1} of "
+            f"{len(called)}), mean {s['l2_l1_mean']:.4f}"
+        )
+    if "dead_units_mean" in s:
+        parts.append(f"dead units {100 * s['dead_units_mean']:.1f}% (mean over activations)")
+    if "probe_loss" in s:
+        parts.append(f"probe loss {s['probe_loss']:.3f}")
+    return "; ".join(parts) or "no conv/linear layer or activation was called"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_CHECKPOINT", help="run directories or checkpoint files")
     p.add_argument(
@@ -67,13 +99,7 @@ def run(args: argparse.Namespace) -> int:
         model, info, x, y, loss_fn = probe_set(path, args)
         d = diagnose(model, x, y, loss_fn=loss_fn, batch_size=args.batch_size)
         diagnoses[label] = d
-        s = d.summary()
-        print(
-            f"{label}: {info['config']['model']} ({info['config'].get('pool_skip')}), epoch {info.get('epoch')}, "
-            f"probe {len(x)}: l2/l1 max {s['l2_l1_max']:.3f} at layer {int(s['l2_l1_argmax'])}, "
-            f"mean {s['l2_l1_mean']:.4f}; dead units mean {s.get('dead_units_mean', float('nan')):.3f}; "
-            f"probe loss {s.get('probe_loss', float('nan')):.3f}"
-        )
+        print(f"{label}: {_model_line(info)}, probe {len(x)}: {_measures_line(d)}")
     paths = write_report(diagnoses, args.out)
     pngs = ", ".join(p.name for p in paths.values() if p.suffix == ".png")
     print(f"wrote one CSV per model, summary.json and {pngs} to {args.out}")

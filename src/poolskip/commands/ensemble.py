@@ -3,15 +3,19 @@
 Each fold's model (``best.pt`` by default) predicts every test volume with a Gaussian sliding window; the
 softmax probabilities are averaged, the argmax scored (Dice, NSD in mm, IoU per class and mean), as the
 paper reports its 5-fold BTCV/AMOS numbers. The folds must be runs of one config (``poolskip train --folds``).
+Progress goes to stderr (a bar on a terminal, a line every few seconds otherwise); stdout holds the scores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from functools import partial
 
 from ..engine.rundir import strict_json
 from ..experiments.folds3d import ensemble_runs
+from ..progress import reporting
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    scores = ensemble_runs(args.runs, args.which, args.device)
+    with reporting(partial(print, file=sys.stderr, flush=True)):
+        scores = ensemble_runs(args.runs, args.which, args.device)
     if args.json:
         print(json.dumps(strict_json(scores)))
     else:

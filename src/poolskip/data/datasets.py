@@ -90,7 +90,23 @@ def load_dataset(
         listing = _tree_listing([train_dir, test_dir])
         read = lambda: _read_imagefolder(train_dir, test_dir, image_size, train_subset)  # noqa: E731
         return _cached(name, listing, cache_dir, read, [image_size, train_subset])
-    raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}{other_task_hint(name)}")
+
+
+def other_task_hint(dataset: str) -> str:
+    """For an unknown-dataset error: which task reads ``dataset`` instead, e.g. ``" ('camvid' is a 2D
+    segmentation dataset: set --task segmentation)"``; empty when no task does."""
+    from .segmentation import SEG_DATASETS
+    from .volumetric import LAYOUTS
+
+    for task, names, what in (
+        ("classification", DATASETS, "an image classification"),
+        ("segmentation", SEG_DATASETS, "a 2D segmentation"),
+        ("segmentation3d", LAYOUTS, "a 3D segmentation"),
+    ):
+        if dataset in names:
+            return f" ({dataset!r} is {what} dataset: set --task {task})"
+    return ""
 
 
 def subset_indices(n: int, keep: int | None) -> torch.Tensor | None:

@@ -390,9 +390,11 @@ def load_segmentation(
     segfolder_ignore: int = IGNORE,
     cache_dir: str | os.PathLike | None = None,
     train_subset: int | None = None,
+    eval_subset: int | None = None,
 ) -> SegData:
     """Load dataset ``name`` (one of :data:`SEG_DATASETS`) from ``data_dir``; ``train_split`` may join
-    splits with ``+`` (e.g. ``train+val``). ``train_subset`` keeps N training images of a fixed shuffle."""
+    splits with ``+`` (e.g. ``train+val``). ``train_subset`` / ``eval_subset`` keep N images of a fixed
+    shuffle (seed 0, the same in every run) of the training / evaluation split, in dataset order."""
     if name not in SEG_DATASETS:
         raise DatasetError(f"unknown segmentation dataset {name!r}; known: {', '.join(SEG_DATASETS)}")
     if data_dir is None:
@@ -447,10 +449,18 @@ def load_segmentation(
     _check_values(name, test_values, eval_pairs, allowed, what)
     train = SegSplit(train.images, _Mapped(train.masks, lut), train.names)
     test = SegSplit(test.images, _Mapped(test.masks, lut), test.names)
-    if train_subset is not None and train_subset < len(train):
-        keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:train_subset].sort().values
-        train = train.subset(keep.tolist())
+    train, test = _keep_subset(train, train_subset), _keep_subset(test, eval_subset)
+    if eval_subset is not None and eval_subset < len(test_values):
+        notes.append(f"evaluating {len(test)} of {len(test_values)} {eval_split} images (eval_subset)")
     return SegData(name, classes, palette, train, test, notes)
+
+
+def _keep_subset(split: SegSplit, n: int | None) -> SegSplit:
+    """``n`` images of ``split`` picked by a shuffle with seed 0, in dataset order (all of them if ``n`` is None)."""
+    if n is None or n >= len(split):
+        return split
+    keep = torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:n].sort().values
+    return split.subset(keep.tolist())
 
 
 # ---------------------------------------------------------------------------------------- augmentation

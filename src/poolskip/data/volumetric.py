@@ -39,7 +39,7 @@ import torch
 
 from ..files import atomic_save, atomic_write_text
 from ..optional import require
-from .datasets import DatasetError
+from .datasets import DatasetError, other_task_hint
 from .loader import Batch, mix_seed
 
 __all__ = [
@@ -244,7 +244,9 @@ def read_amos(root: Path) -> VolumeDataset:
 def load_volumes(layout: str, data_dir: str | os.PathLike | None, split_seed: int = 0) -> VolumeDataset:
     """The dataset at ``data_dir`` in ``layout`` (one of :data:`LAYOUTS`), every listed file checked to exist."""
     if layout not in LAYOUTS:
-        raise DatasetError(f"unknown 3D dataset layout {layout!r}; choose one of {LAYOUTS}")
+        raise DatasetError(
+            f"unknown 3D dataset layout {layout!r}; choose one of {', '.join(LAYOUTS)}{other_task_hint(layout)}"
+        )
     if data_dir is None:
         raise DatasetError(f"data.data_dir must point at the {layout} dataset's folder")
     root = Path(data_dir).expanduser()

@@ -1,10 +1,11 @@
 """Checkpoints are data: read with ``torch.load(..., weights_only=True)``, and a model named in one is built
 only from the registry unless the user opts in to importing code (``allow_external_model``).
 
-A checkpoint holds the model (and, for ``last.pt``, the optimiser, scaler, RNG and position in the
-epoch), the resolved config, the task's :meth:`~poolskip.tasks.Task.state` and the
-:class:`~poolskip.tasks.ModelSpec` the model was built for, so ``eval`` and ``diagnose`` rebuild both
-without the training data's statistics being measured again.
+A checkpoint holds the model weights, the epoch, the resolved config, the task's
+:meth:`~poolskip.tasks.Task.state` and the :class:`~poolskip.tasks.ModelSpec` the model was built for, so
+``eval`` and ``diagnose`` rebuild both without the training data's statistics being measured again.
+``last.pt`` adds what a resume needs (optimiser, scaler, RNG, position in the epoch, history);
+``best.pt`` adds only the monitored metric's value.
 """
 
 from __future__ import annotations
@@ -88,7 +89,10 @@ def read_checkpoint(file: str | os.PathLike, device: str | torch.device = "cpu")
         reason = " ".join(str(e).split())[:200]
         hint = ""
         if file.name == "last.pt" and (file.parent / "best.pt").is_file():
-            hint = f"; {file.parent / 'best.pt'} is a separate file: copy it over last.pt to resume from there"
+            hint = (
+                f"; {file.parent / 'best.pt'} is a separate file with the best weights (eval, diagnose and "
+                "ensemble read it with --which best), but without the optimiser state a resume needs"
+            )
         raise CheckpointError(
             f"{file} is corrupt or not a poolskip checkpoint ({type(e).__name__}: {reason}){hint}"
         ) from None

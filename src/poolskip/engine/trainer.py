@@ -27,7 +27,7 @@ import yaml
 from torch import nn
 
 from ..errors import PoolskipError
-from ..progress import Progress
+from ..progress import Progress, reporting
 from ..tasks import Task, get_task
 from . import distributed
 from .checkpoint import CheckpointError, build_model, load_checkpoint, read_checkpoint, save_checkpoint
@@ -183,6 +183,8 @@ def _format(record: dict[str, Any]) -> str:
     parts = [f"{k} {v:.4g}" for k, v in record.items() if k not in skip and isinstance(v, float)]
     rate = record.get("samples_per_s") or 0.0
     speed = f"{record['epoch_seconds']:.1f}s  {rate:.{0 if rate >= 10 else 2}f} samples/s"  # 3D on CPU: < 1/s
+    if record.get("eval_seconds") is not None:
+        speed += f"  eval {record['eval_seconds']:.1f}s"
     return "  ".join(parts) + f"  lr {record['lr']:.4g}  {speed}"
 
 
@@ -237,7 +239,8 @@ def _train(cfg, rundir: RunDir, dinfo, resume: bool, callbacks: list, allow_exte
     while run.pos.epoch < cfg.optim.epochs:
         record = run.train_one_epoch()
         if run.evaluation_due():
-            record.update(run.evaluate())
+            with reporting(log, enabled=dinfo.is_main):  # progress of a long evaluation: bar and log lines
+                record.update(run.evaluate())
         for cb in callbacks:
             record.update(cb.on_epoch_end(run.pos.epoch + 1, run.raw) or {})
         run.end_epoch(record)  # best by the task's monitor, checkpoints
@@ -330,7 +333,7 @@ class _Session:
         return {**metrics, "eval_seconds": time.perf_counter() - t0}
 
     def end_epoch(self, record: dict[str, Any]) -> None:
-        """Record the epoch, track the monitor's best, write last.pt (and best.pt when it improved)."""
+        """Record the epoch, track the monitor's best, write last.pt (and best.pt, weights only, when it improved)."""
         monitor, pos = self.task.monitor, self.pos
         value = record.get(monitor.metric)
         improved = value is not None and value == value and (pos.best != pos.best or monitor.better(value, pos.best))
@@ -362,25 +365,32 @@ class _Session:
             )
 
     def save(self, name: str) -> None:
-        """Write ``checkpoints/<name>.pt`` (main process only)."""
+        """Write ``checkpoints/<name>.pt`` (main process only). ``last.pt`` holds everything a resume needs;
+        ``best.pt`` only the weights and what rebuilds and evaluates them (no optimiser state: a fraction
+        of the size, and ``eval``, ``diagnose``, ``ensemble`` and ``report`` need nothing more)."""
         if not self.dinfo.is_main:
             return
         pos = self.pos
         state = {
             "model": self.raw.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
             "epoch": pos.epoch,
-            "step": pos.step,
-            "partial_sums": pos.sums.cpu(),
-            "history": pos.history,
-            "best": pos.best,
-            "wall_seconds": self.wall_seconds(),
-            "rng": _rng_state(self.device),
             "config": self.cfg.to_dict(),
             "task_state": self.task.state(),
             "model_spec": dataclasses.asdict(self.spec),
         }
+        if name == "best":
+            state["metric"] = {self.task.monitor.metric: pos.best}
+        else:
+            state.update(
+                optimizer=self.optimizer.state_dict(),
+                scaler=self.scaler.state_dict(),
+                step=pos.step,
+                partial_sums=pos.sums.cpu(),
+                history=pos.history,
+                best=pos.best,
+                wall_seconds=self.wall_seconds(),
+                rng=_rng_state(self.device),
+            )
         save_checkpoint(self.rundir.checkpoints / f"{name}.pt", state)
         if self.config_pending:
             self.rundir.write_config(self.cfg.to_dict())

@@ -178,7 +178,8 @@ def prediction_pictures(groups, out: str | Path, count: int = 3) -> list[Path]:
             if task_name == "segmentation":
                 from .seg_figure import predict_examples, save_prediction_figure
 
-                save_prediction_figure(predict_examples(task, models, count), task.data.palette, path)
+                examples = predict_examples(task, models, count)
+                save_prediction_figure(examples, task.data.palette, path, classes=task.data.classes)
             else:
                 from .table3 import save_slices
 
@@ -186,6 +187,7 @@ def prediction_pictures(groups, out: str | Path, count: int = 3) -> list[Path]:
                 preds = {
                     k: task.predict(m, vol["image"], contextlib.nullcontext).argmax(0).cpu() for k, m in models.items()
                 }
-                save_slices(path, vol["image"][0], vol["label"], preds, title=f"{model}, {dataset}")
+                title = f"{model}, {dataset}"
+                save_slices(path, vol["image"][0], vol["label"], preds, title=title, classes=task.ds.classes)
         written.append(path)
     return written

@@ -224,11 +224,24 @@ def model_label(model: str, model_kwargs: dict[str, Any]) -> str:
 
 
 def dataset_label(summary: Summary, config: dict[str, Any]) -> str:
-    """The dataset; a folder dataset (``imagefolder``, ``segfolder``) with its directory's name."""
+    """The dataset; a folder dataset (``imagefolder``, ``segfolder``) with its directory's name; a Decathlon /
+    nnU-Net raw folder by its dataset's name (``Hippocampus``), not by its layout."""
     data_dir = (config.get("data") or {}).get("data_dir")
     if summary.dataset in ("imagefolder", "segfolder") and data_dir:
         return f"{summary.dataset}:{Path(data_dir).name}"
+    if summary.dataset in ("decathlon", "nnunet") and data_dir:
+        return _layout_dataset_name(Path(data_dir))
     return summary.dataset
+
+
+def _layout_dataset_name(root: Path) -> str:
+    """The ``name`` in a Decathlon / nnU-Net raw folder's dataset.json (as the 3D task reads it), else the
+    folder's name (e.g. ``Task04_Hippocampus``) when the data is not on this machine."""
+    try:
+        name = json.loads((root.expanduser() / "dataset.json").read_text()).get("name")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    return str(name) if name else root.name
 
 
 def placement_key(placement: dict[str, Any]) -> str:

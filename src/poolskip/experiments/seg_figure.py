@@ -1,5 +1,5 @@
 """The segmentation report's picture: a few evaluation images with ground truth and each model's prediction,
-label maps drawn in the dataset's palette (ignored pixels black).
+label maps drawn in the dataset's palette (ignored pixels black), with a legend of the classes shown.
 
 ``poolskip report`` builds the models from the runs' checkpoints and calls :func:`predict_examples` then
 :func:`save_prediction_figure`; both work on any :class:`~poolskip.tasks.segmentation.SegmentationTask`.
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..data.segmentation import IGNORE
-from .figures import save_figure
+from .figures import add_class_legend, save_figure
 
 __all__ = ["colorize", "predict_examples", "save_prediction_figure"]
 
@@ -46,8 +46,14 @@ def predict_examples(task, models: Mapping[str, nn.Module], count: int = 3, seed
     return out
 
 
-def save_prediction_figure(examples: Sequence[dict], palette: Sequence[Sequence[int]], path: str | Path) -> Path:
-    """One row per example: image, ground truth, then each prediction (columns named by the models)."""
+def save_prediction_figure(
+    examples: Sequence[dict],
+    palette: Sequence[Sequence[int]],
+    path: str | Path,
+    classes: Sequence[str] | None = None,
+) -> Path:
+    """One row per example: image, ground truth, then each prediction (columns named by the models); below, a
+    legend of the classes that occur, named by ``classes`` (``class k`` without them)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,4 +71,7 @@ def save_prediction_figure(examples: Sequence[dict], palette: Sequence[Sequence[
             ax.set_axis_off()
             if r == 0:
                 ax.set_title(title, fontsize=9)
+    maps = [m for ex in examples for m in (ex["target"], *ex["preds"].values())]
+    rgb = colorize(torch.arange(256), palette).float() / 255
+    add_class_legend(fig, maps, classes, lambda k: tuple(rgb[k].tolist()), extra={IGNORE: "ignored"})
     return save_figure(fig, path, dpi=100)

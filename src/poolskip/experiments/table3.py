@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .figures import save_figure
+from .figures import add_class_legend, save_figure
 from .stats import format_mean_std, mean_std
 
 __all__ = ["format_table3", "save_slices"]
@@ -80,8 +80,10 @@ def save_slices(
     predictions: Mapping[str, torch.Tensor],
     slices: Sequence[int] | None = None,
     title: str = "",
+    classes: Sequence[str] | None = None,
 ) -> Path:
-    """A PNG grid: rows are slices along the last axis, columns image, ground truth and each prediction."""
+    """A PNG grid: rows are slices along the last axis, columns image, ground truth and each prediction; below,
+    a legend of the foreground classes drawn, named by ``classes`` (background first; ``class k`` without)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,4 +113,7 @@ def save_slices(
         axes[i][0].set_ylabel(f"slice {z}", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
+    cmap, top = plt.get_cmap("tab10"), max(k, 9)
+    maps = [m[..., list(slices)] for m in (label, *predictions.values())]
+    add_class_legend(fig, maps, classes, lambda c: cmap(c / top), skip=(0,))
     return save_figure(fig, path, dpi=110)

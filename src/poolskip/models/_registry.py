@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -186,5 +187,12 @@ def create_model(name: str, num_classes: int = 10, pool_skip: object = None, **k
     spec = pool_skip_spec(pool_skip, placement)
     model = factory(num_classes=num_classes, **kwargs)
     if spec is not None:
-        convert(model, **spec)
+        with warnings.catch_warnings():  # nothing converted is this function's error, below
+            warnings.simplefilter("ignore", UserWarning)
+            report = convert(model, **spec)
+        if not report.converted:
+            raise ValueError(
+                f"model {name!r} with pool_skip={pool_skip!r} got no Pool Skip: {report.reason}; "
+                "choose a placement that fits it (a policy of poolskip.list_policies() or {include: [...]})"
+            )
     return model

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..data import Batch, BatchAugment, ImageData, TensorLoader, load_dataset
 from ..metrics import top1_error, top1_wrong
+from ..progress import track
 from .base import Autocast, ModelSpec, Monitor, option, register_task
 
 
@@ -108,7 +109,7 @@ class ClassificationTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, autocast: Autocast) -> dict[str, float]:
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, wrong, count
-        for batch in self.test.batches():
+        for batch in track(self.test.batches(), len(self.test), "eval"):
             with autocast():
                 out = model(batch.inputs)
             sums[0] += F.cross_entropy(out.float(), batch.targets, reduction="sum").double()

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Batch, DatasetError
+from ..data.datasets import other_task_hint
 from ..data.segmentation import (
     IGNORE,
     SEG_DATASETS,
@@ -31,6 +32,7 @@ from ..data.segmentation import (
     load_segmentation,
 )
 from ..metrics import confusion_matrix, iou_from_confusion
+from ..progress import tick, track
 from .base import Autocast, ModelSpec, Monitor, option, register_task
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -55,6 +57,9 @@ class SegmentationOptions:
         None, "segfolder: number of classes (null = largest training label + 1)", min=1
     )
     segfolder_ignore: int = option(255, "segfolder: the mask value that is ignored", min=0, max=255)
+    eval_subset: int | None = option(
+        None, "evaluate only N images of the evaluation split, a fixed seeded choice (quick runs; null = all)", min=1
+    )
     eval_window: list[int] | None = option(
         None, "sliding-window evaluation: window [height, width] (null = whole images, the reference's way)"
     )
@@ -97,11 +102,12 @@ class SegmentationTask:
         if d.dataset not in SEG_DATASETS:
             raise DatasetError(
                 f"the segmentation task reads datasets {', '.join(SEG_DATASETS)}; got dataset={d.dataset!r}"
+                + other_task_hint(d.dataset)
             )
         self.data: SegData = load_segmentation(
             d.dataset, d.data_dir, train_split=o.train_split, eval_split=o.eval_split, voc_trainaug=o.voc_trainaug,
             segfolder_classes=o.segfolder_classes, segfolder_ignore=o.segfolder_ignore, cache_dir=d.cache_dir,
-            train_subset=d.train_subset,
+            train_subset=d.train_subset, eval_subset=o.eval_subset,
         )  # fmt: skip
         if state is not None:
             self.mean, self.std = list(state["pixel_mean"]), list(state["pixel_std"])
@@ -169,7 +175,8 @@ class SegmentationTask:
         cm = torch.zeros(k, k, dtype=torch.int64, device=self.device)
         loss = torch.zeros(2, dtype=torch.float64, device=self.device)  # cross-entropy sum, valid pixels
         window = self.options.eval_window
-        for batch in self.eval.eval_batches():
+        batches = len(range(self.rank, len(self.eval), self.world_size))  # this process's share
+        for batch in track(self.eval.eval_batches(), batches, "eval"):
             if window is None:
                 with autocast():
                     out = model(batch.inputs)
@@ -228,13 +235,14 @@ def sliding_window_logits(
         return sorted({*range(0, size - win, step), size - win})
 
     out = count = None
-    for top in starts(h, wh):
-        for left in starts(w, ww):
-            with autocast() if autocast is not None else nullcontext():
-                logits = model(x[..., top : top + wh, left : left + ww]).float()
-            if out is None:
-                out = logits.new_zeros(*logits.shape[:2], h, w)
-                count = logits.new_zeros(1, 1, h, w)
-            out[..., top : top + wh, left : left + ww] += logits
-            count[..., top : top + wh, left : left + ww] += 1
+    windows = [(top, left) for top in starts(h, wh) for left in starts(w, ww)]
+    for n, (top, left) in enumerate(windows):
+        tick(f"window {n + 1}/{len(windows)}")  # on a terminal, inside an evaluation's progress bar
+        with autocast() if autocast is not None else nullcontext():
+            logits = model(x[..., top : top + wh, left : left + ww]).float()
+        if out is None:
+            out = logits.new_zeros(*logits.shape[:2], h, w)
+            count = logits.new_zeros(1, 1, h, w)
+        out[..., top : top + wh, left : left + ww] += logits
+        count[..., top : top + wh, left : left + ww] += 1
     return out / count

@@ -52,6 +52,7 @@ from ..data.volumetric import (
 )
 from ..metrics import VolumeScores, score_volume
 from ..optional import require
+from ..progress import tick, track
 from .base import Autocast, ModelSpec, Monitor, option, register_task
 
 __all__ = [
@@ -247,7 +248,12 @@ class Segmentation3dTask:
         """Softmax probabilities (K, X, Y, Z) of one volume ``image`` (C, X, Y, Z) by Gaussian sliding window."""
         inferers = require("monai.inferers", "med", "sliding-window inference")
 
+        windows = 0
+
         def predictor(x: torch.Tensor) -> torch.Tensor:
+            nonlocal windows
+            windows += len(x)
+            tick(f"{windows} windows")  # on a terminal, inside the evaluation's progress bar
             with autocast():
                 out = model(x)
             return (out[0] if isinstance(out, (list, tuple)) else out).float()
@@ -261,9 +267,8 @@ class Segmentation3dTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, autocast: Autocast) -> dict[str, Any]:
         scores = VolumeScores(self.ds.num_classes, self.ds.classes, device=self.device)
-        for i, vol in enumerate(self.eval_vols):
-            if i % self.world_size != self.rank:
-                continue
+        mine = self.eval_vols[self.rank :: self.world_size]  # this process's share
+        for vol in track(mine, len(mine), "eval", "volumes"):
             pred = self.predict(model, vol["image"], autocast).argmax(0).cpu()
             scores.add(score_volume(pred, vol["label"], self.ds.num_classes, self.spacing, self.options.nsd_tolerance))
         if self.world_size > 1:
@@ -317,7 +322,7 @@ def ensemble(
     scores = VolumeScores(task.ds.num_classes, task.ds.classes)
     for m in models:
         m.eval()
-    for vol in volumes:
+    for vol in track(volumes, len(volumes), f"ensemble of {len(models)}", "volumes"):
         probs = sum(task.predict(m, vol["image"], autocast) for m in models) / len(models)
         pred = probs.argmax(0).cpu()
         scores.add(score_volume(pred, vol["label"], task.ds.num_classes, task.spacing, task.options.nsd_tolerance))

@@ -46,5 +46,5 @@ def build_network(
     )
     report = convert(network, policy=policy)
     if not len(report):
-        raise RuntimeError(f"placement {policy!r} found no encoder conv in {type(network).__name__}")
+        raise RuntimeError(f"placement {policy!r} found no encoder conv in {type(network).__name__}: {report.reason}")
     return network
