@@ -26,6 +26,7 @@ import torch
 import yaml
 from torch import nn
 
+from ..dist import Dist
 from ..errors import PoolskipError
 from ..progress import Progress
 from ..tasks import Task, get_task
@@ -158,7 +159,7 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _runtime(cfg: TrainConfig) -> distributed.DistInfo:
+def _runtime(cfg: TrainConfig) -> Dist:
     """Device, process group, threads and determinism for this run; checks what the device can do."""
     run = cfg.run
     dinfo = distributed.setup(run.device)
@@ -309,7 +310,7 @@ class _Session:
         seconds = time.perf_counter() - t0
         progress.close()
         self._check_finite(f"in epoch {epoch + 1}")
-        sums = distributed.all_reduce_sum(self.pos.sums.clone(), self.dinfo)
+        sums = self.dinfo.all_reduce_sum(self.pos.sums.clone())
         return {
             "epoch": epoch + 1,
             "train_loss": sums[0].item() / sums[1].item(),
@@ -350,7 +351,7 @@ class _Session:
             self.save("last")
 
     def _check_finite(self, where: str) -> None:
-        total = distributed.all_reduce_sum(self.pos.sums[:1].clone(), self.dinfo)
+        total = self.dinfo.all_reduce_sum(self.pos.sums[:1].clone())
         if not torch.isfinite(total).all():
             kept = self.rundir.last
             raise NonFiniteLoss(

@@ -5,6 +5,6 @@ each module beside it registers one task. ``list_tasks()`` names them.
 """
 
 from . import classification, segmentation, segmentation3d  # noqa: F401  (importing registers the tasks)
-from .base import Autocast, ModelSpec, Monitor, Task, get_task, list_tasks, option, register_task
+from .base import Autocast, ModelSpec, Monitor, Task, get_task, list_tasks, register_task
 
-__all__ = ["Autocast", "ModelSpec", "Monitor", "Task", "get_task", "list_tasks", "option", "register_task"]
+__all__ = ["Autocast", "ModelSpec", "Monitor", "Task", "get_task", "list_tasks", "register_task"]

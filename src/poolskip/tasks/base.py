@@ -29,19 +29,10 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-__all__ = ["Autocast", "Monitor", "ModelSpec", "Task", "get_task", "list_tasks", "option", "register_task"]
+__all__ = ["Autocast", "Monitor", "ModelSpec", "Task", "get_task", "list_tasks", "register_task"]
 
 #: ``autocast()`` returns the context manager a forward pass runs under (AMP or a no-op).
 Autocast = Callable[[], AbstractContextManager]
-
-
-def option(default: Any, help: str, **checks: Any) -> Any:
-    """A config field of a task's ``Options`` (and of the engine's sections): its default, what it means (shown
-    by ``--help`` and ``--print-config``) and its checks: ``choices=(...)``, ``min=``/``max=`` (inclusive),
-    ``above=`` (exclusive lower bound). A list or dict default is copied for every instance."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **checks})
-    return field(default=default, metadata={"help": help, **checks})
 
 
 @dataclass(frozen=True)

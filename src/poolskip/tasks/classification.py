@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import option
 from ..data import Batch, BatchAugment, ImageData, TensorLoader, load_dataset
-from .base import Autocast, ModelSpec, Monitor, option, register_task
+from ..dist import Dist
+from .base import Autocast, ModelSpec, Monitor, register_task
 
 
 @dataclass
@@ -59,7 +60,7 @@ class ClassificationTask:
             train_subset=d.train_subset,
         )  # fmt: skip
         self.data: ImageData = data
-        self.device, self.rank, self.world_size = torch.device(device), rank, world_size
+        self.device, self.dist = torch.device(device), Dist(rank, world_size, device)
         self.options = o
         if state is not None:  # as the checkpoint was trained: its measured normalisation
             mean, std = state["mean"], state["std"]
@@ -76,7 +77,7 @@ class ClassificationTask:
             )
         self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
         common = dict(
-            mean=self.mean, std=self.std, rank=rank, world_size=world_size, device=self.device,
+            mean=self.mean, std=self.std, dist=self.dist, device=self.device,
             channels_last=cfg.run.channels_last,
         )  # fmt: skip
         augment = BatchAugment(o.crop_padding, o.flip, o.rotation, o.cutout)
@@ -113,9 +114,7 @@ class ClassificationTask:
             sums[0] += F.cross_entropy(out.float(), batch.targets, reduction="sum").double()
             sums[1] += (out.argmax(1) != batch.targets).sum()
             sums[2] += len(batch.targets)
-        if self.world_size > 1:
-            dist.all_reduce(sums)
-        loss, wrong, count = sums.tolist()
+        loss, wrong, count = self.dist.all_reduce_sum(sums).tolist()
         return {"test_loss": loss / count, "test_error": 100.0 * wrong / count}
 
     def probe_batch(self, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import option
 from ..data import Batch, DatasetError
 from ..data.segmentation import (
     IGNORE,
@@ -32,7 +32,8 @@ from ..data.segmentation import (
     iou_from_confusion,
     load_segmentation,
 )
-from .base import Autocast, ModelSpec, Monitor, option, register_task
+from ..dist import Dist
+from .base import Autocast, ModelSpec, Monitor, register_task
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -112,7 +113,7 @@ class SegmentationTask:
                 )
         else:
             self.mean, self.std = list(o.pixel_mean), list(o.pixel_std)
-        self.device, self.rank, self.world_size = torch.device(device), rank, world_size
+        self.device, self.dist = torch.device(device), Dist(rank, world_size, device)
         self.options = o
         if len(self.data.train) < cfg.optim.batch_size:
             raise DatasetError(
@@ -120,7 +121,7 @@ class SegmentationTask:
                 f"{cfg.optim.batch_size} (the last incomplete batch is dropped)"
             )
         common = dict(
-            mean=self.mean, std=self.std, rank=rank, world_size=world_size, device=self.device,
+            mean=self.mean, std=self.std, dist=self.dist, device=self.device,
             channels_last=cfg.run.channels_last,
         )  # fmt: skip
         augment = SegAugment(tuple(o.crop_size), tuple(o.scale_range), o.hflip, o.color_jitter)
@@ -180,9 +181,8 @@ class SegmentationTask:
             loss[0] += F.cross_entropy(out, batch.targets, ignore_index=IGNORE, reduction="sum").double()
             loss[1] += (batch.targets != IGNORE).sum()
             cm += confusion_matrix(out.argmax(1), batch.targets, k)
-        if self.world_size > 1:
-            dist.all_reduce(cm)
-            dist.all_reduce(loss)
+        self.dist.all_reduce_sum(cm)
+        self.dist.all_reduce_sum(loss)
         metrics = iou_from_confusion(cm)
         metrics["eval_loss"] = float(loss[0] / loss[1]) if loss[1] > 0 else float("nan")
         return metrics

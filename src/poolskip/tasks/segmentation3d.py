@@ -33,26 +33,27 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import option
 from ..data import Batch, DatasetError
+from ..data.cache import cache_root
 from ..data.volumetric import (
     LAYOUTS,
     Augment,
     PatchSampler,
     Preprocessing,
     crop_patch,
-    default_cache_dir,
     load_volumes,
     patch_start,
     plan_geometry,
     preprocess_all,
     read_splits,
 )
+from ..dist import Dist
 from ..optional import require
-from .base import Autocast, ModelSpec, Monitor, option, register_task
+from .base import Autocast, ModelSpec, Monitor, register_task
 
 __all__ = [
     "Scores",
@@ -165,10 +166,12 @@ class Scores:
         self.sums[1] += ok.double()
         self.volumes += 1
 
-    def all_reduce(self, device: torch.device) -> None:
-        t = torch.cat([self.sums.flatten(), torch.tensor([float(self.volumes)], dtype=torch.float64)]).to(device)
-        dist.all_reduce(t)
-        t = t.cpu()
+    def all_reduce(self, dist: Dist) -> None:
+        """Sum the counts of every process into each (nothing to do for one process)."""
+        if dist.world_size == 1:
+            return
+        t = torch.cat([self.sums.flatten(), torch.tensor([float(self.volumes)], dtype=torch.float64)]).to(dist.device)
+        t = dist.all_reduce_sum(t).cpu()
         self.sums, self.volumes = t[:-1].view_as(self.sums), int(t[-1])
 
     def result(self) -> dict[str, Any]:
@@ -198,11 +201,11 @@ class Segmentation3dTask:
 
     def __init__(self, cfg, device: torch.device, rank: int = 0, world_size: int = 1, state: dict | None = None):
         o, d = cfg.options, cfg.data
-        self.options, self.device, self.rank, self.world_size = o, torch.device(device), rank, world_size
+        self.options, self.device, self.dist = o, torch.device(device), Dist(rank, world_size, device)
         self.seed, self.eval_batch_size = cfg.run.seed, cfg.run.eval_batch_size
         self.ds = load_volumes(d.dataset, d.data_dir, o.split_seed)
-        cache = Path(d.cache_dir).expanduser() if d.cache_dir else default_cache_dir()
-        log = partial(print, file=sys.stderr, flush=True) if rank == 0 else None  # stdout stays the command's
+        cache = cache_root(d.cache_dir)
+        log = partial(print, file=sys.stderr, flush=True) if self.dist.is_main else None  # stdout stays the command's
         if state is not None:  # as the checkpoint was trained
             self.train_ids, self.eval_ids = list(state["train_ids"]), list(state["eval_ids"])
             spacing, patch = tuple(state["spacing"]), list(state["patch_size"])
@@ -226,7 +229,7 @@ class Segmentation3dTask:
         augment = Augment(o.rotation, (o.zoom[0], o.zoom[1]), o.mirror, o.intensity_aug)
         self.sampler = PatchSampler(
             self.train_vols, self.patch_size, cfg.optim.batch_size, o.iterations, seed=self.seed,
-            oversample=o.oversample, augment=augment, rank=rank, world_size=world_size, device=self.device,
+            oversample=o.oversample, augment=augment, dist=self.dist, device=self.device,
         )  # fmt: skip
         self._loss_fns: dict[str, Any] = {}
 
@@ -329,13 +332,10 @@ class Segmentation3dTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, autocast: Autocast) -> dict[str, Any]:
         scores = Scores(self.ds.num_classes, self.ds.classes)
-        for i, vol in enumerate(self.eval_vols):
-            if i % self.world_size != self.rank:
-                continue
+        for vol in self.dist.every_nth(self.eval_vols):
             pred = self.predict(model, vol["image"], autocast).argmax(0).cpu()
             scores.add(score_volume(pred, vol["label"], self.ds.num_classes, self.spacing, self.options.nsd_tolerance))
-        if self.world_size > 1:
-            scores.all_reduce(self.device)
+        scores.all_reduce(self.dist)
         return scores.result()
 
     def probe_batch(self, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
