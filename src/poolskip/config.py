@@ -3,20 +3,22 @@
 :func:`option` declares a field of an options dataclass (default, meaning, checks); :func:`coerce` turns a
 value read from YAML or ``--set`` into the field's type where that is lossless, and :func:`check_value`
 applies the field's checks. Both raise :class:`ConfigError`, which names the key, the value and what is
-allowed. :mod:`poolskip.engine.config` resolves whole configs with them.
+allowed. :mod:`poolskip.engine.config` resolves whole configs with them. :class:`DataConfig` is the
+config's ``data:`` section, here because the engine hands it to every task (in its
+:class:`~poolskip.tasks.TaskContext`).
 """
 
 from __future__ import annotations
 
 import types
 import typing
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import PoolskipError
 
-__all__ = ["ConfigError", "check_value", "coerce", "option", "type_name"]
+__all__ = ["ConfigError", "DataConfig", "check_value", "coerce", "option", "type_name"]
 
 
 class ConfigError(PoolskipError):
@@ -87,3 +89,16 @@ def check_value(path: str, value: Any, meta: dict) -> None:
         raise ConfigError(f"config key {path!r} must be <= {meta['max']}, got {value!r}")
     if "above" in meta and value <= meta["above"]:
         raise ConfigError(f"config key {path!r} must be > {meta['above']}, got {value!r}")
+
+
+@dataclass
+class DataConfig:
+    """Where a task's data comes from (the task decides how to read it)."""
+
+    dataset: str = option("digits", "dataset name; the task lists the ones it reads")
+    data_dir: str | None = option(None, "the dataset's directory, in its standard on-disk layout")
+    download: bool = option(False, "fetch the dataset into data_dir where the dataset supports it (CIFAR)")
+    cache_dir: str | None = option(
+        None, "decoded-tensor cache (default: $XDG_CACHE_HOME/poolskip or ~/.cache/poolskip)"
+    )
+    train_subset: int | None = option(None, "use only N training samples of a fixed shuffle (quick runs)", min=1)

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from ..config import ConfigError, check_value, coerce
+from ..config import ConfigError, DataConfig, check_value, coerce
 from ..config import option as opt
 from ..tasks import get_task, list_tasks
 
@@ -40,17 +40,6 @@ __all__ = [
     "parse_set",
     "read_yaml",
 ]
-
-
-@dataclass
-class DataConfig:
-    """Where a task's data comes from (the task decides how to read it)."""
-
-    dataset: str = opt("digits", "dataset name; the task lists the ones it reads")
-    data_dir: str | None = opt(None, "the dataset's directory, in its standard on-disk layout")
-    download: bool = opt(False, "fetch the dataset into data_dir where the dataset supports it (CIFAR)")
-    cache_dir: str | None = opt(None, "decoded-tensor cache (default: $XDG_CACHE_HOME/poolskip or ~/.cache/poolskip)")
-    train_subset: int | None = opt(None, "use only N training samples of a fixed shuffle (quick runs)", min=1)
 
 
 @dataclass

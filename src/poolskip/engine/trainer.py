@@ -29,7 +29,7 @@ from torch import nn
 from ..dist import Dist
 from ..errors import PoolskipError
 from ..progress import Progress
-from ..tasks import Task, get_task
+from ..tasks import Task, TaskContext, get_task
 from . import distributed
 from .checkpoint import CheckpointError, build_model, load_checkpoint, read_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, make_config
@@ -43,6 +43,7 @@ __all__ = [
     "evaluate",
     "load_run_config",
     "restore",
+    "task_context",
     "train",
     "train_one_epoch",
 ]
@@ -67,9 +68,22 @@ class Callback(Protocol):
 # ------------------------------------------------------------------------------------------ pieces
 
 
-def build_task(cfg: TrainConfig, device: torch.device, rank: int = 0, world_size: int = 1, state=None) -> Task:
-    """The registered task of ``cfg`` (``state``: what a checkpoint stored to rebuild it exactly)."""
-    return get_task(cfg.task)(cfg, device, rank, world_size, state)
+def task_context(cfg: TrainConfig, dist: Dist | torch.device | str = "cpu") -> TaskContext:
+    """What the task of ``cfg`` is built from: its options, the data section, the batch sizes, the seed,
+    ``channels_last`` and ``dist`` (a device: one process on that device)."""
+    if not isinstance(dist, Dist):
+        dist = Dist(device=torch.device(dist))
+    run = cfg.run
+    return TaskContext(
+        options=cfg.options, data=cfg.data, batch_size=cfg.optim.batch_size, eval_batch_size=run.eval_batch_size,
+        seed=run.seed, channels_last=run.channels_last, dist=dist,
+    )  # fmt: skip
+
+
+def build_task(cfg: TrainConfig, dist: Dist | torch.device | str = "cpu", state: dict | None = None) -> Task:
+    """The registered task of ``cfg`` on ``dist`` (or one process on a device); ``state``: what a checkpoint
+    stored to rebuild it exactly."""
+    return get_task(cfg.task)(task_context(cfg, dist), state)
 
 
 @dataclass
@@ -256,7 +270,7 @@ class _Session:
         device = self.device = dinfo.device
         ck = read_checkpoint(rundir.last, device) if resume else None
         torch.manual_seed(cfg.run.seed)
-        self.task = build_task(cfg, device, dinfo.rank, dinfo.world_size, ck["task_state"] if ck else None)
+        self.task = build_task(cfg, dinfo, ck["task_state"] if ck else None)
         self.spec = self.task.model_spec()
         model = build_model(cfg, self.spec, allow_external)
         self.params = sum(p.numel() for p in model.parameters())

@@ -128,13 +128,13 @@ def table_rows(groups) -> list[dict]:
 
 
 def table3_rows(groups) -> list[dict]:
-    """Rows for :func:`~poolskip.experiments.table3.format_table3` from the segmentation3d runs of ``groups``:
-    each run's final Dice, NSD and IoU (``summary.json``'s ``final_metrics``)."""
+    """Rows for :func:`~poolskip.experiments.table3.format_table3` from the runs of ``groups`` that measure
+    Dice, NSD and IoU (3D segmentation): each run's final values (``summary.json``'s ``final_metrics``)."""
     rows = []
     for (_, variant, dataset, _), runs in sorted(groups.items()):
         for r in runs:
             m = r["metrics"]
-            if r["task"] == "segmentation3d" and all(k in m for k in ("dice", "nsd", "iou")):
+            if all(k in m for k in ("dice", "nsd", "iou")):
                 values = {k: float("nan") if m[k] is None else m[k] for k in ("dice", "nsd", "iou")}
                 rows.append({"dataset": dataset, "model": r["name"], "variant": variant, **values})
     return rows
@@ -241,14 +241,14 @@ def write_report(groups, out: str | Path) -> str:
 def prediction_pictures(groups, out: str | Path, count: int = 3) -> list[Path]:
     """For every segmentation (model, dataset) with both variants, a PNG of ``count`` evaluation samples: image,
     ground truth, the plain and the Pool Skip prediction of each variant's first run (its last checkpoint), in
-    the dataset's palette (2D) or as slices (3D). Runs without a checkpoint are skipped."""
-    import contextlib
-
+    the dataset's palette (2D) or as slices (3D), for tasks that can picture their predictions
+    (:class:`~poolskip.tasks.PicturesPredictions`). Runs without a checkpoint are skipped."""
     import torch
     import yaml
 
     from ..engine.checkpoint import load_checkpoint
     from ..engine.trainer import restore
+    from ..tasks import PicturesPredictions, get_task
 
     written = []
     pairs = sorted({(m, ds, mt) for m, _, ds, mt in groups})
@@ -258,8 +258,8 @@ def prediction_pictures(groups, out: str | Path, count: int = 3) -> list[Path]:
             continue
         dirs = {v: Path(sorted(rs, key=lambda r: r["seed"])[0]["dir"]) for v, rs in runs.items()}
         config = yaml.safe_load((dirs["plain"] / "config.yaml").read_text()) or {}
-        task_name = config.get("task", "classification")
-        if task_name not in ("segmentation", "segmentation3d"):
+        task_cls = get_task(config.get("task", "classification"))
+        if not issubclass(task_cls, PicturesPredictions):
             continue
         if not all((d / "checkpoints" / "last.pt").is_file() for d in dirs.values()):
             continue
@@ -268,17 +268,15 @@ def prediction_pictures(groups, out: str | Path, count: int = 3) -> list[Path]:
         slug = re.sub(r"[^A-Za-z0-9]+", "_", f"{model}_{dataset}").strip("_")
         path = Path(out) / f"predictions_{slug}.png"
         with torch.no_grad():
-            if task_name == "segmentation":
-                from .seg_figure import predict_examples, save_prediction_figure
+            examples = task.prediction_examples(models, count)
+        if examples.spatial_dims == 2:
+            from .seg_figure import save_prediction_figure
 
-                save_prediction_figure(predict_examples(task, models, count), task.data.palette, path)
-            else:
-                from .table3 import save_slices
+            save_prediction_figure(examples.samples, examples.palette, path)
+        else:
+            from .table3 import save_slices
 
-                vol = task.eval_vols[0]
-                preds = {
-                    k: task.predict(m, vol["image"], contextlib.nullcontext).argmax(0).cpu() for k, m in models.items()
-                }
-                save_slices(path, vol["image"][0], vol["label"], preds, title=f"{model}, {dataset}")
+            vol = examples.samples[0]
+            save_slices(path, vol["image"], vol["target"], vol["preds"], vol["slices"], title=f"{model}, {dataset}")
         written.append(path)
     return written

@@ -22,10 +22,11 @@ are computed in the preprocessed (resampled, cropped) space at the target spacin
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -40,7 +41,6 @@ from ..config import option
 from ..data import Batch, DatasetError
 from ..data.cache import cache_root
 from ..data.volumetric import (
-    LAYOUTS,
     Augment,
     PatchSampler,
     Preprocessing,
@@ -53,7 +53,7 @@ from ..data.volumetric import (
 )
 from ..dist import Dist
 from ..optional import require
-from .base import Autocast, ModelSpec, Monitor, register_task
+from .base import Autocast, ModelSpec, Monitor, PictureExamples, TaskContext, register_task
 
 __all__ = [
     "Scores",
@@ -197,12 +197,11 @@ class Segmentation3dTask:
     name = "segmentation3d"
     Options = Segmentation3dOptions
     monitor = Monitor("dice", "max")
-    datasets = LAYOUTS
 
-    def __init__(self, cfg, device: torch.device, rank: int = 0, world_size: int = 1, state: dict | None = None):
-        o, d = cfg.options, cfg.data
-        self.options, self.device, self.dist = o, torch.device(device), Dist(rank, world_size, device)
-        self.seed, self.eval_batch_size = cfg.run.seed, cfg.run.eval_batch_size
+    def __init__(self, ctx: TaskContext, state: dict | None = None):
+        o, d = ctx.options, ctx.data
+        self.options, self.device, self.dist = o, ctx.device, ctx.dist
+        self.seed, self.eval_batch_size = ctx.seed, ctx.eval_batch_size
         self.ds = load_volumes(d.dataset, d.data_dir, o.split_seed)
         cache = cache_root(d.cache_dir)
         log = partial(print, file=sys.stderr, flush=True) if self.dist.is_main else None  # stdout stays the command's
@@ -228,10 +227,28 @@ class Segmentation3dTask:
         self.spacing, self.patch_size = spacing, [int(p) for p in patch]
         augment = Augment(o.rotation, (o.zoom[0], o.zoom[1]), o.mirror, o.intensity_aug)
         self.sampler = PatchSampler(
-            self.train_vols, self.patch_size, cfg.optim.batch_size, o.iterations, seed=self.seed,
+            self.train_vols, self.patch_size, ctx.batch_size, o.iterations, seed=self.seed,
             oversample=o.oversample, augment=augment, dist=self.dist, device=self.device,
         )  # fmt: skip
         self._loss_fns: dict[str, Any] = {}
+
+    # -- capability: CrossValidated
+
+    @classmethod
+    def num_folds(cls, options: Segmentation3dOptions) -> int:
+        return options.num_folds
+
+    @classmethod
+    def fold_options(
+        cls, options: Segmentation3dOptions, fold: int | None, split_file: str | None = None
+    ) -> Segmentation3dOptions:
+        """``options`` for fold ``fold`` (None: all folds, evaluated on the test set, i.e. ``fold: -1``);
+        ``split_file`` is the splits file every fold shares, used where the options name none."""
+        if fold is not None and not 0 <= fold < options.num_folds:
+            raise ValueError(f"segmentation3d has folds 0..{options.num_folds - 1}, got fold {fold}")
+        return dataclasses.replace(
+            options, fold=-1 if fold is None else fold, split_file=options.split_file or split_file
+        )
 
     def _split(self, splits: dict) -> tuple[list[str], list[str]]:
         o = self.options
@@ -360,6 +377,21 @@ class Segmentation3dTask:
 
     def probe_loss(self, outputs: Any, targets: torch.Tensor) -> torch.Tensor:
         return self.loss(outputs, targets).mean()
+
+    # -- capability: PicturesPredictions
+
+    @torch.no_grad()
+    def prediction_examples(self, models: Mapping[str, nn.Module], count: int = 3) -> PictureExamples:
+        """The first evaluation volume with its label map and every model's prediction; ``slices``: the
+        ``count`` axial slices with the most foreground, in order."""
+        from contextlib import nullcontext
+
+        vol = self.eval_vols[0]
+        preds = {k: self.predict(m, vol["image"], nullcontext).argmax(0).cpu() for k, m in models.items()}
+        area = (vol["label"] > 0).flatten(0, 1).sum(0)
+        slices = sorted(torch.argsort(area, descending=True)[:count].tolist())
+        samples = [{"image": vol["image"][0], "target": vol["label"], "preds": preds, "slices": slices}]
+        return PictureExamples(3, samples)
 
 
 # ------------------------------------------------------------------------------------------ folds, ensemble
