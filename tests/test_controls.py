@@ -148,7 +148,7 @@ def test_deeplab_and_nnunet_width_scale_the_head_and_the_stages():
     with pytest.raises(ValueError, match="width"):
         create_model("deeplabv3plus_mobilenet", num_classes=11, width=0)
     pytest.importorskip("dynamic_network_architectures")
-    from poolskip.models.volumetric.nnunet import plan_3d_fullres
+    from poolskip.models.volumetric.planning import plan_3d_fullres
 
     assert plan_3d_fullres((128, 128, 128)).features == (32, 64, 128, 256, 320, 320)  # nnU-Net's own
     assert plan_3d_fullres((128, 128, 128), base_features=16).features == (16, 32, 64, 128, 160, 160)

@@ -34,6 +34,7 @@ from torch import nn
 
 from ..config import DataConfig
 from ..dist import Dist
+from ..models import ModelSpec
 
 __all__ = [
     "Autocast",
@@ -78,20 +79,6 @@ class Monitor:
             if self.better(v, values[best]):
                 best = i
         return best
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the model factory must be told to fit a task's data (MONAI's ``spatial_dims`` convention).
-
-    ``hints`` are optional factory keywords a task can fill in, passed only to factories that take them
-    (e.g. ``patch_size`` and ``spacing`` for nnU-Net's planner); ``model_kwargs`` from the config win.
-    """
-
-    in_channels: int
-    num_classes: int
-    spatial_dims: int = 2
-    hints: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

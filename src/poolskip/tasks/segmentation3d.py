@@ -264,7 +264,7 @@ class Segmentation3dTask:
 
     def _plan(self) -> tuple[tuple[float, ...], list[int]]:
         """Spacing and patch, planned once per dataset from the whole training part (every fold: one network)."""
-        from ..models.volumetric.nnunet import plan_3d_fullres
+        from ..models.volumetric.planning import plan_3d_fullres
 
         o = self.options
         spacing, median = plan_geometry(self.ds, self.ds.train_ids, o.target_spacing)
