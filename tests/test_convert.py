@@ -241,3 +241,21 @@ def test_depthwise_groups_through_convert():
     torch.testing.assert_close(y, ps[0](plain))
     with pytest.raises(ValueError, match="got groups=3 for channels=8"):
         convert(nn.Sequential(nn.Conv2d(3, 8, 3)), groups=3)
+
+
+def test_the_policy_registry_is_complete_without_importing_the_models():
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, poolskip\n"
+        "before = poolskip.list_policies()\n"
+        "nnunet = poolskip.get_policy('nnunet_amos').name\n"
+        "import poolskip.models\n"
+        "print(json.dumps([sorted(before), before == poolskip.list_policies(), nnunet]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    names, same_after, nnunet = json.loads(out)
+    assert {"deeplab", "deep_resnet", "nnunet_btcv", "tokenizer", "vnet"} <= set(names)
+    assert same_after and nnunet == "nnunet_amos"
