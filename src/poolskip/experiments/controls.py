@@ -65,11 +65,12 @@ def build(
 ) -> nn.Module:
     """:func:`poolskip.models.build` on ``device`` (the meta device: shapes only) in eval mode, for
     ``num_classes`` classes and inputs of ``in_channels`` channels (None: the factory's default). With
-    ``input_shape`` (channels first), a factory that plans for its input (nnU-Net's ``patch_size``) is planned
-    for that shape; the spatial dims are the shape's, else the first the model is registered for."""
+    ``input_shape`` (channels first), a 3D factory that plans for its input (nnU-Net's ``patch_size``) is
+    planned for that shape; the spatial dims are the shape's, else the first the model is registered for."""
     if input_shape is not None:
         in_channels = input_shape[0] if in_channels is None else in_channels
-        dims, hints = len(input_shape) - 1, {"patch_size": tuple(input_shape[1:])}
+        dims = len(input_shape) - 1
+        hints = {"patch_size": tuple(input_shape[1:])} if dims == 3 else {}
     else:
         dims, hints = (2 if ":" in model else get_model_entry(model).spatial_dims[0]), {}
     if in_channels is None:
