@@ -148,9 +148,21 @@ def test_deeplab_and_nnunet_width_scale_the_head_and_the_stages():
     with pytest.raises(ValueError, match="width"):
         create_model("deeplabv3plus_mobilenet", num_classes=11, width=0)
     pytest.importorskip("dynamic_network_architectures")
-    from poolskip.models.volumetric.nnunet import plan_3d_fullres
+    from poolskip.models.volumetric.planning import plan_3d_fullres
 
     assert plan_3d_fullres((128, 128, 128)).features == (32, 64, 128, 256, 320, 320)  # nnU-Net's own
     assert plan_3d_fullres((128, 128, 128), base_features=16).features == (16, 32, 64, 128, 160, 160)
     net = create_model("nnunet", in_channels=1, num_classes=3, patch_size=(16, 24, 16), width=8)
     assert net.encoder.stages[0][0].convs[0].conv.out_channels == 8
+
+
+def test_a_planned_model_is_counted_at_the_input_it_is_planned_for():
+    pytest.importorskip("dynamic_network_architectures")
+    shape = (1, 16, 24, 16)
+    offered = cost("nnunet", True, {"width": 8}, 3, shape)
+    assert offered == cost("nnunet", True, {"width": 8, "patch_size": [16, 24, 16]}, 3, shape)
+    params = [  # the model's own patch_size wins over the counted shape: a deeper plan, more parameters
+        sum(p.numel() for p in build_meta("nnunet", True, {"width": 8, **kw}, 3, input_shape=shape).parameters())
+        for kw in ({}, {"patch_size": [64, 64, 64]})
+    ]
+    assert params[0] == offered.params < params[1]

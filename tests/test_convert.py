@@ -283,3 +283,21 @@ def test_a_model_asked_for_pool_skip_that_gets_none_is_an_error(tmp_path, capsys
     assert main([*argv, "--epochs", "1", "--out-dir", str(tmp_path), "--set", "threads=1"]) == 2
     err = capsys.readouterr().err
     assert "got no Pool Skip: placement policy 'official' selects none" in err and "Traceback" not in err
+
+
+def test_the_policy_registry_is_complete_without_importing_the_models():
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, poolskip\n"
+        "before = poolskip.list_policies()\n"
+        "nnunet = poolskip.get_policy('nnunet_amos').name\n"
+        "import poolskip.models\n"
+        "print(json.dumps([sorted(before), before == poolskip.list_policies(), nnunet]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    names, same_after, nnunet = json.loads(out)
+    assert {"deeplab", "deep_resnet", "nnunet_btcv", "tokenizer", "vnet"} <= set(names)
+    assert same_after and nnunet == "nnunet_amos"

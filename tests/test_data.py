@@ -10,6 +10,7 @@ from PIL import Image
 from poolskip.data import BatchAugment, DatasetError, TensorLoader, load_dataset
 from poolskip.data import datasets as ds
 from poolskip.data.augment import cutout, random_crop, rotate
+from poolskip.dist import Dist
 
 
 def make_cifar(root, name="cifar10", per_batch=4, seed=0):
@@ -148,7 +149,7 @@ def test_loader_shares_add_up_to_the_single_process_batch():
     y = torch.arange(37)
     kw = dict(mean=[0.5] * 3, std=[0.25] * 3, augment=BatchAugment(2, True, 10.0, 3), shuffle=True, seed=7)
     single = list(TensorLoader(x, y, 10, **kw).batches(epoch=3))
-    ranks = [list(TensorLoader(x, y, 10, rank=r, world_size=2, **kw).batches(epoch=3)) for r in (0, 1)]
+    ranks = [list(TensorLoader(x, y, 10, dist=Dist(r, 2), **kw).batches(epoch=3)) for r in (0, 1)]
     assert len(single) == 4 and [b.global_size for b in single] == [10, 10, 10, 7]
     for b, r0, r1 in zip(single, *ranks):
         assert torch.equal(torch.cat([r0.inputs, r1.inputs]), b.inputs)

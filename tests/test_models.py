@@ -345,3 +345,19 @@ def test_create_model_takes_registered_names_and_package_paths_alike():
         create_model("poolskip.models.toy:nope")
     with pytest.raises(TypeError, match=r"no option\(s\) \['depth'\]"):
         create_model("poolskip.models.toy:small_cnn", depth=3)
+
+
+def test_build_fits_the_model_to_a_spec_and_keywords_win():
+    from poolskip.models import ModelSpec, build
+
+    net = build("small_cnn", ModelSpec(in_channels=1, num_classes=7), width=4)
+    assert net(torch.randn(2, 1, 8, 8)).shape == (2, 7)
+    hinted = ModelSpec(in_channels=1, num_classes=7, hints={"patch_size": (16, 16, 16)})  # not a small_cnn option
+    assert build("small_cnn", hinted, width=4)(torch.randn(2, 1, 8, 8)).shape == (2, 7)
+    wide = build("small_cnn", ModelSpec(1, 7), width=8)
+    assert sum(p.numel() for p in wide.parameters()) > sum(p.numel() for p in net.parameters())
+    assert any(is_converted(m) for m in build("small_cnn", ModelSpec(1, 7), True, width=4).modules())
+    with pytest.raises(ValueError, match="2D inputs, but the data has 3D samples"):
+        build("small_cnn", ModelSpec(1, 7, spatial_dims=3))
+    with pytest.raises(ValueError, match="unknown model"):
+        build("no_such_model", ModelSpec(1, 7))

@@ -8,6 +8,7 @@ from PIL import Image
 from poolskip.data import DatasetError
 from poolskip.data import segmentation as seg
 from poolskip.data.segmentation import IGNORE, SegAugment, SegLoader, SegSplit, load_segmentation
+from poolskip.dist import Dist
 from seg_layouts import make_camvid, make_cityscapes, make_segfolder, make_voc
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -217,7 +218,7 @@ def test_batches_depend_on_seed_epoch_step_only_and_shares_add_up():
     resumed = list(one.batches(3, start=1))
     assert torch.equal(full[1].inputs, resumed[0].inputs) and torch.equal(full[1].targets, resumed[0].targets)
     assert not torch.equal(full[0].inputs, list(one.batches(4))[0].inputs)
-    shares = [list(_loader(s, rank=r, world_size=2).batches(3)) for r in range(2)]
+    shares = [list(_loader(s, dist=Dist(r, 2)).batches(3)) for r in range(2)]
     for b, batch in enumerate(full):
         assert batch.global_size == 4 and shares[0][b].global_size == 4
         torch.testing.assert_close(torch.cat([shares[0][b].inputs, shares[1][b].inputs]), batch.inputs)
@@ -232,6 +233,6 @@ def test_eval_batches_are_whole_images_grouped_by_size_and_split_by_rank():
     batches = list(ev.eval_batches())
     assert [tuple(b.inputs.shape) for b in batches] == [(2, 3, 10, 12), (1, 3, 10, 12), (2, 3, 11, 12)]
     torch.testing.assert_close(batches[0].inputs[1], (s.images[2].float() - 127.5) / 63.75)
-    ranks = [[b.targets for b in SegLoader(s, 2, mean=[0.5] * 3, std=[0.25] * 3, rank=r, world_size=2).eval_batches()]
+    ranks = [[b.targets for b in SegLoader(s, 2, mean=[0.5] * 3, std=[0.25] * 3, dist=Dist(r, 2)).eval_batches()]
              for r in range(2)]  # fmt: skip
     assert len(ranks[0]) == 2 and len(ranks[1]) == 1

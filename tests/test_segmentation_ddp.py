@@ -9,8 +9,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from poolskip.dist import Dist
+from poolskip.engine import build_task
 from poolskip.engine.config import make_config
-from poolskip.tasks.segmentation import SegmentationTask
 from seg_layouts import make_camvid
 
 
@@ -34,7 +35,7 @@ def _worker(rank, world, port, root, cache, out):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        task = SegmentationTask(_cfg(root, cache), torch.device("cpu"), rank=rank, world_size=world)
+        task = build_task(_cfg(root, cache), Dist(rank, world))
         with torch.no_grad():
             metrics = task.evaluate(_model(), lambda: torch.autocast("cpu", enabled=False))
         batch = next(iter(task.train_batches(1)))
@@ -45,13 +46,13 @@ def _worker(rank, world, port, root, cache, out):
 
 def test_two_processes_give_one_process_metrics_and_batches(tmp_path):
     root = make_camvid(tmp_path / "camvid", counts={"train": 8, "test": 3}, size=(16, 20))
-    SegmentationTask(_cfg(root, tmp_path / "cache"), torch.device("cpu"))  # decode once, before the workers
+    build_task(_cfg(root, tmp_path / "cache"))  # decode once, before the workers
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # fork: the workers inherit the imported modules (spawn would import torch twice more)
     mp.start_processes(_worker, args=(2, port, root, tmp_path / "cache", tmp_path), nprocs=2, start_method="fork")
-    one = SegmentationTask(_cfg(root, tmp_path / "cache"), torch.device("cpu"))
+    one = build_task(_cfg(root, tmp_path / "cache"))
     with torch.no_grad():
         expect = one.evaluate(_model(), lambda: torch.autocast("cpu", enabled=False))
     batch = next(iter(one.train_batches(1)))

@@ -9,9 +9,10 @@ from torch import nn
 
 from poolskip.data import DatasetError
 from poolskip.data.segmentation import IGNORE
+from poolskip.engine import build_task
 from poolskip.engine.config import ConfigError, make_config
 from poolskip.models import create_model
-from poolskip.tasks import ModelSpec, Task, get_task, list_tasks
+from poolskip.tasks import ModelSpec, PicturesPredictions, Task, get_task, list_tasks
 from poolskip.tasks.segmentation import SegmentationTask
 from seg_layouts import make_camvid, make_cityscapes, make_voc
 
@@ -47,7 +48,7 @@ def test_segmentation_is_registered_with_its_options_and_monitor():
 def test_task_conformance(tmp_path, camvid):
     """Every method of the protocol on tiny CamVid: shapes, determinism in (seed, epoch, step), state."""
     cfg = _cfg(tmp_path, data_dir=camvid, segmentation={"crop_size": [17, 21], "eval_split": "test"})
-    task = SegmentationTask(cfg, torch.device("cpu"))
+    task = build_task(cfg)
     assert isinstance(task, Task)
     assert task.model_spec() == ModelSpec(in_channels=3, num_classes=11, spatial_dims=2)
     assert "camvid: 6 train / 3 test images, 11 classes" in task.describe()
@@ -59,7 +60,7 @@ def test_task_conformance(tmp_path, camvid):
     assert n == 2 and set(y.unique().tolist()) <= set(range(11)) | {IGNORE}
     again = next(iter(task.train_batches(2, start=1)))
     assert torch.equal(again.inputs, x) and torch.equal(again.targets, y)
-    rebuilt = SegmentationTask(cfg, torch.device("cpu"), state=task.state())
+    rebuilt = build_task(cfg, state=task.state())
     assert torch.equal(next(iter(rebuilt.train_batches(2, start=1))).inputs, x)
     state = task.state()
     assert state["classes"][0] == "sky" and state["pixel_mean"] == [0.485, 0.456, 0.406]
@@ -97,20 +98,20 @@ def test_task_conformance(tmp_path, camvid):
 
 
 def test_other_datasets_build_and_bad_config_is_clear(tmp_path):
-    cs = SegmentationTask(_cfg(tmp_path, "cityscapes", make_cityscapes(tmp_path / "cs")), torch.device("cpu"))
+    cs = build_task(_cfg(tmp_path, "cityscapes", make_cityscapes(tmp_path / "cs")))
     assert cs.model_spec().num_classes == 19
-    voc = SegmentationTask(_cfg(tmp_path, "voc", make_voc(tmp_path / "voc")), torch.device("cpu"))
+    voc = build_task(_cfg(tmp_path, "voc", make_voc(tmp_path / "voc")))
     assert voc.model_spec().num_classes == 21 and voc.steps_per_epoch() == 2
     with pytest.raises(DatasetError, match="reads datasets voc, cityscapes, camvid, segfolder"):
-        SegmentationTask(_cfg(tmp_path, "cifar10", tmp_path), torch.device("cpu"))
+        build_task(_cfg(tmp_path, "cifar10", tmp_path))
     with pytest.raises(DatasetError, match="fewer than one batch of 64"):
-        SegmentationTask(_cfg(tmp_path, "voc", tmp_path / "voc", batch_size=64), torch.device("cpu"))
+        build_task(_cfg(tmp_path, "voc", tmp_path / "voc", batch_size=64))
 
 
 def test_a_few_steps_of_deeplab_with_pool_skip_on_odd_sized_camvid(tmp_path, camvid):
     """Train the real model for a few steps (25x33 images: odd maps everywhere) and evaluate at full size."""
     cfg = _cfg(tmp_path, data_dir=camvid, batch_size=3, segmentation={"crop_size": [25, 33], "eval_split": "test"})
-    task = SegmentationTask(cfg, torch.device("cpu"))
+    task = build_task(cfg)
     torch.manual_seed(0)
     spec = task.model_spec()
     model = create_model("deeplabv3plus_mobilenet", num_classes=spec.num_classes, in_channels=spec.in_channels,
@@ -157,15 +158,18 @@ def test_deeplab_recipes_follow_the_reference():
 
 
 def test_prediction_figure_in_the_palette(tmp_path, camvid):
-    from poolskip.experiments.seg_figure import colorize, predict_examples, save_prediction_figure
+    from poolskip.experiments.seg_figure import colorize, save_prediction_figure
 
     rgb = colorize(torch.tensor([[0, 3], [IGNORE, 10]]), [(1, 2, 3)] * 3 + [(9, 9, 9)] + [(0, 0, 0)] * 6 + [(7, 7, 7)])
     assert rgb.tolist() == [[[1, 2, 3], [9, 9, 9]], [[0, 0, 0], [7, 7, 7]]]
-    task = SegmentationTask(_cfg(tmp_path, data_dir=camvid, segmentation={"eval_split": "test"}), torch.device("cpu"))
+    task = build_task(_cfg(tmp_path, data_dir=camvid, segmentation={"eval_split": "test"}))
     models = {"plain": nn.Conv2d(3, 11, 1), "Pool Skip": nn.Conv2d(3, 11, 1)}
-    examples = predict_examples(task, models, count=2)
-    assert len(examples) == 2 and examples[0]["preds"]["plain"].shape == (25, 33)
-    path = save_prediction_figure(examples, task.data.palette, tmp_path / "pred.png", classes=task.data.classes)
+    assert isinstance(task, PicturesPredictions)
+    examples = task.prediction_examples(models, count=2)
+    assert examples.spatial_dims == 2 and examples.palette == [list(c) for c in task.data.palette]
+    assert examples.classes == list(task.data.classes)
+    assert len(examples.samples) == 2 and examples.samples[0]["preds"]["plain"].shape == (25, 33)
+    path = save_prediction_figure(examples.samples, examples.palette, tmp_path / "pred.png", classes=examples.classes)
     assert path.stat().st_size > 1000
 
 
@@ -211,10 +215,8 @@ def test_sliding_window_covers_odd_sizes_and_matches_whole_images_where_it_must(
 
 
 def test_sliding_window_evaluation_through_the_task(tmp_path, camvid):
-    whole = get_task("segmentation")(_cfg(tmp_path, data_dir=camvid), "cpu")
-    slide = get_task("segmentation")(
-        _cfg(tmp_path, data_dir=camvid, segmentation={"crop_size": [17, 21], "eval_window": [16, 16]}), "cpu"
-    )
+    whole = build_task(_cfg(tmp_path, data_dir=camvid))
+    slide = build_task(_cfg(tmp_path, data_dir=camvid, segmentation={"crop_size": [17, 21], "eval_window": [16, 16]}))
     model = nn.Conv2d(3, 11, 1)
     off = lambda: torch.autocast("cpu", enabled=False)  # noqa: E731
     a, b = whole.evaluate(model, off), slide.evaluate(model, off)
@@ -226,7 +228,7 @@ def test_sliding_window_evaluation_through_the_task(tmp_path, camvid):
 def test_eval_subset_is_a_fixed_seeded_choice_of_the_evaluation_split(tmp_path, camvid):
     def build(n):
         seg = {"crop_size": [17, 21], "eval_split": "test", "eval_subset": n}
-        return get_task("segmentation")(_cfg(tmp_path, data_dir=camvid, segmentation=seg), "cpu")
+        return build_task(_cfg(tmp_path, data_dir=camvid, segmentation=seg))
 
     full, sub, again = build(None), build(2), build(2)
     assert len(full.data.eval) == 3 and len(sub.data.eval) == 2
@@ -255,6 +257,6 @@ def test_sliding_window_evaluation_shows_its_windows_on_a_terminal(tmp_path, cam
     tty = Tty()
     monkeypatch.setattr("sys.stderr", tty)
     seg = {"crop_size": [17, 21], "eval_window": [16, 16]}
-    task = get_task("segmentation")(_cfg(tmp_path, data_dir=camvid, segmentation=seg), "cpu")
+    task = build_task(_cfg(tmp_path, data_dir=camvid, segmentation=seg))
     task.evaluate(nn.Conv2d(3, 11, 1), lambda: torch.autocast("cpu", enabled=False))
     assert "\reval [" in tty.getvalue() and "window 1/" in tty.getvalue()

@@ -14,7 +14,7 @@ import torch
 
 from poolskip.engine import build_model, build_task, evaluate, make_config, train
 from poolskip.engine.config import SECTIONS
-from poolskip.tasks import ModelSpec, Monitor, Task, get_task, list_tasks
+from poolskip.tasks import ModelSpec, Monitor, NominalSpec, Task, get_task, list_tasks
 
 CPU = torch.device("cpu")
 
@@ -79,6 +79,10 @@ def test_task_follows_the_contract(name, tmp_path):
     assert isinstance(task, Task) and isinstance(task.describe(), str)
     spec = task.model_spec()
     assert isinstance(spec, ModelSpec) and spec.in_channels >= 1 and spec.num_classes >= 1
+    if isinstance(cls, NominalSpec):  # a spec known without the data must be the one the data gives
+        nominal = cls.nominal_model_spec(cfg.options, cfg.data)
+        assert nominal is None or (nominal.in_channels, nominal.num_classes, nominal.spatial_dims) == (
+            spec.in_channels, spec.num_classes, spec.spatial_dims)  # fmt: skip
     torch.manual_seed(0)
     model = build_model(cfg, spec)
 

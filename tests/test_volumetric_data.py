@@ -15,6 +15,7 @@ pytest.importorskip("nibabel")
 import volumetric_data as vd  # noqa: E402
 from poolskip.data import DatasetError  # noqa: E402
 from poolskip.data import volumetric as V  # noqa: E402
+from poolskip.dist import Dist  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,7 @@ def test_patches_are_a_function_of_seed_epoch_step_and_split_across_ranks(msd, t
     later = list(V.PatchSampler(vols, (16, 16, 16), 3, 4, **kw).batches(1, start=2))[0]
     assert torch.equal(later.inputs, b.inputs) and torch.equal(later.targets, b.targets)
     assert not torch.equal(one.batch(2, 2).inputs, b.inputs)
-    shares = [V.PatchSampler(vols, (16, 16, 16), 3, 4, rank=r, world_size=2, **kw).batch(1, 2) for r in (0, 1)]
+    shares = [V.PatchSampler(vols, (16, 16, 16), 3, 4, dist=Dist(r, 2), **kw).batch(1, 2) for r in (0, 1)]
     assert [len(s.inputs) for s in shares] == [2, 1] and all(s.global_size == 3 for s in shares)
     assert torch.equal(torch.cat([s.inputs for s in shares]), b.inputs)
 

@@ -12,6 +12,7 @@ pytest.importorskip("nibabel")
 pytest.importorskip("dynamic_network_architectures")
 
 import volumetric_data as vd  # noqa: E402
+from poolskip.engine import build_task, task_context  # noqa: E402
 from poolskip.engine.config import make_config  # noqa: E402
 from poolskip.metrics import score_volume  # noqa: E402
 from poolskip.models import create_model  # noqa: E402
@@ -52,7 +53,7 @@ def setup(tmp_path_factory):
 def test_task_contract(setup):
     cfg = setup()
     cls = get_task("segmentation3d")
-    task = cls(cfg, torch.device("cpu"))
+    task = cls(task_context(cfg))
     assert isinstance(task, Task) and cls.monitor.metric == "dice" and cls.monitor.mode == "max"
     spec = task.model_spec()
     assert (spec.in_channels, spec.num_classes, spec.spatial_dims) == (1, 3, 3)
@@ -62,7 +63,7 @@ def test_task_contract(setup):
 
     batches = list(task.train_batches(3))
     assert len(batches) == 2 and batches[0].inputs.shape == (3, 1, 16, 16, 16) and batches[0].global_size == 3
-    again = cls(cfg, torch.device("cpu"))  # a fresh process: same batches for (seed, epoch, step)
+    again = cls(task_context(cfg))  # a fresh process: same batches for (seed, epoch, step)
     resumed = next(iter(again.train_batches(3, start=1)))
     assert torch.equal(resumed.inputs, batches[1].inputs) and torch.equal(resumed.targets, batches[1].targets)
 
@@ -87,19 +88,19 @@ def test_task_contract(setup):
 
     state = task.state()
     torch.save(state, "/dev/null")  # plain values only
-    rebuilt = cls(setup(fold=2, patch_size=None), torch.device("cpu"), state=state)  # the state wins over the config
+    rebuilt = cls(task_context(setup(fold=2, patch_size=None)), state=state)  # the state wins over the config
     assert rebuilt.eval_ids == task.eval_ids and rebuilt.patch_size == task.patch_size
     assert torch.equal(next(iter(rebuilt.train_batches(3))).inputs, batches[0].inputs)
 
 
 def test_folds_share_one_split_and_one_plan(setup, tmp_path):
     split = tmp_path / "splits.json"
-    tasks = [get_task("segmentation3d")(setup(fold=k, split_file=str(split), patch_size=None), "cpu") for k in (0, 4)]
+    tasks = [build_task(setup(fold=k, split_file=str(split), patch_size=None)) for k in (0, 4)]
     assert split.exists()
     assert not set(tasks[0].eval_ids) & set(tasks[1].eval_ids)
     assert tasks[0].patch_size == tasks[1].patch_size == [20, 24, 16]  # planned once from the training part
     with pytest.raises(Exception, match="no labelled test set"):
-        get_task("segmentation3d")(setup(fold=-1), "cpu")
+        build_task(setup(fold=-1))
 
 
 def test_ensemble_averages_softmax(setup, monkeypatch):
@@ -111,7 +112,7 @@ def test_ensemble_averages_softmax(setup, monkeypatch):
         def isatty(self):
             return True
 
-    task = get_task("segmentation3d")(setup(), "cpu")
+    task = build_task(setup())
     torch.manual_seed(0)
     models = [create_model("nnunet", num_classes=3, **task.model_spec().hints).eval() for _ in range(2)]
     one = ensemble(task, models[:1])

@@ -10,8 +10,7 @@ import argparse
 import sys
 
 from . import __version__
-from .commands import demo, diagnose, ensemble, models, nnunet, report, reproduce, train
-from .commands import eval as eval_
+from .commands import demo, diagnose, ensemble, evaluate, models, nnunet, report, reproduce, train
 from .errors import PoolskipError
 
 #: name -> (module, one-line help)
@@ -19,7 +18,7 @@ COMMANDS = {
     "demo": (demo, "train a small CNN with and without Pool Skip on scikit-learn's digits (no download)"),
     "models": (models, "the paper's networks with parameters and FLOPs, plain and with Pool Skip"),
     "train": (train, "train with a recipe (YAML) + overrides; one run directory per seed"),
-    "eval": (eval_, "the metrics of a checkpoint written by `poolskip train`"),
+    "eval": (evaluate, "the metrics of a checkpoint written by `poolskip train`"),
     "report": (report, "the paper's table layout (mean ± std over seeds) + curves from run directories"),
     "diagnose": (diagnose, "weight l2/l1, dead units, gradient flow per layer: CSV + plots"),
     "reproduce": (

@@ -12,6 +12,7 @@ narrowed by a named placement policy, name patterns and a predicate. See :func:`
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -77,10 +78,20 @@ def register_policy(policy: Policy, *, overwrite: bool = False) -> Policy:
     return policy
 
 
+def _register_paper_policies() -> None:
+    """The paper's networks register their placements (``deeplab``, ``vnet``, ``nnunet_btcv``...) beside their
+    definitions, when :mod:`poolskip.models` is imported. A lookup imports it first (by name: the models sit
+    above this module), so the registry answers the same whether or not the caller imported the models, and
+    ``import poolskip`` stays light."""
+    importlib.import_module("poolskip.models")
+
+
 def get_policy(name: str | Policy) -> Policy:
     """The registered policy called ``name`` (a :class:`Policy` passes through)."""
     if isinstance(name, Policy):
         return name
+    if name not in _POLICIES:
+        _register_paper_policies()
     try:
         return _POLICIES[name]
     except KeyError:
@@ -88,7 +99,8 @@ def get_policy(name: str | Policy) -> Policy:
 
 
 def list_policies() -> dict[str, str]:
-    """Registered policy names and their one-line descriptions."""
+    """Registered policy names and their one-line descriptions (the paper's networks' included)."""
+    _register_paper_policies()
     return {name: p.description for name, p in sorted(_POLICIES.items())}
 
 

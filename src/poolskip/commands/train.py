@@ -24,7 +24,7 @@ from ..engine.rundir import new_run_dir
 from ..engine.trainer import load_run_config, train
 from ..experiments.folds3d import run_folds
 from ..experiments.recipes import list_recipes, load_recipe
-from ..tasks import list_tasks
+from ..tasks import CrossValidated, get_task, list_tasks
 
 #: flag -> (config key, type): the options people change most; every other key goes through --set.
 FLAGS = {
@@ -140,8 +140,9 @@ def run(args: argparse.Namespace) -> int:
             root = Path(
                 distributed.broadcast(str(new_run_dir(cfg.run.out_dir, None, default)) if dinfo.is_main else "")
             )
-        if args.folds is not None and not hasattr(cfg.options, "fold"):
-            raise ConfigError(f"--folds needs a task with cross-validation folds (segmentation3d); task is {cfg.task}")
+        if args.folds is not None and not isinstance(get_task(cfg.task), CrossValidated):
+            able = ", ".join(t for t in list_tasks() if isinstance(get_task(t), CrossValidated))
+            raise ConfigError(f"--folds needs a task with cross-validation folds ({able}); task is {cfg.task}")
         for seed in seeds:
             seed_cfg = make_config(cfg.to_dict(), {"run.seed": seed})
             run_dir = root / f"seed{seed}"

@@ -26,6 +26,7 @@ import torch
 from ..errors import PoolskipError
 from ..files import atomic_save
 from ..progress import Progress
+from .cache import cache_root
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 _CIFAR = {
@@ -286,11 +287,6 @@ def _decode(path: str, image_size: int | None) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------- cache
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "poolskip"
-
-
 def _listing(files: list[Path]) -> list[tuple[str, int, int]]:
     """(absolute path, size, mtime) of each file: what a cache entry is keyed by."""
     return [(str(f.resolve()), (st := f.stat()).st_size, st.st_mtime_ns) for f in files]
@@ -312,7 +308,7 @@ def _tree_listing(roots: list[Path]) -> list[tuple[str, int, int]]:
 def _cached(name: str, listing: list[tuple[str, int, int]], cache_dir, read, extra) -> ImageData:
     """``read()`` once per source; the key covers the files' paths, sizes and mtimes, and ``extra``."""
     key = hashlib.sha256(json.dumps([name, extra, listing]).encode()).hexdigest()[:16]
-    path = Path(cache_dir or default_cache_dir()) / f"{name}-{key}.pt"
+    path = cache_root(cache_dir) / f"{name}-{key}.pt"
     if path.is_file():
         try:
             d = torch.load(path, weights_only=True)

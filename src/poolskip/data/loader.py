@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import torch
 
+from ..dist import Dist
 from .augment import BatchAugment
 
 
@@ -44,8 +45,7 @@ class TensorLoader:
         augment: BatchAugment | None = None,
         shuffle: bool = False,
         seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
+        dist: Dist | None = None,
         device: torch.device | str = "cpu",
         channels_last: bool = False,
     ):
@@ -59,7 +59,7 @@ class TensorLoader:
         self.device = torch.device(device)
         self.images, self.labels = images.to(self.device), labels.to(self.device)
         self.batch_size, self.augment, self.shuffle, self.seed = batch_size, augment, shuffle, seed
-        self.rank, self.world_size, self.channels_last = rank, world_size, channels_last
+        self.dist, self.channels_last = dist or Dist(), channels_last
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255.0
 
@@ -79,7 +79,7 @@ class TensorLoader:
         order = self.order(epoch)
         for b in range(start, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            share = torch.tensor_split(torch.arange(len(idx), device=self.device), self.world_size)[self.rank]
+            share = self.dist.shard(len(idx), self.device)
             x = self.images[idx[share]].float()
             if self.augment is not None:
                 g = torch.Generator(device=self.device).manual_seed(mix_seed(self.seed, epoch, b))

@@ -41,8 +41,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..dist import Dist
 from ..files import atomic_write, atomic_write_text
 from ..metrics import IGNORE_INDEX
+from .cache import cache_root
 from .datasets import DatasetError
 from .loader import Batch, mix_seed
 
@@ -307,13 +309,6 @@ def _decode_pair(pair: tuple[Path, Path]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(img).permute(2, 0, 1).contiguous(), torch.from_numpy(mask.astype(np.uint8))
 
 
-def _cache_dir(cache_dir) -> Path:
-    if cache_dir:
-        return Path(cache_dir)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "poolskip"
-
-
 def _decode_split(name: str, split: str, pairs: Pairs, cache_dir) -> tuple[SegSplit, list[list[int]]]:
     """The split's raw images and masks from the cache (decoded and written first if it is missing or stale;
     key: paths, sizes and mtimes), and the distinct raw values of each mask."""
@@ -328,7 +323,7 @@ def _decode_split(name: str, split: str, pairs: Pairs, cache_dir) -> tuple[SegSp
                 raise DatasetError(f"{name}: {p} does not exist") from None
             listing.append((str(p.resolve()), st.st_size, st.st_mtime_ns))
     key = hashlib.sha256(json.dumps([CACHE_VERSION, name, split, listing]).encode()).hexdigest()[:16]
-    stem = _cache_dir(cache_dir) / f"seg-{name}-{split.replace('/', '_')}-{key}"
+    stem = cache_root(cache_dir) / f"seg-{name}-{split.replace('/', '_')}-{key}"
     index = _read_index(stem, len(pairs))
     if index is None:
         index = _write_cache(stem, pairs)
@@ -578,13 +573,12 @@ class SegLoader:
         std: Sequence[float],
         augment: SegAugment | None = None,
         seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
+        dist: Dist | None = None,
         device: torch.device | str = "cpu",
         channels_last: bool = False,
     ) -> None:
         self.split, self.batch_size, self.augment, self.seed = split, batch_size, augment, seed
-        self.rank, self.world_size, self.channels_last = rank, world_size, channels_last
+        self.dist, self.channels_last = dist or Dist(), channels_last
         self.device = torch.device(device)
         self.mean = torch.tensor([m * 255.0 for m in mean], device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor([s * 255.0 for s in std], device=self.device).view(1, -1, 1, 1)
@@ -610,7 +604,7 @@ class SegLoader:
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, b))
             params = self.augment.sample(self.sizes[idx], g)
-            share = torch.tensor_split(torch.arange(len(idx)), self.world_size)[self.rank]
+            share = self.dist.shard(len(idx))
             images = [self.split.images[i].to(self.device, non_blocking=True) for i in idx[share].tolist()]
             masks = [self.split.masks[i].to(self.device, non_blocking=True) for i in idx[share].tolist()]
             x, y = self.augment.apply(images, masks, {k: v[share] for k, v in params.items()})
@@ -626,7 +620,7 @@ class SegLoader:
     def eval_batches(self) -> Iterator[Batch]:
         """This process's share of the evaluation images (whole, full resolution): groups split by rank."""
         groups = self.eval_groups()
-        for group in groups[self.rank :: self.world_size]:
+        for group in self.dist.every_nth(groups):
             x = torch.stack([self.split.images[i] for i in group]).to(self.device).float()
             y = torch.stack([self.split.masks[i] for i in group]).to(self.device).long()
             yield Batch(self.normalise(x), y, len(group))

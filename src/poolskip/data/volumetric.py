@@ -37,8 +37,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..dist import Dist
 from ..files import atomic_save, atomic_write_text
 from ..optional import require
+from .cache import cache_root
 from .datasets import DatasetError, other_task_hint
 from .loader import Batch, mix_seed
 
@@ -50,7 +52,6 @@ __all__ = [
     "Preprocessing",
     "VolumeDataset",
     "crop_patch",
-    "default_cache_dir",
     "header_geometry",
     "load_volumes",
     "make_splits",
@@ -464,11 +465,6 @@ def _fingerprint(ds: VolumeDataset, ids: Sequence[str], prep: Preprocessing) -> 
     return h.hexdigest()[:16]
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "poolskip"
-
-
 def preprocess_all(
     ds: VolumeDataset, ids: Sequence[str], prep: Preprocessing, cache_dir: str | os.PathLike | None = None, log=None
 ) -> dict[str, dict[str, Any]]:
@@ -477,7 +473,7 @@ def preprocess_all(
     The cache folder is keyed by the files (path, size, mtime) and ``prep``, one ``.pt`` per case; cached
     volumes are memory-mapped, so a large dataset is paged in as patches are cut.
     """
-    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    root = cache_root(cache_dir)
     folder = root / "volumetric" / f"{ds.layout}-{_fingerprint(ds, sorted(ds.cases), prep)}"
     out = {}
     made = 0
@@ -592,8 +588,7 @@ class PatchSampler:
         seed: int = 0,
         oversample: float = 1 / 3,
         augment: Augment | None = None,
-        rank: int = 0,
-        world_size: int = 1,
+        dist: Dist | None = None,
         device: torch.device | str = "cpu",
     ):
         if not volumes:
@@ -601,7 +596,7 @@ class PatchSampler:
         self.volumes, self.patch = list(volumes), tuple(int(p) for p in patch_size)
         self.batch_size, self.steps, self.seed, self.oversample = batch_size, steps, seed, oversample
         self.transform = augment.compose() if augment is not None else None
-        self.rank, self.world_size, self.device = rank, world_size, torch.device(device)
+        self.dist, self.device = dist or Dist(), torch.device(device)
 
     def __len__(self) -> int:
         return self.steps
@@ -636,7 +631,7 @@ class PatchSampler:
 
     def batch(self, epoch: int, step: int) -> Batch:
         plan = self.plan(epoch, step)
-        share = torch.tensor_split(torch.arange(len(plan)), self.world_size)[self.rank].tolist()
+        share = self.dist.shard(len(plan)).tolist()
         xs, ys = zip(*(self.sample(*plan[i]) for i in share)) if share else ((), ())
         if not share:
             c = self.volumes[0]["image"].shape[0]

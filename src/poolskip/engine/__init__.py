@@ -9,7 +9,7 @@ How to add a task: ``src/poolskip/engine/README.md``.
 from ..tasks import list_tasks
 from .checkpoint import CheckpointError, build_model, load_checkpoint
 from .config import ConfigError, TrainConfig, make_config
-from .trainer import Callback, NonFiniteLoss, build_task, evaluate, load_run_config, restore, train
+from .trainer import Callback, NonFiniteLoss, build_task, evaluate, load_run_config, restore, task_context, train
 
 __all__ = [
     "Callback",
@@ -25,5 +25,6 @@ __all__ = [
     "load_run_config",
     "make_config",
     "restore",
+    "task_context",
     "train",
 ]

@@ -19,8 +19,7 @@ from torch import nn
 
 from ..errors import PoolskipError
 from ..files import atomic_save
-from ..models import create_model, factory_parameters, get_model_entry, list_models
-from ..tasks import ModelSpec
+from ..models import ModelSpec, build, list_models
 from .config import ConfigError, TrainConfig, make_config
 
 __all__ = ["FORMAT", "CheckpointError", "build_model", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
@@ -35,41 +34,23 @@ class CheckpointError(PoolskipError):
 
 
 def build_model(cfg: TrainConfig, spec: ModelSpec, allow_external: bool = True) -> nn.Module:
-    """The model of ``cfg`` fitted to ``spec``, plain or with Pool Skip, through :func:`create_model`.
-
-    The factory gets ``num_classes``, ``in_channels`` and the spec's hints where it takes them;
-    ``model_kwargs`` win. ``package.module:factory`` is imported only with ``allow_external`` (the user
-    named it, rather than a checkpoint or run config they are loading).
+    """The model of ``cfg`` fitted to ``spec`` by :func:`poolskip.models.build`, every error a ConfigError
+    naming the model; ``model_kwargs`` win over what the spec offers. ``package.module:factory`` is imported
+    only with ``allow_external`` (the user named it, rather than a checkpoint or run config they are loading).
     """
-    external = ":" in cfg.model
-    if external and not allow_external:
+    if ":" in cfg.model and not allow_external:
         raise CheckpointError(
             f"this run's model is {cfg.model!r}, code from outside poolskip; loading a checkpoint never imports "
             "what the file names: pass --allow-external-model if you trust it"
         )
-    if not external:
-        if cfg.model not in list_models():
-            raise ConfigError(
-                f"unknown model {cfg.model!r}; known: {', '.join(list_models())}, or package.module:factory"
-            )
-        entry = get_model_entry(cfg.model)
-        if spec.spatial_dims not in entry.spatial_dims:
-            raise ConfigError(
-                f"model {cfg.model!r} is built for {'/'.join(map(str, entry.spatial_dims))}D inputs, but task "
-                f"{cfg.task!r} on {cfg.data.dataset!r} has {spec.spatial_dims}D samples"
-            )
+    if ":" not in cfg.model and cfg.model not in list_models():
+        raise ConfigError(f"unknown model {cfg.model!r}; known: {', '.join(list_models())}, or package.module:factory")
     try:
-        takes = factory_parameters(cfg.model)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    offered = {"in_channels": spec.in_channels, **spec.hints}
-    extra = {k: v for k, v in offered.items() if takes is not None and k in takes}
-    extra.update(cfg.model_kwargs)
-    try:
-        return create_model(cfg.model, num_classes=spec.num_classes, pool_skip=cfg.pool_skip, **extra)
+        return build(cfg.model, spec, cfg.pool_skip, **cfg.model_kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(
-            f"model {cfg.model!r} (model_kwargs {cfg.model_kwargs}, pool_skip {cfg.pool_skip!r}): {e}"
+            f"model {cfg.model!r} for task {cfg.task!r} on {cfg.data.dataset!r} (model_kwargs {cfg.model_kwargs}, "
+            f"pool_skip {cfg.pool_skip!r}): {e}"
         ) from None
 
 

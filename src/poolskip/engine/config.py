@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +25,9 @@ from typing import Any
 
 import yaml
 
-from ..errors import PoolskipError
+from ..config import ConfigError, DataConfig, check_value, coerce
+from ..config import option as opt
 from ..tasks import get_task, list_tasks
-from ..tasks import option as opt
 
 __all__ = [
     "ConfigError",
@@ -41,21 +40,6 @@ __all__ = [
     "parse_set",
     "read_yaml",
 ]
-
-
-class ConfigError(PoolskipError):
-    """A config key or value is wrong; the message names it and what is allowed."""
-
-
-@dataclass
-class DataConfig:
-    """Where a task's data comes from (the task decides how to read it)."""
-
-    dataset: str = opt("digits", "dataset name; the task lists the ones it reads")
-    data_dir: str | None = opt(None, "the dataset's directory, in its standard on-disk layout")
-    download: bool = opt(False, "fetch the dataset into data_dir where the dataset supports it (CIFAR)")
-    cache_dir: str | None = opt(None, "decoded-tensor cache (default: $XDG_CACHE_HOME/poolskip or ~/.cache/poolskip)")
-    train_subset: int | None = opt(None, "use only N training samples of a fixed shuffle (quick runs)", min=1)
 
 
 @dataclass
@@ -226,69 +210,14 @@ def _task_of(layers: tuple[dict[str, Any], ...]) -> str:
 # ------------------------------------------------------------------------------------------ values
 
 
-def _coerce(path: str, value: Any, hint: Any) -> Any:
-    """``value`` as type ``hint`` where that is lossless; a ConfigError naming ``path`` otherwise."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(path, value, inner[0] if len(inner) == 1 else Any)
-    if value is None:
-        raise ConfigError(f"config key {path!r} cannot be null (expected {_type_name(hint)})")
-    if hint is bool and isinstance(value, bool):
-        return value
-    if hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if hint is float and not isinstance(value, bool):
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    if hint is str and isinstance(value, (str, Path)):
-        return str(value)
-    if origin is list and isinstance(value, (list, tuple)):
-        return [_coerce(f"{path}[{i}]", v, args[0] if args else Any) for i, v in enumerate(value)]
-    if origin is tuple and isinstance(value, (list, tuple)):
-        return tuple(_coerce(f"{path}[{i}]", v, args[0] if args else Any) for i, v in enumerate(value))
-    if (origin is dict or hint is dict) and isinstance(value, dict):
-        kt, vt = args if args else (Any, Any)
-        return {_coerce(path, k, kt): _coerce(f"{path}.{k}", v, vt) for k, v in value.items()}
-    raise ConfigError(f"config key {path!r} expects {_type_name(hint)}, got {value!r}")
-
-
-def _type_name(hint: Any) -> str:
-    if hint in (int, float, str, bool):
-        return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[hint.__name__]
-    return f"a {str(hint).replace('typing.', '')}"
-
-
-def _check(path: str, value: Any, meta: dict) -> None:
-    if value is None:
-        return
-    if "choices" in meta and value not in meta["choices"]:
-        raise ConfigError(f"config key {path!r} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
-    if "min" in meta and value < meta["min"]:
-        raise ConfigError(f"config key {path!r} must be >= {meta['min']}, got {value!r}")
-    if "max" in meta and value > meta["max"]:
-        raise ConfigError(f"config key {path!r} must be <= {meta['max']}, got {value!r}")
-    if "above" in meta and value <= meta["above"]:
-        raise ConfigError(f"config key {path!r} must be > {meta['above']}, got {value!r}")
-
-
 def _build(cls: type, values: dict[str, Any], section: str) -> Any:
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in values:
             path = f"{section}.{f.name}"
-            kwargs[f.name] = _coerce(path, values[f.name], hints[f.name])
-            _check(path, kwargs[f.name], dict(f.metadata))
+            kwargs[f.name] = coerce(path, values[f.name], hints[f.name])
+            check_value(path, kwargs[f.name], dict(f.metadata))
     obj = cls(**kwargs)
     check = getattr(obj, "check", None)
     if callable(check):  # cross-field checks of the section (e.g. mean and std together)

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+from ..dist import Dist
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -32,13 +21,13 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def setup(device: str = "auto") -> DistInfo:
+def setup(device: str = "auto") -> Dist:
     """Pick the device (:func:`resolve_device`) and, under torchrun, join the process group (NCCL on CUDA, gloo
     on CPU)."""
     device = str(resolve_device(device))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
-        return DistInfo(device=torch.device(device))
+        return Dist(device=torch.device(device))
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.startswith("cuda"):
         torch.cuda.set_device(local_rank)
@@ -47,7 +36,7 @@ def setup(device: str = "auto") -> DistInfo:
         dev = torch.device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return DistInfo(rank, world_size, local_rank, dev)
+    return Dist(rank, world_size, dev, local_rank)
 
 
 def broadcast(obj):
@@ -57,13 +46,6 @@ def broadcast(obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """The sum of ``t`` over processes (in place; a no-op for one process)."""
-    if info.world_size > 1:
-        dist.all_reduce(t)
-    return t
 
 
 def teardown() -> None:

@@ -26,9 +26,10 @@ import torch
 import yaml
 from torch import nn
 
+from ..dist import Dist
 from ..errors import PoolskipError
 from ..progress import Progress, reporting
-from ..tasks import Task, get_task
+from ..tasks import Task, TaskContext, get_task
 from . import distributed
 from .checkpoint import CheckpointError, build_model, load_checkpoint, read_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, make_config
@@ -43,6 +44,7 @@ __all__ = [
     "evaluate",
     "load_run_config",
     "restore",
+    "task_context",
     "train",
     "train_one_epoch",
 ]
@@ -67,9 +69,22 @@ class Callback(Protocol):
 # ------------------------------------------------------------------------------------------ pieces
 
 
-def build_task(cfg: TrainConfig, device: torch.device, rank: int = 0, world_size: int = 1, state=None) -> Task:
-    """The registered task of ``cfg`` (``state``: what a checkpoint stored to rebuild it exactly)."""
-    return get_task(cfg.task)(cfg, device, rank, world_size, state)
+def task_context(cfg: TrainConfig, dist: Dist | torch.device | str = "cpu") -> TaskContext:
+    """What the task of ``cfg`` is built from: its options, the data section, the batch sizes, the seed,
+    ``channels_last`` and ``dist`` (a device: one process on that device)."""
+    if not isinstance(dist, Dist):
+        dist = Dist(device=torch.device(dist))
+    run = cfg.run
+    return TaskContext(
+        options=cfg.options, data=cfg.data, batch_size=cfg.optim.batch_size, eval_batch_size=run.eval_batch_size,
+        seed=run.seed, channels_last=run.channels_last, dist=dist,
+    )  # fmt: skip
+
+
+def build_task(cfg: TrainConfig, dist: Dist | torch.device | str = "cpu", state: dict | None = None) -> Task:
+    """The registered task of ``cfg`` on ``dist`` (or one process on a device); ``state``: what a checkpoint
+    stored to rebuild it exactly."""
+    return get_task(cfg.task)(task_context(cfg, dist), state)
 
 
 @dataclass
@@ -159,7 +174,7 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _runtime(cfg: TrainConfig) -> distributed.DistInfo:
+def _runtime(cfg: TrainConfig) -> Dist:
     """Device, process group, threads and determinism for this run; checks what the device can do."""
     run = cfg.run
     dinfo = distributed.setup(run.device)
@@ -259,7 +274,7 @@ class _Session:
         device = self.device = dinfo.device
         ck = read_checkpoint(rundir.last, device) if resume else None
         torch.manual_seed(cfg.run.seed)
-        self.task = build_task(cfg, device, dinfo.rank, dinfo.world_size, ck["task_state"] if ck else None)
+        self.task = build_task(cfg, dinfo, ck["task_state"] if ck else None)
         self.spec = self.task.model_spec()
         model = build_model(cfg, self.spec, allow_external)
         self.params = sum(p.numel() for p in model.parameters())
@@ -314,7 +329,7 @@ class _Session:
         seconds = time.perf_counter() - t0
         progress.close()
         self._check_finite(f"in epoch {epoch + 1}")
-        sums = distributed.all_reduce_sum(self.pos.sums.clone(), self.dinfo)
+        sums = self.dinfo.all_reduce_sum(self.pos.sums.clone())
         return {
             "epoch": epoch + 1,
             "train_loss": sums[0].item() / sums[1].item(),
@@ -355,7 +370,7 @@ class _Session:
             self.save("last")
 
     def _check_finite(self, where: str) -> None:
-        total = distributed.all_reduce_sum(self.pos.sums[:1].clone(), self.dinfo)
+        total = self.dinfo.all_reduce_sum(self.pos.sums[:1].clone())
         if not torch.isfinite(total).all():
             kept = self.rundir.last
             raise NonFiniteLoss(

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..models import create_model, list_models, resolve_pool_skip
+from ..models import ModelSpec, factory_parameters, get_factory, get_model_entry, list_models, resolve_pool_skip
+from ..models import build as build_model
 from ..models.table import params_and_macs
 
 __all__ = [
@@ -60,17 +61,23 @@ def build(
     num_classes: int,
     in_channels: int | None = None,
     device: str = "meta",
+    input_shape: Sequence[int] | None = None,
 ) -> nn.Module:
-    """``create_model`` on ``device`` (the meta device: shapes only) in eval mode; ``in_channels`` goes to
-    factories that take it (as the engine's task tells them)."""
-    from ..models._registry import factory_parameters
-
-    model_kwargs = dict(model_kwargs)
-    takes = factory_parameters(model)
-    if in_channels is not None and "in_channels" not in model_kwargs and (takes is None or "in_channels" in takes):
-        model_kwargs["in_channels"] = in_channels
+    """:func:`poolskip.models.build` on ``device`` (the meta device: shapes only) in eval mode, for
+    ``num_classes`` classes and inputs of ``in_channels`` channels (None: the factory's default). With
+    ``input_shape`` (channels first), a 3D factory that plans for its input (nnU-Net's ``patch_size``) is
+    planned for that shape; the spatial dims are the shape's, else the first the model is registered for."""
+    if input_shape is not None:
+        in_channels = input_shape[0] if in_channels is None else in_channels
+        dims = len(input_shape) - 1
+        hints = {"patch_size": tuple(input_shape[1:])} if dims == 3 else {}
+    else:
+        dims, hints = (2 if ":" in model else get_model_entry(model).spatial_dims[0]), {}
+    if in_channels is None:
+        default = inspect.signature(get_factory(model)[0]).parameters.get("in_channels")
+        in_channels = default.default if default is not None and default.default is not inspect.Parameter.empty else 3
     with torch.device(device):
-        return create_model(model, num_classes, pool_skip=pool_skip, **model_kwargs).eval()
+        return build_model(model, ModelSpec(in_channels, num_classes, dims, hints), pool_skip, **model_kwargs).eval()
 
 
 def cost(
@@ -80,8 +87,9 @@ def cost(
     num_classes: int = 10,
     input_shape: Sequence[int] = (3, 32, 32),
 ) -> Cost:
-    """Parameters and multiply-adds per ``input_shape`` input of a registered model (meta device)."""
-    net = build(model, pool_skip, model_kwargs or {}, num_classes, input_shape[0])
+    """Parameters and multiply-adds per ``input_shape`` input of a registered model (meta device); a model that
+    plans for its input (nnU-Net) is planned for ``input_shape`` unless ``model_kwargs`` name its patch."""
+    net = build(model, pool_skip, model_kwargs or {}, num_classes, input_shape=input_shape)
     return Cost(*params_and_macs(net, tuple(input_shape)))
 
 
@@ -92,8 +100,6 @@ def models_with_width() -> list[str]:
 
 def has_width(model: str) -> bool:
     """Whether ``model`` (registered or ``package.module:factory``) has a ``width`` knob."""
-    from ..models._registry import factory_parameters
-
     try:
         takes = factory_parameters(model)
     except ValueError:
@@ -102,8 +108,6 @@ def has_width(model: str) -> bool:
 
 
 def _default_width(model: str) -> int:
-    from ..models._registry import get_factory
-
     return inspect.signature(get_factory(model)[0]).parameters["width"].default
 
 

@@ -10,12 +10,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..engine.checkpoint import load_checkpoint
-from ..engine.config import make_config
-from ..engine.trainer import train
-from ..tasks.segmentation3d import Segmentation3dTask, ensemble
+from ..engine.config import ConfigError, make_config
+from ..engine.trainer import build_task, train
+from ..tasks import CrossValidated, get_task, list_tasks
+from ..tasks.segmentation3d import ensemble
 from .results import run_status
 
 __all__ = ["ensemble_runs", "run_folds"]
@@ -24,14 +23,13 @@ __all__ = ["ensemble_runs", "run_folds"]
 def run_folds(cfg, out_dir: str | Path, folds: Sequence[int] | None = None, log: Callable[[str], None] = print):
     """Train (or resume) every fold of ``cfg`` into ``out_dir/fold<k>``; finished folds are kept as they are.
 
-    Returns the fold run directories. ``cfg`` is a segmentation3d :class:`~poolskip.engine.config.TrainConfig`;
-    each fold gets a copy with ``segmentation3d.fold = k``; all folds share one splits file.
+    Returns the fold run directories. ``cfg`` is the config of a :class:`~poolskip.tasks.CrossValidated`
+    task; each fold gets a copy with the task's options for fold k; all folds share one splits file (in
+    ``out_dir`` unless the options name one).
     """
     out_dir = Path(out_dir)
-    folds = list(range(cfg.options.num_folds)) if folds is None else list(folds)
-    base = copy.deepcopy(cfg)
-    if base.options.split_file is None:  # one splits file for every fold, in the folds' folder
-        base.options.split_file = str(out_dir / "splits.json")
+    task = _cross_validated(cfg.task)
+    folds = list(range(task.num_folds(cfg.options))) if folds is None else list(folds)
     dirs = []
     for k in folds:
         run_dir = out_dir / f"fold{k}"
@@ -40,8 +38,8 @@ def run_folds(cfg, out_dir: str | Path, folds: Sequence[int] | None = None, log:
         if status == "finished":
             log(f"fold {k}: finished ({run_dir}), kept")
             continue
-        c = copy.deepcopy(base)
-        c.options.fold = k
+        c = copy.deepcopy(cfg)
+        c.options = task.fold_options(cfg.options, k, str(out_dir / "splits.json"))
         resume = status == "incomplete"
         log(f"fold {k}: {'resuming' if resume else 'training'} -> {run_dir}")
         train(c, run_dir, resume=resume)
@@ -66,7 +64,14 @@ def ensemble_runs(
     if cfg is None:
         raise ValueError("ensemble_runs needs at least one run directory")
     test_cfg = copy.deepcopy(cfg)
-    test_cfg.options.fold = -1
+    test_cfg.options = _cross_validated(cfg.task).fold_options(cfg.options, None)
     test_cfg.data.train_subset = None
-    task = Segmentation3dTask(test_cfg, torch.device(device))
-    return ensemble(task, models)
+    return ensemble(build_task(test_cfg, device), models)
+
+
+def _cross_validated(name: str) -> type[CrossValidated]:
+    task = get_task(name)
+    if not isinstance(task, CrossValidated):
+        able = [t for t in list_tasks() if isinstance(get_task(t), CrossValidated)]
+        raise ConfigError(f"task {name!r} has no cross-validation folds (tasks with folds: {', '.join(able)})")
+    return task

@@ -146,19 +146,18 @@ def write_report(groups, out: str | Path) -> str:
 def prediction_pictures(groups, out: str | Path, count: int = 3) -> list[Path]:
     """For every segmentation (model, dataset) with a plain row and Pool Skip rows, a PNG of ``count`` evaluation
     samples: image, ground truth, then the prediction of each row's first run (its last checkpoint), in the
-    dataset's palette (2D) or as slices (3D). Rows whose runs lack a checkpoint are left out."""
-    import contextlib
-
+    dataset's palette (2D) or as slices (3D), for tasks that can picture their predictions
+    (:class:`~poolskip.tasks.PicturesPredictions`). Rows whose runs lack a checkpoint are left out."""
     import torch
 
     from ..engine.checkpoint import load_checkpoint
     from ..engine.trainer import restore
+    from ..tasks import PicturesPredictions, get_task
 
     written = []
     for model, dataset, metric in sorted({k[:3] for k in groups}):
         rows = [groups[k] for k in sorted(groups, key=_order) if k[:3] == (model, dataset, metric)]
-        task_name = rows[0][0]["summary"].task
-        if task_name not in ("segmentation", "segmentation3d"):
+        if not issubclass(get_task(rows[0][0]["summary"].task), PicturesPredictions):
             continue
         firsts = {
             placement_label(runs[0]["placement"]): min(runs, key=lambda r: r["summary"].seed)["dir"] for runs in rows
@@ -175,19 +174,18 @@ def prediction_pictures(groups, out: str | Path, count: int = 3) -> list[Path]:
         slug = re.sub(r"[^A-Za-z0-9]+", "_", f"{model}_{dataset}").strip("_")
         path = Path(out) / f"predictions_{slug}.png"
         with torch.no_grad():
-            if task_name == "segmentation":
-                from .seg_figure import predict_examples, save_prediction_figure
+            examples = task.prediction_examples(models, count)
+        if examples.spatial_dims == 2:
+            from .seg_figure import save_prediction_figure
 
-                examples = predict_examples(task, models, count)
-                save_prediction_figure(examples, task.data.palette, path, classes=task.data.classes)
-            else:
-                from .table3 import save_slices
+            save_prediction_figure(examples.samples, examples.palette, path, classes=examples.classes)
+        else:
+            from .table3 import save_slices
 
-                vol = task.eval_vols[0]
-                preds = {
-                    k: task.predict(m, vol["image"], contextlib.nullcontext).argmax(0).cpu() for k, m in models.items()
-                }
-                title = f"{model}, {dataset}"
-                save_slices(path, vol["image"][0], vol["label"], preds, title=title, classes=task.ds.classes)
+            vol = examples.samples[0]
+            save_slices(
+                path, vol["image"], vol["target"], vol["preds"], vol["slices"], title=f"{model}, {dataset}",
+                classes=examples.classes,
+            )  # fmt: skip
         written.append(path)
     return written

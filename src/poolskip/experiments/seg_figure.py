@@ -1,22 +1,21 @@
 """The segmentation report's picture: a few evaluation images with ground truth and each model's prediction,
 label maps drawn in the dataset's palette (ignored pixels black), with a legend of the classes shown.
 
-``poolskip report`` builds the models from the runs' checkpoints and calls :func:`predict_examples` then
-:func:`save_prediction_figure`; both work on any :class:`~poolskip.tasks.segmentation.SegmentationTask`.
+``poolskip report`` builds the models from the runs' checkpoints, asks the task for
+:meth:`~poolskip.tasks.PicturesPredictions.prediction_examples` and draws them with :func:`save_prediction_figure`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..data.segmentation import IGNORE
 from .figures import add_class_legend, save_figure
 
-__all__ = ["colorize", "predict_examples", "save_prediction_figure"]
+__all__ = ["colorize", "save_prediction_figure"]
 
 
 def colorize(labels: torch.Tensor, palette: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -25,25 +24,6 @@ def colorize(labels: torch.Tensor, palette: Sequence[Sequence[int]]) -> torch.Te
     table[: len(palette)] = torch.tensor([list(c) for c in palette], dtype=torch.uint8)
     table[IGNORE] = 0
     return table[labels.long().clamp(0, 255).cpu()]
-
-
-@torch.no_grad()
-def predict_examples(task, models: Mapping[str, nn.Module], count: int = 3, seed: int = 0) -> list[dict]:
-    """``count`` evaluation images chosen by ``seed``, each with its ground truth and every model's prediction
-    at full resolution: ``[{"image": uint8 (H, W, 3), "target": (H, W), "preds": {name: (H, W)}}, ...]``."""
-    split = task.data.eval
-    pick = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:count].tolist()
-    out = []
-    for i in pick:
-        x = task.eval.normalise(split.images[i][None].to(task.device).float())
-        preds = {}
-        for name, model in models.items():
-            was = model.training
-            model.eval()
-            preds[name] = model(x)[0].argmax(0).cpu()
-            model.train(was)
-        out.append({"image": split.images[i].permute(1, 2, 0).cpu(), "target": split.masks[i].cpu(), "preds": preds})
-    return out
 
 
 def save_prediction_figure(

@@ -1,7 +1,8 @@
 """The paper's networks, defined once (plain) and given Pool Skip by :func:`poolskip.convert`.
 
 ``create_model(name, num_classes=10, pool_skip=None, **kwargs)`` builds a registered model (or
-``package.module:factory``);
+``package.module:factory``); ``build(name, spec, pool_skip=None, **kwargs)`` builds one to fit data
+described by a :class:`ModelSpec` (channels, classes, spatial dims, factory hints), the way the engine does;
 ``pool_skip`` is ``None``/``False``/``"none"`` (plain), ``True`` (the paper's placement for that network), a
 placement policy name, an int pool size (the paper's placement with that pool size) or a dict of
 ``convert`` arguments. ``list_models()`` names them. Importing this package also registers the
@@ -11,6 +12,8 @@ placement policies ``deep_resnet`` and ``tokenizer`` (see :mod:`poolskip.models.
 from . import cifar, policies, segmentation, toy, volumetric  # noqa: F401  (importing them registers models and policies)
 from ._registry import (
     ModelEntry,
+    ModelSpec,
+    build,
     create_model,
     factory_parameters,
     get_factory,
@@ -26,7 +29,9 @@ from .cifar.resnet import DEPTHS, ResNet, resnet
 __all__ = [
     "DEPTHS",
     "ModelEntry",
+    "ModelSpec",
     "ResNet",
+    "build",
     "create_model",
     "factory_parameters",
     "get_factory",

@@ -2,7 +2,9 @@
 
 A factory is a small function ``factory(num_classes=..., **kwargs) -> nn.Module`` that builds the
 plain network; :func:`register_model` records it together with the ``convert`` arguments that give
-the paper's placement. :func:`create_model` builds a model and, if asked, converts it.
+the paper's placement. :func:`create_model` builds a model and, if asked, converts it; :func:`build`
+builds one to fit data described by a :class:`ModelSpec` (the one builder the engine, the controls and
+``reproduce`` share).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
@@ -19,6 +22,8 @@ from ..convert import Policy, convert
 
 __all__ = [
     "ModelEntry",
+    "ModelSpec",
+    "build",
     "create_model",
     "factory_parameters",
     "get_factory",
@@ -51,6 +56,20 @@ class ModelEntry:
     def group(self) -> str:
         """The family a model belongs to: its sub-package of ``poolskip.models`` (``cifar``, ``toy``, ...)."""
         return self.factory.__module__.removeprefix("poolskip.models.").split(".")[0]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the model factory must be told to fit a task's data (MONAI's ``spatial_dims`` convention).
+
+    ``hints`` are optional factory keywords a task can fill in, passed only to factories that take them
+    (e.g. ``patch_size`` and ``spacing`` for nnU-Net's planner); keywords given to :func:`build` win.
+    """
+
+    in_channels: int
+    num_classes: int
+    spatial_dims: int = 2
+    hints: Mapping[str, Any] = field(default_factory=dict)
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -196,3 +215,24 @@ def create_model(name: str, num_classes: int = 10, pool_skip: object = None, **k
                 "choose a placement that fits it (a policy of poolskip.list_policies() or {include: [...]})"
             )
     return model
+
+
+def build(name: str, spec: ModelSpec, pool_skip: object = None, **kwargs) -> nn.Module:
+    """Model ``name`` (registered or ``package.module:factory``) fitted to data described by ``spec``, plain or
+    with Pool Skip (``pool_skip`` as in :func:`create_model`).
+
+    The factory gets ``num_classes=spec.num_classes``, and ``in_channels`` and each of ``spec.hints`` where
+    its signature names them; ``kwargs`` (e.g. a config's ``model_kwargs``) win. A registered model built
+    for other input ranks than ``spec.spatial_dims`` is a ValueError, as is an unknown name.
+    """
+    if ":" not in name:
+        entry = get_model_entry(name)
+        if spec.spatial_dims not in entry.spatial_dims:
+            raise ValueError(
+                f"model {name!r} is built for {'/'.join(map(str, entry.spatial_dims))}D inputs, but the data has "
+                f"{spec.spatial_dims}D samples"
+            )
+    takes = factory_parameters(name)
+    offered = {"in_channels": spec.in_channels, **spec.hints}
+    fitted = {k: v for k, v in offered.items() if takes is not None and k in takes}
+    return create_model(name, num_classes=spec.num_classes, pool_skip=pool_skip, **{**fitted, **kwargs})

@@ -5,18 +5,21 @@ progress; a task owns its data, loss, evaluation and diagnostics probe. The loop
 a metric: it asks the task, and the task's :class:`Monitor` says which metric decides ``best.pt``, the
 summary and ``poolskip report``.
 
-A task is a class registered with :func:`register_task`. It is built as
-``Task(cfg, device, rank=0, world_size=1, state=None)`` where ``cfg`` is the run's resolved
-:class:`~poolskip.engine.config.TrainConfig`; a task reads only these parts of it:
-
-- ``cfg.options``: its own :attr:`Task.Options` dataclass (the config section named after the task);
-- ``cfg.data``: ``dataset``, ``data_dir``, ``download``, ``cache_dir``, ``train_subset``;
-- ``cfg.optim.batch_size`` (the global training batch) and ``cfg.run``: ``eval_batch_size``, ``seed``,
-  ``channels_last``.
+A task is a class registered with :func:`register_task`, built as ``Task(ctx, state=None)``. ``ctx`` is a
+:class:`TaskContext` the engine makes from the run's config: the task's own :attr:`Task.Options`, the
+``data:`` section (:class:`~poolskip.config.DataConfig`), the global training batch, the evaluation batch,
+the seed, ``channels_last`` and a :class:`~poolskip.dist.Dist` (this process's rank and device, with
+``shard()`` for the loaders and ``all_reduce_sum()`` for the metrics). A task never sees the engine's
+config, so it can be built and tested without it.
 
 ``state`` is what :meth:`Task.state` returned when a checkpoint was written (e.g. normalisation measured
 on the training set): passed back when a task is rebuilt for ``eval``, ``diagnose`` or ``--resume`` so
 the model sees its data exactly as in training.
+
+Beyond the contract a task may offer optional capabilities, each a runtime-checkable protocol that the
+commands and experiments test with ``isinstance`` instead of naming tasks: :class:`CrossValidated`
+(k-fold training, checked on the task class), :class:`PicturesPredictions` (a picture of its predictions)
+and :class:`NominalSpec` (the model's :class:`ModelSpec` from the options alone, without reading data).
 """
 
 from __future__ import annotations
@@ -29,19 +32,27 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-__all__ = ["Autocast", "Monitor", "ModelSpec", "Task", "get_task", "list_tasks", "option", "register_task"]
+from ..config import DataConfig
+from ..dist import Dist
+from ..models import ModelSpec
+
+__all__ = [
+    "Autocast",
+    "CrossValidated",
+    "ModelSpec",
+    "Monitor",
+    "NominalSpec",
+    "PictureExamples",
+    "PicturesPredictions",
+    "Task",
+    "TaskContext",
+    "get_task",
+    "list_tasks",
+    "register_task",
+]
 
 #: ``autocast()`` returns the context manager a forward pass runs under (AMP or a no-op).
 Autocast = Callable[[], AbstractContextManager]
-
-
-def option(default: Any, help: str, **checks: Any) -> Any:
-    """A config field of a task's ``Options`` (and of the engine's sections): its default, what it means (shown
-    by ``--help`` and ``--print-config``) and its checks: ``choices=(...)``, ``min=``/``max=`` (inclusive),
-    ``above=`` (exclusive lower bound). A list or dict default is copied for every instance."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **checks})
-    return field(default=default, metadata={"help": help, **checks})
 
 
 @dataclass(frozen=True)
@@ -71,17 +82,21 @@ class Monitor:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """What the model factory must be told to fit a task's data (MONAI's ``spatial_dims`` convention).
+class TaskContext:
+    """What a task is built from (the engine makes it from the run's config; tests can write one directly)."""
 
-    ``hints`` are optional factory keywords a task can fill in, passed only to factories that take them
-    (e.g. ``patch_size`` and ``spacing`` for nnU-Net's planner); ``model_kwargs`` from the config win.
-    """
+    options: Any  # the task's own Options dataclass (the config section named after the task)
+    data: DataConfig = field(default_factory=DataConfig)
+    batch_size: int = 128  # the global training batch, split across processes by dist.shard()
+    eval_batch_size: int = 1000  # samples per evaluation forward pass
+    seed: int = 0  # the seed of the batch order and the augmentation
+    channels_last: bool = False  # batches in channels_last memory format
+    dist: Dist = field(default_factory=Dist)  # this process among the run's processes, and its device
 
-    in_channels: int
-    num_classes: int
-    spatial_dims: int = 2
-    hints: Mapping[str, Any] = field(default_factory=dict)
+    @property
+    def device(self) -> torch.device:
+        """The device batches and metrics live on (``dist.device``)."""
+        return self.dist.device
 
 
 @runtime_checkable
@@ -129,6 +144,60 @@ class Task(Protocol):
 
     def probe_loss(self, outputs: Any, targets: torch.Tensor) -> torch.Tensor:
         """The scalar mean loss of a probe batch, whose gradients the diagnostics measure."""
+
+
+# ------------------------------------------------------------------------------ optional capabilities
+
+
+@runtime_checkable
+class CrossValidated(Protocol):
+    """A task trained as k folds of a cross-validation (checked on the task class, before any data is read)."""
+
+    @classmethod
+    def num_folds(cls, options: Any) -> int:
+        """How many folds ``options`` split the training data into."""
+
+    @classmethod
+    def fold_options(cls, options: Any, fold: int | None, split_file: str | None = None) -> Any:
+        """A copy of ``options`` that trains fold ``fold`` and evaluates on its held-out part, or with
+        ``fold=None`` trains on all the training data and evaluates on the test set; ``split_file``: where
+        the folds are written once and read by every fold (None: keep the options' choice)."""
+
+
+@dataclass(frozen=True)
+class PictureExamples:
+    """Evaluation samples with their ground truth and each model's prediction, ready to draw.
+
+    2D (``spatial_dims == 2``): each sample is ``{"image": uint8 (H, W, 3), "target": (H, W), "preds":
+    {name: (H, W)}}`` and ``palette`` colours the classes. 3D: each sample is one volume, ``{"image": (X, Y, Z)
+    first channel, "target": (X, Y, Z), "preds": {name: (X, Y, Z)}, "slices": [z, ...]}``, drawn as those
+    axial slices. ``classes`` names the classes for the pictures' legend (index = label value)."""
+
+    spatial_dims: int
+    samples: list[dict[str, Any]]
+    palette: list[list[int]] | None = None
+    classes: list[str] | None = None
+
+
+@runtime_checkable
+class PicturesPredictions(Protocol):
+    """A task whose predictions can be drawn (label maps): ``poolskip report``'s prediction pictures."""
+
+    def prediction_examples(self, models: Mapping[str, nn.Module], count: int = 3) -> PictureExamples:
+        """``count`` evaluation samples (a fixed choice) with every model's prediction, at full resolution."""
+
+
+@runtime_checkable
+class NominalSpec(Protocol):
+    """A task class that knows the :class:`ModelSpec` of a config without reading the data (cost estimates)."""
+
+    @classmethod
+    def nominal_model_spec(cls, options: Any, data: DataConfig) -> ModelSpec | None:
+        """The model's channels, classes and spatial dims for ``data.dataset``, or None where only the data
+        itself can tell (e.g. a folder of the user's own images)."""
+
+
+# ------------------------------------------------------------------------------------------ registry
 
 
 _TASKS: dict[str, type] = {}

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import DataConfig, option
 from ..data import Batch, BatchAugment, ImageData, TensorLoader, load_dataset
 from ..metrics import top1_error, top1_wrong
 from ..progress import track
-from .base import Autocast, ModelSpec, Monitor, option, register_task
+from .base import Autocast, ModelSpec, Monitor, TaskContext, register_task
 
 
 @dataclass
@@ -52,16 +52,15 @@ class ClassificationTask:
     name = "classification"
     Options = ClassificationOptions
     monitor = Monitor("test_error", "min")
-    datasets = ("digits", "cifar10", "cifar100", "imagefolder")
 
-    def __init__(self, cfg, device: torch.device, rank: int = 0, world_size: int = 1, state: dict | None = None):
-        o, d = cfg.options, cfg.data
+    def __init__(self, ctx: TaskContext, state: dict | None = None):
+        o, d = ctx.options, ctx.data
         data = load_dataset(
             d.dataset, d.data_dir, download=d.download, cache_dir=d.cache_dir, image_size=o.image_size,
             train_subset=d.train_subset,
         )  # fmt: skip
         self.data: ImageData = data
-        self.device, self.rank, self.world_size = torch.device(device), rank, world_size
+        self.device, self.dist = ctx.device, ctx.dist
         self.options = o
         if state is not None:  # as the checkpoint was trained: its measured normalisation
             mean, std = state["mean"], state["std"]
@@ -78,17 +77,26 @@ class ClassificationTask:
             )
         self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
         common = dict(
-            mean=self.mean, std=self.std, rank=rank, world_size=world_size, device=self.device,
-            channels_last=cfg.run.channels_last,
+            mean=self.mean, std=self.std, dist=self.dist, device=self.device,
+            channels_last=ctx.channels_last,
         )  # fmt: skip
         augment = BatchAugment(o.crop_padding, o.flip, o.rotation, o.cutout)
         self.train = TensorLoader(
-            data.train_x, data.train_y, cfg.optim.batch_size, augment=augment, shuffle=True, seed=cfg.run.seed, **common
+            data.train_x, data.train_y, ctx.batch_size, augment=augment, shuffle=True, seed=ctx.seed, **common
         )
-        self.test = TensorLoader(data.test_x, data.test_y, cfg.run.eval_batch_size, **common)
+        self.test = TensorLoader(data.test_x, data.test_y, ctx.eval_batch_size, **common)
 
     def model_spec(self) -> ModelSpec:
         return ModelSpec(in_channels=self.data.channels, num_classes=self.data.num_classes, spatial_dims=2)
+
+    @classmethod
+    def nominal_model_spec(cls, options: ClassificationOptions, data: DataConfig) -> ModelSpec | None:
+        """Channels and classes of the built-in datasets; None for an ImageFolder tree (its folders tell)."""
+        known = {"digits": (1, 10), "cifar10": (3, 10), "cifar100": (3, 100)}
+        if data.dataset not in known:
+            return None
+        channels, classes = known[data.dataset]
+        return ModelSpec(in_channels=channels, num_classes=classes, spatial_dims=2)
 
     def state(self) -> dict[str, Any]:
         return {"mean": self.mean, "std": self.std, "classes": list(self.data.classes)}
@@ -115,9 +123,7 @@ class ClassificationTask:
             sums[0] += F.cross_entropy(out.float(), batch.targets, reduction="sum").double()
             sums[1] += top1_wrong(out, batch.targets)
             sums[2] += len(batch.targets)
-        if self.world_size > 1:
-            dist.all_reduce(sums)
-        loss, wrong, count = sums.tolist()
+        loss, wrong, count = self.dist.all_reduce_sum(sums).tolist()
         return {"test_loss": loss / count, "test_error": top1_error(wrong, count)}
 
     def probe_batch(self, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

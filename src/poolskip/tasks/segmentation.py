@@ -11,21 +11,24 @@ predictions and the targets is NaN and left out of the mean).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import DataConfig, option
 from ..data import Batch, DatasetError
 from ..data.datasets import other_task_hint
 from ..data.segmentation import (
+    CAMVID_CLASSES,
+    CITYSCAPES_CLASSES,
     IGNORE,
     SEG_DATASETS,
+    VOC_CLASSES,
     SegAugment,
     SegData,
     SegLoader,
@@ -33,7 +36,7 @@ from ..data.segmentation import (
 )
 from ..metrics import confusion_matrix, iou_from_confusion
 from ..progress import tick, track
-from .base import Autocast, ModelSpec, Monitor, option, register_task
+from .base import Autocast, ModelSpec, Monitor, PictureExamples, TaskContext, register_task
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -95,10 +98,9 @@ class SegmentationTask:
     name = "segmentation"
     Options = SegmentationOptions
     monitor = Monitor("miou", "max")
-    datasets = SEG_DATASETS
 
-    def __init__(self, cfg, device: torch.device, rank: int = 0, world_size: int = 1, state: dict | None = None):
-        o, d = cfg.options, cfg.data
+    def __init__(self, ctx: TaskContext, state: dict | None = None):
+        o, d = ctx.options, ctx.data
         if d.dataset not in SEG_DATASETS:
             raise DatasetError(
                 f"the segmentation task reads datasets {', '.join(SEG_DATASETS)}; got dataset={d.dataset!r}"
@@ -117,25 +119,33 @@ class SegmentationTask:
                 )
         else:
             self.mean, self.std = list(o.pixel_mean), list(o.pixel_std)
-        self.device, self.rank, self.world_size = torch.device(device), rank, world_size
+        self.device, self.dist = ctx.device, ctx.dist
         self.options = o
-        if len(self.data.train) < cfg.optim.batch_size:
+        if len(self.data.train) < ctx.batch_size:
             raise DatasetError(
                 f"{d.dataset}: {len(self.data.train)} training images, fewer than one batch of "
-                f"{cfg.optim.batch_size} (the last incomplete batch is dropped)"
+                f"{ctx.batch_size} (the last incomplete batch is dropped)"
             )
         common = dict(
-            mean=self.mean, std=self.std, rank=rank, world_size=world_size, device=self.device,
-            channels_last=cfg.run.channels_last,
+            mean=self.mean, std=self.std, dist=self.dist, device=self.device,
+            channels_last=ctx.channels_last,
         )  # fmt: skip
         augment = SegAugment(tuple(o.crop_size), tuple(o.scale_range), o.hflip, o.color_jitter)
-        self.train = SegLoader(self.data.train, cfg.optim.batch_size, augment=augment, seed=cfg.run.seed, **common)
-        self.eval = SegLoader(self.data.eval, cfg.run.eval_batch_size, **common)
+        self.train = SegLoader(self.data.train, ctx.batch_size, augment=augment, seed=ctx.seed, **common)
+        self.eval = SegLoader(self.data.eval, ctx.eval_batch_size, **common)
 
     # --------------------------------------------------------------------------------- the contract
 
     def model_spec(self) -> ModelSpec:
         return ModelSpec(in_channels=3, num_classes=self.data.num_classes, spatial_dims=2)
+
+    @classmethod
+    def nominal_model_spec(cls, options: SegmentationOptions, data: DataConfig) -> ModelSpec | None:
+        """RGB input and the dataset's classes; for a segfolder, ``segfolder_classes`` (None when unset: the
+        training masks tell)."""
+        classes = {"voc": len(VOC_CLASSES), "cityscapes": len(CITYSCAPES_CLASSES), "camvid": len(CAMVID_CLASSES)}
+        k = classes.get(data.dataset, options.segfolder_classes if data.dataset == "segfolder" else None)
+        return None if k is None else ModelSpec(in_channels=3, num_classes=k, spatial_dims=2)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -175,7 +185,7 @@ class SegmentationTask:
         cm = torch.zeros(k, k, dtype=torch.int64, device=self.device)
         loss = torch.zeros(2, dtype=torch.float64, device=self.device)  # cross-entropy sum, valid pixels
         window = self.options.eval_window
-        batches = len(range(self.rank, len(self.eval), self.world_size))  # this process's share
+        batches = len(self.dist.every_nth(range(len(self.eval))))  # this process's share
         for batch in track(self.eval.eval_batches(), batches, "eval"):
             if window is None:
                 with autocast():
@@ -186,9 +196,8 @@ class SegmentationTask:
             loss[0] += F.cross_entropy(out, batch.targets, ignore_index=IGNORE, reduction="sum").double()
             loss[1] += (batch.targets != IGNORE).sum()
             cm += confusion_matrix(out.argmax(1), batch.targets, k)
-        if self.world_size > 1:
-            dist.all_reduce(cm)
-            dist.all_reduce(loss)
+        self.dist.all_reduce_sum(cm)
+        self.dist.all_reduce_sum(loss)
         metrics = iou_from_confusion(cm)
         metrics["eval_loss"] = float(loss[0] / loss[1]) if loss[1] > 0 else float("nan")
         return metrics
@@ -218,6 +227,27 @@ class SegmentationTask:
 
     def probe_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(outputs.float(), targets, ignore_index=IGNORE)
+
+    # -- capability: PicturesPredictions
+
+    @torch.no_grad()
+    def prediction_examples(self, models: Mapping[str, nn.Module], count: int = 3, seed: int = 0) -> PictureExamples:
+        """``count`` evaluation images chosen by ``seed``, each with its ground truth and every model's
+        prediction at full resolution, in the dataset's palette."""
+        split = self.data.eval
+        pick = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:count].tolist()
+        samples = []
+        for i in pick:
+            x = self.eval.normalise(split.images[i][None].to(self.device).float())
+            preds = {}
+            for name, model in models.items():
+                was = model.training
+                model.eval()
+                preds[name] = model(x)[0].argmax(0).cpu()
+                model.train(was)
+            image = split.images[i].permute(1, 2, 0).cpu()
+            samples.append({"image": image, "target": split.masks[i].cpu(), "preds": preds})
+        return PictureExamples(2, samples, [list(c) for c in self.data.palette], list(self.data.classes))
 
 
 def sliding_window_logits(

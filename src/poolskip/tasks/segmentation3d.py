@@ -22,9 +22,10 @@ are computed in the preprocessed (resampled, cropped) space at the target spacin
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -32,18 +33,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import option
 from ..data import Batch, DatasetError
+from ..data.cache import cache_root
 from ..data.volumetric import (
-    LAYOUTS,
     Augment,
     PatchSampler,
     Preprocessing,
     crop_patch,
-    default_cache_dir,
     load_volumes,
     patch_start,
     plan_geometry,
@@ -53,7 +53,7 @@ from ..data.volumetric import (
 from ..metrics import VolumeScores, score_volume
 from ..optional import require
 from ..progress import tick, track
-from .base import Autocast, ModelSpec, Monitor, option, register_task
+from .base import Autocast, ModelSpec, Monitor, PictureExamples, TaskContext, register_task
 
 __all__ = [
     "Segmentation3dOptions",
@@ -127,15 +127,14 @@ class Segmentation3dTask:
     name = "segmentation3d"
     Options = Segmentation3dOptions
     monitor = Monitor("dice", "max")
-    datasets = LAYOUTS
 
-    def __init__(self, cfg, device: torch.device, rank: int = 0, world_size: int = 1, state: dict | None = None):
-        o, d = cfg.options, cfg.data
-        self.options, self.device, self.rank, self.world_size = o, torch.device(device), rank, world_size
-        self.seed, self.eval_batch_size = cfg.run.seed, cfg.run.eval_batch_size
+    def __init__(self, ctx: TaskContext, state: dict | None = None):
+        o, d = ctx.options, ctx.data
+        self.options, self.device, self.dist = o, ctx.device, ctx.dist
+        self.seed, self.eval_batch_size = ctx.seed, ctx.eval_batch_size
         self.ds = load_volumes(d.dataset, d.data_dir, o.split_seed)
-        cache = Path(d.cache_dir).expanduser() if d.cache_dir else default_cache_dir()
-        log = partial(print, file=sys.stderr, flush=True) if rank == 0 else None  # stdout stays the command's
+        cache = cache_root(d.cache_dir)
+        log = partial(print, file=sys.stderr, flush=True) if self.dist.is_main else None  # stdout stays the command's
         if state is not None:  # as the checkpoint was trained
             self.train_ids, self.eval_ids = list(state["train_ids"]), list(state["eval_ids"])
             spacing, patch = tuple(state["spacing"]), list(state["patch_size"])
@@ -158,10 +157,28 @@ class Segmentation3dTask:
         self.spacing, self.patch_size = spacing, [int(p) for p in patch]
         augment = Augment(o.rotation, (o.zoom[0], o.zoom[1]), o.mirror, o.intensity_aug)
         self.sampler = PatchSampler(
-            self.train_vols, self.patch_size, cfg.optim.batch_size, o.iterations, seed=self.seed,
-            oversample=o.oversample, augment=augment, rank=rank, world_size=world_size, device=self.device,
+            self.train_vols, self.patch_size, ctx.batch_size, o.iterations, seed=self.seed,
+            oversample=o.oversample, augment=augment, dist=self.dist, device=self.device,
         )  # fmt: skip
         self._loss_fns: dict[str, Any] = {}
+
+    # -- capability: CrossValidated
+
+    @classmethod
+    def num_folds(cls, options: Segmentation3dOptions) -> int:
+        return options.num_folds
+
+    @classmethod
+    def fold_options(
+        cls, options: Segmentation3dOptions, fold: int | None, split_file: str | None = None
+    ) -> Segmentation3dOptions:
+        """``options`` for fold ``fold`` (None: all folds, evaluated on the test set, i.e. ``fold: -1``);
+        ``split_file`` is the splits file every fold shares, used where the options name none."""
+        if fold is not None and not 0 <= fold < options.num_folds:
+            raise ValueError(f"segmentation3d has folds 0..{options.num_folds - 1}, got fold {fold}")
+        return dataclasses.replace(
+            options, fold=-1 if fold is None else fold, split_file=options.split_file or split_file
+        )
 
     def _split(self, splits: dict) -> tuple[list[str], list[str]]:
         o = self.options
@@ -177,7 +194,7 @@ class Segmentation3dTask:
 
     def _plan(self) -> tuple[tuple[float, ...], list[int]]:
         """Spacing and patch, planned once per dataset from the whole training part (every fold: one network)."""
-        from ..models.volumetric.nnunet import plan_3d_fullres
+        from ..models.volumetric.planning import plan_3d_fullres
 
         o = self.options
         spacing, median = plan_geometry(self.ds, self.ds.train_ids, o.target_spacing)
@@ -267,12 +284,11 @@ class Segmentation3dTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, autocast: Autocast) -> dict[str, Any]:
         scores = VolumeScores(self.ds.num_classes, self.ds.classes, device=self.device)
-        mine = self.eval_vols[self.rank :: self.world_size]  # this process's share
+        mine = self.dist.every_nth(self.eval_vols)  # this process's share
         for vol in track(mine, len(mine), "eval", "volumes"):
             pred = self.predict(model, vol["image"], autocast).argmax(0).cpu()
             scores.add(score_volume(pred, vol["label"], self.ds.num_classes, self.spacing, self.options.nsd_tolerance))
-        if self.world_size > 1:
-            dist.all_reduce(scores.totals)
+        self.dist.all_reduce_sum(scores.totals)
         return scores.result()
 
     def probe_batch(self, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,6 +313,21 @@ class Segmentation3dTask:
 
     def probe_loss(self, outputs: Any, targets: torch.Tensor) -> torch.Tensor:
         return self.loss(outputs, targets).mean()
+
+    # -- capability: PicturesPredictions
+
+    @torch.no_grad()
+    def prediction_examples(self, models: Mapping[str, nn.Module], count: int = 3) -> PictureExamples:
+        """The first evaluation volume with its label map and every model's prediction; ``slices``: the
+        ``count`` axial slices with the most foreground, in order."""
+        from contextlib import nullcontext
+
+        vol = self.eval_vols[0]
+        preds = {k: self.predict(m, vol["image"], nullcontext).argmax(0).cpu() for k, m in models.items()}
+        area = (vol["label"] > 0).flatten(0, 1).sum(0)
+        slices = sorted(torch.argsort(area, descending=True)[:count].tolist())
+        samples = [{"image": vol["image"][0], "target": vol["label"], "preds": preds, "slices": slices}]
+        return PictureExamples(3, samples, classes=list(self.ds.classes))
 
 
 # ------------------------------------------------------------------------------------------ folds, ensemble

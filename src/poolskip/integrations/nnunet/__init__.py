@@ -39,8 +39,6 @@ def build_network(
     from ...optional import require
 
     trainer = require("nnunetv2.training.nnUNetTrainer.nnUNetTrainer", "nnunet", "the nnU-Net trainer")
-    from ...models import volumetric  # noqa: F401  (registers the nnunet_* placement policies)
-
     network = trainer.nnUNetTrainer.build_network_architecture(
         plans_manager, configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision
     )

@@ -1,0 +1,104 @@
+"""Typed config fields, at the bottom of the package so the engine and every task build their options alike.
+
+:func:`option` declares a field of an options dataclass (default, meaning, checks); :func:`coerce` turns a
+value read from YAML or ``--set`` into the field's type where that is lossless, and :func:`check_value`
+applies the field's checks. Both raise :class:`ConfigError`, which names the key, the value and what is
+allowed. :mod:`poolskip.engine.config` resolves whole configs with them. :class:`DataConfig` is the
+config's ``data:`` section, here because the engine hands it to every task (in its
+:class:`~poolskip.tasks.TaskContext`).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PoolskipError
+
+__all__ = ["ConfigError", "DataConfig", "check_value", "coerce", "option", "type_name"]
+
+
+class ConfigError(PoolskipError):
+    """A config key or value is wrong; the message names it and what is allowed."""
+
+
+def option(default: Any, help: str, **checks: Any) -> Any:
+    """A config field of a task's ``Options`` (and of the engine's sections): its default, what it means (shown
+    by ``--help`` and ``--print-config``) and its checks: ``choices=(...)``, ``min=``/``max=`` (inclusive),
+    ``above=`` (exclusive lower bound). A list or dict default is copied for every instance."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **checks})
+    return field(default=default, metadata={"help": help, **checks})
+
+
+def coerce(path: str, value: Any, hint: Any) -> Any:
+    """``value`` as type ``hint`` where that is lossless; a ConfigError naming ``path`` otherwise."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(path, value, inner[0] if len(inner) == 1 else Any)
+    if value is None:
+        raise ConfigError(f"config key {path!r} cannot be null (expected {type_name(hint)})")
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float and not isinstance(value, bool):
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    if hint is str and isinstance(value, (str, Path)):
+        return str(value)
+    if origin is list and isinstance(value, (list, tuple)):
+        return [coerce(f"{path}[{i}]", v, args[0] if args else Any) for i, v in enumerate(value)]
+    if origin is tuple and isinstance(value, (list, tuple)):
+        return tuple(coerce(f"{path}[{i}]", v, args[0] if args else Any) for i, v in enumerate(value))
+    if (origin is dict or hint is dict) and isinstance(value, dict):
+        kt, vt = args if args else (Any, Any)
+        return {coerce(path, k, kt): coerce(f"{path}.{k}", v, vt) for k, v in value.items()}
+    raise ConfigError(f"config key {path!r} expects {type_name(hint)}, got {value!r}")
+
+
+def type_name(hint: Any) -> str:
+    """How an error message names type ``hint`` ("an integer", "a number", ...)."""
+    if hint in (int, float, str, bool):
+        return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[hint.__name__]
+    return f"a {str(hint).replace('typing.', '')}"
+
+
+def check_value(path: str, value: Any, meta: dict) -> None:
+    """The checks :func:`option` recorded in ``meta`` applied to ``value`` (None passes: nullable fields)."""
+    if value is None:
+        return
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"config key {path!r} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(f"config key {path!r} must be >= {meta['min']}, got {value!r}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(f"config key {path!r} must be <= {meta['max']}, got {value!r}")
+    if "above" in meta and value <= meta["above"]:
+        raise ConfigError(f"config key {path!r} must be > {meta['above']}, got {value!r}")
+
+
+@dataclass
+class DataConfig:
+    """Where a task's data comes from (the task decides how to read it)."""
+
+    dataset: str = option("digits", "dataset name; the task lists the ones it reads")
+    data_dir: str | None = option(None, "the dataset's directory, in its standard on-disk layout")
+    download: bool = option(False, "fetch the dataset into data_dir where the dataset supports it (CIFAR)")
+    cache_dir: str | None = option(
+        None, "decoded-tensor cache (default: $XDG_CACHE_HOME/poolskip or ~/.cache/poolskip)"
+    )
+    train_subset: int | None = option(None, "use only N training samples of a fixed shuffle (quick runs)", min=1)
