@@ -173,6 +173,8 @@ def test_folds_read_their_status_through_the_reader(runs, tmp_path):
     before = (fold / "summary.json").read_text()
 
     class Cfg:  # only what run_folds reads before training a fold
+        task = "segmentation3d"
+
         class options:
             num_folds, split_file = 1, "splits.json"
 
