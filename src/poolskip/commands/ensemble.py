@@ -10,9 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..engine.rundir import strict_json
-from ..experiments.folds3d import ensemble_runs
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="FOLD_RUN", help="the folds' run directories (RUN/seed0/fold0 ...)")
@@ -22,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.rundir import strict_json
+    from ..experiments.folds3d import ensemble_runs
+
     scores = ensemble_runs(args.runs, args.which, args.device)
     if args.json:
         print(json.dumps(strict_json(scores)))

@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..engine.trainer import evaluate, restore
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a run directory, or a last.pt / best.pt written by `poolskip train`")
@@ -28,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def evaluate_checkpoint(path: str, overrides: dict | None = None, device: str = "auto", **kwargs) -> dict:
     """The task's metrics of the checkpoint at ``path`` (plus ``epoch``)."""
     import contextlib
+
+    from ..engine.trainer import evaluate, restore
 
     model, task, info = restore(path, kwargs.pop("which", "last"), device, overrides, **kwargs)
     return {**evaluate(model, task, contextlib.nullcontext), "epoch": info["epoch"], "monitor": task.monitor.metric}
