@@ -21,7 +21,7 @@ from poolskip.models import create_model, get_model_entry, list_models, resnet, 
 from poolskip.models.table import count, format_table, stats
 
 # 100 classes: (plain, with the paper's placement, i.e. pool_skip=True).
-# Plain CNN counts: facts.md section 4 (pytorch-cifar100); ResNet18/34/50 Pool Skip counts: the official
+# Plain CNN counts: pytorch-cifar100's models (the official code's base); ResNet18/34/50 Pool Skip counts: the official
 # code; transformers: the Compact-Transformers layout (10 classes: CCT 3,760,139, CVT 3,716,619, as published).
 COUNTS_100 = {
     "resnet18": (11_220_132, 23_757_732),
