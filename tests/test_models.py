@@ -21,7 +21,7 @@ from poolskip.models import create_model, get_model_entry, list_models, resnet, 
 from poolskip.models.table import count, format_table, stats
 
 # 100 classes: (plain, with the paper's placement, i.e. pool_skip=True).
-# Plain CNN counts: facts.md section 4 (pytorch-cifar100); ResNet18/34/50 Pool Skip counts: the official
+# Plain CNN counts: pytorch-cifar100's models (the official code's base); ResNet18/34/50 Pool Skip counts: the official
 # code; transformers: the Compact-Transformers layout (10 classes: CCT 3,760,139, CVT 3,716,619, as published).
 COUNTS_100 = {
     "resnet18": (11_220_132, 23_757_732),
@@ -287,9 +287,8 @@ def test_models_cli_table(capsys):
     assert "unknown model" in capsys.readouterr().err
 
 
-def test_readme_table_is_the_cli_output():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("\n## Models\n", 1)[1].split("\n## ", 1)[0]
+def test_docs_table_is_the_cli_output():
+    section = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
     lines = {line.split("|")[1].strip(): line for line in section.splitlines() if re.match(r"\| \w+ +\| +[\d,]", line)}
     assert set(lines) == set(list_models("cifar"))
     for name, line in lines.items():  # parameter columns of every row

@@ -136,7 +136,7 @@ def test_deeplab_recipes_follow_the_reference():
 
     assert {"deeplab_voc", "deeplab_cityscapes", "deeplab_camvid"} <= set(list_recipes())
     voc, cs, cam = (make_config(load_recipe(f"deeplab_{n}")) for n in ("voc", "cityscapes", "camvid"))
-    for cfg in (voc, cs):  # facts.md section 5
+    for cfg in (voc, cs):  # VainF's DeepLabV3Plus-Pytorch reference training settings
         o = cfg.optim
         assert (cfg.task, o.optimizer, o.momentum, o.nesterov, o.weight_decay) == (
             "segmentation",

@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..diagnostics import diagnose, write_report
-from ..engine.trainer import restore
 from .common import UsageError
 
 __all__ = ["add_arguments", "run"]
@@ -25,6 +23,8 @@ def _run_label(path: Path) -> str:
 def probe_set(path: str, args: argparse.Namespace):
     """``(model, info, inputs, targets, loss_fn)``: the checkpoint's model and ``--probe-size`` evaluation
     samples (a fixed random subset) prepared as the model was trained, through its task's own code."""
+    from ..engine.trainer import restore
+
     overrides = {"data.train_subset": None}
     for key, name in (("dataset", "data.dataset"), ("data_dir", "data.data_dir")):
         if getattr(args, key) is not None:
@@ -86,6 +86,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..diagnostics import diagnose, write_report
+
     if args.probe_size < 1 or args.batch_size < 1:
         raise UsageError(f"--probe-size and --batch-size must be >= 1, got {args.probe_size} and {args.batch_size}")
     if args.labels is not None and len(args.labels) != len(args.paths):

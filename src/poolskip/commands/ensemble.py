@@ -13,10 +13,6 @@ import json
 import sys
 from functools import partial
 
-from ..engine.rundir import strict_json
-from ..experiments.folds3d import ensemble_runs
-from ..progress import reporting
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="FOLD_RUN", help="the folds' run directories (RUN/seed0/fold0 ...)")
@@ -26,6 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.rundir import strict_json
+    from ..experiments.folds3d import ensemble_runs
+    from ..progress import reporting
+
     with reporting(partial(print, file=sys.stderr, flush=True)):
         scores = ensemble_runs(args.runs, args.which, args.device)
     if args.json:

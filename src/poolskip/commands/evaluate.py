@@ -16,10 +16,6 @@ import sys
 import time
 from functools import partial
 
-import torch
-
-from ..engine.trainer import evaluate, restore
-from ..progress import reporting
 from .common import UsageError
 
 
@@ -39,6 +35,11 @@ def evaluate_checkpoint(path: str, overrides: dict | None = None, device: str = 
     """The task's metrics of the checkpoint at ``path`` (plus ``epoch``, ``monitor`` and ``eval_seconds``), with
     torch on the run's ``threads`` (``overrides["run.threads"]`` wins); progress lines go to stderr."""
     import contextlib
+
+    import torch
+
+    from ..engine.trainer import evaluate, restore
+    from ..progress import reporting
 
     threads = torch.get_num_threads()
     try:

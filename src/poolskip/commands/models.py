@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..models import list_models
-from ..models.table import format_table, stats
 from .common import UsageError
 
 
@@ -18,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..models import list_models
+    from ..models.table import format_table, stats
+
     known = list_models()
     unknown = [n for n in args.names if n not in known]
     if unknown:

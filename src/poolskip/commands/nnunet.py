@@ -13,8 +13,6 @@ import ast
 import importlib.util
 import sys
 
-from ..integrations.nnunet import trainer_dir
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", action="store_true", help="print a shell 'export nnUNet_extTrainer=...' line")
@@ -22,7 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def trainer_names() -> list[str]:
-    """The trainer classes in :func:`trainer_dir` (read from the source: nnU-Net need not be installed)."""
+    """The trainer classes in the trainer folder (read from the source: nnU-Net need not be installed)."""
+    from ..integrations.nnunet import trainer_dir
+
     names = []
     for path in sorted(trainer_dir().glob("*.py")):
         tree = ast.parse(path.read_text())
@@ -31,6 +31,8 @@ def trainer_names() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..integrations.nnunet import trainer_dir
+
     folder = str(trainer_dir())
     if args.list:
         for name in trainer_names():

@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..experiments.report import collect, find_runs, prediction_pictures, write_report
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or directories that hold runs")
@@ -22,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..experiments.report import collect, find_runs, prediction_pictures, write_report
+
     groups = collect(find_runs(args.runs))
     text = write_report(groups, args.out)
     out = Path(args.out)
