@@ -137,3 +137,47 @@ def test_checkpoints_load_as_data_and_crafted_ones_are_refused(monkeypatch, tmp_
     with pytest.raises(PoolskipError, match=r"crafted\.pth: refused to load") as e:
         loaded.load_checkpoint(str(tmp_path / "crafted.pth"))
     assert not marker.exists() and len(str(e.value).splitlines()) == 1
+
+
+def _plans(**arch_kwargs):
+    import copy
+
+    plans = copy.deepcopy(PLANS)
+    arch = plans["configurations"]["3d_fullres"]["architecture"]
+    arch["arch_kwargs"].update(arch_kwargs)
+    return arch, plans
+
+
+def test_resenc_plans_get_pool_skip_on_the_residual_branch_convs_not_the_shortcuts(monkeypatch):
+    """nnU-Net's ResEnc presets build dynamic-network-architectures' ResidualEncoderUNet: Pool Skip goes after
+    conv1/conv2 of every BasicBlockD (as in the paper's ResNets), never on the 1x1 convs of ``skip``."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    arch, plans = _plans(n_blocks_per_stage=[1, 3, 4, 6], features_per_stage=[8, 16, 32, 64])
+    arch["network_class_name"] = "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
+    del arch["arch_kwargs"]["n_conv_per_stage"]
+    plans = PlansManager(plans)
+    for name, stages in [("nnUNetTrainerPoolSkip", 4), ("nnUNetTrainerPoolSkipAMOS", 3)]:
+        net = _find(name, monkeypatch).build_network_architecture(
+            plans, plans.get_configuration("3d_fullres"), 1, 3, True
+        )
+        assert type(net).__name__ == "ResidualEncoderUNet"
+        converted = [n for n, m in net.named_modules(remove_duplicate=False) if is_converted(m)]
+        assert len({id(m) for m in net.modules() if is_converted(m)}) == 2 * sum([1, 3, 4, 6][:stages])
+        assert all(".skip." not in n and ".stem." not in n for n in converted)
+        assert all(m.kernel_size == (3, 3, 3) for m in net.modules() if is_converted(m))
+        shortcuts = [m for n, m in net.named_modules() if ".skip." in n and isinstance(m, torch.nn.Conv3d)]
+        assert shortcuts and not any(is_converted(m) for m in shortcuts)
+
+
+def test_a_one_stage_plan_with_the_amos_placement_is_a_clear_error(monkeypatch):
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    _, plans = _plans(n_stages=1, features_per_stage=[8], kernel_sizes=[[3, 3, 3]], strides=[[1, 1, 1]],
+                      n_conv_per_stage=[2], n_conv_per_stage_decoder=[])  # fmt: skip
+    plans = PlansManager(plans)
+    conf = plans.get_configuration("3d_fullres")
+    with pytest.raises(ValueError, match="nnunet_amos leaves out the last encoder stage.*only 1 stage.*nnunet_btcv"):
+        _find("nnUNetTrainerPoolSkipAMOS", monkeypatch).build_network_architecture(plans, conf, 1, 3, True)
+    net = _find("nnUNetTrainerPoolSkip", monkeypatch).build_network_architecture(plans, conf, 1, 3, True)
+    assert sum(is_converted(m) for m in net.modules()) == 2  # the BTCV placement works on one stage
