@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import PoolskipError
+from ..errors import PoolskipError, did_you_mean
 from ..files import atomic_save
 from ..models import create_model, factory_parameters, get_model_entry, list_models
 from ..tasks import ModelSpec
@@ -49,7 +49,8 @@ def build_model(cfg: TrainConfig, spec: ModelSpec, allow_external: bool = True) 
     if not external:
         if cfg.model not in list_models():
             raise ConfigError(
-                f"unknown model {cfg.model!r}; known: {', '.join(list_models())}, or package.module:factory"
+                f"unknown model {cfg.model!r}{did_you_mean(cfg.model, list_models())} (known: "
+                f"{', '.join(list_models())}, or package.module:factory)"
             )
         entry = get_model_entry(cfg.model)
         if spec.spatial_dims not in entry.spatial_dims:
@@ -73,8 +74,20 @@ def build_model(cfg: TrainConfig, spec: ModelSpec, allow_external: bool = True) 
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (plus the format version) atomically."""
-    atomic_save({"format": FORMAT, **state}, path)
+    """Write ``state`` (plus the format version) atomically. A failed write (disk full, file-size limit,
+    read-only directory) is a :class:`CheckpointError` (exit code 1) saying what failed and what was kept."""
+    path = Path(path)
+    try:
+        atomic_save({"format": FORMAT, **state}, path)
+    except OSError as e:
+        kept = (
+            f"the last good checkpoint, {path}, is kept as it was"
+            if path.is_file()
+            else f"no earlier {path.name} was written, so none is kept"
+        )
+        error = CheckpointError(f"writing checkpoint {path} failed ({e.strerror or e}); {kept}")
+        error.exit_code = 1
+        raise error from None
 
 
 def read_checkpoint(file: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
