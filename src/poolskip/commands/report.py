@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from ..experiments.report import collect, find_runs, prediction_pictures, write_report
+from .common import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,8 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     groups = collect(find_runs(args.runs))
-    text = write_report(groups, args.out)
     out = Path(args.out)
+    try:  # a missing folder is made; one that cannot be (a file in the way, no permission) is said so
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot make this folder ({e.strerror or e})") from None
+    text = write_report(groups, args.out)
     print(text)
     runs = sum(map(len, groups.values()))
     print(f"\nwrote {out / 'report.md'}, {out / 'report.csv'}, {out / 'curves.png'} ({runs} runs)")

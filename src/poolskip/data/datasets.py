@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import PoolskipError
+from ..errors import PoolskipError, did_you_mean
 from ..files import atomic_save
 from ..progress import Progress
 
@@ -90,7 +90,7 @@ def load_dataset(
         listing = _tree_listing([train_dir, test_dir])
         read = lambda: _read_imagefolder(train_dir, test_dir, image_size, train_subset)  # noqa: E731
         return _cached(name, listing, cache_dir, read, [image_size, train_subset])
-    raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    raise DatasetError(f"unknown dataset {name!r}{did_you_mean(name, DATASETS)} (known: {', '.join(DATASETS)})")
 
 
 def subset_indices(n: int, keep: int | None) -> torch.Tensor | None:

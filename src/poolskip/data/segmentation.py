@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import did_you_mean
 from ..files import atomic_write, atomic_write_text
 from .datasets import DatasetError
 from .loader import Batch, mix_seed
@@ -395,7 +396,10 @@ def load_segmentation(
     """Load dataset ``name`` (one of :data:`SEG_DATASETS`) from ``data_dir``; ``train_split`` may join
     splits with ``+`` (e.g. ``train+val``). ``train_subset`` keeps N training images of a fixed shuffle."""
     if name not in SEG_DATASETS:
-        raise DatasetError(f"unknown segmentation dataset {name!r}; known: {', '.join(SEG_DATASETS)}")
+        raise DatasetError(
+            f"unknown segmentation dataset {name!r}{did_you_mean(name, SEG_DATASETS)} "
+            f"(known: {', '.join(SEG_DATASETS)})"
+        )
     if data_dir is None:
         raise DatasetError(f"{name}: set data_dir to the dataset's folder (--set data_dir=PATH)")
     root = Path(data_dir).expanduser()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import PoolskipError
+from ..errors import PoolskipError, did_you_mean
 from ..tasks import get_task, list_tasks
 from ..tasks import option as opt
 
@@ -85,6 +86,14 @@ class OptimConfig:
     lr_mult: dict[str, float] = opt(
         {}, "learning-rate multiplier per module-name prefix, e.g. {backbone: 0.1} (DeepLab's backbone rate)"
     )
+
+    def check(self) -> None:
+        """AdamW's two betas in [0, 1) (torch.optim.AdamW refuses others only when the optimiser is built)."""
+        if len(self.betas) != 2 or not all(math.isfinite(b) and 0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"config key 'optim.betas' must be two numbers in [0, 1), got {self.betas}")
+        bad = {k: v for k, v in self.lr_mult.items() if not (math.isfinite(v) and v >= 0.0)}
+        if bad:
+            raise ValueError(f"config key 'optim.lr_mult' needs finite multipliers >= 0, got {bad}")
 
 
 @dataclass
@@ -226,7 +235,8 @@ def _task_of(layers: tuple[dict[str, Any], ...]) -> str:
         if "task" in layer:
             task = layer["task"]
     if not isinstance(task, str) or task not in list_tasks():
-        raise ConfigError(f"config key 'task' must be one of {list_tasks()}, got {task!r}")
+        hint = did_you_mean(task, list_tasks())
+        raise ConfigError(f"config key 'task' must be one of {list_tasks()}, got {task!r}{hint}")
     return task
 
 
@@ -278,6 +288,8 @@ def _type_name(hint: Any) -> str:
 def _check(path: str, value: Any, meta: dict) -> None:
     if value is None:
         return
+    if isinstance(value, float) and not math.isfinite(value) and meta.keys() & {"min", "max", "above"}:
+        raise ConfigError(f"config key {path!r} must be a finite number, got {value!r}")  # NaN passes < and >
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"config key {path!r} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
     if "min" in meta and value < meta["min"]:
