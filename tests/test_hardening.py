@@ -113,6 +113,26 @@ def test_report_out_is_made_or_refused_in_one_line(finished_run, tmp_path, capsy
     assert (tmp_path / "new" / "rep" / "report.md").is_file()
 
 
+def test_a_hostile_cifar_batch_is_refused_by_train_and_never_run(tmp_path, capsys):
+    """A cifar-10-batches-py whose pickle calls os.system: the restricted unpickler refuses it, naming the file."""
+    import pickle
+
+    from test_data import _RunsCode, make_cifar
+
+    make_cifar(tmp_path / "data")
+    marker = tmp_path / "ran"
+    batch = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(pickle.dumps({b"data": _RunsCode(marker), b"labels": [0]}))
+    before = snapshot(tmp_path)
+    data = ["--dataset", "cifar10", "--data-dir", str(tmp_path / "data"), "--set", f"cache_dir={tmp_path / 'cache'}"]
+    assert main(["train", *TINY, *data, "--out-dir", str(tmp_path / "runs")]) == 2
+    err = one_line_error(capsys.readouterr().err, "train")
+    assert f"{batch} is not a CIFAR batch" in err and "system, which a CIFAR batch never holds" in err
+    assert not marker.exists()
+    after = {k: v for k, v in snapshot(tmp_path).items() if Path(k).name != ".lock"}  # item 8: lock left behind
+    assert after == before and not [p for p in tmp_path.rglob("*") if p.name in RUN_FILES]
+
+
 def test_a_one_stage_nnunet_with_the_amos_placement_says_why():
     from poolskip.models import create_model
 
