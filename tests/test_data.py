@@ -165,3 +165,62 @@ def test_loader_shares_add_up_to_the_single_process_batch():
 def test_loader_rejects_stats_of_the_wrong_length():
     with pytest.raises(ValueError, match="mean=null"):
         TensorLoader(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(2), 2, mean=[0.1] * 3, std=[0.2] * 3)
+
+
+def _python2_batch(x: np.ndarray, labels: list[int]) -> bytes:
+    """A CIFAR batch pickled as the real files are (Python 2, protocol 2: str as SHORT_BINSTRING/BINSTRING,
+    the array through ``numpy.core.multiarray._reconstruct``), assembled opcode by opcode."""
+    import struct
+
+    def s(b: bytes) -> bytes:
+        return b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<i", len(b)) + b
+
+    n, width = x.shape
+    out = b"\x80\x02}(" + s(b"data")
+    out += b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + s(b"b") + b"\x87R"
+    out += b"(K\x01K" + bytes([n]) + b"M" + struct.pack("<H", width) + b"\x86"
+    out += b"cnumpy\ndtype\n" + s(b"u1") + b"K\x00K\x01\x87R(K\x03" + s(b"|")
+    out += b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    out += b"\x89" + s(x.tobytes()) + b"tb"
+    out += s(b"labels") + b"(" + b"".join(b"K" + bytes([v]) for v in labels) + b"l"
+    return out + b"u."
+
+
+@pytest.mark.parametrize("writer", ["python2", "protocol2", "protocol4", "protocol5"])
+def test_cifar_batches_of_every_pickle_protocol_load(tmp_path, writer):
+    """The restricted unpickler reads the real files' Python 2 pickles and what numpy writes today."""
+    truth = make_cifar(tmp_path)
+    x = truth["train"][0][:4].reshape(4, -1).numpy()
+    y = truth["train"][1][:4].tolist()
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    if writer == "python2":
+        batch.write_bytes(_python2_batch(x, y))
+    else:
+        batch.write_bytes(pickle.dumps({b"data": x, b"labels": y}, protocol=int(writer[-1])))
+    d = load_dataset("cifar10", tmp_path, cache_dir=tmp_path / "c")
+    assert torch.equal(d.train_x[:4], truth["train"][0][:4]) and d.train_y[:4].tolist() == y
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("file", ["data_batch_2", "batches.meta"])
+def test_hostile_cifar_pickles_are_refused_not_run(tmp_path, file):
+    make_cifar(tmp_path)
+    marker = tmp_path / "ran"
+    target = tmp_path / "cifar-10-batches-py" / file
+    target.write_bytes(pickle.dumps({b"data": _RunsCode(marker), b"label_names": [_RunsCode(marker)]}))
+    with pytest.raises(DatasetError, match=rf"{file}.*(posix|os)\.system") as e:
+        load_dataset("cifar10", tmp_path, cache_dir=tmp_path / "c")
+    assert not marker.exists() and len(str(e.value).splitlines()) == 1
+    # an object array would unpickle its items with arbitrary globals: refused at its dtype
+    target.write_bytes(pickle.dumps({b"data": np.array([1, "x"], dtype=object), b"label_names": [b"a"]}))
+    with pytest.raises(DatasetError, match=rf"{file}.*object"):
+        load_dataset("cifar10", tmp_path, cache_dir=tmp_path / "c")

@@ -3,7 +3,7 @@
 set -euo pipefail
 export nnUNet_raw=/tmp/nnu/raw nnUNet_preprocessed=/tmp/nnu/pre nnUNet_results=/tmp/nnu/res
 export PYTHONPATH=/work/wt-med3d/src
-export nnUNet_extTrainer=$(python3 -m poolskip.integrations.nnunet)
+export nnUNet_extTrainer=$(poolskip nnunet)
 export nnUNet_n_proc_DA=1 OMP_NUM_THREADS=2
 echo "nnUNet_extTrainer=$nnUNet_extTrainer"
 date -u

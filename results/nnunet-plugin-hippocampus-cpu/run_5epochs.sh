@@ -4,7 +4,7 @@
 # (9 -> 2: nnUNetPlans_cpu, selected with -p; the preprocessed data are shared, same data_identifier).
 set -euo pipefail
 export nnUNet_raw=/tmp/nnu/raw nnUNet_preprocessed=/tmp/nnu/pre nnUNet_results=/tmp/nnu/res
-export nnUNet_extTrainer=$(python3 -m poolskip.integrations.nnunet)
+export nnUNet_extTrainer=$(poolskip nnunet)
 export nnUNet_n_proc_DA=1
 pre=$nnUNet_preprocessed/Dataset004_Hippocampus
 python3 - "$pre" <<'PY'

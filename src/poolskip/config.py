@@ -10,6 +10,7 @@ config's ``data:`` section, here because the engine hands it to every task (in i
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ def check_value(path: str, value: Any, meta: dict) -> None:
     """The checks :func:`option` recorded in ``meta`` applied to ``value`` (None passes: nullable fields)."""
     if value is None:
         return
+    if isinstance(value, float) and not math.isfinite(value) and meta.keys() & {"min", "max", "above"}:
+        raise ConfigError(f"config key {path!r} must be a finite number, got {value!r}")  # NaN passes < and >
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"config key {path!r} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
     if "min" in meta and value < meta["min"]:

@@ -7,7 +7,10 @@ and no traceback. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["PoolskipError"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["PoolskipError", "did_you_mean"]
 
 
 class PoolskipError(Exception):
@@ -15,3 +18,9 @@ class PoolskipError(Exception):
 
     #: 2 for bad input (the value or file named in the message), 1 for a run that failed on its own.
     exit_code: int = 2
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` naming the closest of ``known`` to ``name`` (difflib), or ``""``."""
+    close = difflib.get_close_matches(str(name), list(known), n=2, cutoff=0.6)
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""

@@ -16,13 +16,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import list_models
+    from ..errors import did_you_mean
+    from ..models import get_model_entry, list_models
     from ..models.table import format_table, stats
 
-    known = list_models()
-    unknown = [n for n in args.names if n not in known]
-    if unknown:
-        raise UsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    known = [n for n in list_models() if 2 in get_model_entry(n).spatial_dims]  # the table counts 2D images
+    for name in args.names:
+        if name in list_models() and name not in known:
+            raise UsageError(
+                f"{name} is a {'/'.join(map(str, get_model_entry(name).spatial_dims))}D network; this table counts "
+                f"one 3x32x32 image, so it lists 2D networks only: {', '.join(known)}"
+            )
+        if name not in known:
+            raise UsageError(f"unknown model {name!r}{did_you_mean(name, known)} (known: {', '.join(known)})")
     if args.num_classes < 1:
         raise UsageError(f"--num-classes must be >= 1, got {args.num_classes}")
     print(format_table(stats(args.names or list_models("cifar"), args.num_classes), markdown=args.markdown))

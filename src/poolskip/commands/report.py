@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import UsageError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or directories that hold runs")
@@ -23,8 +25,12 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments.report import collect, find_runs, prediction_pictures, write_report
 
     groups = collect(find_runs(args.runs))
-    text = write_report(groups, args.out)
     out = Path(args.out)
+    try:  # a missing folder is made; one that cannot be (a file in the way, no permission) is said so
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot make this folder ({e.strerror or e})") from None
+    text = write_report(groups, args.out)
     print(text)
     runs = sum(map(len, groups.values()))
     print(f"\nwrote {out / 'report.md'}, {out / 'report.csv'}, {out / 'curves.png'} ({runs} runs)")

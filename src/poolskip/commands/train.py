@@ -55,7 +55,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pool-skip",
         dest="pool_skip",
-        type=yaml.safe_load,
         help="true (the paper's placement), a policy name, a pool size; omit for the plain model [pool_skip]",
     )
     seeds = p.add_mutually_exclusive_group()
@@ -83,9 +82,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def overrides(args: argparse.Namespace) -> dict:
     """The config keys set by named flags and --set (the latter win)."""
     out = {key: getattr(args, flag) for flag, (key, _) in FLAGS.items() if getattr(args, flag) is not None}
-    for flag, key in (("download", "data.download"), ("pool_skip", "pool_skip"), ("seed", "run.seed")):
+    for flag, key in (("download", "data.download"), ("seed", "run.seed")):
         if getattr(args, flag) is not None:
             out[key] = getattr(args, flag)
+    if args.pool_skip is not None:  # YAML: true, a policy name, a pool size or a mapping
+        try:
+            out["pool_skip"] = yaml.safe_load(args.pool_skip)
+        except yaml.YAMLError as e:
+            reason = str(e).splitlines()[0]
+            raise ConfigError(f"--pool-skip {args.pool_skip!r} is not valid YAML ({reason})") from None
     out.update(parse_set(args.sets))
     return out
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import PoolskipError
+from ..errors import PoolskipError, did_you_mean
 from ..files import atomic_save
 from ..progress import Progress
 from .cache import cache_root
@@ -91,7 +91,9 @@ def load_dataset(
         listing = _tree_listing([train_dir, test_dir])
         read = lambda: _read_imagefolder(train_dir, test_dir, image_size, train_subset)  # noqa: E731
         return _cached(name, listing, cache_dir, read, [image_size, train_subset])
-    raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}{other_task_hint(name)}")
+    raise DatasetError(
+        f"unknown dataset {name!r}{did_you_mean(name, DATASETS)} (known: {', '.join(DATASETS)}){other_task_hint(name)}"
+    )
 
 
 def other_task_hint(dataset: str) -> str:
@@ -174,6 +176,69 @@ def _cifar_root(name: str, data_dir, download: bool) -> Path:
     return root
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Builds only what torchvision's CIFAR batches hold: dicts, lists, bytes/str, ints and integer numpy
+    arrays (numpy's own reconstruct path). Any other global the pickle names is refused before it is
+    touched, so a hostile batch file cannot run code (``pickle.load`` would call whatever it names)."""
+
+    def find_class(self, module: str, name: str):
+        import numpy as np
+
+        if (module, name) in (("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")):
+            return _np_reconstruct
+        if (module, name) in (("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")):
+            return _np_frombuffer
+        if (module, name) == ("numpy", "dtype"):
+            return _np_integer_dtype
+        if (module, name) == ("numpy", "ndarray"):
+            return np.ndarray
+        if (module, name) == ("_codecs", "encode"):  # how Python 3 writes bytes at protocol 2
+            return _latin1_bytes
+        raise _Refused(f"it names {module}.{name}, which a CIFAR batch never holds (refused, not run)")
+
+
+class _Refused(pickle.UnpicklingError):
+    """A CIFAR file asked for something the format never holds."""
+
+
+def _np_integer_dtype(spec, align=False, copy=False):
+    import numpy as np
+
+    dtype = np.dtype(spec, bool(align), bool(copy))
+    if dtype.kind not in "ui":
+        raise _Refused(f"it holds a {dtype} array; a CIFAR batch holds integer arrays only")
+    return dtype
+
+
+def _np_reconstruct(subtype, shape, typecode):
+    import numpy as np
+
+    if subtype is not np.ndarray:
+        raise _Refused("it reconstructs something other than a numpy array")
+    return np.ndarray.__new__(np.ndarray, shape, np.uint8)  # BUILD then sets the real dtype, shape and bytes
+
+
+def _np_frombuffer(buf, dtype, shape, order):
+    import numpy as np
+
+    return np.frombuffer(buf, dtype=_np_integer_dtype(dtype)).reshape(shape, order=order)
+
+
+def _latin1_bytes(text, encoding="latin1"):
+    if not isinstance(text, str) or encoding != "latin1":
+        raise _Refused("it encodes something other than bytes")
+    return text.encode("latin1")
+
+
+def _unpickle_cifar(file: Path) -> dict:
+    """A CIFAR batch or meta file through :class:`_CifarUnpickler`; a dict, or ``UnpicklingError``."""
+    with open(file, "rb") as fh:
+        out = _CifarUnpickler(fh, encoding="bytes").load()
+    if not isinstance(out, dict):
+        raise pickle.UnpicklingError(f"it holds a {type(out).__name__}, not a dict")
+    return out
+
+
 def _read_cifar(name: str, root: Path) -> ImageData:
     folder, train_files, test_files, label_key = _CIFAR[name]
 
@@ -181,24 +246,25 @@ def _read_cifar(name: str, root: Path) -> ImageData:
         xs, ys = [], []
         for f in files:
             try:
-                with open(root / f, "rb") as fh:
-                    batch = pickle.load(fh, encoding="bytes")
-                data, labels = batch[b"data"], batch[label_key]
-            except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as e:
+                batch = _unpickle_cifar(root / f)
+                xs.append(torch.as_tensor(batch[b"data"], dtype=torch.uint8).reshape(-1, 3, 32, 32))
+                ys.append(torch.as_tensor(batch[label_key], dtype=torch.long))
+            except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
                 raise DatasetError(
                     f"{root / f} is not a CIFAR batch in torchvision's format ({type(e).__name__}: {e}); "
                     f"delete {root} and fetch it again with --download"
                 ) from None
-            xs.append(torch.as_tensor(data, dtype=torch.uint8).reshape(-1, 3, 32, 32))
-            ys.append(torch.as_tensor(labels, dtype=torch.long))
+            if len(xs[-1]) != len(ys[-1]):
+                raise DatasetError(f"{root / f} holds {len(xs[-1])} images but {len(ys[-1])} labels")
         return torch.cat(xs), torch.cat(ys)
 
     meta_file = root / ("batches.meta" if name == "cifar10" else "meta")
     meta_key = b"label_names" if name == "cifar10" else b"fine_label_names"
     try:
-        with open(meta_file, "rb") as fh:
-            classes = [c.decode() for c in pickle.load(fh, encoding="bytes")[meta_key]]
-    except (OSError, pickle.UnpicklingError, KeyError, EOFError):
+        classes = [c.decode() for c in _unpickle_cifar(meta_file)[meta_key]]
+    except _Refused as e:
+        raise DatasetError(f"{meta_file} is not CIFAR metadata: {e}; delete {root} and fetch it again") from None
+    except (OSError, pickle.UnpicklingError, KeyError, EOFError, TypeError, AttributeError, ValueError):
         classes = [str(i) for i in range(10 if name == "cifar10" else 100)]
     train_x, train_y = read(train_files)
     test_x, test_y = read(test_files)

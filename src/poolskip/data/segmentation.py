@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from ..dist import Dist
+from ..errors import did_you_mean
 from ..files import atomic_write, atomic_write_text
 from ..metrics import IGNORE_INDEX
 from .cache import cache_root
@@ -391,7 +392,10 @@ def load_segmentation(
     splits with ``+`` (e.g. ``train+val``). ``train_subset`` / ``eval_subset`` keep N images of a fixed
     shuffle (seed 0, the same in every run) of the training / evaluation split, in dataset order."""
     if name not in SEG_DATASETS:
-        raise DatasetError(f"unknown segmentation dataset {name!r}; known: {', '.join(SEG_DATASETS)}")
+        raise DatasetError(
+            f"unknown segmentation dataset {name!r}{did_you_mean(name, SEG_DATASETS)} "
+            f"(known: {', '.join(SEG_DATASETS)})"
+        )
     if data_dir is None:
         raise DatasetError(f"{name}: set data_dir to the dataset's folder (--set data_dir=PATH)")
     root = Path(data_dir).expanduser()

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import PoolskipError
+from ..errors import PoolskipError, did_you_mean
 from ..files import atomic_save
 from ..models import ModelSpec, build, list_models
 from .config import ConfigError, TrainConfig, make_config
@@ -44,7 +44,10 @@ def build_model(cfg: TrainConfig, spec: ModelSpec, allow_external: bool = True) 
             "what the file names: pass --allow-external-model if you trust it"
         )
     if ":" not in cfg.model and cfg.model not in list_models():
-        raise ConfigError(f"unknown model {cfg.model!r}; known: {', '.join(list_models())}, or package.module:factory")
+        raise ConfigError(
+            f"unknown model {cfg.model!r}{did_you_mean(cfg.model, list_models())} (known: "
+            f"{', '.join(list_models())}, or package.module:factory)"
+        )
     try:
         return build(cfg.model, spec, cfg.pool_skip, **cfg.model_kwargs)
     except (TypeError, ValueError) as e:
@@ -55,8 +58,20 @@ def build_model(cfg: TrainConfig, spec: ModelSpec, allow_external: bool = True) 
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (plus the format version) atomically."""
-    atomic_save({"format": FORMAT, **state}, path)
+    """Write ``state`` (plus the format version) atomically. A failed write (disk full, file-size limit,
+    read-only directory) is a :class:`CheckpointError` (exit code 1) saying what failed and what was kept."""
+    path = Path(path)
+    try:
+        atomic_save({"format": FORMAT, **state}, path)
+    except OSError as e:
+        kept = (
+            f"the last good checkpoint, {path}, is kept as it was"
+            if path.is_file()
+            else f"no earlier {path.name} was written, so none is kept"
+        )
+        error = CheckpointError(f"writing checkpoint {path} failed ({e.strerror or e}); {kept}")
+        error.exit_code = 1
+        raise error from None
 
 
 def read_checkpoint(file: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import yaml
 
 from ..config import ConfigError, DataConfig, check_value, coerce
 from ..config import option as opt
+from ..errors import did_you_mean
 from ..tasks import get_task, list_tasks
 
 __all__ = [
@@ -69,6 +71,14 @@ class OptimConfig:
     lr_mult: dict[str, float] = opt(
         {}, "learning-rate multiplier per module-name prefix, e.g. {backbone: 0.1} (DeepLab's backbone rate)"
     )
+
+    def check(self) -> None:
+        """AdamW's two betas in [0, 1) (torch.optim.AdamW refuses others only when the optimiser is built)."""
+        if len(self.betas) != 2 or not all(math.isfinite(b) and 0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"config key 'optim.betas' must be two numbers in [0, 1), got {self.betas}")
+        bad = {k: v for k, v in self.lr_mult.items() if not (math.isfinite(v) and v >= 0.0)}
+        if bad:
+            raise ValueError(f"config key 'optim.lr_mult' needs finite multipliers >= 0, got {bad}")
 
 
 @dataclass
@@ -203,7 +213,8 @@ def _task_of(layers: tuple[dict[str, Any], ...]) -> str:
         if "task" in layer:
             task = layer["task"]
     if not isinstance(task, str) or task not in list_tasks():
-        raise ConfigError(f"config key 'task' must be one of {list_tasks()}, got {task!r}")
+        hint = did_you_mean(task, list_tasks())
+        raise ConfigError(f"config key 'task' must be one of {list_tasks()}, got {task!r}{hint}")
     return task
 
 

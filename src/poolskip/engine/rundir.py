@@ -16,6 +16,7 @@ needs ``checkpoints/last.pt``, and a second process writing the same directory i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -104,8 +105,9 @@ class RunDir:
             )
         if not self.writer:
             return
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._take_lock()
+        with self._writing(self.path):
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._take_lock()
         if overwrite and not resume:
             for name in RUN_FILES:
                 target = self.path / name
@@ -143,20 +145,40 @@ class RunDir:
 
     # ------------------------------------------------------------------------------- writing
 
+    @contextlib.contextmanager
+    def _writing(self, target: Path):
+        """A failed write (disk full, file-size limit, read-only directory) as a one-line RunDirError (exit
+        code 1) that says what failed and which checkpoint is still there."""
+        try:
+            yield
+        except OSError as e:
+            kept = (
+                f"the last good checkpoint, {self.last}, is kept as it was"
+                if self.last.is_file()
+                else "no checkpoint was written yet"
+            )
+            error = RunDirError(f"writing {target} failed ({e.strerror or e}); {kept}")
+            error.exit_code = 1
+            raise error from None
+
     def write_config(self, config: dict[str, Any]) -> None:
         if self.writer:
-            atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+            with self._writing(self.path / "config.yaml"):
+                atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
 
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
         """metrics.jsonl holding exactly ``records`` (on resume: the checkpointed epochs)."""
         if self.writer:
-            atomic_write_text(self.path / "metrics.jsonl", "".join(json.dumps(strict_json(r)) + "\n" for r in records))
+            text = "".join(json.dumps(strict_json(r)) + "\n" for r in records)
+            with self._writing(self.path / "metrics.jsonl"):
+                atomic_write_text(self.path / "metrics.jsonl", text)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         if self.writer:
-            with open(self.path / "metrics.jsonl", "a") as fh:
+            with self._writing(self.path / "metrics.jsonl"), open(self.path / "metrics.jsonl", "a") as fh:
                 fh.write(json.dumps(strict_json(record)) + "\n")
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.writer:
-            atomic_write_text(self.path / "summary.json", json.dumps(strict_json(summary), indent=2) + "\n")
+            with self._writing(self.path / "summary.json"):
+                atomic_write_text(self.path / "summary.json", json.dumps(strict_json(summary), indent=2) + "\n")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.config import ConfigError, read_yaml
+from ..errors import did_you_mean
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
@@ -27,4 +28,7 @@ def load_recipe(name_or_path: str) -> dict[str, Any]:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return read_yaml(path)
-    raise ConfigError(f"unknown recipe {name_or_path!r}: built-in recipes are {list_recipes()}, or give a YAML path")
+    raise ConfigError(
+        f"unknown recipe {name_or_path!r}{did_you_mean(name_or_path, list_recipes())}: built-in recipes are "
+        f"{list_recipes()}, or give a YAML path"
+    )

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..convert import is_converted
-from ._registry import create_model, resolve_pool_skip
+from ._registry import create_model, factory_parameters, resolve_pool_skip
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,9 @@ class ModelStats:
 
 
 def _meta_model(name: str, num_classes: int, pool_skip: object) -> nn.Module:
+    rgb = {"in_channels": 3} if "in_channels" in (factory_parameters(name) or []) else {}  # small_cnn: 1 by default
     with torch.device("meta"):
-        return create_model(name, num_classes, pool_skip=pool_skip).eval()
+        return create_model(name, num_classes, pool_skip=pool_skip, **rgb).eval()
 
 
 def params_and_macs(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> tuple[int, int]:

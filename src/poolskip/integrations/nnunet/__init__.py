@@ -13,13 +13,16 @@ Needs ``pip install 'poolskip[nnunet]'``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ...convert import convert
+from ...errors import PoolskipError
 
-__all__ = ["build_network", "trainer_dir"]
+__all__ = ["build_network", "read_nnunet_checkpoint", "trainer_dir"]
 
 
 def trainer_dir() -> Path:
@@ -46,3 +49,35 @@ def build_network(
     if not len(report):
         raise RuntimeError(f"placement {policy!r} found no encoder conv in {type(network).__name__}: {report.reason}")
     return network
+
+
+def _numpy_plain_types() -> list:
+    """The numpy objects nnU-Net's checkpoints hold besides tensors: float scalars its logger and
+    ``_best_ema`` keep (``numpy.float32/64``), pickled as ``scalar(dtype, bytes)``."""
+    import numpy as np
+
+    scalar = (np._core if hasattr(np, "_core") else np.core).multiarray.scalar
+    numeric = ("Float16DType", "Float32DType", "Float64DType", "Int32DType", "Int64DType")
+    dtypes = [getattr(np.dtypes, n) for n in numeric]
+    return [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]  # numpy 1.x files name numpy.core
+
+
+def read_nnunet_checkpoint(file: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """An nnU-Net v2 trainer checkpoint (``checkpoint_final.pth`` ...) read as data: ``torch.load`` with
+    ``weights_only=True``, allowing only the plain numpy float scalars nnU-Net stores besides tensors, dicts,
+    lists, numbers, strings and ``torch.device``. A file holding anything else is refused, never run."""
+    import pickle
+
+    try:
+        with torch.serialization.safe_globals(_numpy_plain_types()):
+            ck = torch.load(file, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if "allowlisted" in ln or "Unsupported global" in ln]
+        why = lines[0] if lines else " ".join(str(e).split())[:200]
+        raise PoolskipError(
+            f"{file}: refused to load this nnU-Net checkpoint: it holds objects that are not plain data ({why}); "
+            "a checkpoint is loaded as data, never code"
+        ) from None
+    if not isinstance(ck, dict) or "network_weights" not in ck:
+        raise PoolskipError(f"{file} is not an nnU-Net trainer checkpoint (no 'network_weights')")
+    return ck

@@ -280,6 +280,8 @@ def load_backbone_weights(backbone: nn.Module, source: str | os.PathLike | Mappi
 
 
 def _build(backbone: nn.Module, num_classes: int, output_stride: int, backbone_weights, width: int) -> DeepLabV3Plus:
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive int (ASPP and decoder channels, DeepLabv3+: 256), got {width!r}")
     if backbone_weights is not None:
         load_backbone_weights(backbone, backbone_weights)
     return DeepLabV3Plus(backbone, num_classes, output_stride, width)

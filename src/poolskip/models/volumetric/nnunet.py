@@ -8,7 +8,12 @@ Placements (pool 2; Pool Skip after the conv, before instance norm and LeakyReLU
 conv of each stage is the strided one):
 
 - ``nnunet_btcv``: every conv of every encoder stage (the paper's BTCV runs);
-- ``nnunet_amos``: every conv of every encoder stage but the last, the bottleneck (the paper's AMOS runs).
+- ``nnunet_amos``: every conv of every encoder stage but the last, the bottleneck (the paper's AMOS runs);
+  a 1-stage network has no stage but the last, and is refused.
+
+On nnU-Net's residual encoder (``ResidualEncoderUNet``, the ResEnc plans) "every conv" is the convs of the
+residual branches (``conv1``, ``conv2`` of each block), not the 1x1 shortcut convs in ``skip`` nor the stem
+(outside the stages), as for the paper's ResNets.
 
 In ``PlainConvUNet`` each conv is held twice, as ``ConvDropoutNormReLU.conv`` and inside
 ``.all_modules`` (the Sequential its forward runs). :func:`~poolskip.convert` hooks the conv object
@@ -61,11 +66,21 @@ def _encoder_convs(skip_last: bool):
         if not stages:
             raise ValueError("the nnunet placements need a model with an nnU-Net encoder (a module 'encoder.stages')")
         if skip_last:
+            if len(stages) < 2:
+                raise ValueError(
+                    "nnunet_amos leaves out the last encoder stage (the bottleneck), and this network has only "
+                    f"{len(stages)} stage: nowhere to put Pool Skip; use nnunet_btcv (every stage) or a larger "
+                    "patch, which gives more stages"
+                )
             stages = stages[:-1]
+        # the convs of each stage's conv blocks; in a residual encoder (ResEnc) not the 1x1 shortcut convs
+        # of ``skip`` nor squeeze-excitation's: the paper puts Pool Skip after the convs of the residual branch
         return {
             name: 2
             for name, m in model.named_modules()
-            if isinstance(m, nn.Conv3d | nn.Conv2d) and any(name.startswith(s + ".") for s in stages)
+            if isinstance(m, nn.Conv3d | nn.Conv2d)
+            and any(name.startswith(s + ".") for s in stages)
+            and not {"skip", "squeeze_excitation"} & set(name.split("."))
         }
 
     return select

@@ -2,13 +2,15 @@
 
 nnU-Net imports this module from the ``nnUNet_extTrainer`` folder and uses the class named by ``-tr``.
 ``build_network_architecture`` is also what nnU-Net's inference calls, so predictions load the converted
-network with its Pool Skip weights.
+network with its Pool Skip weights. ``load_checkpoint`` (``--c``, ``--val``) reads the file as data
+(``weights_only=True``) where nnU-Net's own passes ``weights_only=False``.
 """
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from torch._dynamo import OptimizedModule
 
-from poolskip.integrations.nnunet import build_network
+from poolskip.integrations.nnunet import build_network, read_nnunet_checkpoint
 
 _CUDA = torch.device("cuda")  # nnU-Net's own default; nnUNetv2_train passes the device it runs on
 
@@ -31,6 +33,33 @@ class nnUNetTrainerPoolSkip(nnUNetTrainer):
             plans_manager, configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision,
             policy=cls.poolskip_policy,
         )  # fmt: skip
+
+    def load_checkpoint(self, filename_or_checkpoint):
+        """nnU-Net 2.8's ``nnUNetTrainer.load_checkpoint``, reading the file with ``weights_only=True``
+        (:func:`~poolskip.integrations.nnunet.read_nnunet_checkpoint`) instead of unpickling whatever it holds."""
+        if not self.was_initialized:
+            self.initialize()
+        checkpoint = filename_or_checkpoint
+        if not isinstance(checkpoint, dict):
+            checkpoint = read_nnunet_checkpoint(checkpoint, self.device)
+        network = self.network.module if self.is_ddp else self.network
+        if isinstance(network, OptimizedModule):
+            network = network._orig_mod
+        own = network.state_dict().keys()
+        weights = {}
+        for key, value in checkpoint["network_weights"].items():  # nn.DataParallel prefixes, as nnU-Net strips them
+            weights[key[7:] if key not in own and key.startswith("module.") else key] = value
+        self.my_init_kwargs = checkpoint["init_args"]
+        self.current_epoch = checkpoint["current_epoch"]
+        self.logger.load_checkpoint(checkpoint["logging"])
+        self._best_ema = checkpoint["_best_ema"]
+        self.inference_allowed_mirroring_axes = checkpoint.get(
+            "inference_allowed_mirroring_axes", self.inference_allowed_mirroring_axes
+        )
+        network.load_state_dict(weights)
+        self.optimizer.load_state_dict(checkpoint["optimizer_state"])
+        if self.grad_scaler is not None and checkpoint["grad_scaler_state"] is not None:
+            self.grad_scaler.load_state_dict(checkpoint["grad_scaler_state"])
 
 
 class nnUNetTrainerPoolSkipAMOS(nnUNetTrainerPoolSkip):
