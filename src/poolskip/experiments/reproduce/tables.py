@@ -35,10 +35,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .controls import CONTROLS, control_spec, cost, has_width, models_with_width
-from .figures import save_figure
-from .paper import paper_entry, paper_numbers
-from .stats import format_mean_std, mean_std
+from ..controls import CONTROLS, control_spec, cost, has_width, models_with_width
+from ..figures import save_figure
+from ..paper import paper_entry, paper_numbers
+from ..stats import format_mean_std, mean_std
 
 __all__ = [
     "COMMANDS",
@@ -606,9 +606,9 @@ _PLANNERS = {
 
 def check(run_: Run) -> str:
     """Why ``run_`` cannot start here yet ('' if it can): an unregistered task or model, a bad config."""
-    from ..engine.config import make_config
-    from ..models import list_models
-    from ..tasks import list_tasks
+    from ...engine.config import make_config
+    from ...models import list_models
+    from ...tasks import list_tasks
 
     task = run_.config.get("task", "classification")
     if task not in list_tasks():
@@ -616,7 +616,7 @@ def check(run_: Run) -> str:
     if ":" not in run_.model and run_.model not in list_models():
         return f"model {run_.model!r} is not registered yet"
     if ":" in run_.model:
-        from ..models._registry import get_factory
+        from ...models._registry import get_factory
 
         try:
             get_factory(run_.model)
@@ -650,7 +650,7 @@ def _num_classes_and_shape(run_: Run) -> tuple[int, tuple[int, ...]]:
 def _cost_kwargs(model: str, kwargs: Mapping[str, Any] | None, shape: Sequence[int]) -> dict[str, Any]:
     """The factory options a cost is counted with: a model planned for its patch (nnU-Net) is planned for
     the input it is counted at, as the task plans it for the patches it trains on."""
-    from ..models._registry import factory_parameters
+    from ...models._registry import factory_parameters
 
     kwargs = dict(kwargs or {})
     try:
@@ -687,7 +687,7 @@ class Estimate:
 
 def _build_model(run_: Run, num_classes: int, in_channels: int):
     """The run's model on the CPU (registered or ``package.module:factory``), Pool Skip as configured."""
-    from .controls import build
+    from ..controls import build
 
     return build(run_.model, run_.config.get("pool_skip"), run_.config["model_kwargs"], num_classes, in_channels, "cpu")
 
@@ -793,8 +793,8 @@ def read_summary(run_dir: Path) -> tuple[str, str, float, dict[str, Any]]:
 
 def _train_run(config: dict[str, Any], run_dir: str, resume: bool) -> None:
     """One run, in this or a worker process (a top-level function, so a spawned process can call it)."""
-    from ..engine.config import make_config
-    from ..engine.trainer import train
+    from ...engine.config import make_config
+    from ...engine.trainer import train
 
     train(make_config(config), run_dir, resume=resume)
 
@@ -1102,7 +1102,7 @@ def layer_l2_l1(run_dir: Path) -> list[float]:
     """Per-layer l2/l1 of the conv weights of a run's last checkpoint, layers in output order (Fig. 4)."""
     import torch
 
-    from ..diagnostics.measures import l2_l1
+    from ...diagnostics.measures import l2_l1
 
     ckpt = Path(run_dir) / "checkpoints" / "last.pt"
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
