@@ -155,7 +155,9 @@ def _largest_module_io(net, x) -> tuple[Any, int]:
     return out, largest[0]
 
 
-def _train_bytes(net, batch: int, shape: tuple[int, ...], optimizer: str) -> int:
+def _train_bytes(net, batch: int, shape: tuple[int, ...], optimizer: str) -> tuple[int, int, int]:
+    """Peak bytes of a training step, and the largest module input + output and the output of its forward
+    pass (an evaluation at the same input scales them with its batch)."""
     import torch
 
     params = sum(p.numel() * p.element_size() for p in net.parameters())
@@ -173,16 +175,20 @@ def _train_bytes(net, batch: int, shape: tuple[int, ...], optimizer: str) -> int
     net.train()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out, largest = _largest_module_io(net, x)
-    return params + trainable + state + sum(saved.values()) + _nbytes(x) + 2 * _nbytes(out) + 2 * largest
+    total = params + trainable + state + sum(saved.values()) + _nbytes(x) + 2 * _nbytes(out) + 2 * largest
+    return total, largest, _nbytes(out)
 
 
-def _eval_bytes(net, run_: Run, info: DatasetInfo) -> int:
+def _eval_bytes(net, run_: Run, info: DatasetInfo, train: tuple[int, int, int]) -> int:
     import torch
 
     cfg = run_.config
     eval_batch = int(cfg["run"]["eval_batch_size"])
     params = sum(p.numel() * p.element_size() for p in net.parameters())
     task = cfg.get("task", "classification")
+    if task == "classification":  # the training input: the training pass's sizes, scaled to the batch
+        scale = min(eval_batch, info.n_eval) / int(cfg["optim"]["batch_size"])
+        return params + int(scale * (train[1] + 2 * train[2]))
     net.eval()
     with torch.no_grad():
         if task == "segmentation3d":  # min(eval batch, 8) windows, the whole volume's logits, count, softmax
@@ -201,7 +207,7 @@ def peak_memory(run_: Run) -> tuple[int, int]:
     net = _net(run_, info, "meta")
     cfg = run_.config
     train = _train_bytes(net, int(cfg["optim"]["batch_size"]), info.train_shape, cfg["optim"]["optimizer"])
-    return train, _eval_bytes(net, run_, info)
+    return train[0], _eval_bytes(net, run_, info, train)
 
 
 # ------------------------------------------------------------------------------------------ time

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..controls import CONTROLS, control_spec, has_width
@@ -183,11 +183,6 @@ def plan(
             r.layers["cli"]["milestones"] = squeeze_milestones(epochs)
             r.resolve()
     return runs
-
-
-def with_layer(r: Run, **changes: Any) -> Run:
-    """A copy of ``r`` with ``changes`` added to its command-line layer, resolved."""
-    return replace(r, layers={**r.layers, "cli": {**r.layers.get("cli", {}), **changes}}).resolve()
 
 
 def check(run_: Run) -> str:
