@@ -46,7 +46,7 @@ def test_dry_run_measures_step_time_and_estimates_wall_time(tmp_path, capsys):
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if "_plain/seed0" in ln)
     cells = line.split()
-    assert cells[1] == "new" and cells[4].endswith("G") and cells[5].endswith("G")  # peak memory, train and eval
+    assert cells[1] == "new" and cells[4].endswith("iB") and cells[5].endswith("iB")  # peak memory, train and eval
     assert cells[6].endswith("s") and cells[6] != "—" and cells[7] != "—"  # measured step and evaluation times
     assert "estimated" in out and "runs;" in out and "peak memory" in out
 

@@ -233,10 +233,12 @@ def _timing_shape(macs_per_sample: int, batch: int, shape: tuple[int, ...]) -> t
     return shape, factor
 
 
-def _time(fn, steps: int) -> float:
+def _time(fn, steps: int, budget: float = 1.0, most: int = 20) -> float:
+    """The fastest of at least ``steps`` calls (more, up to ``most``, while they take under ``budget``
+    seconds in all): on a shared machine the slower calls measure the neighbours."""
     fn()  # warm-up
-    times = []
-    for _ in range(max(1, steps)):  # the fastest: the machine is shared, slower ones measure the neighbours
+    times: list[float] = []
+    while len(times) < max(1, steps) or (sum(times) < budget and len(times) < most):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
@@ -307,7 +309,7 @@ def _time_data(run_: Run, _cache: dict) -> tuple[float | None, float | None, str
     import torch
 
     from ...engine.config import make_config
-    from ...tasks import get_task
+    from ...engine.trainer import build_task
 
     cfg = run_.config
     key = json.dumps([cfg.get("task"), cfg.get("data"), cfg.get(cfg.get("task"))], sort_keys=True, default=str)
@@ -317,7 +319,7 @@ def _time_data(run_: Run, _cache: dict) -> tuple[float | None, float | None, str
         try:
             for _ in range(2):
                 t = time.perf_counter()
-                get_task(c.task)(c, torch.device("cpu"))
+                build_task(c, torch.device("cpu"))  # the engine's own way, as the run will
                 times.append(time.perf_counter() - t)
         except Exception as e:  # no data here (or an unreadable copy): no preparation time, said why
             note = f"data not timed: {str(e).splitlines()[0][:80]}"
@@ -410,7 +412,9 @@ def _human(seconds: float | None) -> str:
 
 
 def _gib(n: int | None) -> str:
-    return "—" if n is None else f"{n / GiB:.2f}G"
+    if n is None:
+        return "—"
+    return f"{n / GiB:.2f} GiB" if n >= GiB / 10 else f"{n / 2**20:.1f} MiB"
 
 
 def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
@@ -422,7 +426,7 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
 
     cache: dict = {}
     head = (
-        f"{'run':60s} {'status':9s} {'params':>9s} {'MACs':>10s} {'train mem':>9s} {'eval mem':>9s} "
+        f"{'run':60s} {'status':9s} {'params':>9s} {'MACs':>10s} {'train mem':>10s} {'eval mem':>10s} "
         f"{'step':>8s} {'eval':>7s} {'est. wall':>9s}  note"
     )
     lines = [head]
@@ -446,14 +450,14 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
             f"{r.name:60s} {status:9s} "
             f"{(f'{e.params / 1e6:.2f}M' if e.params is not None else '—'):>9s} "
             f"{(f'{e.macs / 1e6:.1f}M' if e.macs is not None else '—'):>10s} "
-            f"{_gib(e.train_bytes):>9s} {_gib(e.eval_bytes):>9s} "
+            f"{_gib(e.train_bytes).replace(' ', ''):>10s} {_gib(e.eval_bytes).replace(' ', ''):>10s} "
             f"{(f'{e.step_seconds:.3f}s' if e.step_seconds is not None else '—'):>8s} "
             f"{_human(e.eval_seconds):>7s} {_human(e.wall_seconds):>9s}  {e.note}"
         )
     total += sum(prepared.values())
     lines.append(
         f"{len(runs)} runs; {unavailable} not runnable here yet; peak memory (estimated, one device): "
-        f"training step {_gib(peak[0][0])}iB ({peak[0][1]}), evaluation batch {_gib(peak[1][0])}iB ({peak[1][1]})"
+        f"training step {_gib(peak[0][0])} ({peak[0][1]}), evaluation batch {_gib(peak[1][0])} ({peak[1][1]})"
     )
     if time_steps > 0:
         lines.append(
