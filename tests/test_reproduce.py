@@ -7,20 +7,25 @@ from pathlib import Path
 import pytest
 import torch
 
+from poolskip.commands import reproduce as command_line
 from poolskip.experiments import reproduce
 from poolskip.experiments.reproduce import COMMANDS, Run, collect, plan, read_summary, render_table, run_status
 
 
 def _args(command, tmp_path, *extra):
     p = argparse.ArgumentParser()
-    reproduce.add_arguments(p)
+    command_line.add_arguments(p)
     return p.parse_args([command, "--out", str(tmp_path), *extra])
+
+
+def _run(args):
+    return command_line.run(args)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_dry_run_of_every_command_lists_every_run_and_trains_nothing(command, tmp_path, capsys):
     args = _args(command, tmp_path, "--scale", "tiny", "--dry-run", "--time-steps", "0", "--controls")
-    assert reproduce.run(args) == 0
+    assert _run(args) == 0
     out = capsys.readouterr().out
     runs = plan(command, "tiny", controls=True)
     assert f"{len(runs)} runs;" in out
@@ -37,11 +42,13 @@ def test_dry_run_of_every_command_lists_every_run_and_trains_nothing(command, tm
 
 def test_dry_run_measures_step_time_and_estimates_wall_time(tmp_path, capsys):
     args = _args("table4", tmp_path, "--scale", "tiny", "--dry-run", "--time-steps", "1", "--controls")
-    assert reproduce.run(args) == 0
+    assert _run(args) == 0
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if "_plain/seed0" in ln)
-    assert "new" in line and line.split()[4].endswith("s") and line.split()[4] != "—"  # a measured step time
-    assert "estimated" in out and "runs;" in out
+    cells = line.split()
+    assert cells[1] == "new" and cells[4].endswith("iB") and cells[5].endswith("iB")  # peak memory, train and eval
+    assert cells[6].endswith("s") and cells[6] != "—" and cells[7] != "—"  # measured step and evaluation times
+    assert "estimated" in out and "runs;" in out and "peak memory" in out
 
 
 def test_paper_scale_is_the_papers_protocol():
@@ -49,9 +56,10 @@ def test_paper_scale_is_the_papers_protocol():
     assert len(runs) == 5 * 2 * 2 * 5  # models x datasets x {plain, +ours} x seeds
     assert {r.model for r in runs} == {"mobilenet", "googlenet", "vgg16", "resnet18", "resnet34"}
     r = runs[0]
-    assert r.config["epochs"] == 200 and r.config["milestones"] == [60, 120, 160] and r.config["lr"] == 0.1
-    assert r.config["batch_size"] == 128 and r.config["dataset"] in ("cifar10", "cifar100")
-    assert "train_subset" not in r.config and r.config["model_kwargs"] == {}
+    o = r.config["optim"]
+    assert o["epochs"] == 200 and o["milestones"] == [60, 120, 160] and o["lr"] == 0.1 and o["batch_size"] == 128
+    assert r.config["data"]["dataset"] in ("cifar10", "cifar100") and r.recipe == "devries_taylor"
+    assert r.config["data"]["train_subset"] is None and r.config["model_kwargs"] == {}
     assert sorted({r.seed for r in runs}) == [0, 1, 2, 3, 4]
     t4 = plan("table4", "paper")
     assert [r.config["pool_skip"] for r in t4 if r.seed == 0] == [
@@ -67,13 +75,19 @@ def test_paper_scale_is_the_papers_protocol():
     assert c10 == {2}  # Fig. 3: pool 2 on CIFAR-10, the policy's 4 on CIFAR-100
     assert {r.config["pool_skip"] for r in f3 if r.key == "pool_skip" and r.column == "cifar100"} == {True}
     t5 = plan("table5", "paper")
-    assert {r.config["lr"] for r in t5 if r.column == "cifar100"} == {6e-4}
-    assert {r.config["optimizer"] for r in t5} == {"adamw"}
+    assert {r.config["optim"]["lr"] for r in t5 if r.column == "cifar100"} == {6e-4}
+    assert {r.config["optim"]["lr"] for r in t5 if r.column == "cifar10"} == {5.5e-4}
+    assert {r.config["optim"]["optimizer"] for r in t5} == {"adamw"}
+    assert {r.config["classification"]["label_smoothing"] for r in t5} == {0.1}
     t2 = plan("table2", "paper")
+    assert len(t2) == 2 * 2 * 2 * 5  # datasets x models x {plain, +ours} x seeds
     assert {(r.model, r.dataset) for r in t2} >= {("deeplabv3plus_resnet101", "voc")}
     assert {r.config["task"] for r in t2} == {"segmentation"}
+    assert {r.config["model_kwargs"]["output_stride"] for r in t2} == {16}  # the recipe's, kept for ResNet101
     t3 = plan("table3", "paper")
     assert {r.config["task"] for r in t3} == {"segmentation3d"} and {r.model for r in t3} == {"vnet", "nnunet"}
+    assert len(t3) == 2 * 2 * 2 * 5  # datasets x models x {plain, +ours} x folds
+    assert {r.config["segmentation3d"]["patch_multiple"] for r in t3 if r.model == "vnet"} == {16}
 
 
 def test_quick_scale_is_labelled_shorter_and_seeds_and_controls_apply():
@@ -82,8 +96,11 @@ def test_quick_scale_is_labelled_shorter_and_seeds_and_controls_apply():
     keys = [r.key for r in runs if r.seed == 0]
     assert keys == ["plain", "pool_skip_only", "conv_skip", "pool_conv", "pool_skip", "wide", "depthwise"]
     r = runs[0]
-    assert r.config["epochs"] < 200 and r.config["train_subset"] and r.config["model_kwargs"]["width"] < 64
-    assert r.config["data_dir"] == "/data/c10" and r.column == "cifar100" and "imagefolder-as-cifar100" in r.name
+    assert r.config["optim"]["epochs"] == 8 and r.config["optim"]["milestones"] == [2, 5, 6]
+    assert r.config["data"]["train_subset"] == 5000 and r.config["model_kwargs"]["width"] == 8
+    assert r.config["run"]["eval_every"] == 3
+    assert r.config["data"]["data_dir"] == "/data/c10" and r.column == "cifar100"
+    assert "imagefolder-as-cifar100" in r.name
     wide = next(r for r in runs if r.key == "wide")
     assert wide.config["pool_skip"] is None and wide.config["model_kwargs"]["width"] > r.config["model_kwargs"]["width"]
     dw = next(r for r in runs if r.key == "depthwise")
@@ -91,14 +108,19 @@ def test_quick_scale_is_labelled_shorter_and_seeds_and_controls_apply():
     t1 = plan("table1", "quick", controls=True)
     assert {r.model for r in t1} == {"resnet18", "mobilenet"} and len({r.seed for r in t1}) == 3
     assert {r.key for r in t1} == {"plain", "pool_skip", "conv_skip", "wide", "depthwise"}
-    assert plan("table1", "quick", epochs=3)[0].config["milestones"] == [1, 2, 2]
+    assert plan("table1", "quick", epochs=3)[0].config["optim"]["milestones"] == [1, 2, 2]
+    q1 = plan("table1", "quick")[0].config
+    assert (q1["optim"]["epochs"], q1["data"]["train_subset"], q1["run"]["eval_every"]) == (15, 5000, 15)
     # the segmentation tables get the same three controls; the widened one where the model has a width knob
     t2 = plan("table2", "quick", controls=True, seeds=[0])
     assert [r.key for r in t2] == ["plain", "pool_skip", "conv_skip", "wide", "depthwise"]
-    assert t2[0].config["segmentation.eval_split"] == "test"  # CamVid's test split, as deeplab_camvid
+    assert t2[0].recipe == "deeplab_camvid" and t2[0].config["segmentation"]["eval_split"] == "test"
+    assert t2[0].config["segmentation"]["crop_size"] == [128, 128] and t2[0].config["optim"]["epochs"] == 3
     wide2 = next(r for r in t2 if r.key == "wide")
     assert wide2.config["pool_skip"] is None and wide2.config["model_kwargs"]["width"] > 256
     t3 = plan("table3", "quick", controls=True, seeds=[0])
+    assert {r.recipe for r in t3} == {"hippocampus"} and {r.fold for r in t3} == {0, 1, 2}
+    assert {r.config["optim"]["grad_clip"] for r in t3} == {12.0}
     keys3 = {(r.model, r.key) for r in t3}
     assert ("nnunet", "wide") in keys3 and ("vnet", "wide") not in keys3 and ("vnet", "depthwise") in keys3
     wide3 = next(r for r in t3 if r.key == "wide")
@@ -220,28 +242,32 @@ def test_run_records_the_table_and_csv_after_training(tmp_path, monkeypatch, cap
     import poolskip.engine.trainer as trainer
 
     monkeypatch.setattr(trainer, "train", lambda cfg, d, resume=False: _fake_summary(d, 20.0 + cfg.run.seed))
-    assert reproduce.run(_args("fig3", tmp_path, "--scale", "tiny", "--seeds", "0", "1")) == 0
+    assert _run(_args("fig3", tmp_path, "--scale", "tiny", "--seeds", "0", "1")) == 0
     root = tmp_path / "fig3-tiny"
     for f in ("fig3.md", "fig3.csv", "fig3.json", "fig3.png", "plan.json"):
         assert (root / f).is_file(), f
     assert "20.50 ± 0.71 (n=2)" in (root / "fig3.md").read_text()
     # a second call trains nothing: every run is finished
     monkeypatch.setattr(trainer, "train", lambda *a, **k: pytest.fail("trained a finished run"))
-    assert reproduce.run(_args("fig3", tmp_path, "--scale", "tiny", "--seeds", "0", "1")) == 0
+    assert _run(_args("fig3", tmp_path, "--scale", "tiny", "--seeds", "0", "1")) == 0
     assert "0 run(s) trained" in capsys.readouterr().out
 
 
 def test_run_is_a_dataclass_with_a_stable_directory_name():
-    r = Run("table1", "ResNet18 +ours", "pool_skip", "resnet18", "cifar10", "cifar10", 3, {}, group="ResNet18 (w 8)")
+    r = Run("table1", "ResNet18 +ours", "pool_skip", "resnet18", "cifar10", "cifar10", 3, group="ResNet18 (w 8)")
     assert r.name == "cifar10_ResNet18-w-8-_pool_skip/seed3"
     r.dataset = "imagefolder"
     assert r.name == "imagefolder-as-cifar10_ResNet18-w-8-_pool_skip/seed3"
+    r.fold = 2  # table3: a fold is not a seed
+    assert r.name.endswith("/seed3-fold2")
+    r.seed = 0
+    assert r.name.endswith("/fold2")
 
 
 def test_tiny_table4_end_to_end_through_the_engine(tmp_path, capsys):
     """A real reproduction: table4 at tiny scale (digits, the small CNN, 1 epoch, 1 seed), then again (skipped)."""
     args = _args("table4", tmp_path, "--scale", "tiny", "--threads", "1")
-    assert reproduce.run(args) == 0
+    assert _run(args) == 0
     root = tmp_path / "table4-tiny"
     runs = plan("table4", "tiny")
     assert len(runs) == 5
@@ -253,17 +279,18 @@ def test_tiny_table4_end_to_end_through_the_engine(tmp_path, capsys):
         assert f"| {label} " in md
     assert "(n=1)" in md and "27.84" in md and "tiny" in md
     capsys.readouterr()
-    assert reproduce.run(args) == 0
+    assert _run(args) == 0
     assert "0 run(s) trained" in capsys.readouterr().out
 
 
 def test_parallel_jobs_and_overrides_train_the_same_runs(tmp_path):
     """--jobs 2 trains in spawned worker processes; --train-subset/--epochs reach every run's config."""
     args = _args("table4", tmp_path, "--scale", "tiny", "--threads", "1", "--jobs", "2", "--train-subset", "128")
-    assert reproduce.run(args) == 0
+    assert _run(args) == 0
     root = tmp_path / "table4-tiny"
     plan_json = json.loads((root / "plan.json").read_text())
-    assert {r["config"]["train_subset"] for r in plan_json} == {128}
+    assert {r["config"]["data"]["train_subset"] for r in plan_json} == {128}
+    assert {r["layers"]["cli"]["train_subset"] for r in plan_json} == {128}
     for r in plan("table4", "tiny"):
         assert read_summary(root / "runs" / r.name)[3]["epochs"] == 1
 
@@ -279,6 +306,11 @@ def test_table3_costs_are_those_of_the_network_the_task_trains():
     assert estimate(runs[("nnunet", "pool_skip")], time_steps=0).params == 10_304_297
     vnet = estimate(runs[("vnet", "plain")], time_steps=0)  # counted at the patch padded to multiples of 16
     assert vnet.macs and not vnet.note
+    # the finished table prints the dry run's count: one function (run_cost) for both
+    records = {(r["model"], r["key"]): r for r in collect(list(runs.values()), Path("/nonexistent"))}
+    for k, r in runs.items():
+        e = estimate(r, time_steps=0)
+        assert (records[k]["params"], records[k]["macs"]) == (e.params, e.macs)
 
 
 @pytest.mark.parametrize("command", ["table1", "table5", "fig3", "fig4", "table2", "table3"])
@@ -298,7 +330,7 @@ def test_every_other_command_trains_end_to_end_at_tiny_size_on_fixtures(command,
         extra = ["--data-dir", str(vd.decathlon(tmp_path / "Task98_Tiny", n=5))]
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # decoded data and splits stay under tmp_path
     out = tmp_path / "out"
-    assert reproduce.run(_args(command, out, "--scale", "tiny", "--threads", "1", *extra)) == 0
+    assert _run(_args(command, out, "--scale", "tiny", "--threads", "1", *extra)) == 0
     root = out / f"{command}-tiny"
     runs = json.loads((root / "plan.json").read_text())
     assert runs and all(run_status(root / "runs" / r["name"]) == "finished" for r in runs)

@@ -1,0 +1,60 @@
+"""``poolskip reproduce {table1..table5, fig3, fig4}``: one command per table and figure of the paper.
+
+Each command is a plan (a list of runs: a cell of the table, the recipe its config starts from and the
+layers over it, a seed and, for Table 3, a fold), then the runs (finished ones skipped, half-done ones
+resumed), then the table in the paper's layout: our mean ± std over seeds beside the paper's number,
+their difference, our difference to our own plain network, and the parameters and multiply-adds of every
+row. Figures are PNGs.
+
+Scales (:mod:`.protocols`):
+
+- ``paper``: the recipes exactly (``recipes/*.yaml``, checked against ``paper_protocols.yaml``): every
+  model of the table, both variants, 5 seeds (5 folds for Table 3), full schedules. Days of GPU time;
+  ``--dry-run`` says how long on this machine and how much memory each run needs.
+- ``quick``: a clearly labelled shortened version (a data subset, fewer epochs, 3 seeds, smaller
+  widths) sized for tens of minutes per table on a 2-core CPU, declared in :data:`.protocols.QUICK`.
+  Never the paper's protocol.
+- ``tiny``: a smoke test (scikit-learn's digits, a small CNN, 1 epoch, 1 seed) for CI.
+
+``--controls`` adds the cost-matched controls of :mod:`poolskip.experiments.controls` to every row
+with Pool Skip: the {Conv, Skip} ablation (same cost, no pooling), a plain network widened to Pool
+Skip's MACs, and a depthwise Pool Skip. The question each table lets a reader answer: does Pool Skip
+beat a plain network that costs the same?
+
+Modules: :mod:`.protocols` (tables, recipes, scale overlays), :mod:`.plan` (runs), :mod:`.estimate`
+(cost, memory, time, the dry run), :mod:`.execute` (training), :mod:`.tables` (the table and figures).
+"""
+
+from __future__ import annotations
+
+from .estimate import Estimate, dry_run_report, estimate, peak_memory, run_cost
+from .execute import execute, read_summary, run_status
+from .plan import Run, check, dump, plan
+from .protocols import COMMANDS, PAPER, QUICK, SCALES, TINY, overlay, resolve
+from .tables import collect, layer_l2_l1, render_table, write_outputs
+
+__all__ = [
+    "COMMANDS",
+    "PAPER",
+    "QUICK",
+    "SCALES",
+    "TINY",
+    "Estimate",
+    "Run",
+    "check",
+    "collect",
+    "dry_run_report",
+    "dump",
+    "estimate",
+    "execute",
+    "layer_l2_l1",
+    "overlay",
+    "peak_memory",
+    "plan",
+    "read_summary",
+    "render_table",
+    "resolve",
+    "run_cost",
+    "run_status",
+    "write_outputs",
+]

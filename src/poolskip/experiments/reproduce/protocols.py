@@ -1,0 +1,312 @@
+"""Each table and figure of the paper as protocols: a row is a recipe plus a declared scale overlay.
+
+- ``paper``: the recipe exactly (``recipes/*.yaml``, resolved by :func:`resolve` through the same
+  ``load_recipe`` + :func:`~poolskip.engine.config.make_config` path as ``poolskip train --recipe``); a run
+  adds only what names its cell: the model, its Pool Skip, the dataset of the column, the seed (the fold).
+- ``quick``/``tiny``: the paper's rows with the overrides declared in :data:`QUICK` and :data:`TINY`, one
+  mapping per table (networks, seeds, a stand-in dataset or recipe, engine config keys). Nothing else.
+
+The paper's own statement of each protocol is ``paper_protocols.yaml`` beside ``paper_numbers.yaml``; the
+tests check every recipe against it and every paper-scale run against its recipe.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..recipes import load_recipe
+
+__all__ = [
+    "COMMANDS",
+    "PAPER",
+    "PAPER_PROTOCOLS",
+    "QUICK",
+    "ROW_KEYS",
+    "SCALES",
+    "TINY",
+    "Net",
+    "Overlay",
+    "Table",
+    "dataset_overrides",
+    "overlay",
+    "paper_protocols",
+    "resolve",
+    "squeeze_milestones",
+]
+
+COMMANDS = ("table1", "table2", "table3", "table4", "table5", "fig3", "fig4")
+SCALES = ("paper", "quick", "tiny")
+
+#: The paper's stated protocol per table and column (package data beside ``paper_numbers.yaml``).
+PAPER_PROTOCOLS = Path(__file__).resolve().parents[1] / "paper_protocols.yaml"
+
+#: The config keys a run's own layer may set at paper scale: what names its cell, never a protocol value.
+ROW_KEYS = frozenset({"model", "model_kwargs", "pool_skip", "dataset", "seed", "segmentation3d.fold"})
+
+
+@dataclass(frozen=True)
+class Net:
+    """A network of a table: registry name, row label, factory options, the paper's network it stands for."""
+
+    model: str
+    label: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    paper_model: str | None = None  # a tiny run's small CNN stands for the paper's network
+    depth: int | None = None  # fig3/fig4
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the paper at its own scale: networks, rows (variants), columns and their recipes."""
+
+    nets: tuple[Net, ...]
+    variants: tuple[tuple[str, str, object], ...]  # (row suffix, key, pool_skip)
+    recipes: Mapping[str, str]  # paper column -> recipe; "column/model" when the recipe depends on the model
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    folds: tuple[int, ...] | None = None  # table3: 5-fold cross-validation
+    pool_skip_for: Mapping[str, object] = field(default_factory=dict)  # "column" or "column/model" -> "+ours"
+    task: str = "classification"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k.split("/")[0] for k in self.recipes))
+
+    def recipe(self, column: str, model: str) -> str:
+        return self.recipes.get(f"{column}/{model}") or self.recipes[column]
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A scale's declared changes to a table: each field ``None``/empty keeps the paper's."""
+
+    seeds: tuple[int, ...] | None = None
+    folds: tuple[int, ...] | None = None
+    nets: tuple[Net, ...] | None = None
+    columns: tuple[tuple[str, str], ...] | None = None  # (dataset trained on, paper column compared with)
+    recipe: str | None = None  # a stand-in recipe for every column (CamVid, Hippocampus)
+    config: Mapping[str, Any] = field(default_factory=dict)  # engine config keys over the recipe
+    per_model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # model -> more config keys
+
+
+PLAIN_AND_OURS = (("", "plain", None), ("+ours", "pool_skip", True))
+
+# Table 4's rows: the paper's column head, its entry name, and the pool_skip config value.
+TABLE4_ROWS = (
+    ("VGG16", "plain", None),
+    ("+{Pool,Skip}", "pool_skip_only", {"variant": "pool_skip"}),
+    ("+{Conv,Skip}", "conv_skip", {"variant": "conv_skip"}),
+    ("+{Pool,Conv}", "pool_conv", {"variant": "pool_conv"}),
+    ("+{Ours}", "pool_skip", True),
+)
+
+_CIFAR = {"cifar100": "devries_taylor", "cifar10": "devries_taylor"}  # the paper: "followed DeVries and Taylor"
+
+#: The paper's tables at paper scale.
+PAPER: dict[str, Table] = {
+    "table1": Table(
+        tuple(
+            Net(m, label)
+            for m, label in (
+                ("mobilenet", "MobileNet"),
+                ("googlenet", "GoogLeNet"),
+                ("vgg16", "VGG16"),
+                ("resnet18", "ResNet18"),
+                ("resnet34", "ResNet34"),
+            )
+        ),
+        PLAIN_AND_OURS,
+        _CIFAR,
+    ),
+    "table2": Table(
+        (Net("deeplabv3plus_mobilenet", "DLP_MobileNet"), Net("deeplabv3plus_resnet101", "DLP_ResNet101")),
+        PLAIN_AND_OURS,
+        {"cityscapes": "deeplab_cityscapes", "voc": "deeplab_voc"},
+        task="segmentation",
+    ),
+    "table3": Table(
+        (Net("vnet", "V-Net"), Net("nnunet", "nnUNet")),
+        PLAIN_AND_OURS,
+        {f"{d}/{m}": f"{m}_{d}" for d in ("btcv", "amos") for m in ("vnet", "nnunet")},
+        seeds=(0,),
+        folds=(0, 1, 2, 3, 4),
+        pool_skip_for={"amos/nnunet": "nnunet_amos"},  # the paper: every encoder stage but the last on AMOS
+        task="segmentation3d",
+    ),
+    "table4": Table(
+        (Net("vgg16", "VGG16"),),
+        tuple(("" if k == "plain" else s, k, ps) for s, k, ps in TABLE4_ROWS),
+        {"cifar100": "devries_taylor"},
+    ),
+    "table5": Table(
+        (Net("vit_7_4_32", "ViT"), Net("cct_7_3x1_32", "CCT"), Net("cvt_7_4_32", "CVT")),
+        PLAIN_AND_OURS,
+        {"cifar100": "cct_cifar100", "cifar10": "cct_cifar10"},
+    ),
+    "fig3": Table(
+        tuple(Net(f"resnet{d}", f"ResNet{d}", depth=d) for d in (50, 101, 152, 200, 350, 420)),
+        PLAIN_AND_OURS,
+        _CIFAR,
+        pool_skip_for={"cifar10": {"pool_size": 2}, "cifar100": True},  # Fig. 3: pool 2 on C10, 4 on C100
+    ),
+    "fig4": Table(
+        tuple(Net(f"resnet{d}", f"ResNet{d}", depth=d) for d in (350, 420)),
+        (
+            ("", "plain", None),
+            ("Pool Skip S2", "pool_skip_s2", {"pool_size": 2}),
+            ("Pool Skip S4", "pool_skip_s4", {"pool_size": 4}),
+        ),
+        _CIFAR,
+        seeds=(0,),
+    ),
+}
+
+
+def squeeze_milestones(epochs: int) -> list[int]:
+    """DeVries & Taylor's step schedule squeezed into ``epochs`` (milestones at 30/60/80 % of training)."""
+    return [max(1, round(epochs * f)) for f in (0.3, 0.6, 0.8)]
+
+
+def _resnets(depths: Sequence[int], width: int) -> tuple[Net, ...]:
+    return tuple(Net(f"resnet{d}", f"ResNet{d} (width {width})", {"width": width}, depth=d) for d in depths)
+
+
+def _tiny_cnn(label: str, model: str) -> Net:
+    return Net("small_cnn", f"{label} (tiny: small CNN)", {"width": 8}, paper_model=model)
+
+
+#: The quick scale of every table: a clearly labelled shortened version sized for tens of minutes per table
+#: on a 2-core CPU (a data subset, fewer epochs, 3 seeds, narrower networks). Never the paper's protocol.
+#: One mapping per table, to be replaced as a whole when the quick scale is recalibrated.
+QUICK: dict[str, Overlay] = {
+    "table1": Overlay(
+        seeds=(0, 1, 2),
+        nets=(
+            Net("resnet18", "ResNet18 (width 8)", {"width": 8}),
+            Net("mobilenet", "MobileNet (width 8)", {"width": 8}),
+        ),
+        columns=(("cifar10", "cifar10"),),
+        config={"epochs": 15, "milestones": squeeze_milestones(15), "train_subset": 5000, "eval_every": 15},
+    ),
+    "table4": Overlay(  # 8 epochs of 5,000 images: ~30 min for the 15 runs with --jobs 3 --threads 1 on 2 CPUs
+        seeds=(0, 1, 2),
+        nets=(Net("vgg16", "VGG16 (width 8)", {"width": 8}),),
+        config={"epochs": 8, "milestones": squeeze_milestones(8), "train_subset": 5000, "eval_every": 3},
+    ),
+    "table5": Overlay(
+        seeds=(0, 1, 2),
+        columns=(("cifar10", "cifar10"),),
+        config={"epochs": 5, "train_subset": 2000, "eval_every": 5, "warmup_epochs": 1},
+    ),
+    "fig3": Overlay(
+        seeds=(0, 1, 2),
+        nets=_resnets((50, 101, 152), 4),
+        columns=(("cifar10", "cifar10"),),
+        config={"epochs": 4, "milestones": squeeze_milestones(4), "train_subset": 5000, "eval_every": 4},
+    ),
+    "fig4": Overlay(
+        nets=_resnets((350,), 4),
+        columns=(("cifar10", "cifar10"),),
+        config={"epochs": 4, "milestones": squeeze_milestones(4), "train_subset": 5000, "eval_every": 4},
+    ),
+    "table2": Overlay(  # SegNet's CamVid stands in for both columns; compared with Cityscapes (street scenes)
+        seeds=(0, 1, 2),
+        nets=(Net("deeplabv3plus_mobilenet", "DLP_MobileNet"),),
+        columns=(("camvid", "cityscapes"),),
+        recipe="deeplab_camvid",
+        config={"epochs": 3, "lr": 0.01, "crop_size": [128, 128]},
+    ),
+    "table3": Overlay(  # the Decathlon's Hippocampus stands in for both columns; compared with BTCV
+        folds=(0, 1, 2),
+        columns=(("decathlon", "btcv"),),
+        recipe="hippocampus",
+        config={"epochs": 4, "iterations": 20, "eval_subset": 8},
+        per_model={"vnet": {"patch_multiple": 16}},
+    ),
+}
+
+#: The tiny scale: a smoke test for CI (scikit-learn's digits and a small CNN, 1 epoch, 1 seed).
+TINY: dict[str, Overlay] = {
+    "table1": Overlay(
+        seeds=(0,),
+        nets=(_tiny_cnn("ResNet18", "resnet18"),),
+        columns=(("digits", "cifar10"),),
+        config={"epochs": 1, "milestones": squeeze_milestones(1), "train_subset": 256},
+    ),
+    "table4": Overlay(
+        seeds=(0,),
+        nets=(_tiny_cnn("VGG16", "vgg16"),),
+        columns=(("digits", "cifar100"),),
+        config={"epochs": 1, "milestones": squeeze_milestones(1), "train_subset": 256},
+    ),
+    "table5": Overlay(
+        seeds=(0,),
+        nets=tuple(_tiny_cnn(n.label, n.model) for n in PAPER["table5"].nets),
+        columns=(("digits", "cifar10"),),
+        config={"epochs": 1, "train_subset": 256, "warmup_epochs": 0},
+    ),
+    "fig3": Overlay(
+        seeds=(0,),
+        nets=_resnets((50,), 4),
+        columns=(("cifar10", "cifar10"),),
+        config={"epochs": 1, "milestones": squeeze_milestones(1), "train_subset": 64},
+    ),
+    "fig4": Overlay(
+        nets=_resnets((50,), 4),
+        columns=(("cifar10", "cifar10"),),
+        config={"epochs": 1, "milestones": squeeze_milestones(1), "train_subset": 64},
+    ),
+    "table2": Overlay(
+        seeds=(0,),
+        nets=(Net("deeplabv3plus_mobilenet", "DLP_MobileNet"),),
+        columns=(("camvid", "cityscapes"),),
+        recipe="deeplab_camvid",
+        config={"epochs": 1, "lr": 0.01, "crop_size": [32, 32], "batch_size": 2},
+    ),
+    "table3": Overlay(
+        folds=(0,),
+        columns=(("decathlon", "btcv"),),
+        recipe="hippocampus",
+        config={"epochs": 1, "iterations": 2, "eval_subset": 1},
+        per_model={"vnet": {"patch_multiple": 16}},
+    ),
+}
+
+
+def overlay(command: str, scale: str) -> Overlay:
+    """The declared overlay of ``command`` at ``scale`` (the paper's: none)."""
+    return {"paper": {}, "quick": QUICK, "tiny": TINY}[scale].get(command, Overlay())
+
+
+def dataset_overrides(dataset: str) -> dict[str, Any]:
+    """Config keys a stand-in dataset needs whatever the scale: 8x8 grey digits get the ``digits`` recipe's
+    augmentation and normalisation (no flips, one-pixel shifts, measured mean/std)."""
+    if dataset == "digits":
+        digits = load_recipe("digits")
+        return {k: digits[k] for k in ("crop_padding", "flip", "mean", "std")}
+    return {}
+
+
+def resolve(recipe: str, *layers: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine config of ``recipe`` under ``layers`` (later wins), as ``poolskip train --recipe`` resolves
+    it: the nested mapping a run's ``config.yaml`` holds."""
+    from ...engine.config import make_config
+
+    return make_config(load_recipe(recipe), *(dict(layer) for layer in layers)).to_dict()
+
+
+@functools.cache
+def _protocols_text() -> str:
+    return json.dumps(yaml.safe_load(PAPER_PROTOCOLS.read_text()))
+
+
+def paper_protocols() -> dict[str, Any]:
+    """``{table: {paper, upstream, seeds, [folds], columns: {column: {recipe, protocol, evaluation,
+    [iterations]}}}}`` from ``paper_protocols.yaml``; a fresh copy each call."""
+    return json.loads(_protocols_text())

@@ -1,0 +1,311 @@
+"""A reproduction's table in the paper's layout: our mean ± std over seeds beside the paper's number,
+their difference, our difference to our own plain network, and the parameters and multiply-adds of every
+row (:func:`~.estimate.run_cost`, the count the dry run prints). Fig. 3 and Fig. 4 are PNGs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..figures import save_figure
+from ..paper import paper_entry, paper_numbers
+from ..stats import format_mean_std, mean_std
+from .execute import read_summary, run_status
+from .plan import Run
+
+__all__ = ["PAPER_DATASET_LABELS", "collect", "layer_l2_l1", "render_table", "write_outputs"]
+
+PAPER_DATASET_LABELS = {
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+    "voc": "Pascal VOC",
+    "cityscapes": "Cityscapes",
+    "btcv": "BTCV",
+    "amos": "AMOS",
+}
+
+
+def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
+    """One record per (row, column): our values over seeds, the paper's entry, params and MACs.
+
+    Fig. 4's value is the largest per-layer l2/l1 of the network's conv weights in the run's last checkpoint
+    (:func:`layer_l2_l1`, the number the paper's text quotes); its runs' test errors go to ``test_error``.
+    """
+    records: dict[tuple[str, str], dict[str, Any]] = {}
+    table = runs[0].command if runs else None
+    for r in runs:
+        if (r.row, r.column) not in records:
+            records[(r.row, r.column)] = _record(r)
+        rec = records[(r.row, r.column)]
+        run_dir = root / "runs" / r.name
+        if run_status(run_dir) == "finished":
+            metric, mode, final, _ = read_summary(run_dir)
+            if table == "fig4":
+                rec.setdefault("test_error", []).append(final)
+                metric, mode, final = "max_l2_l1", "min", max(layer_l2_l1(run_dir))
+            rec["values"].append(final)
+            rec["seeds"].append(r.seed)
+            if r.fold is not None:
+                rec["folds"].append(r.fold)
+            rec["metric"], rec["mode"] = metric, mode
+            rec["run_dirs"].append(str(run_dir))
+    out = []
+    for rec in records.values():
+        entry = None
+        if table in paper_numbers() and rec["key"] in (
+            "plain",
+            "pool_skip",
+            "pool_skip_only",
+            "conv_skip",
+            "pool_conv",
+        ):
+            paper_model = f"resnet{rec['depth']}" if rec["depth"] is not None else rec["paper_model"]
+            entry = paper_entry(table, paper_model, rec["column"], rec["key"])
+        elif table == "fig4" and rec["key"].startswith("pool_skip"):  # the text's "Pool Skip": S2 or S4, unsaid
+            entry = paper_entry(table, f"resnet{rec['depth']}", rec["column"], "pool_skip")
+        rec["paper"] = entry
+        out.append(rec)
+    return out
+
+
+def _record(r: Run) -> dict[str, Any]:
+    """A row's record before its runs' values: what names it, and its network's params and MACs."""
+    from .estimate import run_cost
+
+    params = macs = None
+    if not r.note:
+        try:
+            params, macs = run_cost(r)
+        except Exception:  # a network that cannot be counted here: the table prints "—"
+            pass
+    return {
+        "row": r.row,
+        "group": r.group,
+        "key": r.key,
+        "model": r.model,
+        "dataset": r.dataset,
+        "column": r.column,
+        "depth": r.depth,
+        "values": [],
+        "seeds": [],
+        "metric": None,
+        "mode": None,
+        "run_dirs": [],
+        "model_kwargs": r.config.get("model_kwargs"),
+        "paper_model": r.paper_model or r.model,
+        "pool_skip": r.config.get("pool_skip"),
+        "note": r.note,
+        "recipe": r.recipe,
+        "folds": [],
+        "params": params,
+        "macs": macs,
+    }
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def _costs(rec: Mapping[str, Any]) -> tuple[str, str]:
+    params = f"{rec['params'] / 1e6:.2f} M" if rec.get("params") is not None else "—"
+    macs = f"{rec['macs'] / 1e6:.1f} M" if rec.get("macs") is not None else "—"
+    return params, macs
+
+
+def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str) -> str:
+    """The table in the paper's layout (Markdown): ours, the paper's, their difference, vs our plain, cost."""
+    data = paper_numbers()[command]
+    columns = list(dict.fromkeys(r["column"] for r in records))
+    datasets = {r["column"]: r["dataset"] for r in records}
+    head = ["row", "params", "MACs/sample"]
+    for c in columns:
+        label = PAPER_DATASET_LABELS.get(c, c)
+        ours = f"ours on {datasets[c]}" if datasets[c] != c else "ours"
+        head += [f"{label}: {ours}", "paper", "ours − paper", "ours − our plain"]
+    lines = [
+        f"## {data['title']}",
+        "",
+        f"Scale: **{scale}**"
+        + (
+            ""
+            if scale == "paper"
+            else " — a shortened run, NOT the paper's protocol; "
+            "compare directions and differences, not absolute numbers."
+        ),
+        "",
+    ]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    by_key = {(r["row"], r["column"]): r for r in records}
+    plain_of = {(r["group"], r["column"]): r for r in records if r["key"] == "plain"}
+    for row in dict.fromkeys(r["row"] for r in records):
+        first = next(r for r in records if r["row"] == row)
+        params, macs = _costs(first)
+        cells = [row, params, macs]
+        for c in columns:
+            rec = by_key.get((row, c))
+            if rec is None:
+                cells += ["", "", "", ""]
+                continue
+            vals = rec["values"]
+            mean, std = mean_std(vals)
+            ours = format_mean_std(mean, std, len(vals), missing="not run")
+            if rec.get("note"):
+                ours = f"n/a: {rec['note']}"
+            p = rec.get("paper")
+            paper = "—" if p is None else format_mean_std(p["mean"], p.get("std"))
+            # a stand-in dataset (CamVid for Cityscapes, Hippocampus for BTCV) has no paper number to subtract
+            same_data = datasets[c] == c
+            diff = "—" if p is None or mean is None or not same_data else f"{mean - p['mean']:+.2f}"
+            base = plain_of.get((rec["group"], c))
+            vs_plain = "—"
+            if base is not None and base is not rec and base["values"] and mean is not None:
+                vs_plain = f"{mean - statistics.fmean(base['values']):+.2f}"
+            cells += [ours, paper, diff, vs_plain]
+        lines.append("| " + " | ".join(cells) + " |")
+    metric = next((r["metric"] for r in records if r["metric"]), data["metric"])
+    mode = next((r["mode"] for r in records if r["mode"]), data["mode"])
+    lines += [
+        "",
+        f"Metric: {metric} ({'lower' if mode == 'min' else 'higher'} is better), final evaluation of each "
+        "run, mean ± sample std over seeds (n = seeds finished). Paper: its reported number for the model and "
+        "dataset the row stands for (paper_numbers.yaml, with sources). MACs: multiply-adds of one forward pass "
+        "per sample (convolutions and matrix products, meta-device count).",
+    ]
+    stand_ins = [c for c in columns if datasets[c] != c]
+    if stand_ins:
+        lines += [
+            "",
+            "Ours on a stand-in dataset ("
+            + ", ".join(f"{datasets[c]} for {PAPER_DATASET_LABELS.get(c, c)}" for c in stand_ins)
+            + "): the paper's number is shown for reference only, ours − paper is left out (—); "
+            "compare ours − our plain with the paper's Pool Skip − plain.",
+        ]
+    errors = [(r["row"], r["column"], r["test_error"]) for r in records if r.get("test_error")]
+    if errors:
+        lines += [
+            "",
+            "max_l2_l1: the largest per-layer l2/l1 of the network's conv weights (Pool Skip's own convs left "
+            "out) in each run's last checkpoint. Test error (%) of the same runs: "
+            + "; ".join(f"{row} ({PAPER_DATASET_LABELS.get(c, c)}): {statistics.fmean(v):.2f}" for row, c, v in errors)
+            + ".",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(command: str, scale: str, records: Sequence[Mapping[str, Any]], root: Path) -> list[Path]:
+    written = []
+    md = render_table(command, records, scale)
+    (root / f"{command}.md").write_text(md)
+    written.append(root / f"{command}.md")
+    with open(root / f"{command}.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            [
+                "row",
+                "column",
+                "dataset",
+                "metric",
+                "n",
+                "mean",
+                "std",
+                "values",
+                "paper_mean",
+                "paper_std",
+                "paper_source",
+            ]
+        )
+        for r in records:
+            v = r["values"]
+            p = r.get("paper") or {}
+            w.writerow(
+                [
+                    r["row"],
+                    r["column"],
+                    r["dataset"],
+                    r["metric"],
+                    len(v),
+                    *("" if x is None else x for x in mean_std(v)),
+                    " ".join(f"{x:.4f}" for x in v),
+                    p.get("mean", ""),
+                    p.get("std", ""),
+                    p.get("source", ""),
+                ]
+            )
+    written.append(root / f"{command}.csv")
+    (root / f"{command}.json").write_text(json.dumps(list(records), indent=1, default=str))
+    written.append(root / f"{command}.json")
+    if command == "fig3":
+        written.append(_plot_fig3(records, root))
+    if command == "fig4":
+        written.append(_plot_fig4(records, root))
+    return written
+
+
+def _plot_fig3(records: Sequence[Mapping[str, Any]], root: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = list(dict.fromkeys(r["column"] for r in records))
+    fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.6), squeeze=False)
+    for ax, c in zip(axes[0], columns):
+        for key, label, style in (("plain", "ResNet", "o-"), ("pool_skip", "ResNet + Pool Skip", "s-")):
+            pts = sorted((r["depth"], r["values"]) for r in records if r["column"] == c and r["key"] == key)
+            pts = [(d, v) for d, v in pts if v]
+            if pts:
+                xs = [d for d, _ in pts]
+                ys, es = zip(*(mean_std(v) for _, v in pts))
+                es = [0 if e is None else e for e in es]  # one seed: no error bar
+                ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3, label=label)
+        for e in paper_numbers()["fig3"]["entries"]:
+            if e["dataset"] == c:
+                ax.plot(int(e["model"][6:]), e["mean"], "k*", ms=9)
+        ax.set_xlabel("depth")
+        ax.set_ylabel("top-1 error (%)")
+        ax.set_title(f"{PAPER_DATASET_LABELS.get(c, c)} (stars: paper's stated best)")
+        ax.legend(fontsize=8)
+    return save_figure(fig, root / "fig3.png")
+
+
+def layer_l2_l1(run_dir: Path) -> list[float]:
+    """Per-layer l2/l1 of the conv weights of a run's last checkpoint, layers in output order (Fig. 4)."""
+    import torch
+
+    from ...diagnostics.measures import l2_l1
+
+    ckpt = Path(run_dir) / "checkpoints" / "last.pt"
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    sd = state.get("model", state) if isinstance(state, Mapping) else state
+    return [l2_l1(w) for k, w in sd.items() if k.endswith(".weight") and w.dim() >= 3 and ".pool_skip." not in k]
+
+
+def _plot_fig4(records: Sequence[Mapping[str, Any]], root: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys((r["group"], r["column"]) for r in records))
+    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 3.6), squeeze=False)
+    for ax, (group, c) in zip(axes[0], groups):
+        for r in records:
+            if (r["group"], r["column"]) != (group, c) or not r["run_dirs"]:
+                continue
+            try:
+                ratios = layer_l2_l1(Path(r["run_dirs"][0]))
+            except (OSError, KeyError, RuntimeError) as e:
+                ax.text(0.5, 0.5, f"no checkpoint: {e}", transform=ax.transAxes, ha="center", fontsize=7)
+                continue
+            label = {"plain": "plain", "pool_skip_s2": "Pool Skip S2", "pool_skip_s4": "Pool Skip S4"}.get(r["key"])
+            ax.plot(range(len(ratios)), ratios, lw=0.8, label=label)
+        ax.set_xlabel("layer (output order)")
+        ax.set_ylabel("l2 / l1 of the weights")
+        ax.set_title(f"{group}, {PAPER_DATASET_LABELS.get(c, c)}")
+        ax.legend(fontsize=8)
+    return save_figure(fig, root / "fig4.png")
