@@ -791,14 +791,6 @@ def read_summary(run_dir: Path) -> tuple[str, str, float, dict[str, Any]]:
     raise ValueError(f"{run_dir}/summary.json has neither monitor/final nor final_error: keys {sorted(s)}")
 
 
-def _train_run(config: dict[str, Any], run_dir: str, resume: bool) -> None:
-    """One run, in this or a worker process (a top-level function, so a spawned process can call it)."""
-    from ..engine.config import make_config
-    from ..engine.trainer import train
-
-    train(make_config(config), run_dir, resume=resume)
-
-
 def _prepare(r: Run, root: Path, i: int, n: int, log) -> str | None:
     """The run's status, after moving aside a start that never checkpointed; None if it needs no training."""
     run_dir = root / "runs" / r.name
@@ -817,13 +809,24 @@ def _prepare(r: Run, root: Path, i: int, n: int, log) -> str | None:
     return status
 
 
-def execute(runs: Sequence[Run], root: Path, log=print, jobs: int = 1) -> list[tuple[Run, str]]:
+def execute(
+    runs: Sequence[Run],
+    root: Path,
+    log=print,
+    jobs: int = 1,
+    launcher: str = "local",
+    devices: Sequence[str] | None = None,
+    slurm=None,
+) -> list[tuple[Run, str]]:
     """Train every run not finished yet under ``root/runs/``: finished ones skipped, half-done ones resumed.
 
-    Seed-major order, so a stopped reproduction leaves whole seeds of the table. ``jobs > 1`` trains that
-    many runs at once in separate processes (each with its own ``threads``): on a few busy CPU cores,
-    several one-thread runs get more done than one multi-threaded run.
+    Seed-major order, so a stopped reproduction leaves whole seeds of the table. Where they train is
+    :func:`poolskip.experiments.launch.launch`'s: ``jobs`` at once here, each on its own device (``devices``,
+    default the visible GPUs), or one Slurm job per run (``launcher="slurm"``, ``slurm`` options, submitit's
+    files under ``root/slurm``).
     """
+    from .launch import Job, launch
+
     runs = sorted(runs, key=lambda r: r.seed)
     todo, done = [], []
     for i, r in enumerate(runs, 1):
@@ -832,27 +835,13 @@ def execute(runs: Sequence[Run], root: Path, log=print, jobs: int = 1) -> list[t
             done.append((r, "unavailable" if r.note else "skipped"))
         else:
             todo.append((i, r, status))
-    if jobs <= 1:
-        for i, r, status in todo:
-            what = "resuming" if status == "partial" else "training"
-            log(f"[{i}/{len(runs)}] {r.name}: {what} ({r.row}, seed {r.seed})")
-            t = time.time()
-            _train_run(r.config, str(root / "runs" / r.name), status == "partial")
-            log(f"[{i}/{len(runs)}] {r.name}: done in {time.time() - t:.0f} s")
-            done.append((r, "trained"))
-        return done
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = []
-        for i, r, status in todo:
-            log(f"[{i}/{len(runs)}] {r.name}: queued ({r.row}, seed {r.seed})")
-            futures.append((i, r, pool.submit(_train_run, r.config, str(root / "runs" / r.name), status == "partial")))
-        for i, r, f in futures:
-            f.result()  # a failed run raises here, after the others were given their chance
-            log(f"[{i}/{len(runs)}] {r.name}: done")
-            done.append((r, "trained"))
+    n = len(runs)
+    work = [
+        Job(r.config, root / "runs" / r.name, status == "partial", f"[{i}/{n}] {r.name}", f"{r.row}, seed {r.seed}")
+        for i, r, status in todo
+    ]
+    launch(work, launcher, jobs, devices, slurm, root / "slurm", log)
+    done += [(r, "trained") for _, r, _ in todo]
     return done
 
 
@@ -1167,7 +1156,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="--dry-run: training steps timed per distinct network (0 = do not time)",
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads for every run")
-    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once, in separate processes")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="--launcher local: runs trained at once, each on its own device"
+    )
+    from .launch import add_launch_arguments
+
+    add_launch_arguments(parser)
 
 
 def _human(seconds: float | None) -> str:
@@ -1234,7 +1228,9 @@ def run(args: argparse.Namespace) -> int:
     root.mkdir(parents=True, exist_ok=True)
     (root / "plan.json").write_text(json.dumps([{**asdict(r), "name": r.name} for r in runs], indent=1, default=str))
     t = time.time()
-    done = execute(runs, root, jobs=max(1, getattr(args, "jobs", 1)))
+    from .launch import launch_options
+
+    done = execute(runs, root, jobs=max(1, getattr(args, "jobs", 1)), **launch_options(args))
     records = collect(runs, root)
     written = _write_outputs(args.command, args.scale, records, root)
     print(render_table(args.command, records, args.scale))
