@@ -94,7 +94,7 @@ def test_reproduce_passes_jobs_and_devices_to_the_launcher(tmp_path, monkeypatch
     assert calls == [(2, ["cuda:0", "cuda:1"])]
 
 
-def test_slurm_options_reach_submitits_executor(tmp_path):
+def test_slurm_options_reach_the_sbatch_script(tmp_path, monkeypatch):
     args = _args(
         "table1", tmp_path, "--launcher", "slurm", "--slurm-partition", "gpu", "--slurm-time", "90",
         "--slurm-gpus", "2", "--slurm-mem", "64", "--slurm-option", "account=lab", "--slurm-option=--qos=high",
@@ -104,10 +104,21 @@ def test_slurm_options_reach_submitits_executor(tmp_path):
     slurm = opts["slurm"]
     assert (slurm.partition, slurm.time_min, slurm.gpus, slurm.mem_gb) == ("gpu", 90, 2, 64.0)
     assert slurm.extra == {"account": "lab", "qos": "high"} and slurm.executor == "slurm"
-    ex = launch._executor(tmp_path, launch.SlurmOptions(**{**vars(slurm), "executor": "local"}), "poolskip")
-    assert ex.cluster == "local" and ex._executor.parameters["timeout_min"] == 90
     with pytest.raises(SystemExit):
         _args("table1", tmp_path, "--slurm-option", "novalue")
+    with pytest.raises(LaunchError, match="slurm-executor local"):  # this machine has no Slurm
+        monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+        launch._executor(tmp_path, slurm, "poolskip")
+    # where submitit finds srun it writes the sbatch script from the options
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "bin" / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    ex = launch._executor(tmp_path / "logs", slurm, "poolskip")
+    sbatch = ex._executor._make_submission_file_text("python -m x", "uid")
+    for line in ("--partition=gpu", "--time=90", "--gpus-per-node=2", "--cpus-per-task=8", "--mem=64GB",
+                 "--account=lab", "--qos=high", "--ntasks-per-node=1", "--signal=USR2@"):  # fmt: skip
+        assert f"#SBATCH {line}" in sbatch, line
 
 
 def test_a_requeued_slurm_job_resumes_once_it_has_a_checkpoint(tmp_path):

@@ -182,7 +182,9 @@ def run_local(
     if len(slots) == 1:
         slot(slots[0])
     else:
-        threads = [threading.Thread(target=slot, args=(d,), name=f"launch-slot-{k}") for k, d in enumerate(slots)]
+        threads = [  # daemons: Ctrl-C ends the command (the spawned training processes get the signal too)
+            threading.Thread(target=slot, args=(d,), name=f"launch-slot-{k}", daemon=True) for k, d in enumerate(slots)
+        ]
         for th in threads:
             th.start()
         for th in threads:
@@ -220,7 +222,12 @@ def _executor(folder: Path, options: SlurmOptions, name: str):
     submitit = require("submitit", "slurm", "--launcher slurm")
     if options.executor not in ("slurm", "local"):
         raise LaunchError(f"submitit executor {options.executor!r}: expected slurm or local")
-    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=options.executor)
+    try:
+        executor = submitit.AutoExecutor(folder=folder / "%j", cluster=options.executor)
+    except RuntimeError as e:  # no srun/sbatch here
+        raise LaunchError(
+            f"--launcher slurm: {e} (--slurm-executor local runs the same jobs as subprocesses of this machine)"
+        ) from e
     params: dict[str, Any] = {
         "name": name,
         "timeout_min": options.time_min,
