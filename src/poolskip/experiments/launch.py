@@ -265,13 +265,15 @@ def run_slurm(
     if not jobs:
         return
     options = options or SlurmOptions()
-    folder = Path(folder)
+    folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     executor = _executor(folder, options, name)
     runner = SlurmRun()
+    # absolute run directories: a job may start in another working directory; Slurm gives it its GPUs
+    portable = [replace(job, device=None, run_dir=Path(job.run_dir).resolve()) for job in jobs]
     try:
         with executor.batch():
-            submitted = [executor.submit(runner, replace(job, device=None)) for job in jobs]
+            submitted = [executor.submit(runner, job) for job in portable]
     except Exception as e:  # sbatch missing or refusing the options: say which, before anything ran
         raise LaunchError(f"submitting {len(jobs)} run(s) through submitit ({options.executor}) failed: {e}") from e
     for job, sub in zip(jobs, submitted):
