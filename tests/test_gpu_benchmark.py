@@ -1,4 +1,4 @@
-"""benchmarks/gpu/compare.py's logic on the CPU at tiny size (the GPU run itself needs a GPU)."""
+"""The GPU scripts (benchmarks/gpu/) on the CPU at tiny size (the GPU run itself needs a GPU)."""
 
 import importlib.util
 import json
@@ -13,8 +13,11 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "compare.p
 
 
 def _module():
+    import sys
+
     spec = importlib.util.spec_from_file_location("gpu_compare", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
@@ -38,20 +41,59 @@ def test_augment_crops_and_flips_within_the_padded_image():
         assert set(out[i].unique().tolist()) <= set(x[i].unique().tolist()) | {0.0}
 
 
-def test_tiny_run_writes_table_and_results(tmp_path, capsys):
+def test_pack_keeps_the_jpeg_bytes_and_decodes_as_the_image_folder(tmp_path):
     mod = _module()
     data = _image_folder(tmp_path / "data")
-    out = tmp_path / "out"
-    assert mod.main(["--data-dir", str(data), "--out", str(out), "--tiny"]) == 0
-    results = json.loads((out / "results.json").read_text())
-    assert [r["variant"] for r in results["runs"]] == ["plain", "pool_skip"]
-    assert results["runs"][1]["params"] > results["runs"][0]["params"]
-    assert set(results["throughput"]) == {"plain", "pool_skip"}
-    table = (out / "table.md").read_text()
-    assert "| plain | 1 |" in table and "| pool_skip | 1 |" in table and "img/s" in table
-    assert "not the paper's 200-epoch protocol" in table
+    assert mod.main(["pack", "--data-dir", str(data), "--out", str(tmp_path / "packed")]) == 0
+    packed = tmp_path / "packed" / mod.PACKED_NAME
+    from_pack, from_files = mod.load(packed), mod.load(data)
+    for k in ("train_x", "train_y", "test_x", "test_y"):
+        assert torch.equal(from_pack[k], from_files[k]), k
+    assert from_pack["train_x"].shape == (16, 3, 32, 32) and from_pack["train_y"].tolist() == [0] * 8 + [1] * 8
+    raw = torch.load(packed, weights_only=True)
+    first = sorted((data / "train" / "cat").iterdir())[0].read_bytes()
+    import zlib
+
+    assert zlib.decompress(raw["train_zlib"].numpy().tobytes())[: len(first)] == first  # the file's bytes as is
     with pytest.raises(SystemExit, match="not a folder"):
-        mod.main(["--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "o2"), "--tiny"])
+        mod.main(["pack", "--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+
+
+def test_tiny_run_trains_every_variant_and_seed_and_writes_each_runs_files(tmp_path):
+    """The GPU script end to end on the CPU at tiny size: MobileNet and ResNet18, plain / Pool Skip / widened
+    to Pool Skip's MACs, 2 seeds; the CUDA tests run (skipped here); per-run config, metrics, summary."""
+    import tarfile
+
+    mod = _module()
+    data = _image_folder(tmp_path / "data")
+    mod.main(["pack", "--data-dir", str(data), "--out", str(tmp_path / "packed")])
+    out = tmp_path / "out"
+    argv = ["run", "--data", str(tmp_path / "packed" / mod.PACKED_NAME), "--out", str(out), "--tiny", "--tar"]
+    assert mod.main(argv + ["--runs-dir", str(tmp_path / "runs")]) == 0
+    expected = ["cuda-tests.txt", "env.txt", "results.json", "runs.tar.gz", "table.md"]
+    assert sorted(p.name for p in out.iterdir()) == expected  # at most 8 files: what the device tool returns
+    results = json.loads((out / "results.json").read_text())
+    names = [f"{m}-{v}" for m in ("mobilenet", "resnet18") for v in ("plain", "pool_skip", "wide")]
+    assert [(r["name"], r["seed"]) for r in results["runs"]] == [(n, s) for s in (0, 1) for n in names]
+    by = {r["name"]: r for r in results["runs"]}
+    for m in ("mobilenet", "resnet18"):  # the widened plain network costs what Pool Skip costs, within a width step
+        plain, ps, wide = by[f"{m}-plain"], by[f"{m}-pool_skip"], by[f"{m}-wide"]
+        assert wide["width"] > plain["width"] and plain["macs"] < ps["macs"]
+        assert abs(wide["macs"] - ps["macs"]) < abs(plain["macs"] - ps["macs"]) / 4
+    with tarfile.open(out / "runs.tar.gz") as tar:
+        files = set(tar.getnames())
+    for n in names:
+        for f in ("config.json", "metrics.jsonl", "summary.json"):
+            assert f"runs/{n}/seed1/{f}" in files
+    metrics = (tmp_path / "runs" / "resnet18-pool_skip" / "seed0" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in metrics] == [1]
+    assert "passed" in (out / "cuda-tests.txt").read_text() or "skipped" in (out / "cuda-tests.txt").read_text()
+    assert "CUDA tests: exit 0" in (out / "env.txt").read_text()
+    table = (out / "table.md").read_text()
+    for n in names:
+        m, v = n.split("-")
+        assert f"| {m} | {v} |" in table
+    assert "not the paper's 200-epoch protocol" in table and "pool_skip − wide" in table
 
 
 def test_segmentation_script_packs_the_data_and_runs_both_parts_at_tiny_size(tmp_path):

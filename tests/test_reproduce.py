@@ -9,7 +9,8 @@ import torch
 
 from poolskip.commands import reproduce as command_line
 from poolskip.experiments import reproduce
-from poolskip.experiments.reproduce import COMMANDS, Run, collect, plan, read_summary, render_table, run_status
+from poolskip.experiments.reproduce import COMMANDS, Run, collect, plan, render_table
+from poolskip.experiments.results import ResultsError, read_summary, run_status
 
 
 def _args(command, tmp_path, *extra):
@@ -132,25 +133,39 @@ def test_quick_scale_is_labelled_shorter_and_seeds_and_controls_apply():
         plan("table1", "huge")
 
 
-def _fake_summary(run_dir, final, new_format=True):
+def _fake_summary(run_dir, final):
+    """A finished run's summary.json as the engine writes it (the fields the results reader requires)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if new_format:
-        s = {"monitor": {"metric": "test_error", "mode": "min"}, "final": final, "best": final, "params": 1}
-    else:
-        s = {"final_error": final, "best_error": final, "params": 1}
+    s = {
+        "task": "classification", "model": "small_cnn", "model_kwargs": {}, "dataset": "digits", "seed": 0,
+        "monitor": {"metric": "test_error", "mode": "min"}, "final": final, "best": final, "params": 1,
+        "placement": {"pool_skip": False},
+    }  # fmt: skip
     (run_dir / "summary.json").write_text(json.dumps(s))
 
 
-def test_read_summary_takes_new_and_old_formats(tmp_path):
-    _fake_summary(tmp_path / "a", 12.5)
-    _fake_summary(tmp_path / "b", 7.0, new_format=False)
-    assert read_summary(tmp_path / "a")[:3] == ("test_error", "min", 12.5)
-    assert read_summary(tmp_path / "b")[:3] == ("test_error", "min", 7.0)
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "summary.json").write_text("{}")
-    with pytest.raises(ValueError, match="neither monitor/final nor final_error"):
-        read_summary(tmp_path / "c")
+def test_execute_refuses_a_run_another_process_holds_and_writes_nothing(tmp_path, monkeypatch):
+    """A run whose lock another process holds (e.g. a concurrent ``poolskip train`` into it) stops the whole
+    reproduction before anything is moved aside or trained: one of the two writers refuses."""
+    import poolskip.engine.trainer as trainer
+    from poolskip.engine.rundir import RunDir
+
+    calls = []
+    monkeypatch.setattr(trainer, "train", lambda cfg, d, resume=False: calls.append(d))
+    runs = plan("table4", "tiny")
+    root = tmp_path / "table4-tiny"
+    held = root / "runs" / runs[-1].name
+    held.mkdir(parents=True)
+    (held / "config.yaml").write_text("task: classification\n")  # a start without checkpoint: 'stale' if free
+    holder = RunDir(held)
+    holder.open(resume=True)
+    try:
+        with pytest.raises(ResultsError, match="being trained by another process"):
+            reproduce.execute(runs, root, log=lambda *a: None)
+    finally:
+        holder.close()
+    assert calls == [] and (held / "config.yaml").is_file() and not list(held.parent.glob("*.stale-*"))
 
 
 def test_execute_skips_finished_resumes_partial_and_keeps_stale_starts(tmp_path, monkeypatch):
@@ -172,7 +187,7 @@ def test_execute_skips_finished_resumes_partial_and_keeps_stale_starts(tmp_path,
     (partial / "checkpoints" / "last.pt").write_bytes(b"x")
     stale.mkdir(parents=True)
     (stale / "config.yaml").write_text("a: 1")
-    assert run_status(finished) == "finished" and run_status(partial) == "partial" and run_status(stale) == "new"
+    assert run_status(finished) == "finished" and run_status(partial) == "incomplete" and run_status(stale) == "stale"
     done = reproduce.execute(runs, root, log=lambda *a: None)
     assert [s for _, s in done].count("skipped") == 1 and [s for _, s in done].count("trained") == len(runs) - 1
     assert (str(partial), True) in calls and all(not r for d, r in calls if d != str(partial))
@@ -272,8 +287,8 @@ def test_tiny_table4_end_to_end_through_the_engine(tmp_path, capsys):
     runs = plan("table4", "tiny")
     assert len(runs) == 5
     for r in runs:
-        metric, mode, final, summary = read_summary(root / "runs" / r.name)
-        assert (metric, mode) == ("test_error", "min") and 0 <= final <= 100 and summary["epochs"] == 1
+        s = read_summary(root / "runs" / r.name)
+        assert (s.metric, s.mode) == ("test_error", "min") and 0 <= s.final <= 100 and s.raw["epochs"] == 1
     md = (root / "table4.md").read_text()
     for label in ("VGG16", "+{Pool,Skip}", "+{Conv,Skip}", "+{Pool,Conv}", "+{Ours}"):
         assert f"| {label} " in md
@@ -292,7 +307,7 @@ def test_parallel_jobs_and_overrides_train_the_same_runs(tmp_path):
     assert {r["config"]["data"]["train_subset"] for r in plan_json} == {128}
     assert {r["layers"]["cli"]["train_subset"] for r in plan_json} == {128}
     for r in plan("table4", "tiny"):
-        assert read_summary(root / "runs" / r.name)[3]["epochs"] == 1
+        assert read_summary(root / "runs" / r.name).raw["epochs"] == 1
 
 
 def test_table3_costs_are_those_of_the_network_the_task_trains():

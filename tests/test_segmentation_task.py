@@ -260,3 +260,26 @@ def test_sliding_window_evaluation_shows_its_windows_on_a_terminal(tmp_path, cam
     task = build_task(_cfg(tmp_path, data_dir=camvid, segmentation=seg))
     task.evaluate(nn.Conv2d(3, 11, 1), lambda: torch.autocast("cpu", enabled=False))
     assert "\reval [" in tty.getvalue() and "window 1/" in tty.getvalue()
+
+
+def test_deeplab_camvid_cpu_is_deeplab_camvid_at_a_cpus_size():
+    """The CPU recipe differs from the GPU one only in the declared size: epochs, crop, eval cadence, CPU."""
+    from poolskip.experiments.recipes import load_recipe
+
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) and k != "model_kwargs" else {prefix + k: v})
+        return out
+
+    gpu, cpu = flat(load_recipe("deeplab_camvid")), flat(load_recipe("deeplab_camvid_cpu"))
+    size = {
+        "optim.epochs": 12,
+        "segmentation.crop_size": [120, 160],
+        "run.eval_every": 6,
+        "run.device": "cpu",
+        "run.threads": 1,
+    }
+    assert {k: v for k, v in cpu.items() if k not in size} == {k: v for k, v in gpu.items() if k not in size}
+    assert {k: cpu[k] for k in size} == size
+    make_config(load_recipe("deeplab_camvid_cpu"))  # a valid config

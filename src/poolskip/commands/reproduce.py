@@ -61,7 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="--dry-run: training steps and evaluation passes timed per distinct network (0 = do not time)",
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads for every run")
-    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once, in separate processes")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="--launcher local: runs trained at once, each on its own device"
+    )
+    from ..experiments.launch import add_launch_arguments
+
+    add_launch_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     root.mkdir(parents=True, exist_ok=True)
     (root / "plan.json").write_text(json.dumps(dump(runs), indent=1, default=str))
     t = time.time()
-    done = execute(runs, root, jobs=max(1, getattr(args, "jobs", 1)))
+    from ..experiments.launch import launch_options
+
+    done = execute(runs, root, jobs=max(1, getattr(args, "jobs", 1)), **launch_options(args))
     records = collect(runs, root)
     written = write_outputs(args.command, args.scale, records, root)
     print(render_table(args.command, records, args.scale))

@@ -28,7 +28,7 @@ Modules: :mod:`.protocols` (tables, recipes, scale overlays), :mod:`.plan` (runs
 from __future__ import annotations
 
 from .estimate import Estimate, dry_run_report, estimate, peak_memory, run_cost
-from .execute import execute, read_summary, run_status
+from .execute import execute
 from .plan import Run, check, dump, plan
 from .protocols import COMMANDS, PAPER, QUICK, SCALES, TINY, overlay, resolve
 from .tables import collect, layer_l2_l1, render_table, write_outputs
@@ -51,10 +51,8 @@ __all__ = [
     "overlay",
     "peak_memory",
     "plan",
-    "read_summary",
     "render_table",
     "resolve",
     "run_cost",
-    "run_status",
     "write_outputs",
 ]

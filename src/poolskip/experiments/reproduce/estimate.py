@@ -422,7 +422,7 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
     evaluation batch, step and evaluation times, and its estimated wall time; then the totals."""
     import platform
 
-    from .execute import run_status
+    from ..results import run_status
 
     cache: dict = {}
     head = (

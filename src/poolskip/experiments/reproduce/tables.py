@@ -15,7 +15,7 @@ from typing import Any
 from ..figures import save_figure
 from ..paper import paper_entry, paper_numbers
 from ..stats import format_mean_std, mean_std
-from .execute import read_summary, run_status
+from ..results import read_summary, run_status
 from .plan import Run
 
 __all__ = ["PAPER_DATASET_LABELS", "collect", "layer_l2_l1", "render_table", "write_outputs"]
@@ -44,7 +44,8 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
         rec = records[(r.row, r.column)]
         run_dir = root / "runs" / r.name
         if run_status(run_dir) == "finished":
-            metric, mode, final, _ = read_summary(run_dir)
+            summary = read_summary(run_dir)
+            metric, mode, final = summary.metric, summary.mode, summary.final
             if table == "fig4":
                 rec.setdefault("test_error", []).append(final)
                 metric, mode, final = "max_l2_l1", "min", max(layer_l2_l1(run_dir))
