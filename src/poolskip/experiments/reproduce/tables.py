@@ -14,8 +14,8 @@ from typing import Any
 
 from ..figures import save_figure
 from ..paper import paper_entry, paper_numbers
-from ..stats import format_mean_std, mean_std
 from ..results import read_summary, run_status
+from ..stats import format_mean_std, mean_std
 from .plan import Run
 
 __all__ = ["PAPER_DATASET_LABELS", "collect", "layer_l2_l1", "render_table", "write_outputs"]
