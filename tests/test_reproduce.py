@@ -157,9 +157,9 @@ def test_execute_refuses_a_run_another_process_holds_and_writes_nothing(tmp_path
     root = tmp_path / "table4-tiny"
     held = root / "runs" / runs[-1].name
     held.mkdir(parents=True)
-    (held / "config.yaml").write_text("task: classification\n")  # a start without checkpoint: 'stale' if free
     holder = RunDir(held)
-    holder.open(resume=True)
+    holder.open(resume=False)
+    (held / "config.yaml").write_text("task: classification\n")  # a start without checkpoint: 'stale' if free
     try:
         with pytest.raises(ResultsError, match="being trained by another process"):
             reproduce.execute(runs, root, log=lambda *a: None)
@@ -228,15 +228,23 @@ def test_table_in_the_papers_layout_with_paper_numbers_and_differences(tmp_path)
     root = tmp_path
     for r in runs:
         _fake_summary(root / "runs" / r.name, {"plain": 30.0, "pool_skip": 29.0}.get(r.key, 40.0) + r.seed)
-    md = render_table("table4", collect(runs, root), "quick")
+    records = collect(runs, root)
+    md = render_table("table4", records, "quick")
     assert "NOT the paper's protocol" in md and "Table 4" in md
     plain = next(ln for ln in md.splitlines() if ln.startswith("| VGG16 |"))
     cells = [c.strip() for c in plain.strip("|").split("|")]
-    # row, params, MACs, ours, paper, ours - paper, ours - our plain
-    assert cells[3] == "30.50 ± 0.71 (n=2)" and cells[4] == "27.84" and cells[5] == "+2.66" and cells[6] == "—"
+    # a shortened scale: row, params, MACs, ours, ours - our plain, the paper's row - its plain; never the
+    # paper's number beside ours
+    assert cells[3] == "30.50 ± 0.71 (n=2)" and cells[4] == "—" and cells[5] == "—"
     assert cells[1].endswith(" M") and cells[2].endswith(" M")
-    ours = next(ln for ln in md.splitlines() if ln.startswith("| +{Ours} |"))
-    assert "27.23" in ours and "-1.00" in ours  # the paper's +{Ours}, and ours vs our plain
+    ours = [c.strip() for c in next(ln for ln in md.splitlines() if ln.startswith("| +{Ours} |")).strip("|").split("|")]
+    assert ours[4] == "-1.00" and ours[5] == "-0.61"  # ours vs our plain; the paper's 27.23 - 27.84
+    assert "27.84" not in md and "27.23" not in md and "ours − paper" not in md
+    # at the paper's scale (and dataset) the paper's number and ours − paper are shown
+    paper_md = render_table("table4", [{**r, "dataset": r["column"]} for r in records], "paper")
+    row = next(ln for ln in paper_md.splitlines() if ln.startswith("| VGG16 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == "30.50 ± 0.71 (n=2)" and cells[4] == "27.84" and cells[5] == "+2.66" and cells[6] == "—"
 
 
 def test_stand_in_dataset_has_no_difference_to_the_papers_number(tmp_path):
@@ -245,12 +253,13 @@ def test_stand_in_dataset_has_no_difference_to_the_papers_number(tmp_path):
         _fake_summary(tmp_path / "runs" / r.name, {"plain": 50.0, "pool_skip": 51.5}[r.key])
     records = collect(runs, tmp_path)
     assert {r["dataset"] for r in records} == {"camvid"} and all(r["paper"] for r in records)
-    md = render_table("table2", records, "quick")
-    row = next(ln for ln in md.splitlines() if "51.50" in ln)
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    # ours (CamVid), paper (Cityscapes, for reference), ours - paper left out, ours - our plain
-    assert cells[3] == "51.50 (n=1)" and cells[5] == "—" and cells[6] == "+1.50"
-    assert "camvid for Cityscapes" in md and "left out" in md
+    for scale in ("quick", "paper"):  # even at the paper's scale, a stand-in dataset gets no ours − paper
+        md = render_table("table2", records, scale)
+        row = next(ln for ln in md.splitlines() if "51.50" in ln)
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[3] == "51.50 (n=1)" and "+1.50" in cells and "camvid for Cityscapes" in md and "left out" in md
+        if scale == "paper":
+            assert cells[5] == "—"  # ours - paper left out
 
 
 def test_run_records_the_table_and_csv_after_training(tmp_path, monkeypatch, capsys):
@@ -292,7 +301,7 @@ def test_tiny_table4_end_to_end_through_the_engine(tmp_path, capsys):
     md = (root / "table4.md").read_text()
     for label in ("VGG16", "+{Pool,Skip}", "+{Conv,Skip}", "+{Pool,Conv}", "+{Ours}"):
         assert f"| {label} " in md
-    assert "(n=1)" in md and "27.84" in md and "tiny" in md
+    assert "(n=1)" in md and "27.84" not in md and "paper: row − its plain" in md and "tiny" in md
     capsys.readouterr()
     assert _run(args) == 0
     assert "0 run(s) trained" in capsys.readouterr().out

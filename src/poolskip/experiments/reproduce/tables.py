@@ -16,6 +16,7 @@ from ..figures import save_figure
 from ..paper import paper_entry, paper_numbers
 from ..results import read_summary, run_status
 from ..stats import format_mean_std, mean_std
+from ..tables import Column, Stat, markdown, ours_minus_paper
 from .plan import Run
 
 __all__ = ["PAPER_DATASET_LABELS", "collect", "layer_l2_l1", "render_table", "write_outputs"]
@@ -108,66 +109,71 @@ def _record(r: Run) -> dict[str, Any]:
     }
 
 
-def _fmt(v: float | None, digits: int = 2) -> str:
-    return "—" if v is None else f"{v:.{digits}f}"
-
-
 def _costs(rec: Mapping[str, Any]) -> tuple[str, str]:
-    params = f"{rec['params'] / 1e6:.2f} M" if rec.get("params") is not None else "—"
-    macs = f"{rec['macs'] / 1e6:.1f} M" if rec.get("macs") is not None else "—"
+    params = f"{rec['params'] / 1e6:.2f} M" if rec.get("params") is not None else None
+    macs = f"{rec['macs'] / 1e6:.1f} M" if rec.get("macs") is not None else None
     return params, macs
 
 
 def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str) -> str:
-    """The table in the paper's layout (Markdown): ours, the paper's, their difference, vs our plain, cost."""
+    """The table in the paper's layout (Markdown, through the one renderer :mod:`..tables`).
+
+    At ``scale == "paper"`` each dataset column shows ours, the paper's number, ours − paper and ours − our
+    plain. At a shortened scale our number is never set beside the paper's (a shortened protocol is not the
+    paper's experiment): the columns are ours, ours − our plain, and the paper's own difference of that row
+    from its plain network, the direction to compare with."""
     data = paper_numbers()[command]
     columns = list(dict.fromkeys(r["column"] for r in records))
     datasets = {r["column"]: r["dataset"] for r in records}
-    head = ["row", "params", "MACs/sample"]
+    at_paper_scale = scale == "paper"
+    cols = [Column("row", "row", False), Column("params", "params"), Column("macs", "MACs/sample")]
     for c in columns:
         label = PAPER_DATASET_LABELS.get(c, c)
         ours = f"ours on {datasets[c]}" if datasets[c] != c else "ours"
-        head += [f"{label}: {ours}", "paper", "ours − paper", "ours − our plain"]
-    lines = [
-        f"## {data['title']}",
-        "",
-        f"Scale: **{scale}**"
-        + (
-            ""
-            if scale == "paper"
-            else " — a shortened run, NOT the paper's protocol; "
-            "compare directions and differences, not absolute numbers."
-        ),
-        "",
-    ]
-    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+        cols.append(Column(f"{c}:ours", f"{label}: {ours}"))
+        if at_paper_scale:
+            cols += [Column(f"{c}:paper", "paper"), Column(f"{c}:diff", "ours − paper", signed=True)]
+        cols.append(Column(f"{c}:vs_plain", "ours − our plain", signed=True))
+        if not at_paper_scale:
+            cols.append(Column(f"{c}:paper_vs_plain", "paper: row − its plain", signed=True))
     by_key = {(r["row"], r["column"]): r for r in records}
     plain_of = {(r["group"], r["column"]): r for r in records if r["key"] == "plain"}
+    rows = []
     for row in dict.fromkeys(r["row"] for r in records):
         first = next(r for r in records if r["row"] == row)
         params, macs = _costs(first)
-        cells = [row, params, macs]
+        cells: dict[str, Any] = {"row": row, "params": params, "macs": macs}
         for c in columns:
             rec = by_key.get((row, c))
             if rec is None:
-                cells += ["", "", "", ""]
                 continue
-            vals = rec["values"]
-            mean, std = mean_std(vals)
-            ours = format_mean_std(mean, std, len(vals), missing="not run")
-            if rec.get("note"):
-                ours = f"n/a: {rec['note']}"
+            ours = Stat(tuple(rec["values"]))
+            cells[f"{c}:ours"] = f"n/a: {rec['note']}" if rec.get("note") else (ours if len(ours) else "not run")
             p = rec.get("paper")
-            paper = "—" if p is None else format_mean_std(p["mean"], p.get("std"))
-            # a stand-in dataset (CamVid for Cityscapes, Hippocampus for BTCV) has no paper number to subtract
-            same_data = datasets[c] == c
-            diff = "—" if p is None or mean is None or not same_data else f"{mean - p['mean']:+.2f}"
             base = plain_of.get((rec["group"], c))
-            vs_plain = "—"
-            if base is not None and base is not rec and base["values"] and mean is not None:
-                vs_plain = f"{mean - statistics.fmean(base['values']):+.2f}"
-            cells += [ours, paper, diff, vs_plain]
-        lines.append("| " + " | ".join(cells) + " |")
+            if base is not None and base is not rec and base["values"] and ours.mean is not None:
+                cells[f"{c}:vs_plain"] = ours.mean - statistics.fmean(base["values"])
+            if at_paper_scale:
+                cells[f"{c}:paper"] = None if p is None else format_mean_std(p["mean"], p.get("std"))
+                cells[f"{c}:diff"] = ours_minus_paper(
+                    ours.mean, None if p is None else p["mean"], dataset=datasets[c], paper_dataset=c, scale=scale
+                )
+            else:
+                bp = None if base is None or base is rec else base.get("paper")
+                if p is not None and bp is not None:
+                    cells[f"{c}:paper_vs_plain"] = float(p["mean"] - bp["mean"])
+        rows.append(cells)
+    lines = [f"## {data['title']}", ""]
+    if not at_paper_scale:
+        lines += [
+            f"Scale: **{scale}** — a shortened run, NOT the paper's protocol: our numbers are not comparable with "
+            "the paper's and are not shown beside them; compare directions (ours − our plain vs the paper's row − "
+            "its plain).",
+            "",
+        ]
+    else:
+        lines += ["Scale: **paper**.", ""]
+    lines.append(markdown(rows, cols, missing="—"))
     metric = next((r["metric"] for r in records if r["metric"]), data["metric"])
     mode = next((r["mode"] for r in records if r["mode"]), data["mode"])
     lines += [
@@ -183,8 +189,7 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
             "",
             "Ours on a stand-in dataset ("
             + ", ".join(f"{datasets[c]} for {PAPER_DATASET_LABELS.get(c, c)}" for c in stand_ins)
-            + "): the paper's number is shown for reference only, ours − paper is left out (—); "
-            "compare ours − our plain with the paper's Pool Skip − plain.",
+            + "): ours − paper is left out (—); compare ours − our plain with the paper's row − its plain.",
         ]
     errors = [(r["row"], r["column"], r["test_error"]) for r in records if r.get("test_error")]
     if errors:
