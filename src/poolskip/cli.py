@@ -28,7 +28,7 @@ COMMANDS = {
     "diagnose": ("diagnose", "weight l2/l1, dead units, gradient flow per layer: CSV + plots"),
     "reproduce": (
         "reproduce",
-        "one command per table/figure of the paper: plan, train what is left, the table beside the paper's numbers",
+        "one command per table/figure of the paper: plan, train what is left, write the table in the paper's layout",
     ),
     "ensemble": ("ensemble", "3D segmentation: average the folds' softmax on the test set and score it"),
     "nnunet": ("nnunet", "the nnUNet_extTrainer folder holding poolskip's nnU-Net v2 trainers (--export, --list)"),
