@@ -30,7 +30,7 @@ from typing import Any
 from ..controls import build, cost
 from .plan import Run
 
-__all__ = ["DATASETS", "GiB", "DatasetInfo", "Estimate", "cost_kwargs", "estimate", "peak_memory", "run_cost"]
+__all__ = ["DATASETS", "GiB", "DatasetInfo", "Estimate", "estimate", "peak_memory", "run_cost"]
 
 GiB = 2**30
 
@@ -95,32 +95,16 @@ def _info(run_: Run) -> DatasetInfo:
     return DatasetInfo(n_train, n_eval, info.classes, train_shape, eval_shape)
 
 
-def cost_kwargs(model: str, kwargs: Mapping[str, Any] | None, shape: Sequence[int]) -> dict[str, Any]:
-    """The factory options a cost is counted with: a model planned for its patch (nnU-Net) is planned for
-    the input it is counted at, as the task plans it for the patches it trains on."""
-    from ...models._registry import factory_parameters
-
-    kwargs = dict(kwargs or {})
-    try:
-        takes = factory_parameters(model) or []
-    except ValueError:
-        takes = []
-    if "patch_size" in takes and "patch_size" not in kwargs and len(shape) == 4:
-        kwargs["patch_size"] = list(shape[1:])
-    return kwargs
-
-
 def _net(run_: Run, info: DatasetInfo, device: str):
-    kwargs = cost_kwargs(run_.model, run_.config.get("model_kwargs"), info.train_shape)
-    return build(run_.model, run_.config.get("pool_skip"), kwargs, info.classes, info.train_shape[0], device)
+    kwargs, shape = run_.config.get("model_kwargs") or {}, info.train_shape
+    return build(run_.model, run_.config.get("pool_skip"), kwargs, info.classes, device=device, input_shape=shape)
 
 
 def run_cost(run_: Run) -> tuple[int, int]:
     """``(parameters, multiply-adds per training input)`` of the run's network, the count every table and
     dry run prints."""
     info = _info(run_)
-    kwargs = cost_kwargs(run_.model, run_.config.get("model_kwargs"), info.train_shape)
-    c = cost(run_.model, run_.config.get("pool_skip"), kwargs, info.classes, info.train_shape)
+    c = cost(run_.model, run_.config.get("pool_skip"), run_.config.get("model_kwargs"), info.classes, info.train_shape)
     return c.params, c.macs
 
 

@@ -90,16 +90,15 @@ def _columns(command: str, scale: str, dataset: str | None) -> list[tuple[str, s
 def _control_rows(net: Net, ours: object, dataset: str, skip: set[str]) -> list[tuple[str, str, object, dict]]:
     """The controls' rows (suffix, key, pool_skip, model_kwargs) for one network, costs counted at the
     dataset's input shape (nnU-Net planned for that patch; the run itself keeps the task's plan)."""
-    from .estimate import DATASETS, cost_kwargs
+    from .estimate import DATASETS
 
     info = DATASETS.get(dataset)
     n_classes, shape = (info.classes, info.train_shape) if info else (10, (3, 32, 32))
-    costed = cost_kwargs(net.model, net.kwargs, shape)
     rows = []
     for name in CONTROLS:
         if name in skip or (name == "wide" and not has_width(net.model)):
             continue  # no width knob: run() says so, nothing to run
-        ps, mk = control_spec(name, net.model, ours, costed, n_classes, shape)
+        ps, mk = control_spec(name, net.model, ours, net.kwargs, n_classes, shape)
         rows.append((CONTROL_LABELS[name], name, ps, {**net.kwargs, **{k: v for k, v in mk.items() if k == "width"}}))
     return rows
 
