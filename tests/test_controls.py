@@ -76,7 +76,7 @@ def test_cost_counts_like_the_models_table():
 
 # ------------------------------------------------------------------------------------ paper numbers
 
-# Verbatim fragments of the paper's tables (paper/poolskip-paper.md), one per checked entry.
+# Verbatim fragments of the paper's tables (Sun et al., AAAI 2025), one per checked entry.
 PAPER_TEXT = {
     ("table1", "mobilenet", "cifar100", "pool_skip"): "28.31 ± 0.23 -5.44",
     ("table1", "resnet18", "cifar10", "plain"): "5.17 ± 0.15",
