@@ -2,9 +2,9 @@
 
 Each command is a plan (a list of runs: a cell of the table, the recipe its config starts from and the
 layers over it, a seed and, for Table 3, a fold), then the runs (finished ones skipped, half-done ones
-resumed), then the table in the paper's layout: our mean ± std over seeds beside the paper's number,
-their difference, our difference to our own plain network, and the parameters and multiply-adds of every
-row. Figures are PNGs.
+resumed), then the table in the paper's layout: our mean ± std over seeds, our difference to our own plain
+network (beside the paper's number and ours − paper only at the paper's scale and dataset), and the
+parameters and multiply-adds of every row. Figures are PNGs.
 
 Scales (:mod:`.protocols`):
 
@@ -14,7 +14,10 @@ Scales (:mod:`.protocols`):
 - ``quick``: a clearly labelled shortened version (a data subset, fewer epochs, 3 seeds, smaller
   widths) sized for tens of minutes per table on a 2-core CPU, declared in :data:`.protocols.QUICK`.
   Never the paper's protocol.
-- ``tiny``: a smoke test (scikit-learn's digits, a small CNN, 1 epoch, 1 seed) for CI.
+- ``tiny``: a smoke test for the tests, declared in :data:`.protocols.TINY`: 1 epoch, 1 seed, the table's
+  rows on tiny networks and data (scikit-learn's digits for Tables 1, 4 and 5; 64 CIFAR-10 images and a
+  ResNet50 of width 4 for Figures 3 and 4; a CamVid or Decathlon folder given with ``--data-dir``, cut to
+  a few steps and volumes, for Tables 2 and 3).
 
 ``--controls`` adds the cost-matched controls of :mod:`poolskip.experiments.controls` to every row
 with Pool Skip: the {Conv, Skip} ablation (same cost, no pooling), a plain network widened to Pool
