@@ -45,7 +45,7 @@ from ..dist import Dist
 from ..files import atomic_write, atomic_write_text
 from ..metrics import IGNORE_INDEX
 from .cache import cache_root
-from .datasets import DatasetError
+from .errors import DatasetError
 from .loader import Batch, mix_seed
 
 __all__ = [

@@ -41,7 +41,7 @@ from ..dist import Dist
 from ..files import atomic_save, atomic_write_text
 from ..optional import require
 from .cache import cache_root
-from .datasets import DatasetError, other_task_hint
+from .errors import DatasetError, other_task_hint
 from .loader import Batch, mix_seed
 
 __all__ = [

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..config import DataConfig, option
 from ..data import Batch, DatasetError
-from ..data.datasets import other_task_hint
+from ..data.errors import other_task_hint
 from ..data.segmentation import (
     CAMVID_CLASSES,
     CITYSCAPES_CLASSES,
