@@ -15,7 +15,7 @@ def other_task_hint(dataset: str) -> str:
     """For an unknown-dataset error: which task reads ``dataset`` instead, e.g. ``" ('camvid' is a 2D
     segmentation dataset: set --task segmentation)"``; empty when no task does."""
     from .classification.readers import DATASETS
-    from .segmentation import SEG_DATASETS
+    from .seg2d.readers import SEG_DATASETS
     from .volumetric import LAYOUTS
 
     for task, names, what in (
