@@ -16,7 +16,7 @@ def other_task_hint(dataset: str) -> str:
     segmentation dataset: set --task segmentation)"``; empty when no task does."""
     from .classification.readers import DATASETS
     from .seg2d.readers import SEG_DATASETS
-    from .volumetric import LAYOUTS
+    from .seg3d.readers import LAYOUTS
 
     for task, names, what in (
         ("classification", DATASETS, "an image classification"),
