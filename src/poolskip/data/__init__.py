@@ -5,9 +5,9 @@ One subpackage per modality, each with its readers, cache, augmentation and load
 :class:`Batch` and :func:`mix_seed` (:mod:`poolskip.data.loader`), :class:`DatasetError`
 (:mod:`poolskip.data.errors`) and the cache folder (:func:`poolskip.data.cache.cache_root`).
 
-Augmentation has one interface in every modality (:class:`~poolskip.data.classification.ClassificationAugment`,
-...), in two phases so that every process of a distributed run draws the same random parameters for the
-global batch and applies only its own share:
+Augmentation has one interface in every modality (``ClassificationAugment``, ``Seg2dAugment``,
+``Seg3dAugment``), in two phases so that every process of a distributed run draws the same random parameters
+for the global batch and applies only its own share:
 
 - ``sample(sizes, generator) -> params``: the random parameters of a global batch whose samples have spatial
   sizes ``sizes`` (N, D), drawn in a fixed order from ``generator``; ``params`` is a dict of tensors whose
@@ -15,6 +15,10 @@ global batch and applies only its own share:
 - ``apply(inputs, targets, params, normalise=None) -> (inputs, targets)``: the augmented samples, the
   inputs normalised by ``normalise`` (the loader's; applied where the augmentation needs it, e.g. before
   cutout).
+
+In 3D, MONAI's transforms draw their own parameters from a random state: the sample phase is
+``PatchSampler.plan`` (one seed per sample, which also places the patch) and ``Seg3dAugment.apply`` takes
+those seeds as ``params["seed"]``.
 """
 
 from .classification import DATASETS, ClassificationAugment, ImageData, TensorLoader, load_dataset
