@@ -23,13 +23,13 @@ import torch.nn.functional as F
 
 
 def tensor_pipeline(args, mean, std):
-    from poolskip.data import BatchAugment, TensorLoader, load_dataset
+    from poolskip.data import ClassificationAugment, TensorLoader, load_dataset
 
     t0 = time.perf_counter()
     data = load_dataset("imagefolder", args.data_dir, cache_dir=args.cache_dir)
     load_s = time.perf_counter() - t0
     loader = TensorLoader(
-        data.train_x, data.train_y, args.batch, mean=mean, std=std, augment=BatchAugment(4, True), shuffle=True
+        data.train_x, data.train_y, args.batch, mean=mean, std=std, augment=ClassificationAugment(4, True), shuffle=True
     )
     return (lambda epoch: ((b.inputs, b.targets) for b in loader.batches(epoch))), len(loader), load_s
 

@@ -25,12 +25,12 @@ MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def tensor_pipeline(args):
-    from poolskip.data.segmentation import SegAugment, SegLoader, load_segmentation
+    from poolskip.data.seg2d import Seg2dAugment, SegLoader, load_segmentation
 
     t0 = time.perf_counter()
     data = load_segmentation("camvid", args.data_dir, eval_split="test", cache_dir=args.cache_dir)
     load_s = time.perf_counter() - t0
-    aug = SegAugment(tuple(args.crop), (0.5, 2.0), flip=True, color_jitter=0.5)
+    aug = Seg2dAugment(tuple(args.crop), (0.5, 2.0), flip=True, color_jitter=0.5)
     loader = SegLoader(data.train, args.batch, mean=MEAN, std=STD, augment=aug, seed=0)
     return (lambda epoch: ((b.inputs, b.targets) for b in loader.batches(epoch))), len(loader), load_s
 

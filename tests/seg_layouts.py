@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from poolskip.data.segmentation import voc_palette
+from poolskip.data.seg2d import voc_palette
 
 
 def _image(rng: np.random.Generator, h: int, w: int) -> Image.Image:

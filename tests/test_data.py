@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from poolskip.data import BatchAugment, DatasetError, TensorLoader, load_dataset
-from poolskip.data import datasets as ds
-from poolskip.data.augment import cutout, random_crop, rotate
+from poolskip.data import ClassificationAugment, DatasetError, TensorLoader, load_dataset
+from poolskip.data.classification import readers as ds
+from poolskip.data.classification.augment import cutout, random_crop, rotate
 from poolskip.dist import Dist
 
 
@@ -147,7 +147,7 @@ def test_loader_shares_add_up_to_the_single_process_batch():
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (37, 3, 8, 8), dtype=torch.uint8, generator=g)
     y = torch.arange(37)
-    kw = dict(mean=[0.5] * 3, std=[0.25] * 3, augment=BatchAugment(2, True, 10.0, 3), shuffle=True, seed=7)
+    kw = dict(mean=[0.5] * 3, std=[0.25] * 3, augment=ClassificationAugment(2, True, 10.0, 3), shuffle=True, seed=7)
     single = list(TensorLoader(x, y, 10, **kw).batches(epoch=3))
     ranks = [list(TensorLoader(x, y, 10, dist=Dist(r, 2), **kw).batches(epoch=3)) for r in (0, 1)]
     assert len(single) == 4 and [b.global_size for b in single] == [10, 10, 10, 7]

@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 
 from poolskip.data import DatasetError
-from poolskip.data import segmentation as seg
-from poolskip.data.segmentation import IGNORE, SegAugment, SegLoader, SegSplit, load_segmentation
+from poolskip.data.seg2d import IGNORE, Seg2dAugment, SegLoader, SegSplit, load_segmentation
+from poolskip.data.seg2d import cache as seg_cache
 from poolskip.dist import Dist
 from seg_layouts import make_camvid, make_cityscapes, make_segfolder, make_voc
 
@@ -110,7 +110,7 @@ def test_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch):
     def boom(pair):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(seg, "_decode_pair", boom)
+    monkeypatch.setattr(seg_cache, "_decode_pair", boom)
     again = load_segmentation("camvid", root, cache_dir=tmp_path / "cache")
     assert all(torch.equal(a, b) for a, b in zip(first.train.images, again.train.images))
     monkeypatch.undo()
@@ -155,7 +155,7 @@ def _split(n=5, h=30, w=40, seed=0, sizes=None):
 
 def test_identity_parameters_reproduce_image_and_mask_exactly():
     s = _split()
-    aug = SegAugment((30, 40), (1.0, 1.0), flip=False)
+    aug = Seg2dAugment((30, 40), (1.0, 1.0), flip=False)
     p = aug.sample(torch.tensor([[30, 40]] * 5), torch.Generator().manual_seed(0))
     x, y = aug.apply(s.images, s.masks, p)
     close = dict(atol=1e-3, rtol=0)  # bilinear weights at exact pixel centres, up to float32 rounding of the grid
@@ -169,12 +169,12 @@ def test_identity_parameters_reproduce_image_and_mask_exactly():
 
 def test_crop_inside_a_larger_image_is_a_slice_and_padding_is_image_0_mask_ignore():
     s = _split(n=1, h=30, w=40)
-    aug = SegAugment((10, 12), (1.0, 1.0), flip=False)
+    aug = Seg2dAugment((10, 12), (1.0, 1.0), flip=False)
     p = {"scaled": torch.tensor([[30.0, 40.0]]), "offset": torch.tensor([[7.0, 20.0]]), "flip": torch.tensor([False])}
     x, y = aug.apply(s.images, s.masks, p)
     torch.testing.assert_close(x[0], s.images[0][:, 7:17, 20:32].float(), atol=1e-3, rtol=0)
     assert torch.equal(y[0], s.masks[0][7:17, 20:32].long())
-    big = SegAugment((34, 46), (1.0, 1.0), flip=False)  # larger than the image: placed at offset (-2, -3)
+    big = Seg2dAugment((34, 46), (1.0, 1.0), flip=False)  # larger than the image: placed at offset (-2, -3)
     p = {"scaled": torch.tensor([[30.0, 40.0]]), "offset": torch.tensor([[-2.0, -3.0]]), "flip": torch.tensor([False])}
     x, y = big.apply(s.images, s.masks, p)
     torch.testing.assert_close(x[0, :, 2:32, 3:43], s.images[0].float(), atol=1e-3, rtol=0)
@@ -185,14 +185,14 @@ def test_crop_inside_a_larger_image_is_a_slice_and_padding_is_image_0_mask_ignor
 
 def test_scaling_by_two_repeats_mask_pixels():
     s = _split(n=1, h=6, w=8)
-    aug = SegAugment((12, 16), (2.0, 2.0), flip=False)
+    aug = Seg2dAugment((12, 16), (2.0, 2.0), flip=False)
     p = aug.sample(torch.tensor([[6, 8]]), torch.Generator().manual_seed(0))
     _, y = aug.apply(s.images, s.masks, p)
     assert torch.equal(y[0], s.masks[0].long().repeat_interleave(2, 0).repeat_interleave(2, 1))
 
 
 def test_sampled_offsets_stay_in_range_and_jitter_keeps_padding_black():
-    aug = SegAugment((20, 20), (0.5, 2.0), flip=True, color_jitter=0.5)
+    aug = Seg2dAugment((20, 20), (0.5, 2.0), flip=True, color_jitter=0.5)
     sizes = torch.tensor([[30, 40]] * 200)
     p = aug.sample(sizes, torch.Generator().manual_seed(3))
     scaled, off = p["scaled"], p["offset"]
@@ -206,7 +206,7 @@ def test_sampled_offsets_stay_in_range_and_jitter_keeps_padding_black():
 
 
 def _loader(split, **kw):
-    aug = SegAugment((16, 16), (0.5, 1.5), flip=True, color_jitter=0.2)
+    aug = Seg2dAugment((16, 16), (0.5, 1.5), flip=True, color_jitter=0.2)
     return SegLoader(split, 4, mean=[0.5] * 3, std=[0.25] * 3, augment=aug, seed=7, **kw)
 
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from poolskip.data import DatasetError
-from poolskip.data.segmentation import IGNORE
+from poolskip.data.seg2d import IGNORE
 from poolskip.engine import build_task
 from poolskip.engine.config import ConfigError, make_config
 from poolskip.models import create_model

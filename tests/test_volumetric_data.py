@@ -14,7 +14,7 @@ pytest.importorskip("nibabel")
 
 import volumetric_data as vd  # noqa: E402
 from poolskip.data import DatasetError  # noqa: E402
-from poolskip.data import volumetric as V  # noqa: E402
+from poolskip.data import seg3d as V  # noqa: E402
 from poolskip.dist import Dist  # noqa: E402
 
 
@@ -139,7 +139,7 @@ def test_mri_is_z_scored(msd, tmp_path):
 def test_patches_are_a_function_of_seed_epoch_step_and_split_across_ranks(msd, tmp_path):
     ds = V.load_volumes("decathlon", msd)
     vols = list(V.preprocess_all(ds, sorted(ds.cases), V.Preprocessing((1.0, 1.0, 1.0)), tmp_path).values())
-    kw = dict(seed=5, augment=V.Augment())
+    kw = dict(seed=5, augment=V.Seg3dAugment())
     one = V.PatchSampler(vols, (16, 16, 16), 3, 4, **kw)
     b = one.batch(1, 2)
     assert b.inputs.shape == (3, 1, 16, 16, 16) and b.targets.shape == (3, 16, 16, 16) and b.global_size == 3

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.segmentation import IGNORE
+from ..data.seg2d import IGNORE
 from .figures import add_class_legend, save_figure
 
 __all__ = ["colorize", "save_prediction_figure"]

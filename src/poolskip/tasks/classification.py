@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import DataConfig, option
-from ..data import Batch, BatchAugment, ImageData, TensorLoader, load_dataset
+from ..data import Batch, ClassificationAugment, ImageData, TensorLoader, load_dataset
 from ..metrics import top1_error, top1_wrong
 from ..progress import track
 from .base import Autocast, ModelSpec, Monitor, TaskContext, register_task
@@ -80,7 +80,7 @@ class ClassificationTask:
             mean=self.mean, std=self.std, dist=self.dist, device=self.device,
             channels_last=ctx.channels_last,
         )  # fmt: skip
-        augment = BatchAugment(o.crop_padding, o.flip, o.rotation, o.cutout)
+        augment = ClassificationAugment(o.crop_padding, o.flip, o.rotation, o.cutout)
         self.train = TensorLoader(
             data.train_x, data.train_y, ctx.batch_size, augment=augment, shuffle=True, seed=ctx.seed, **common
         )

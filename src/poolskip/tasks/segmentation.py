@@ -1,6 +1,6 @@
 """2D semantic segmentation (DeepLabv3+ on VOC, Cityscapes, CamVid or an image/mask folder): mIoU (higher is better).
 
-Data: :func:`poolskip.data.segmentation.load_segmentation` decodes each split once into a cache; training
+Data: :func:`poolskip.data.seg2d.load_segmentation` decodes each split once into a cache; training
 batches are random-scaled, cropped (padding: image 0, mask ignored), flipped and optionally colour-jittered
 on the training device, deterministic in (seed, epoch, step). Loss: per-pixel cross-entropy with the ignore
 label 255; evaluation: whole images at full resolution (or, with ``segmentation.eval_window``, overlapping
@@ -22,16 +22,15 @@ from torch import nn
 
 from ..config import DataConfig, option
 from ..data import Batch, DatasetError
-from ..data.datasets import other_task_hint
-from ..data.segmentation import (
+from ..data.errors import other_task_hint
+from ..data.seg2d import Seg2dAugment, SegLoader
+from ..data.seg2d.readers import (
     CAMVID_CLASSES,
     CITYSCAPES_CLASSES,
     IGNORE,
     SEG_DATASETS,
     VOC_CLASSES,
-    SegAugment,
     SegData,
-    SegLoader,
     load_segmentation,
 )
 from ..metrics import confusion_matrix, iou_from_confusion
@@ -130,7 +129,7 @@ class SegmentationTask:
             mean=self.mean, std=self.std, dist=self.dist, device=self.device,
             channels_last=ctx.channels_last,
         )  # fmt: skip
-        augment = SegAugment(tuple(o.crop_size), tuple(o.scale_range), o.hflip, o.color_jitter)
+        augment = Seg2dAugment(tuple(o.crop_size), tuple(o.scale_range), o.hflip, o.color_jitter)
         self.train = SegLoader(self.data.train, ctx.batch_size, augment=augment, seed=ctx.seed, **common)
         self.eval = SegLoader(self.data.eval, ctx.eval_batch_size, **common)
 

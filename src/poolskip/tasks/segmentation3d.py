@@ -1,6 +1,6 @@
 """3D medical segmentation (the paper's Table 3): Dice + cross-entropy, sliding-window evaluation, Dice / NSD / IoU.
 
-Data: a Decathlon, nnU-Net raw, BTCV or AMOS folder (:mod:`poolskip.data.volumetric`), preprocessed once
+Data: a Decathlon, nnU-Net raw, BTCV or AMOS folder (:mod:`poolskip.data.seg3d`), preprocessed once
 and cached. Splits: the layout's fixed test set (BTCV 12 of 30, AMOS its 120 validation scans, none for the
 Decathlon and nnU-Net's raw layout) and a seeded k-fold cross-validation of the rest, in a JSON file that
 every fold reuses. ``fold: k`` trains on fold k's training part and evaluates on its validation part;
@@ -39,10 +39,10 @@ from torch import nn
 from ..config import option
 from ..data import Batch, DatasetError
 from ..data.cache import cache_root
-from ..data.volumetric import (
-    Augment,
+from ..data.seg3d import (
     PatchSampler,
     Preprocessing,
+    Seg3dAugment,
     crop_patch,
     load_volumes,
     patch_start,
@@ -155,7 +155,7 @@ class Segmentation3dTask:
         self.train_vols = list(preprocess_all(self.ds, self.train_ids, self.prep, cache, log).values())
         self.eval_vols = list(preprocess_all(self.ds, self.eval_ids, self.prep, cache, log).values())
         self.spacing, self.patch_size = spacing, [int(p) for p in patch]
-        augment = Augment(o.rotation, (o.zoom[0], o.zoom[1]), o.mirror, o.intensity_aug)
+        augment = Seg3dAugment(o.rotation, (o.zoom[0], o.zoom[1]), o.mirror, o.intensity_aug)
         self.sampler = PatchSampler(
             self.train_vols, self.patch_size, ctx.batch_size, o.iterations, seed=self.seed,
             oversample=o.oversample, augment=augment, dist=self.dist, device=self.device,

@@ -12,8 +12,6 @@ second run of a CIFAR or ImageFolder experiment starts in a second instead of de
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import pickle
 import sys
@@ -23,20 +21,16 @@ from pathlib import Path
 
 import torch
 
-from ..errors import PoolskipError, did_you_mean
-from ..files import atomic_save
-from ..progress import Progress
-from .cache import cache_root
+from ...errors import did_you_mean
+from ...progress import Progress
+from ..errors import DatasetError, other_task_hint
+from .cache import FIELDS, cached, file_listing, tree_listing
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 _CIFAR = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
     "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels"),
 }
-
-
-class DatasetError(PoolskipError):
-    """A dataset is missing or malformed; the message says which path was expected and how to get it."""
 
 
 @dataclass
@@ -84,32 +78,16 @@ def load_dataset(
         root = _cifar_root(name, data_dir, download)
         files = [root / f for f in _CIFAR[name][1] + _CIFAR[name][2]]
         return _subset(
-            _cached(name, _listing(files), cache_dir, lambda: _read_cifar(name, root), extra=None), train_subset
+            _cached(name, file_listing(files), cache_dir, lambda: _read_cifar(name, root), extra=None), train_subset
         )
     if name == "imagefolder":
         train_dir, test_dir = _imagefolder_dirs(data_dir)
-        listing = _tree_listing([train_dir, test_dir])
+        listing = tree_listing([train_dir, test_dir])
         read = lambda: _read_imagefolder(train_dir, test_dir, image_size, train_subset)  # noqa: E731
         return _cached(name, listing, cache_dir, read, [image_size, train_subset])
     raise DatasetError(
         f"unknown dataset {name!r}{did_you_mean(name, DATASETS)} (known: {', '.join(DATASETS)}){other_task_hint(name)}"
     )
-
-
-def other_task_hint(dataset: str) -> str:
-    """For an unknown-dataset error: which task reads ``dataset`` instead, e.g. ``" ('camvid' is a 2D
-    segmentation dataset: set --task segmentation)"``; empty when no task does."""
-    from .segmentation import SEG_DATASETS
-    from .volumetric import LAYOUTS
-
-    for task, names, what in (
-        ("classification", DATASETS, "an image classification"),
-        ("segmentation", SEG_DATASETS, "a 2D segmentation"),
-        ("segmentation3d", LAYOUTS, "a 3D segmentation"),
-    ):
-        if dataset in names:
-            return f" ({dataset!r} is {what} dataset: set --task {task})"
-    return ""
 
 
 def subset_indices(n: int, keep: int | None) -> torch.Tensor | None:
@@ -350,38 +328,11 @@ def _decode(path: str, image_size: int | None) -> torch.Tensor:
         raise DatasetError(f"imagefolder: cannot decode {path}: {e}") from None
 
 
-# ------------------------------------------------------------------------------------------- cache
-
-
-def _listing(files: list[Path]) -> list[tuple[str, int, int]]:
-    """(absolute path, size, mtime) of each file: what a cache entry is keyed by."""
-    return [(str(f.resolve()), (st := f.stat()).st_size, st.st_mtime_ns) for f in files]
-
-
-def _tree_listing(roots: list[Path]) -> list[tuple[str, int, int]]:
-    """:func:`_listing` of every file under ``roots`` (one stat per file: 60k files in seconds)."""
-    out = []
-    for root in roots:
-        root = str(root.resolve())
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in sorted(filenames):
-                st = os.stat(os.path.join(dirpath, name))
-                out.append((os.path.join(dirpath, name), st.st_size, st.st_mtime_ns))
-    return out
-
-
 def _cached(name: str, listing: list[tuple[str, int, int]], cache_dir, read, extra) -> ImageData:
-    """``read()`` once per source; the key covers the files' paths, sizes and mtimes, and ``extra``."""
-    key = hashlib.sha256(json.dumps([name, extra, listing]).encode()).hexdigest()[:16]
-    path = cache_root(cache_dir) / f"{name}-{key}.pt"
-    if path.is_file():
-        try:
-            d = torch.load(path, weights_only=True)
-            return ImageData(name, d["train_x"], d["train_y"], d["test_x"], d["test_y"], d["classes"])
-        except Exception:  # a truncated or foreign file: decode again and overwrite it
-            pass
-    data = read()
-    payload = {k: getattr(data, k) for k in ("train_x", "train_y", "test_x", "test_y", "classes")}
-    atomic_save(payload, path)
-    return data
+    """:func:`~poolskip.data.classification.cache.cached` with ``read()`` returning an :class:`ImageData`."""
+    d = cached(name, listing, cache_dir, lambda: _payload(read()), extra)
+    return ImageData(name, d["train_x"], d["train_y"], d["test_x"], d["test_y"], d["classes"])
+
+
+def _payload(data: ImageData) -> dict:
+    return {k: getattr(data, k) for k in FIELDS}

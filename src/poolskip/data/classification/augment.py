@@ -1,14 +1,15 @@
-"""Batched data augmentation on the training device (the airbench idea: no per-image Python work).
+"""Batched classification augmentation on the training device (the airbench idea: no per-image Python work).
 
-Random parameters are drawn for a whole batch first (:meth:`BatchAugment.sample`), then applied
-(:meth:`BatchAugment.apply`). Splitting the two lets every process of a distributed run draw the same
-parameters for the global batch and apply only its own share, so N processes see exactly the images
-one process would.
+Random parameters are drawn for a whole batch first (:meth:`ClassificationAugment.sample`), then applied
+(:meth:`ClassificationAugment.apply`): the two-phase interface every modality's augmentation has (see
+:mod:`poolskip.data`). Splitting the two lets every process of a distributed run draw the same parameters
+for the global batch and apply only its own share, so N processes see exactly the images one process would.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 
 
 @dataclass
-class BatchAugment:
+class ClassificationAugment:
     """Crop after zero padding, horizontal flip and rotation on [0, 255] pixels; cutout after normalisation.
 
     The order and fills follow torchvision's ``RandomCrop(padding) -> RandomHorizontalFlip ->
@@ -29,8 +30,11 @@ class BatchAugment:
     rotation: float = 0.0
     cutout: int = 0
 
-    def sample(self, n: int, height: int, width: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Random parameters for ``n`` images, drawn in a fixed order from ``generator``."""
+    def sample(self, sizes: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Random parameters for images of ``sizes`` (N, 2) = (H, W) (one size: a classification batch has
+        one), drawn in a fixed order from ``generator`` on its device."""
+        n = len(sizes)
+        height, width = (int(v) for v in sizes[0]) if n else (0, 0)
         dev = generator.device
         p = {}
         if self.crop_padding:
@@ -45,18 +49,27 @@ class BatchAugment:
             p["cx"] = torch.randint(0, width, (n,), device=dev, generator=generator)
         return p
 
-    def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor], mean: torch.Tensor, std: torch.Tensor):
-        """Augment float images ``x`` (N, C, H, W) with values in [0, 255]; returns normalised images."""
+    def apply(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        normalise: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment float images ``x`` (N, C, H, W) with values in [0, 255]; returns the images normalised by
+        ``normalise`` (between rotation and cutout, so the hole is 0 after normalisation) and the labels
+        ``y`` unchanged."""
         if "dy" in params:
             x = random_crop(x, params["dy"], params["dx"], self.crop_padding)
         if "flip" in params:
             x = torch.where(params["flip"][:, None, None, None], x.flip(3), x)
         if "angle" in params:
             x = rotate(x, params["angle"])
-        x = (x - mean) / std
+        if normalise is not None:
+            x = normalise(x)
         if "cy" in params:
             x = cutout(x, params["cy"], params["cx"], self.cutout)
-        return x
+        return x, y
 
 
 def random_crop(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, padding: int) -> torch.Tensor:

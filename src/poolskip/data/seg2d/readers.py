@@ -1,4 +1,4 @@
-"""Semantic segmentation data: Pascal VOC 2012, Cityscapes (fine), CamVid (SegNet's) and any image/mask folder.
+"""2D semantic segmentation readers: Pascal VOC 2012, Cityscapes (fine), CamVid (SegNet's) and any image/mask folder.
 
 Each split is decoded once into a cache (uint8 ``(3, H, W)`` images and uint8 ``(H, W)`` raw masks, keyed by
 the files' paths, sizes and mtimes): one flat ``.bin`` file of raw bytes, written as decoding goes (never the
@@ -9,7 +9,8 @@ mapped to train ids when a mask is used (Cityscapes labelIds -> 19 train ids; Ca
 cache never goes stale when a mapping changes; every split then uses :data:`IGNORE` (255) for ignored pixels.
 The values each mask holds are kept in the index, so label checks never reread the masks.
 
-Training batches are cut and augmented on the training device by :class:`SegLoader` with :class:`SegAugment`
+Training batches are cut and augmented on the training device by :class:`~poolskip.data.seg2d.SegLoader`
+with :class:`~poolskip.data.seg2d.Seg2dAugment`
 (random scale, crop with padding - image 0, mask ignore - horizontal flip, optional colour jitter) in one
 ``grid_sample`` per image size of the batch. Batch ``b`` of epoch ``e`` is a function of (seed, e, b) only, and
 under ``torchrun`` every process draws the global batch's parameters and keeps its own contiguous share.
@@ -30,37 +31,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..dist import Dist
-from ..errors import did_you_mean
-from ..files import atomic_write, atomic_write_text
-from ..metrics import IGNORE_INDEX
-from .cache import cache_root
-from .datasets import DatasetError
-from .loader import Batch, mix_seed
+from ...errors import did_you_mean
+from ...metrics import IGNORE_INDEX
+from ..cache import cache_root
+from ..errors import DatasetError
+from .cache import CACHE_VERSION, CachedTensors, Pairs, read_index, write_cache
 
-__all__ = [
-    "IGNORE",
-    "SEG_DATASETS",
-    "SegAugment",
-    "SegData",
-    "SegLoader",
-    "SegSplit",
-    "load_segmentation",
-]
+__all__ = ["IGNORE", "SEG_DATASETS", "SegData", "SegSplit", "load_segmentation", "voc_palette"]
 
 IGNORE = IGNORE_INDEX  # the ignored label in every mapped mask (the metrics leave it out)
-CACHE_VERSION = 2  # 2: memory-mapped .bin + .json index (1: one torch.save file)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 VOC_CLASSES = (
@@ -127,25 +114,6 @@ def _pick(seq: Sequence[torch.Tensor], keep: Sequence[int]) -> Sequence[torch.Te
     return seq.subset(keep) if hasattr(seq, "subset") else [seq[i] for i in keep]
 
 
-class _Cached(Sequence):
-    """Tensors viewed, on access, from a memory-mapped uint8 file: ``shapes[i]`` at byte ``offsets[i]``."""
-
-    def __init__(self, data: np.ndarray, offsets: Sequence[int], shapes: Sequence[tuple[int, ...]]) -> None:
-        self.data, self.offsets, self.shapes = data, list(offsets), [tuple(s) for s in shapes]
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-    def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            return self.subset(range(len(self))[i])
-        o, shape = self.offsets[i], self.shapes[i]
-        return torch.from_numpy(self.data[o : o + math.prod(shape)].reshape(shape))
-
-    def subset(self, keep: Sequence[int]) -> _Cached:
-        return _Cached(self.data, [self.offsets[i] for i in keep], [self.shapes[i] for i in keep])
-
-
 class _Mapped(Sequence):
     """Raw masks mapped through a lookup table (raw value -> train id) each time one is read."""
 
@@ -178,10 +146,6 @@ class SegData:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
-
-
-# the (image path, mask path) pairs of a split, in order
-Pairs = list[tuple[Path, Path]]
 
 
 def _lut(num_classes: int, ignore_raw: Sequence[int] = (IGNORE,)) -> tuple[np.ndarray, np.ndarray]:
@@ -283,33 +247,6 @@ def _segfolder_pairs(data_dir: Path, split: str) -> Pairs:
 # ------------------------------------------------------------------------------------------- decoding
 
 
-def _decode_pair(pair: tuple[Path, Path]) -> tuple[torch.Tensor, torch.Tensor]:
-    from PIL import Image
-
-    img_path, mask_path = pair
-    for p in pair:
-        if not p.is_file():
-            raise DatasetError(f"{p} does not exist (needed for the image/mask pair of {img_path.name})")
-    try:
-        with Image.open(img_path) as im:
-            img = np.array(im.convert("RGB"))
-        with Image.open(mask_path) as m:
-            if m.mode not in ("P", "L", "I", "I;16"):
-                raise DatasetError(
-                    f"mask {mask_path} has mode {m.mode}; expected a palette or greyscale index PNG "
-                    "(one class per pixel)"
-                )
-            mask = np.array(m)
-    except OSError as e:
-        raise DatasetError(f"cannot decode {img_path} / {mask_path}: {e}") from None
-    if mask.shape != img.shape[:2]:
-        raise DatasetError(f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image {img_path} is "
-                           f"{img.shape[1]}x{img.shape[0]} (width x height)")  # fmt: skip
-    if mask.max(initial=0) > 255 or mask.min(initial=0) < 0:
-        raise DatasetError(f"mask {mask_path} holds values outside 0..255")
-    return torch.from_numpy(img).permute(2, 0, 1).contiguous(), torch.from_numpy(mask.astype(np.uint8))
-
-
 def _decode_split(name: str, split: str, pairs: Pairs, cache_dir) -> tuple[SegSplit, list[list[int]]]:
     """The split's raw images and masks from the cache (decoded and written first if it is missing or stale;
     key: paths, sizes and mtimes), and the distinct raw values of each mask."""
@@ -325,46 +262,13 @@ def _decode_split(name: str, split: str, pairs: Pairs, cache_dir) -> tuple[SegSp
             listing.append((str(p.resolve()), st.st_size, st.st_mtime_ns))
     key = hashlib.sha256(json.dumps([CACHE_VERSION, name, split, listing]).encode()).hexdigest()[:16]
     stem = cache_root(cache_dir) / f"seg-{name}-{split.replace('/', '_')}-{key}"
-    index = _read_index(stem, len(pairs))
+    index = read_index(stem, len(pairs))
     if index is None:
-        index = _write_cache(stem, pairs)
+        index = write_cache(stem, pairs)
     data = np.memmap(stem.with_suffix(".bin"), dtype=np.uint8, mode="c") if index["bytes"] else np.zeros(0, np.uint8)
-    images = _Cached(data, [e[0] for e in index["items"]], [(3, e[2], e[3]) for e in index["items"]])
-    masks = _Cached(data, [e[1] for e in index["items"]], [(e[2], e[3]) for e in index["items"]])
+    images = CachedTensors(data, [e[0] for e in index["items"]], [(3, e[2], e[3]) for e in index["items"]])
+    masks = CachedTensors(data, [e[1] for e in index["items"]], [(e[2], e[3]) for e in index["items"]])
     return SegSplit(images, masks, [p[0].name for p in pairs]), [e[4] for e in index["items"]]
-
-
-def _read_index(stem: Path, count: int) -> dict | None:
-    """The cache's index if it is complete and matches its data file; else None (decode again)."""
-    try:
-        index = json.loads(stem.with_suffix(".json").read_text())
-        ok = len(index["items"]) == count and stem.with_suffix(".bin").stat().st_size == index["bytes"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return index if ok else None
-
-
-def _write_cache(stem: Path, pairs: Pairs, chunk: int = 64) -> dict:
-    """Decode ``pairs`` a chunk at a time (threads), appending raw bytes to ``stem.bin``; then the index
-    ``stem.json`` (each item: image offset, mask offset, H, W, the mask's distinct values). Both atomic."""
-    items: list[list] = []
-
-    def write(fh) -> None:
-        offset = 0
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            for k in range(0, len(pairs), chunk):
-                for img, mask in pool.map(_decode_pair, pairs[k : k + chunk]):
-                    h, w = mask.shape
-                    values = np.flatnonzero(np.bincount(mask.numpy().ravel(), minlength=256)).tolist()
-                    items.append([offset, offset + img.numel(), h, w, values])
-                    fh.write(img.numpy().tobytes())
-                    fh.write(mask.numpy().tobytes())
-                    offset += img.numel() + mask.numel()
-
-    atomic_write(stem.with_suffix(".bin"), write)
-    index = {"version": CACHE_VERSION, "bytes": sum(3 * h * w + h * w for _, _, h, w, _ in items), "items": items}
-    atomic_write_text(stem.with_suffix(".json"), json.dumps(index))
-    return index
 
 
 def _check_values(name: str, values: list[list[int]], pairs: Pairs, allowed: np.ndarray, what: str) -> None:
@@ -460,171 +364,3 @@ def _keep_subset(split: SegSplit, n: int | None) -> SegSplit:
         return split
     keep = torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:n].sort().values
     return split.subset(keep.tolist())
-
-
-# ---------------------------------------------------------------------------------------- augmentation
-
-
-@dataclass
-class SegAugment:
-    """Random scale, crop (padding: image 0, mask ignore), horizontal flip and colour jitter, image and mask
-    together (DeepLab's ``RandomScale -> RandomCrop(pad_if_needed) -> RandomHorizontalFlip -> ColorJitter``).
-
-    The image is resampled bilinearly (no antialiasing) and the mask by nearest neighbour, through one
-    ``grid_sample`` per source size. Colour jitter multiplies brightness, contrast and saturation by factors
-    in ``[1 - color_jitter, 1 + color_jitter]``, in that fixed order.
-    """
-
-    crop_size: tuple[int, int] = (513, 513)
-    scale_range: tuple[float, float] = (0.5, 2.0)
-    flip: bool = True
-    color_jitter: float = 0.0
-
-    def sample(self, sizes: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Parameters for images of ``sizes`` (N, 2) = (H, W), drawn on the CPU in a fixed order."""
-        n = len(sizes)
-        lo, hi = self.scale_range
-        scale = lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
-        scaled = (sizes.double() * scale[:, None]).round().clamp(min=1)
-        crop = torch.tensor(self.crop_size, dtype=torch.float64)
-        # the crop's top-left corner in the scaled image: inside it when the image is larger, else the image
-        # lies at a random place inside the (padded) crop
-        first, last = torch.minimum(scaled - crop, torch.zeros(2)), torch.maximum(scaled - crop, torch.zeros(2))
-        u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
-        offset = first + torch.floor(u * (last - first + 1)).clamp(max=last - first)
-        p = {"scaled": scaled, "offset": offset}
-        p["flip"] = torch.rand(n, generator=generator) < 0.5 if self.flip else torch.zeros(n, dtype=torch.bool)
-        if self.color_jitter:
-            j = self.color_jitter
-            p["jitter"] = 1 - j + 2 * j * torch.rand(n, 3, generator=generator)
-        return p
-
-    def apply(
-        self, images: list[torch.Tensor], masks: list[torch.Tensor], params: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float images (N, 3, h, w) in [0, 255] and long masks (N, h, w) of crop size (h, w)."""
-        device = images[0].device
-        h, w = self.crop_size
-        n = len(images)
-        sizes = [tuple(im.shape[-2:]) for im in images]
-        groups = list(dict.fromkeys(sizes))
-        parts = []
-        for size in groups:  # one grid_sample per source size (usually one per batch)
-            sel = [i for i, s in enumerate(sizes) if s == size]
-            src_h, src_w = size
-            scaled = params["scaled"][sel].to(device, torch.float32)
-            offset = params["offset"][sel].to(device, torch.float32)
-            flip = params["flip"][sel].to(device)
-            rows = torch.arange(h, device=device, dtype=torch.float32) + 0.5
-            cols = torch.arange(w, device=device, dtype=torch.float32) + 0.5
-            cols = torch.where(flip[:, None], w - cols[None], cols[None])  # (n, w) output columns, mirrored
-            ys = (offset[:, 0:1] + rows[None]) * (src_h / scaled[:, 0:1])  # the source rows of the output rows
-            xs = (offset[:, 1:2] + cols) * (src_w / scaled[:, 1:2])
-            inside = ((ys >= 0) & (ys < src_h))[:, :, None] & ((xs >= 0) & (xs < src_w))[:, None, :]
-            grid = torch.empty(len(sel), h, w, 2, device=device)
-            grid[..., 0] = (2 / src_w * xs - 1)[:, None, :]
-            grid[..., 1] = (2 / src_h * ys - 1)[:, :, None]
-            img = torch.stack([images[i] for i in sel]).float()
-            msk = torch.stack([masks[i] for i in sel])[:, None].float()
-            xi = F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
-            yi = F.grid_sample(msk, grid, mode="nearest", padding_mode="border", align_corners=False)[:, 0]
-            parts.append((sel, xi.mul_(inside[:, None]), torch.where(inside, yi.long(), IGNORE), inside))
-        if len(parts) == 1:  # the usual case: nothing to scatter
-            _, x, y, within = parts[0]
-        else:
-            x = torch.empty(n, images[0].shape[0], h, w, device=device)
-            y = torch.empty(n, h, w, dtype=torch.long, device=device)
-            within = torch.empty(n, h, w, dtype=torch.bool, device=device)
-            for sel, xi, yi, inside in parts:
-                index = torch.tensor(sel, device=device)
-                x[index], y[index], within[index] = xi, yi, inside
-        if "jitter" in params:  # on the image only: the padding stays 0
-            x = color_jitter(x, params["jitter"].to(device), within).mul_(within[:, None])
-        return x, y
-
-
-def color_jitter(x: torch.Tensor, factors: torch.Tensor, within: torch.Tensor | None = None) -> torch.Tensor:
-    """Brightness, contrast and saturation of [0, 255] images (N, 3, H, W) times ``factors`` (N, 3); the
-    contrast pivot is each image's mean grey level (over the ``within`` pixels (N, H, W) if given)."""
-    b, c, s = (factors[:, i].view(-1, 1, 1, 1).to(x.dtype) for i in range(3))
-    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    x = (x * b).clamp(0, 255)
-    grey = (x * weights).sum(1, keepdim=True)
-    if within is None:
-        mean = grey.mean((2, 3), keepdim=True)
-    else:
-        w = within[:, None].to(x.dtype)
-        mean = (grey * w).sum((2, 3), keepdim=True) / w.sum((2, 3), keepdim=True).clamp(min=1)
-    x = (mean + c * (x - mean)).clamp(0, 255)
-    gray = (x * weights).sum(1, keepdim=True)
-    return (gray + s * (x - gray)).clamp(0, 255)
-
-
-# -------------------------------------------------------------------------------------------- loading
-
-
-class SegLoader:
-    """Training batches of crops (random order and augmentation fixed by (seed, epoch, step)), or evaluation
-    batches of whole images grouped by size. The last incomplete training batch is dropped (as DeepLab's
-    ``drop_last``: BatchNorm on ASPP's 1x1 image-pooling map needs two samples)."""
-
-    def __init__(
-        self,
-        split: SegSplit,
-        batch_size: int,
-        *,
-        mean: Sequence[float],
-        std: Sequence[float],
-        augment: SegAugment | None = None,
-        seed: int = 0,
-        dist: Dist | None = None,
-        device: torch.device | str = "cpu",
-        channels_last: bool = False,
-    ) -> None:
-        self.split, self.batch_size, self.augment, self.seed = split, batch_size, augment, seed
-        self.dist, self.channels_last = dist or Dist(), channels_last
-        self.device = torch.device(device)
-        self.mean = torch.tensor([m * 255.0 for m in mean], device=self.device).view(1, -1, 1, 1)
-        self.std = torch.tensor([s * 255.0 for s in std], device=self.device).view(1, -1, 1, 1)
-        self.sizes = torch.tensor([tuple(im.shape[-2:]) for im in split.images], dtype=torch.long)
-
-    def __len__(self) -> int:
-        if self.augment is not None:
-            return len(self.split) // self.batch_size
-        return len(self.eval_groups())
-
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) / self.std
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    def order(self, epoch: int) -> torch.Tensor:
-        return torch.randperm(len(self.split), generator=torch.Generator().manual_seed(mix_seed(self.seed, epoch)))
-
-    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
-        """Training batches of ``epoch`` from step ``start`` on (this process's share of each)."""
-        assert self.augment is not None, "an evaluation loader has eval_batches(), not batches()"
-        order = self.order(epoch)
-        for b in range(start, len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, b))
-            params = self.augment.sample(self.sizes[idx], g)
-            share = self.dist.shard(len(idx))
-            images = [self.split.images[i].to(self.device, non_blocking=True) for i in idx[share].tolist()]
-            masks = [self.split.masks[i].to(self.device, non_blocking=True) for i in idx[share].tolist()]
-            x, y = self.augment.apply(images, masks, {k: v[share] for k, v in params.items()})
-            yield Batch(self.normalise(x), y, len(idx))
-
-    def eval_groups(self) -> list[list[int]]:
-        """Image indices in batches of at most ``batch_size`` images of one size, in dataset order."""
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, s in enumerate(self.sizes.tolist()):
-            by_size.setdefault(tuple(s), []).append(i)
-        return [g[k : k + self.batch_size] for g in by_size.values() for k in range(0, len(g), self.batch_size)]
-
-    def eval_batches(self) -> Iterator[Batch]:
-        """This process's share of the evaluation images (whole, full resolution): groups split by rank."""
-        groups = self.eval_groups()
-        for group in self.dist.every_nth(groups):
-            x = torch.stack([self.split.images[i] for i in group]).to(self.device).float()
-            y = torch.stack([self.split.masks[i] for i in group]).to(self.device).long()
-            yield Batch(self.normalise(x), y, len(group))

@@ -1,0 +1,8 @@
+"""Image classification data: readers for digits, CIFAR and ImageFolder (:mod:`.readers`), their decoded-tensor
+cache (:mod:`.cache`), batch augmentation (:mod:`.augment`) and the on-device loader (:mod:`.loader`)."""
+
+from .augment import ClassificationAugment
+from .loader import TensorLoader
+from .readers import DATASETS, ImageData, load_dataset
+
+__all__ = ["DATASETS", "ClassificationAugment", "ImageData", "TensorLoader", "load_dataset"]

@@ -1,0 +1,230 @@
+"""3D preprocessing, once per case, cached.
+
+Preprocessing (MONAI transforms, once per case, cached with :func:`poolskip.files.atomic_save`): RAS
+orientation, resampling to the target spacing (trilinear image, nearest label), cropping to the
+image's non-zero box, then per channel a CT window clipped and scaled to [0, 1] or a per-volume z-score.
+Each cached case also holds up to 10,000 voxel positions per foreground class for oversampling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...files import atomic_save
+from ...optional import require
+from ..cache import cache_root
+from ..errors import DatasetError
+from .readers import Case, VolumeDataset
+
+__all__ = [
+    "Preprocessing",
+    "header_geometry",
+    "plan_geometry",
+    "preprocess_all",
+    "preprocess_case",
+    "ras_spacing",
+    "read_case",
+]
+
+CACHE_VERSION = 1
+MAX_LOCATIONS = 10_000
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How volumes are prepared, the key of the cache."""
+
+    spacing: tuple[float, float, float]
+    ct_window: tuple[float, float] = (-175.0, 250.0)  # MONAI's BTCV tutorial
+    crop_foreground: bool = True
+
+    def key(self) -> dict[str, Any]:
+        return {"spacing": list(self.spacing), "ct_window": list(self.ct_window), "crop": self.crop_foreground}
+
+
+def _load_nifti(path: Path):
+    nib = require("nibabel", "med", "reading NIfTI volumes")
+    try:
+        img = nib.load(str(path))
+        arr = np.asarray(img.dataobj, dtype=np.float32)
+    except Exception as e:  # nibabel raises many types (gzip, zlib, EOF, ImageFileError) for a bad file
+        raise DatasetError(f"{path}: not a readable NIfTI volume ({type(e).__name__}: {e})") from None
+    return arr, np.asarray(img.affine, dtype=np.float64)
+
+
+def read_case(case: Case, num_classes: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """``(image (C, X, Y, Z) float32, label (X, Y, Z) uint8 or None, affine)``, checked against each other."""
+    arrays, affine = [], None
+    for path in case.images:
+        arr, aff = _load_nifti(path)
+        if arr.ndim == 4:  # the Decathlon's multi-modal volumes: channels last
+            arrays += [arr[..., c] for c in range(arr.shape[-1])]
+        elif arr.ndim == 3:
+            arrays.append(arr)
+        else:
+            raise DatasetError(f"{path}: expected a 3D volume (or 4D with channels last), got shape {arr.shape}")
+        if affine is None:
+            affine = aff
+        elif not np.allclose(aff, affine, atol=1e-3):
+            raise DatasetError(f"{path}: affine differs from {case.images[0]}'s")
+        if arrays[-1].shape != arrays[0].shape:
+            raise DatasetError(f"{path}: shape {arrays[-1].shape} differs from {case.images[0]}'s {arrays[0].shape}")
+    image = np.stack(arrays)
+    if len(image) != len(case.modalities):
+        raise DatasetError(f"{case.images[0]}: {len(image)} channel(s), the dataset.json names {len(case.modalities)}")
+    label = None
+    if case.label is not None:
+        lab, lab_aff = _load_nifti(case.label)
+        if lab.ndim == 4 and lab.shape[-1] == 1:
+            lab = lab[..., 0]
+        if lab.shape != image.shape[1:]:
+            raise DatasetError(f"{case.label}: label shape {lab.shape} differs from image shape {image.shape[1:]}")
+        if not np.allclose(lab_aff, affine, atol=1e-3):
+            raise DatasetError(f"{case.label}: label affine differs from the image's ({case.images[0]})")
+        values = np.unique(lab)
+        bad = [v for v in values.tolist() if v != int(v) or not 0 <= v < num_classes]
+        if bad:
+            raise DatasetError(
+                f"{case.label}: label values {bad[:5]} outside the {num_classes} classes 0..{num_classes - 1}"
+            )
+        label = lab.astype(np.uint8)
+    return image, label, affine
+
+
+def ras_spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel spacing in mm along the axes of the RAS-reoriented volume."""
+    nib = require("nibabel", "med", "reading NIfTI volumes")
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(0))
+    ornt = nib.io_orientation(affine)
+    out = [0.0, 0.0, 0.0]
+    for axis, (target, _) in enumerate(ornt):
+        out[int(target)] = float(zooms[axis])
+    return tuple(out)
+
+
+def header_geometry(case: Case) -> tuple[tuple[float, float, float], tuple[int, int, int]]:
+    """The RAS spacing (mm) and RAS shape of ``case``, read from its first image's header only."""
+    nib = require("nibabel", "med", "reading NIfTI volumes")
+    try:
+        img = nib.load(str(case.images[0]))
+        affine, shape = np.asarray(img.affine), img.shape[:3]
+    except Exception as e:
+        raise DatasetError(f"{case.images[0]}: not a readable NIfTI header ({type(e).__name__}: {e})") from None
+    ornt = nib.io_orientation(affine)
+    ras_shape = [0, 0, 0]
+    for axis, (target, _) in enumerate(ornt):
+        ras_shape[int(target)] = int(shape[axis])
+    return ras_spacing(affine), tuple(ras_shape)
+
+
+def plan_geometry(ds: VolumeDataset, ids: Sequence[str], spacing: Sequence[float] | None = None):
+    """nnU-Net's defaults from the headers of ``ids``: the median spacing (unless ``spacing`` is given) and the
+    median shape after resampling to it (before foreground cropping)."""
+    geo = [header_geometry(ds.cases[i]) for i in ids]
+    sp = np.array([g[0] for g in geo])
+    target = np.median(sp, 0) if spacing is None else np.asarray(spacing, dtype=float)
+    shapes = np.array([g[1] for g in geo]) * sp / target
+    return tuple(float(s) for s in target), [int(math.ceil(s)) for s in np.median(shapes, 0)]
+
+
+def _locations(label: torch.Tensor, num_classes: int, seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for c in range(1, num_classes):
+        where = torch.nonzero(label == c).to(torch.int32)
+        if len(where) > MAX_LOCATIONS:
+            where = where[torch.randperm(len(where), generator=g)[:MAX_LOCATIONS]]
+        if len(where):
+            out[str(c)] = where
+    return out
+
+
+def preprocess_case(case: Case, num_classes: int, prep: Preprocessing) -> dict[str, Any]:
+    """One case read, checked, reoriented, resampled, cropped and normalised (see the module docstring)."""
+    require("monai", "med", "3D preprocessing")
+    from monai.data import MetaTensor
+    from monai.transforms import Orientationd, Spacingd
+
+    image, label, affine = read_case(case, num_classes)
+    d = {"image": MetaTensor(torch.from_numpy(image), affine=torch.from_numpy(affine))}
+    keys = ["image"]
+    if label is not None:
+        d["label"] = MetaTensor(torch.from_numpy(label[None].astype(np.float32)), affine=torch.from_numpy(affine))
+        keys.append("label")
+    d = Orientationd(keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))(d)
+    if not np.allclose(ras_spacing(np.asarray(d["image"].affine)), prep.spacing, rtol=1e-3):
+        modes = ["bilinear", "nearest"][: len(keys)]
+        d = Spacingd(keys, pixdim=prep.spacing, mode=modes, dtype=np.float32)(d)
+    img = d["image"].as_tensor().float()
+    lab = d["label"].as_tensor()[0].round().to(torch.uint8) if label is not None else None
+    if prep.crop_foreground:
+        nz = torch.nonzero((img != 0).any(0))
+        if len(nz):
+            lo, hi = nz.min(0).values.tolist(), (nz.max(0).values + 1).tolist()
+            sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+            img = img[(slice(None), *sl)]
+            lab = lab[sl] if lab is not None else None
+    out = torch.empty_like(img)
+    for c, modality in enumerate(case.modalities):
+        x = img[c]
+        if modality.upper() == "CT":
+            a, b = prep.ct_window
+            out[c] = (x.clamp(a, b) - a) / (b - a)
+        else:  # MRI and anything else: z-score over the volume
+            out[c] = (x - x.mean()) / x.std().clamp_min(1e-8)
+    rec = {"id": case.id, "image": out.contiguous(), "spacing": list(prep.spacing), "modalities": list(case.modalities)}
+    if lab is not None:
+        rec["label"] = lab.contiguous()
+        rec["locations"] = _locations(lab, num_classes, int(hashlib.sha1(case.id.encode()).hexdigest()[:8], 16))
+    return rec
+
+
+def _fingerprint(ds: VolumeDataset, ids: Sequence[str], prep: Preprocessing) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": CACHE_VERSION, "layout": ds.layout, "classes": ds.classes, **prep.key()}).encode())
+    for cid in ids:
+        c = ds.cases[cid]
+        for p in [*c.images, c.label]:
+            if p is not None:
+                st = p.stat()
+                h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
+def preprocess_all(
+    ds: VolumeDataset, ids: Sequence[str], prep: Preprocessing, cache_dir: str | os.PathLike | None = None, log=None
+) -> dict[str, dict[str, Any]]:
+    """Every case of ``ids`` preprocessed, read from the cache when it is there (written there otherwise).
+
+    The cache folder is keyed by the files (path, size, mtime) and ``prep``, one ``.pt`` per case; cached
+    volumes are memory-mapped, so a large dataset is paged in as patches are cut.
+    """
+    root = cache_root(cache_dir)
+    folder = root / "volumetric" / f"{ds.layout}-{_fingerprint(ds, sorted(ds.cases), prep)}"
+    out = {}
+    made = 0
+    for cid in ids:
+        path = folder / f"{cid}.pt"
+        if path.exists():
+            try:
+                out[cid] = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                continue
+            except Exception:  # a damaged cache file is rebuilt
+                pass
+        rec = preprocess_case(ds.cases[cid], ds.num_classes, prep)
+        atomic_save(rec, path)
+        out[cid] = rec
+        made += 1
+    if made and log is not None:
+        log(f"preprocessed {made} volume(s) into {folder}")
+    return out
