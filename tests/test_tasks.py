@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from poolskip.engine import build_model, build_task, evaluate, make_config, train
+from poolskip.engine import build_task, evaluate, make_config, model_from_config, train
 from poolskip.engine.config import SECTIONS
 from poolskip.tasks import ModelSpec, Monitor, NominalSpec, Task, get_task, list_tasks
 
@@ -84,7 +84,7 @@ def test_task_follows_the_contract(name, tmp_path):
         assert nominal is None or (nominal.in_channels, nominal.num_classes, nominal.spatial_dims) == (
             spec.in_channels, spec.num_classes, spec.spatial_dims)  # fmt: skip
     torch.manual_seed(0)
-    model = build_model(cfg, spec)
+    model = model_from_config(cfg, spec)
 
     # batches: `steps_per_epoch` of them, each a function of (seed, epoch, step) only
     steps = task.steps_per_epoch()

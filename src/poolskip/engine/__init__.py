@@ -7,7 +7,7 @@ How to add a task: ``src/poolskip/engine/README.md``.
 """
 
 from ..tasks import list_tasks
-from .checkpoint import CheckpointError, build_model, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, model_from_config
 from .config import ConfigError, TrainConfig, make_config
 from .trainer import Callback, NonFiniteLoss, build_task, evaluate, load_run_config, restore, task_context, train
 
@@ -17,7 +17,7 @@ __all__ = [
     "ConfigError",
     "NonFiniteLoss",
     "TrainConfig",
-    "build_model",
+    "model_from_config",
     "build_task",
     "evaluate",
     "list_tasks",

@@ -22,7 +22,7 @@ from ..files import atomic_save
 from ..models import ModelSpec, build, list_models
 from .config import ConfigError, TrainConfig, make_config
 
-__all__ = ["FORMAT", "CheckpointError", "build_model", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "CheckpointError", "model_from_config", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
 
 #: the checkpoint layout's version; files without it are refused with a clear message
 FORMAT = 2
@@ -33,7 +33,7 @@ class CheckpointError(PoolskipError):
     """A checkpoint is missing, corrupt, foreign, or names code the user did not allow."""
 
 
-def build_model(cfg: TrainConfig, spec: ModelSpec, allow_external: bool = True) -> nn.Module:
+def model_from_config(cfg: TrainConfig, spec: ModelSpec, allow_external: bool = True) -> nn.Module:
     """The model of ``cfg`` fitted to ``spec`` by :func:`poolskip.models.build`, every error a ConfigError
     naming the model; ``model_kwargs`` win over what the spec offers. ``package.module:factory`` is imported
     only with ``allow_external`` (the user named it, rather than a checkpoint or run config they are loading).
@@ -113,7 +113,7 @@ def load_checkpoint(
     file = path / "checkpoints" / f"{which}.pt" if path.is_dir() else path
     ck = read_checkpoint(file, device)
     cfg = make_config(ck["config"])
-    model = build_model(cfg, ModelSpec(**ck["model_spec"]), allow_external)
+    model = model_from_config(cfg, ModelSpec(**ck["model_spec"]), allow_external)
     try:
         model.load_state_dict(ck["model"])
     except RuntimeError as e:

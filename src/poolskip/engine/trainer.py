@@ -31,7 +31,7 @@ from ..errors import PoolskipError
 from ..progress import Progress, reporting
 from ..tasks import Task, TaskContext, get_task
 from . import distributed
-from .checkpoint import CheckpointError, build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, model_from_config, read_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, make_config
 from .optim import lr_at, make_optimizer, set_lr
 from .placement import placement, placement_name
@@ -276,7 +276,7 @@ class _Session:
         torch.manual_seed(cfg.run.seed)
         self.task = build_task(cfg, dinfo, ck["task_state"] if ck else None)
         self.spec = self.task.model_spec()
-        model = build_model(cfg, self.spec, allow_external)
+        model = model_from_config(cfg, self.spec, allow_external)
         self.params = sum(p.numel() for p in model.parameters())
         self.placement = placement(cfg.model, cfg.pool_skip, model)
         model.to(device)

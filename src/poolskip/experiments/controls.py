@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..models import ModelSpec, factory_parameters, get_factory, get_model_entry, list_models, resolve_pool_skip
-from ..models import build as build_model
+from ..models import build as build_network
 from ..models.table import params_and_macs
 
 __all__ = [
@@ -77,7 +77,7 @@ def build(
         default = inspect.signature(get_factory(model)[0]).parameters.get("in_channels")
         in_channels = default.default if default is not None and default.default is not inspect.Parameter.empty else 3
     with torch.device(device):
-        return build_model(model, ModelSpec(in_channels, num_classes, dims, hints), pool_skip, **model_kwargs).eval()
+        return build_network(model, ModelSpec(in_channels, num_classes, dims, hints), pool_skip, **model_kwargs).eval()
 
 
 def cost(
