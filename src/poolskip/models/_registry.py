@@ -24,6 +24,7 @@ __all__ = [
     "ModelEntry",
     "ModelSpec",
     "build",
+    "get_planner",
     "create_model",
     "factory_parameters",
     "get_factory",
@@ -32,6 +33,7 @@ __all__ = [
     "list_models",
     "pool_skip_spec",
     "register_model",
+    "register_planner",
     "resolve_pool_skip",
 ]
 
@@ -109,6 +111,30 @@ def list_models(group: str | None = None) -> list[str]:
         return (head, int(tail) if tail else -1, name)
 
     return sorted((n for n, e in _MODELS.items() if group is None or e.group == group), key=key)
+
+
+_PLANNERS: dict[str, Callable[..., Any]] = {}
+
+
+def register_planner(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: register a geometry planner under ``name``: ``planner(patch_size, spacing)`` returns a plan
+    whose ``patch_size`` a network of that family can take (e.g. nnU-Net's 3d_fullres rule)."""
+
+    def decorate(planner: Callable[..., Any]) -> Callable[..., Any]:
+        if _PLANNERS.get(name, planner) is not planner:
+            raise ValueError(f"a planner named {name!r} is already registered")
+        _PLANNERS[name] = planner
+        return planner
+
+    return decorate
+
+
+def get_planner(name: str) -> Callable[..., Any]:
+    """The planner registered as ``name`` (a ValueError listing the known planners otherwise)."""
+    try:
+        return _PLANNERS[name]
+    except KeyError:
+        raise ValueError(f"unknown planner {name!r}; known planners: {', '.join(sorted(_PLANNERS))}") from None
 
 
 def get_model_entry(name: str) -> ModelEntry:

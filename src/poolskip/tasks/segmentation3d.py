@@ -194,7 +194,7 @@ class Segmentation3dTask:
 
     def _plan(self) -> tuple[tuple[float, ...], list[int]]:
         """Spacing and patch, planned once per dataset from the whole training part (every fold: one network)."""
-        from ..models.volumetric.planning import plan_3d_fullres
+        from ..models import get_planner  # the registry: nnU-Net's rule, without naming a model module
 
         o = self.options
         spacing, median = plan_geometry(self.ds, self.ds.train_ids, o.target_spacing)
@@ -202,7 +202,7 @@ class Segmentation3dTask:
             return spacing, list(o.patch_size)
         # the median shape, capped, padded as nnU-Net pads its planned patch (to the total stride)
         patch = [math.ceil(min(s, o.patch_max) / o.patch_multiple) * o.patch_multiple for s in median]
-        return spacing, list(plan_3d_fullres(patch, spacing).patch_size)
+        return spacing, list(get_planner("nnunet_3d_fullres")(patch, spacing).patch_size)
 
     # -- the contract
 

@@ -15,6 +15,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .._registry import register_planner
+
 __all__ = ["BASE_FEATURES", "MAX_FEATURES_3D", "MIN_FEATURE_MAP", "Plan", "plan_3d_fullres"]
 
 BASE_FEATURES = 32
@@ -45,6 +47,7 @@ class Plan:
         return tuple(size)
 
 
+@register_planner("nnunet_3d_fullres")
 def plan_3d_fullres(
     patch_size: Sequence[int],
     spacing: Sequence[float] = (1.0, 1.0, 1.0),
