@@ -9,8 +9,9 @@ Scales:
 
 - ``paper``: the paper's protocol (facts.md sections 3-8): every model of the table, both variants,
   5 seeds, full schedules. Days of GPU time; ``--dry-run`` says how long on this machine.
-- ``quick``: a clearly labelled shortened version (a data subset, fewer epochs, 3 seeds, smaller
-  widths) sized for tens of minutes per table on a 2-core CPU. Never the paper's protocol.
+- ``quick``: a clearly labelled shortened version (fewer epochs, 3 seeds, smaller widths, a data subset
+  or, for table1/table4, all images with a one-cycle schedule calibrated so the plain network learns on
+  real CIFAR-10: :data:`QUICK_CLASSIFICATION`) sized for a CPU. Never the paper's protocol.
 - ``tiny``: a smoke test (scikit-learn's digits, a small CNN, 1 epoch, 1 seed) for CI.
 
 ``--controls`` adds the cost-matched controls of :mod:`poolskip.experiments.controls` to every row
