@@ -97,9 +97,9 @@ def test_quick_scale_is_labelled_shorter_and_seeds_and_controls_apply():
     keys = [r.key for r in runs if r.seed == 0]
     assert keys == ["plain", "pool_skip_only", "conv_skip", "pool_conv", "pool_skip", "wide", "depthwise"]
     r = runs[0]
-    assert r.config["optim"]["epochs"] == 8 and r.config["optim"]["milestones"] == [2, 5, 6]
-    assert r.config["data"]["train_subset"] == 5000 and r.config["model_kwargs"]["width"] == 8
-    assert r.config["run"]["eval_every"] == 3
+    assert r.config["optim"]["epochs"] == 4 and r.config["optim"]["schedule"] == "cosine"
+    assert r.config["data"]["train_subset"] == 50000 and r.config["model_kwargs"]["width"] == 8
+    assert r.config["run"]["eval_every"] == 4
     assert r.config["data"]["data_dir"] == "/data/c10" and r.column == "cifar100"
     assert "imagefolder-as-cifar100" in r.name
     wide = next(r for r in runs if r.key == "wide")
@@ -109,9 +109,15 @@ def test_quick_scale_is_labelled_shorter_and_seeds_and_controls_apply():
     t1 = plan("table1", "quick", controls=True)
     assert {r.model for r in t1} == {"resnet18", "mobilenet"} and len({r.seed for r in t1}) == 3
     assert {r.key for r in t1} == {"plain", "pool_skip", "conv_skip", "wide", "depthwise"}
-    assert plan("table1", "quick", epochs=3)[0].config["optim"]["milestones"] == [1, 2, 2]
-    q1 = plan("table1", "quick")[0].config
-    assert (q1["optim"]["epochs"], q1["data"]["train_subset"], q1["run"]["eval_every"]) == (15, 5000, 15)
+    # the quick scale trains with a one-cycle shape (warm-up over the first fifth, cosine to 0), which keeps
+    # its shape when --epochs shortens it; a shortened paper-scale run still squeezes the recipe's milestones
+    for r in [*runs, *t1]:
+        o = r.config["optim"]
+        assert (o["schedule"], o["min_lr"], o["warmup_epochs"], o["lr"]) == ("cosine", 0.0, 0.2 * o["epochs"], 0.02)
+        assert r.config["data"]["train_subset"] == 50000 and r.config["run"]["channels_last"] is True
+    short = plan("table1", "quick", epochs=3)[0].config["optim"]
+    assert (short["epochs"], short["schedule"], short["warmup_epochs"]) == (3, "cosine", pytest.approx(0.6))
+    assert plan("table1", "paper", epochs=3)[0].config["optim"]["milestones"] == [1, 2, 2]
     # the segmentation tables get the same three controls; the widened one where the model has a width knob
     t2 = plan("table2", "quick", controls=True, seeds=[0])
     assert [r.key for r in t2] == ["plain", "pool_skip", "conv_skip", "wide", "depthwise"]

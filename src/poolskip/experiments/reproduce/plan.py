@@ -181,6 +181,10 @@ def plan(
         if epochs is not None and r.config["optim"]["schedule"] == "multistep":
             r.layers["cli"]["milestones"] = squeeze_milestones(epochs)
             r.resolve()
+        elif epochs is not None and {"schedule", "warmup_epochs", "epochs"} <= set(ov.config):
+            # a declared one-cycle keeps its shape: the warm-up stays the same fraction of training
+            r.layers["cli"]["warmup_epochs"] = ov.config["warmup_epochs"] * epochs / ov.config["epochs"]
+            r.resolve()
     return runs
 
 
