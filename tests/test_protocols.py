@@ -102,9 +102,11 @@ def test_command_line_overrides_are_a_layer_of_their_own():
             "train_subset": 300,
             "threads": 1,
             "epochs": 10,
-            "milestones": [3, 6, 8],
+            "warmup_epochs": 2.0,  # the declared one-cycle keeps its shape: warm-up a fifth of training
         }
         assert r.config["optim"]["epochs"] == 10 and r.config["data"]["train_subset"] == 300
+    for r in plan("table1", "paper", epochs=10):  # a recipe's step schedule is squeezed instead
+        assert r.layers["cli"] == {"epochs": 10, "milestones": [3, 6, 8]}
 
 
 def test_every_paper_scale_run_fits_one_80_gib_gpu():
