@@ -5,33 +5,7 @@
 :class:`NominalSpec`) and the registry; each module beside it registers one task. ``list_tasks()`` names them.
 """
 
-from . import classification, segmentation, segmentation3d  # noqa: F401  (importing registers the tasks)
-from .base import (
-    Autocast,
-    CrossValidated,
-    ModelSpec,
-    Monitor,
-    NominalSpec,
-    PictureExamples,
-    PicturesPredictions,
-    Task,
-    TaskContext,
-    get_task,
-    list_tasks,
-    register_task,
-)
+from . import base, classification, segmentation, segmentation3d  # noqa: F401  (importing registers the tasks)
+from .base import *  # noqa: F403  (the contract is the package's API)
 
-__all__ = [
-    "Autocast",
-    "CrossValidated",
-    "ModelSpec",
-    "Monitor",
-    "NominalSpec",
-    "PictureExamples",
-    "PicturesPredictions",
-    "Task",
-    "TaskContext",
-    "get_task",
-    "list_tasks",
-    "register_task",
-]
+__all__ = base.__all__
