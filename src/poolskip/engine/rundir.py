@@ -31,10 +31,29 @@ import yaml
 from ..errors import PoolskipError
 from ..files import atomic_write_text, remove_stale_temp_files
 
-__all__ = ["RunDir", "RunDirError", "new_run_dir"]
+__all__ = ["RunDir", "RunDirError", "lock_held", "new_run_dir"]
 
 #: what makes a directory "hold a run"
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints", "tb")
+
+
+def lock_held(run_dir: str | os.PathLike) -> bool:
+    """Whether a live process holds ``run_dir/.lock``, the one-writer lock :class:`RunDir` takes (tested by
+    taking it without blocking and letting go at once)."""
+    lock = Path(run_dir) / ".lock"
+    if not lock.is_file():
+        return False
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: RunDir takes no lock either
+        return False
+    with open(lock) as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
 
 
 class RunDirError(PoolskipError):

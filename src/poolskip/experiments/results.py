@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ..engine.rundir import lock_held
 from ..errors import PoolskipError
 
 __all__ = [
@@ -58,31 +59,13 @@ class ResultsError(PoolskipError):
 # ------------------------------------------------------------------------------------------ status
 
 
-def _locked(run_dir: Path) -> bool:
-    """Whether a live process holds ``run_dir/.lock`` (the engine's one-writer lock)."""
-    lock = run_dir / ".lock"
-    if not lock.is_file():
-        return False
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: the engine takes no lock either
-        return False
-    with open(lock) as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
-
-
 def run_status(run_dir: str | os.PathLike) -> str:
     """One of :data:`STATUSES`: ``running`` while a process holds the lock, else ``finished`` (summary.json),
     ``incomplete`` (checkpoints/last.pt), ``stale`` (other files) or ``new``."""
     d = Path(run_dir)
     if not d.is_dir():
         return "new"
-    if _locked(d):
+    if lock_held(d):
         return "running"
     if (d / "summary.json").is_file():
         return "finished"
