@@ -14,21 +14,15 @@ from .plan import Run
 __all__ = ["execute"]
 
 
-def _prepare(r: Run, root: Path, i: int, n: int, log) -> str | None:
-    """The run's status, after moving aside a start that never checkpointed; None if it needs no training."""
+def _prepare(r: Run, status: str, root: Path, i: int, n: int, log) -> str | None:
+    """The run's ``status`` after moving aside a start that never checkpointed; None if it needs no training."""
     run_dir = root / "runs" / r.name
-    status = run_status(run_dir)
     if r.note:
         log(f"[{i}/{n}] {r.name}: not run ({r.note})")
         return None
     if status == "finished":
         log(f"[{i}/{n}] {r.name}: finished before, skipped")
         return None
-    if status == "running":  # another process holds its lock: never move or train into it
-        raise ResultsError(
-            f"{run_dir} is being trained by another process (its lock is held); wait for it to finish, then "
-            "run reproduce again (finished runs are skipped)"
-        )
     if status == "stale":
         stale = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
         run_dir.rename(stale)  # started but never checkpointed: keep it aside, never delete it
@@ -58,15 +52,16 @@ def execute(
     from ..launch import Job, launch
 
     runs = sorted(runs, key=lambda r: r.seed)
-    held = [r.name for r in runs if not r.note and run_status(root / "runs" / r.name) == "running"]
+    statuses = [run_status(root / "runs" / r.name) for r in runs]  # read once, before anything is written
+    held = [r.name for r, status in zip(runs, statuses) if not r.note and status == "running"]
     if held:
         raise ResultsError(
             f"{len(held)} run(s) are being trained by another process (their lock is held), e.g. "
             f"{root / 'runs' / held[0]}; wait for them to finish, then run reproduce again"
         )
     todo, done = [], []
-    for i, r in enumerate(runs, 1):
-        status = _prepare(r, root, i, len(runs), log)
+    for i, (r, status) in enumerate(zip(runs, statuses), 1):
+        status = _prepare(r, status, root, i, len(runs), log)
         if status is None:
             done.append((r, "unavailable" if r.note else "skipped"))
         else:
