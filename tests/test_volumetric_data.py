@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import numpy as np
 import pytest
@@ -71,13 +72,77 @@ def test_five_fold_splits_are_seeded_disjoint_and_reused(msd, tmp_path):
     path = tmp_path / "splits.json"
     assert V.read_splits(path, ds, 5, 3) == s and path.exists()
     edited = json.loads(path.read_text())
-    edited["folds"][0]["val"] = ["task_001"]
+    fold = edited["folds"][0]  # a hand edit that still splits the training cases: swap one train and one val case
+    fold["train"], fold["val"] = (
+        sorted([*fold["train"][1:], fold["val"][0]]),
+        sorted([*fold["val"][1:], fold["train"][0]]),
+    )
     path.write_text(json.dumps(edited))
-    assert V.read_splits(path, ds, 5, 3)["folds"][0]["val"] == ["task_001"]  # the file wins: reused as written
+    assert V.read_splits(path, ds, 5, 3)["folds"][0] == fold  # the file wins: reused as written
     edited["test"] = ["nobody"]
     path.write_text(json.dumps(edited))
-    with pytest.raises(DatasetError, match="nobody"):
+    with pytest.raises(DatasetError, match=r"1 cases of the file are not in the dataset \(nobody\)"):
         V.read_splits(path, ds, 5, 3)
+    fold["val"].append(fold["train"][0])  # a case in both parts
+    edited["test"] = []
+    path.write_text(json.dumps(edited))
+    with pytest.raises(DatasetError, match="fold 0 does not split the 6 training cases into disjoint"):
+        V.read_splits(path, ds, 5, 3)
+
+
+def _smaller_copy(src, dst, n):
+    """The first ``n`` cases of the Decathlon folder ``src`` as their own dataset (files copied)."""
+    desc = json.loads((src / "dataset.json").read_text())
+    desc["training"] = desc["training"][:n]
+    for sub in ("imagesTr", "labelsTr"):
+        (dst / sub).mkdir(parents=True)
+    for e in desc["training"]:
+        for key in ("image", "label"):
+            (dst / e[key]).write_bytes((src / e[key]).read_bytes())
+    (dst / "dataset.json").write_text(json.dumps(desc))
+    return dst
+
+
+HOW_TO = "delete it to have it written again, or point segmentation3d.split_file at another file"
+
+
+def test_splits_record_and_check_what_they_were_made_for(msd, tmp_path):
+    """A splits file stores the fold count, seed and case set; another run's are refused, never used."""
+    ds = V.load_volumes("decathlon", msd)
+    path = tmp_path / "splits.json"
+    s = V.read_splits(path, ds, 5, 3)
+    assert (s["format"], s["num_folds"], s["seed"], s["case_set"]) == (2, 5, 3, V.case_set_hash(ds))
+    for folds, seed, message in [
+        (3, 3, "holds 5 folds, the run asks for num_folds=3"),
+        (5, 4, "was made with split_seed=3, the run asks for split_seed=4"),
+    ]:
+        with pytest.raises(DatasetError) as e:
+            V.read_splits(path, ds, folds, seed)
+        assert str(e.value) == f"splits file {path} {message}; {HOW_TO}"
+    small = V.load_volumes("decathlon", _smaller_copy(msd, tmp_path / "small", 4))
+    assert V.case_set_hash(small) != V.case_set_hash(ds)
+    assert V.default_splits_name(small, 5, 3) != V.default_splits_name(ds, 5, 3)  # a file of its own
+    assert V.default_splits_name(ds, 5, 3) == f"splits_decathlon_Tiny_{V.case_set_hash(ds)[:8]}_k5_s3.json"
+    hostile = V.VolumeDataset("../../x y", "amos", tmp_path, [], [], {})  # a dataset.json "name" is no path
+    assert V.default_splits_name(hostile, 5, 0).startswith("splits_amos_x_y_")
+    small_path = tmp_path / "small.json"
+    V.read_splits(small_path, small, 2, 3)
+    with pytest.raises(DatasetError) as e:
+        V.read_splits(small_path, ds, 2, 3)  # the whole dataset on the small copy's file
+    assert str(e.value) == (
+        f"splits file {small_path} splits 4 training + 0 test cases, the dataset at {msd} has 6 + 0; 2 of its "
+        f"cases are not in the file (task_004, task_005); {HOW_TO}"
+    )
+    with pytest.raises(DatasetError, match="2 cases of the file are not in the dataset"):
+        V.read_splits(path, small, 5, 3)
+    old = {k: v for k, v in s.items() if k not in ("format", "case_set")}  # as an older poolskip wrote it
+    path.write_text(json.dumps(old))
+    with pytest.raises(DatasetError, match=f"has format 1, not 2 \\(an older poolskip wrote it\\).*; {HOW_TO}$"):
+        V.read_splits(path, ds, 5, 3)
+    for text in ("[1, 2]", "{not json", '{"format": 2, "folds": 7}'):
+        path.write_text(text)
+        with pytest.raises(DatasetError, match=f"^{re.escape(str(path))}: not a splits file .*; {HOW_TO}$"):
+            V.read_splits(path, ds, 5, 3)
 
 
 def _broken(tmp_path, what):

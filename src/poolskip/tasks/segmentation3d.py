@@ -3,8 +3,9 @@
 Data: a Decathlon, nnU-Net raw, BTCV or AMOS folder (:mod:`poolskip.data.seg3d`), preprocessed once
 and cached. Splits: the layout's fixed test set (BTCV 12 of 30, AMOS its 120 validation scans, none for the
 Decathlon and nnU-Net's raw layout) and a seeded k-fold cross-validation of the rest, in a JSON file that
-every fold reuses. ``fold: k`` trains on fold k's training part and evaluates on its validation part;
-``fold: -1`` trains on the whole training part and evaluates on the test set.
+every fold reuses (by default beside the cache, its name keyed by the case list; a file made for another
+case list, fold count or seed is refused). ``fold: k`` trains on fold k's training part and evaluates on its
+validation part; ``fold: -1`` trains on the whole training part and evaluates on the test set.
 
 Training: random patches (foreground oversampling, nnU-Net-like augmentation), loss per sample =
 ``ce_weight * CE + dice_weight * (1 - soft Dice over the foreground classes)``; a deep-supervision model's
@@ -44,6 +45,7 @@ from ..data.seg3d import (
     Preprocessing,
     Seg3dAugment,
     crop_patch,
+    default_splits_name,
     load_volumes,
     patch_start,
     plan_geometry,
@@ -72,7 +74,9 @@ class Segmentation3dOptions:
     )
     num_folds: int = option(5, "folds of the cross-validation", min=2)
     split_seed: int = option(0, "seed of the folds (and of BTCV's 12-case test choice)", min=0)
-    split_file: str | None = option(None, "splits JSON, written if missing and reused; null = beside the cache")
+    split_file: str | None = option(
+        None, "splits JSON, written if missing, reused if it fits (folds, seed, cases); null = beside the cache"
+    )
     target_spacing: list[float] | None = option(None, "resample to this spacing in mm (RAS axes); null = median")
     patch_size: list[int] | None = option(None, "training patch / sliding window; null = median shape, capped")
     patch_max: int = option(128, "cap per axis of the planned patch size", min=8)
@@ -140,7 +144,7 @@ class Segmentation3dTask:
             spacing, patch = tuple(state["spacing"]), list(state["patch_size"])
             self.split_path = state.get("split_file")
         else:
-            name = f"splits_{self.ds.layout}_{self.ds.name}_k{o.num_folds}_s{o.split_seed}.json"
+            name = default_splits_name(self.ds, o.num_folds, o.split_seed)  # keyed by the case list
             self.split_path = o.split_file or str(cache / "volumetric" / name)
             self.train_ids, self.eval_ids = self._split(
                 read_splits(self.split_path, self.ds, o.num_folds, o.split_seed)

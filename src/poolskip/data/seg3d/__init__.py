@@ -14,7 +14,7 @@ from .preprocess import (
 )
 from .readers import LAYOUTS, Case, VolumeDataset, load_volumes
 from .sampling import PatchSampler, crop_patch, patch_start
-from .splits import make_splits, read_splits
+from .splits import case_set_hash, default_splits_name, make_splits, read_splits
 
 __all__ = [
     "LAYOUTS",
@@ -23,7 +23,9 @@ __all__ = [
     "Preprocessing",
     "Seg3dAugment",
     "VolumeDataset",
+    "case_set_hash",
     "crop_patch",
+    "default_splits_name",
     "header_geometry",
     "load_volumes",
     "make_splits",
