@@ -52,27 +52,50 @@ class Preprocessing:
         return {"spacing": list(self.spacing), "ct_window": list(self.ct_window), "crop": self.crop_foreground}
 
 
-def _load_nifti(path: Path):
+def _load_nifti(path: Path, what: str):
+    """``(array float32, affine)`` of the NIfTI file ``path`` (``what``: "image" or "label"), every voxel
+    checked finite: one NaN would turn a z-scored volume into NaN, scored Dice 0 without a word."""
     nib = require("nibabel", "med", "reading NIfTI volumes")
     try:
         img = nib.load(str(path))
         arr = np.asarray(img.dataobj, dtype=np.float32)
     except Exception as e:  # nibabel raises many types (gzip, zlib, EOF, ImageFileError) for a bad file
         raise DatasetError(f"{path}: not a readable NIfTI volume ({type(e).__name__}: {e})") from None
+    if not np.isfinite(arr).all():
+        nan = int(np.isnan(arr).sum())
+        inf = int(np.isinf(arr).sum())
+        raise DatasetError(
+            f"{path}: {nan} NaN and {inf} Inf voxel(s) of {arr.size} (as float32); {what} volumes must hold "
+            "finite numbers: fix the file or leave the case out of the dataset"
+        )
     return arr, np.asarray(img.affine, dtype=np.float64)
+
+
+def _check_dims(path: Path, shape: Sequence[int]) -> None:
+    if len(shape) not in (3, 4):
+        raise DatasetError(
+            f"{path}: a {len(shape)}D image of shape {tuple(shape)}; the 3D task needs 3D volumes "
+            "(4D: channels last, as many as the dataset.json names)"
+        )
+
+
+def _wrong_channels(case: Case, found: int) -> None:
+    raise DatasetError(
+        f"{case.images[0]}: {found} channel(s), but the dataset.json names {len(case.modalities)} "
+        f"({', '.join(case.modalities)}); a multi-modal volume is 4D with one channel per modality, last"
+    )
 
 
 def read_case(case: Case, num_classes: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """``(image (C, X, Y, Z) float32, label (X, Y, Z) uint8 or None, affine)``, checked against each other."""
     arrays, affine = [], None
     for path in case.images:
-        arr, aff = _load_nifti(path)
+        arr, aff = _load_nifti(path, "image")
+        _check_dims(path, arr.shape)
         if arr.ndim == 4:  # the Decathlon's multi-modal volumes: channels last
             arrays += [arr[..., c] for c in range(arr.shape[-1])]
-        elif arr.ndim == 3:
-            arrays.append(arr)
         else:
-            raise DatasetError(f"{path}: expected a 3D volume (or 4D with channels last), got shape {arr.shape}")
+            arrays.append(arr)
         if affine is None:
             affine = aff
         elif not np.allclose(aff, affine, atol=1e-3):
@@ -81,10 +104,10 @@ def read_case(case: Case, num_classes: int) -> tuple[np.ndarray, np.ndarray | No
             raise DatasetError(f"{path}: shape {arrays[-1].shape} differs from {case.images[0]}'s {arrays[0].shape}")
     image = np.stack(arrays)
     if len(image) != len(case.modalities):
-        raise DatasetError(f"{case.images[0]}: {len(image)} channel(s), the dataset.json names {len(case.modalities)}")
+        _wrong_channels(case, len(image))
     label = None
     if case.label is not None:
-        lab, lab_aff = _load_nifti(case.label)
+        lab, lab_aff = _load_nifti(case.label, "label")
         if lab.ndim == 4 and lab.shape[-1] == 1:
             lab = lab[..., 0]
         if lab.shape != image.shape[1:]:
@@ -92,7 +115,13 @@ def read_case(case: Case, num_classes: int) -> tuple[np.ndarray, np.ndarray | No
         if not np.allclose(lab_aff, affine, atol=1e-3):
             raise DatasetError(f"{case.label}: label affine differs from the image's ({case.images[0]})")
         values = np.unique(lab)
-        bad = [v for v in values.tolist() if v != int(v) or not 0 <= v < num_classes]
+        fractions = [v for v in values.tolist() if v != int(v)]
+        if fractions:
+            raise DatasetError(
+                f"{case.label}: label values {fractions[:5]} are not integers; a label map holds the class "
+                f"numbers 0..{num_classes - 1}"
+            )
+        bad = [v for v in values.tolist() if not 0 <= v < num_classes]
         if bad:
             raise DatasetError(
                 f"{case.label}: label values {bad[:5]} outside the {num_classes} classes 0..{num_classes - 1}"
@@ -117,9 +146,12 @@ def header_geometry(case: Case) -> tuple[tuple[float, float, float], tuple[int, 
     nib = require("nibabel", "med", "reading NIfTI volumes")
     try:
         img = nib.load(str(case.images[0]))
-        affine, shape = np.asarray(img.affine), img.shape[:3]
+        affine, shape = np.asarray(img.affine), img.shape
     except Exception as e:
         raise DatasetError(f"{case.images[0]}: not a readable NIfTI header ({type(e).__name__}: {e})") from None
+    _check_dims(case.images[0], shape)
+    if len(case.images) == 1 and (shape[3] if len(shape) == 4 else 1) != len(case.modalities):
+        _wrong_channels(case, shape[3] if len(shape) == 4 else 1)
     ornt = nib.io_orientation(affine)
     ras_shape = [0, 0, 0]
     for axis, (target, _) in enumerate(ornt):
@@ -182,6 +214,8 @@ def preprocess_case(case: Case, num_classes: int, prep: Preprocessing) -> dict[s
             out[c] = (x.clamp(a, b) - a) / (b - a)
         else:  # MRI and anything else: z-score over the volume
             out[c] = (x - x.mean()) / x.std().clamp_min(1e-8)
+    if not torch.isfinite(out).all():  # finite input, but too large for float32 sums (|x| near 3e38)
+        raise DatasetError(f"{case.images[0]}: normalising gave non-finite values (intensities too large for float32?)")
     rec = {"id": case.id, "image": out.contiguous(), "spacing": list(prep.spacing), "modalities": list(case.modalities)}
     if lab is not None:
         rec["label"] = lab.contiguous()

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DatasetError, other_task_hint
+from ..paths import confined
 
 __all__ = ["LAYOUTS", "Case", "VolumeDataset", "load_volumes"]
 
@@ -83,7 +84,7 @@ def _read_json(path: Path) -> dict:
 def _resolve(root: Path, entry: Any, desc: Path, what: str) -> Path:
     if not isinstance(entry, str) or not entry:
         raise DatasetError(f"{desc}: {what} must be a relative file path, got {entry!r}")
-    path = root / entry.removeprefix("./")
+    path = confined(root / entry.removeprefix("./"), root, f"{desc}: {what} {entry!r}")
     if not path.is_file():
         raise DatasetError(f"{desc} names {entry!r} ({what}), but {path} does not exist")
     return path
@@ -97,15 +98,43 @@ def _case_id(path: Path) -> str:
     return path.stem
 
 
-def _classes_from_values(labels: dict, desc: Path) -> list[str]:
+def _int_key(key: Any) -> int | None:
+    """A ``dataset.json`` key (or nnU-Net label value) that is an integer: ``"1"`` or ``1``, not ``"one"``,
+    ``1.5`` or ``true``."""
+    if isinstance(key, bool):
+        return None
+    if isinstance(key, int):
+        return key
+    if isinstance(key, str) and re.fullmatch(r"\s*[+-]?\d+\s*", key):
+        return int(key)
+    return None
+
+
+def _classes_from_values(labels: Any, desc: Path) -> list[str]:
     """``{"0": "background", "1": "liver"}`` (Decathlon) -> names by value, checking 0..K-1 are all there."""
-    try:
-        by_value = {int(k): str(v) for k, v in labels.items()}
-    except (TypeError, ValueError):
-        raise DatasetError(f"{desc}: 'labels' must map label values to names, got {labels!r}") from None
+    if not isinstance(labels, dict) or any(_int_key(k) is None or not isinstance(v, str) for k, v in labels.items()):
+        raise DatasetError(
+            f'{desc}: \'labels\' must map label values to class names, e.g. {{"0": "background", "1": "liver"}}, '
+            f"got {labels!r}"
+        )
+    by_value = {_int_key(k): v for k, v in labels.items()}
     if sorted(by_value) != list(range(len(by_value))) or len(by_value) < 2:
         raise DatasetError(f"{desc}: 'labels' must name the values 0..K-1 (K >= 2), got {sorted(by_value)}")
     return [by_value[v] for v in range(len(by_value))]
+
+
+def _channels(names: Any, desc: Path, key: str) -> list[str]:
+    """``{"0": "CT", "1": "T2"}`` (``modality`` / ``channel_names``) -> channel names by index 0..C-1."""
+    if (
+        not isinstance(names, dict)
+        or not names
+        or any(_int_key(k) is None or not isinstance(v, str) for k, v in names.items())
+        or sorted(_int_key(k) for k in names) != list(range(len(names)))
+    ):
+        raise DatasetError(
+            f'{desc}: {key!r} must map the channel indices 0..C-1 to modality names, e.g. {{"0": "CT"}}, got {names!r}'
+        )
+    return [names[k] for k in sorted(names, key=_int_key)]
 
 
 def _read_listed(root: Path, desc: Path, data: dict, keys: Sequence[str], modalities) -> list[Case]:
@@ -138,9 +167,8 @@ def _unique(cases: list[Case], desc: Path) -> dict[str, Case]:
 def read_decathlon(root: Path) -> VolumeDataset:
     desc = root / "dataset.json"
     data = _read_json(desc)
-    classes = _classes_from_values(data.get("labels", {}), desc)
-    mods = data.get("modality", {"0": "unknown"})
-    channels = [str(mods[k]) for k in sorted(mods, key=int)]
+    classes = _classes_from_values(data.get("labels"), desc)
+    channels = _channels(data["modality"], desc, "modality") if "modality" in data else ["unknown"]
     cases = _read_listed(root, desc, data, ["training"], lambda cid: list(channels))
     return VolumeDataset(str(data.get("name", root.name)), "decathlon", root, classes, channels, _unique(cases, desc))
 
@@ -148,17 +176,22 @@ def read_decathlon(root: Path) -> VolumeDataset:
 def read_nnunet_raw(root: Path) -> VolumeDataset:
     desc = root / "dataset.json"
     data = _read_json(desc)
-    names = data.get("channel_names", data.get("modality"))
-    if not isinstance(names, dict) or not names:
+    key = "channel_names" if "channel_names" in data or "modality" not in data else "modality"
+    if key not in data:
         raise DatasetError(f'{desc}: nnU-Net\'s raw layout needs \'channel_names\' (e.g. {{"0": "CT"}})')
-    channels = [str(names[k]) for k in sorted(names, key=int)]
+    channels = _channels(data[key], desc, key)
     labels = data.get("labels")
     if not isinstance(labels, dict):
-        raise DatasetError(f"{desc}: 'labels' must map names to values (nnU-Net v2), got {labels!r}")
-    if any(not isinstance(v, int) for v in labels.values()):
+        raise DatasetError(f'{desc}: \'labels\' must map names to values (nnU-Net v2, e.g. {{"background": 0}}), '
+                           f"got {labels!r}")  # fmt: skip
+    if any(isinstance(v, (list, tuple)) for v in labels.values()):
         raise DatasetError(f"{desc}: region-based labels (lists of values) are not supported; use one value per class")
-    classes = _classes_from_values({v: k for k, v in labels.items()}, desc)
+    if any(_int_key(v) is None or isinstance(v, str) for v in labels.values()):
+        raise DatasetError(f"{desc}: 'labels' must map class names to integer values (nnU-Net v2), got {labels!r}")
+    classes = _classes_from_values({str(v): k for k, v in labels.items()}, desc)
     ending = data.get("file_ending", ".nii.gz")
+    if not isinstance(ending, str) or not re.fullmatch(r"\.[A-Za-z0-9.]+", ending):
+        raise DatasetError(f"{desc}: 'file_ending' must be a file extension such as '.nii.gz', got {ending!r}")
     lab_dir, img_dir = root / "labelsTr", root / "imagesTr"
     if not lab_dir.is_dir() or not img_dir.is_dir():
         raise DatasetError(f"{root}: expected nnU-Net's raw layout, imagesTr/ and labelsTr/ beside dataset.json")
@@ -166,6 +199,8 @@ def read_nnunet_raw(root: Path) -> VolumeDataset:
     for label in sorted(lab_dir.glob(f"*{ending}")):
         cid = label.name[: -len(ending)]
         images = [img_dir / f"{cid}_{c:04d}{ending}" for c in range(len(channels))]
+        for p in [label, *images]:
+            confined(p, root, f"{p} (case {cid!r})")
         for p in images:
             if not p.is_file():
                 raise DatasetError(
@@ -178,7 +213,7 @@ def read_nnunet_raw(root: Path) -> VolumeDataset:
 def read_btcv(root: Path, split_seed: int = 0) -> VolumeDataset:
     desc = root / "dataset_0.json"
     data = _read_json(desc)
-    classes = _classes_from_values(data.get("labels", {}), desc)
+    classes = _classes_from_values(data.get("labels"), desc)
     cases = _unique(_read_listed(root, desc, data, ["training", "validation"], lambda cid: ["CT"]), desc)
     ids = sorted(cases)
     n_test = round(len(ids) * 12 / 30)  # the paper: 12 of the 30 labelled scans for test
@@ -198,7 +233,7 @@ def amos_modality(case_id: str) -> str:
 def read_amos(root: Path) -> VolumeDataset:
     desc = root / "dataset.json"
     data = _read_json(desc)
-    classes = _classes_from_values(data.get("labels", {}), desc)
+    classes = _classes_from_values(data.get("labels"), desc)
     train = _read_listed(root, desc, data, ["training"], lambda cid: [amos_modality(cid)])
     test = _read_listed(root, desc, data, ["validation"], lambda cid: [amos_modality(cid)])
     cases = _unique(train + test, desc)
