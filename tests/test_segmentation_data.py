@@ -236,3 +236,27 @@ def test_eval_batches_are_whole_images_grouped_by_size_and_split_by_rank():
     ranks = [[b.targets for b in SegLoader(s, 2, mean=[0.5] * 3, std=[0.25] * 3, dist=Dist(r, 2)).eval_batches()]
              for r in range(2)]  # fmt: skip
     assert len(ranks[0]) == 2 and len(ranks[1]) == 1
+
+
+def test_voc_list_ids_cannot_lead_out_of_the_dataset(tmp_path):
+    """A split list's id such as ``../../../secret`` (or a linked image pointing elsewhere) is refused, naming
+    the list and the id; a linked JPEGImages folder (data kept elsewhere) is fine."""
+    root = make_voc(tmp_path / "voc")
+    voc = root / "VOCdevkit" / "VOC2012"
+    (tmp_path / "secret.jpg").write_bytes((voc / "JPEGImages" / "2007_000000.jpg").read_bytes())
+    listing = voc / "ImageSets/Segmentation/val.txt"
+    listing.write_text("2007_000000\n../../../../secret\n")
+    with pytest.raises(DatasetError) as e:
+        load_segmentation("voc", root, cache_dir=tmp_path / "cache")
+    assert f"voc: {listing} names '../../../../secret', which points outside the dataset folder" in str(e.value)
+    listing.write_text("2007_000000\n2007_000001\n")
+    image = voc / "JPEGImages" / "2007_000001.jpg"
+    image.rename(tmp_path / "outside.jpg")
+    image.symlink_to(tmp_path / "outside.jpg")
+    with pytest.raises(DatasetError, match=f"names '2007_000001', which points outside .* \\(to {tmp_path}/outside"):
+        load_segmentation("voc", root, cache_dir=tmp_path / "cache")
+    image.unlink()
+    (tmp_path / "outside.jpg").rename(image)
+    (voc / "JPEGImages").rename(tmp_path / "elsewhere")
+    (voc / "JPEGImages").symlink_to(tmp_path / "elsewhere")
+    assert len(load_segmentation("voc", root, cache_dir=tmp_path / "cache").eval) == 2

@@ -43,6 +43,7 @@ from ...errors import did_you_mean
 from ...metrics import IGNORE_INDEX
 from ..cache import cache_root
 from ..errors import DatasetError
+from ..paths import confined
 from .cache import CACHE_VERSION, CachedTensors, Pairs, read_index, write_cache
 
 __all__ = ["IGNORE", "SEG_DATASETS", "SegData", "SegSplit", "load_segmentation", "voc_palette"]
@@ -190,9 +191,19 @@ def _voc_pairs(data_dir: Path, split: str, trainaug: bool, notes: list[str]) -> 
             ids = sorted(p.stem for p in aug.glob("*.png") if p.stem not in val)
             notes.append("voc train = trainaug (every SegmentationClassAug mask not in val.txt)")
         ids = [Path(i).stem for i in ids]  # SBD lists may hold "/JPEGImages/x.jpg /SegmentationClassAug/x.png"
+        listing = listed or aug
     else:
-        ids = _read_ids(root / "ImageSets" / "Segmentation" / f"{split}.txt")
-    return [(root / "JPEGImages" / f"{i}.jpg", masks / f"{i}.png") for i in ids]
+        listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+        ids = _read_ids(listing)
+    images = root / "JPEGImages"
+    # an id such as "../../x" (or a linked file) must not lead out of the folders (links to the folders are fine)
+    return [
+        (
+            confined(images / f"{i}.jpg", images, f"voc: {listing} names {i!r}, which"),
+            confined(masks / f"{i}.png", masks, f"voc: {listing} names {i!r}, which"),
+        )
+        for i in ids
+    ]
 
 
 def _cityscapes_pairs(data_dir: Path, split: str) -> Pairs:
