@@ -376,7 +376,8 @@ class _Session:
             raise NonFiniteLoss(
                 f"training loss became {total.item()} {where}; stopped. The last good checkpoint is {kept}"
                 + ("" if kept.exists() else " (none was written yet)")
-                + ". Try a lower lr, warmup_epochs or grad_clip."
+                + ". Either the inputs hold NaN/Inf values (check the data) or training diverged: try a lower lr, "
+                "warmup_epochs or grad_clip."
             )
 
     def save(self, name: str) -> None:
