@@ -144,6 +144,7 @@ class Segmentation3dTask:
             spacing, patch = tuple(state["spacing"]), list(state["patch_size"])
             self.split_path = state.get("split_file")
         else:
+            spacing, patch = self._plan()  # reads the training part's headers: a 2D image is refused before any write
             name = default_splits_name(self.ds, o.num_folds, o.split_seed)  # keyed by the case list
             self.split_path = o.split_file or str(cache / "volumetric" / name)
             self.train_ids, self.eval_ids = self._split(
@@ -154,7 +155,6 @@ class Segmentation3dTask:
                 self.train_ids = sorted(self.train_ids[i] for i in order[: d.train_subset])
             if o.eval_subset is not None:
                 self.eval_ids = self.eval_ids[: o.eval_subset]
-            spacing, patch = self._plan()
         self.prep = Preprocessing(spacing, tuple(o.ct_window))
         self.train_vols = list(preprocess_all(self.ds, self.train_ids, self.prep, cache, log).values())
         self.eval_vols = list(preprocess_all(self.ds, self.eval_ids, self.prep, cache, log).values())
