@@ -4,12 +4,15 @@ traceback, and nothing on disk changes that should not. The first pass's cases a
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -201,3 +204,204 @@ def test_a_read_only_checkpoint_folder_keeps_the_last_good_one(finished_run, tmp
     err = one_line_error(capsys.readouterr().err, "train")
     assert f"writing checkpoint {checkpoints / 'last.pt'} failed (Permission denied)" in err and "is kept" in err
     assert snapshot(checkpoints) == before
+
+
+# ---- seg3d: 3D data (splits keyed by the case list, NaN/Inf voxels, dataset.json paths and fields)
+
+
+@pytest.fixture
+def vd():
+    """The tiny NIfTI layouts of tests/volumetric_data.py (needs MONAI, nibabel and nnU-Net's networks)."""
+    for module in ("monai", "nibabel", "dynamic_network_architectures"):
+        pytest.importorskip(module)
+    import volumetric_data
+
+    return volumetric_data
+
+
+def _train3d(tmp_path: Path, data: Path, layout: str = "decathlon", *sets: str, name: str = "r") -> list[str]:
+    """`poolskip train` of the 3D task at its smallest: nnunet on 16^3 patches, one step, one eval volume."""
+    return [
+        "train", "--task", "segmentation3d", "--model", "nnunet", "--dataset", layout, "--data-dir", str(data),
+        "--batch-size", "2", "--epochs", "1", "--out-dir", str(tmp_path / "runs"), "--run-name", name,
+        "--set", "iterations=1", "patch_size=[16,16,16]", "threads=1", "eval_batch_size=2", "eval_subset=1",
+        f"cache_dir={tmp_path / 'cache'}", *sets,
+    ]  # fmt: skip
+
+
+def _edit_json(root: Path, edit, name: str = "dataset.json") -> None:
+    desc = json.loads((root / name).read_text())
+    edit(desc)
+    (root / name).write_text(json.dumps(desc))
+
+
+def _set(key, value):
+    return lambda vd, root: _edit_json(root, lambda d: d.__setitem__(key, value))
+
+
+def _entry(i, key, value, group="training"):
+    return lambda vd, root: _edit_json(root, lambda d: d[group][i].__setitem__(key, value))
+
+
+def _outside_file(vd, root: Path) -> Path:
+    """A real NIfTI file beside (not inside) the dataset folder."""
+    return vd.save(root.parent / "outside.nii.gz", vd.volume(9)[1])
+
+
+def _link_out(vd, root):
+    label = root / "labelsTr" / "task_000.nii.gz"
+    label.unlink()
+    label.symlink_to(_outside_file(vd, root))
+
+
+def _bad_voxels(folder: str, where, value):
+    def mutate(vd, root):
+        img, seg = vd.volume(1)
+        arr = img if folder == "imagesTr" else seg.astype(np.float32)
+        for w in where:
+            arr[w] = value if not isinstance(value, list) else value.pop(0)
+        vd.save(root / folder / "task_001.nii.gz", arr)
+
+    return mutate
+
+
+def _image(array_of):
+    return lambda vd, root: vd.save(root / "imagesTr" / "task_002.nii.gz", array_of(vd.volume(2)[0]))
+
+
+def _splits(change, folds: int = 5):
+    """A splits file beside the dataset, made by `change(ds)` (None: the dataset as it is) with `folds` folds."""
+
+    def mutate(vd, root):
+        from poolskip.data import seg3d
+
+        ds = seg3d.load_volumes("decathlon", root)
+        (root.parent / "splits.json").write_text(json.dumps(change(seg3d.make_splits(ds, folds, 0), ds)))
+
+    return mutate
+
+
+def _first_cases(n):
+    def change(splits, ds):
+        from poolskip.data import seg3d
+
+        return seg3d.make_splits(dataclasses.replace(ds, cases=dict(sorted(ds.cases.items())[:n])), 2, 0)
+
+    return change
+
+
+HOW_TO_SPLITS = "delete it to have it written again, or point segmentation3d.split_file at another file"
+SPLIT_FILE = "split_file={tmp}/data/splits.json"
+
+# (id, layout, what is done to a 5-case dataset in {tmp}/data/ds, extra --set values, the one-line message)
+BAD_3D = [
+    ("labels null", "decathlon", _set("labels", None), [],
+     "{root}/dataset.json: 'labels' must map label values to class names, e.g. {{\"0\": \"background\", \"1\": "
+     "\"liver\"}}, got None"),
+    ("labels name->value", "decathlon", _set("labels", {"background": 0, "liver": 1}), [],
+     "{root}/dataset.json: 'labels' must map label values to class names, e.g. {{\"0\": \"background\", \"1\": "
+     "\"liver\"}}, got {{'background': 0, 'liver': 1}}"),
+    ("modality zero", "decathlon", _set("modality", {"zero": "MRI"}), [],
+     "{root}/dataset.json: 'modality' must map the channel indices 0..C-1 to modality names, e.g. {{\"0\": \"CT\"}}, "
+     "got {{'zero': 'MRI'}}"),
+    ("channel_names zero", "nnunet", _set("channel_names", {"zero": "CT"}), [],
+     "{root}/dataset.json: 'channel_names' must map the channel indices 0..C-1 to modality names"),
+    ("nnunet labels not int", "nnunet", _set("labels", {"background": 0, "organ1": "1", "organ2": 2}), [],
+     "{root}/dataset.json: 'labels' must map class names to integer values (nnU-Net v2), got {{'background': 0, "
+     "'organ1': '1', 'organ2': 2}}"),
+    ("absolute label", "decathlon", _entry(0, "label", "/etc/passwd"), [],
+     "{root}/dataset.json: training[0].label '/etc/passwd' points outside the dataset folder {root} (to "
+     "/etc/passwd)"),
+    ("../ image", "decathlon", lambda vd, root: (_outside_file(vd, root), _entry(1, "image", "../outside.nii.gz")(
+        vd, root)), [],
+     "{root}/dataset.json: training[1].image '../outside.nii.gz' points outside the dataset folder {root} (to "
+     "{tmp}/data/outside.nii.gz)"),
+    ("link leading out", "decathlon", _link_out, [],
+     "{root}/dataset.json: training[0].label './labelsTr/task_000.nii.gz' points outside the dataset folder {root} "
+     "(to {tmp}/data/outside.nii.gz)"),
+    ("amos ../ test image", "amos", _entry(0, "image", "./../../etc/passwd", "validation"), [],
+     "{root}/dataset.json: validation[0].image './../../etc/passwd' points outside the dataset folder {root}"),
+    ("2D image", "decathlon", _image(lambda img: img[:, :, 0]), [],
+     "{root}/imagesTr/task_002.nii.gz: a 2D image of shape (20, 24); the 3D task needs 3D volumes (4D: channels "
+     "last, as many as the dataset.json names)"),
+    ("4D, 2 channels for 1", "decathlon", _image(lambda img: np.stack([img, img], -1)), [],
+     "{root}/imagesTr/task_002.nii.gz: 2 channel(s), but the dataset.json names 1 (MRI); a multi-modal volume is "
+     "4D with one channel per modality, last"),
+    ("NaN and Inf image voxels", "decathlon", _bad_voxels("imagesTr", [(3, 4, 5), (0, 0, 0)], [np.nan, np.inf]), [],
+     "{root}/imagesTr/task_001.nii.gz: 1 NaN and 1 Inf voxel(s) of 7680 (as float32); image volumes must hold "
+     "finite numbers: fix the file or leave the case out of the dataset"),
+    ("NaN label voxels", "decathlon", _bad_voxels("labelsTr", [(3, 4, 5), (1, 2, 3)], np.nan), [],
+     "{root}/labelsTr/task_001.nii.gz: 2 NaN and 0 Inf voxel(s) of 7680 (as float32); label volumes must hold"),
+    ("fractional label", "decathlon", _bad_voxels("labelsTr", [(3, 4, 5)], 0.5), [],
+     "{root}/labelsTr/task_001.nii.gz: label values [0.5] are not integers; a label map holds the class numbers "
+     "0..2"),
+    ("split_file of 5 folds, num_folds=3", "decathlon", _splits(lambda s, ds: s), [SPLIT_FILE, "num_folds=3"],
+     "splits file {tmp}/data/splits.json holds 5 folds, the run asks for num_folds=3; " + HOW_TO_SPLITS),
+    ("split_file of another seed", "decathlon", _splits(lambda s, ds: {**s, "seed": 7}), [SPLIT_FILE],
+     "splits file {tmp}/data/splits.json was made with split_seed=7, the run asks for split_seed=0; " + HOW_TO_SPLITS),
+    ("split_file of a 3-case copy", "decathlon", _splits(_first_cases(3)), [SPLIT_FILE, "num_folds=2"],
+     "splits file {tmp}/data/splits.json splits 3 training + 0 test cases, the dataset at {root} has 5 + 0; 2 of its "
+     "cases are not in the file (task_003, task_004); " + HOW_TO_SPLITS),
+    ("split_file of an older poolskip", "decathlon",
+     _splits(lambda s, ds: {k: v for k, v in s.items() if k not in ("format", "case_set")}), [SPLIT_FILE],
+     "splits file {tmp}/data/splits.json has format 1, not 2 (an older poolskip wrote it): it does not record the "
+     "fold count, seed and case set it was made for, so it cannot be checked; " + HOW_TO_SPLITS),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("layout", "mutate", "sets", "message"), [c[1:] for c in BAD_3D], ids=[c[0] for c in BAD_3D])
+def test_bad_3d_data_is_one_line(vd, layout, mutate, sets, message, tmp_path, capsys):
+    """Each bad 3D dataset is refused in one line naming the file; nothing is written but the cache of the
+    cases read before the bad one (and the run directory's lock, issue 19 item 8)."""
+    make = {
+        "decathlon": lambda root: vd.decathlon(root, n=5),
+        "nnunet": lambda root: vd.nnunet_raw(root, n=5),
+        "amos": lambda root: vd.listed(root, "dataset.json", {"training": [f"amos_{i:04d}" for i in (1, 2, 3, 507)],
+                                                             "validation": ["amos_0004", "amos_0540"]}),
+    }  # fmt: skip
+    root = make[layout](tmp_path / "data" / "ds")
+    mutate(vd, root)
+    tmp = str(tmp_path)
+    before = snapshot(tmp_path)
+    assert main(_train3d(tmp_path, root, layout, *(s.format(tmp=tmp) for s in sets))) == 2
+    err = one_line_error(capsys.readouterr().err, "train")
+    assert message.format(root=root, tmp=tmp) in err
+    after = {k: v for k, v in snapshot(tmp_path).items() if Path(k).name != ".lock"}
+    written = sorted(set(after) - set(before))
+    assert {k: after[k] for k in before} == before  # the dataset (and a split_file named) unchanged
+    assert all(k.startswith("cache/volumetric/") and "task_001" not in k for k in written), written
+    assert not [p for p in tmp_path.rglob("*") if p.name in RUN_FILES]
+
+
+def _split_of(run: Path) -> dict:
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["task_state"]
+    return {"train": state["train_ids"], "eval": state["eval_ids"], "file": state["split_file"]}
+
+
+def test_a_smaller_copy_of_a_3d_dataset_does_not_lend_the_full_one_its_splits(vd, tmp_path, capsys):
+    """Issue 19 item 2: a run on a 4-case copy, then on the 8-case dataset with the same cache: the full run gets a
+    splits file of its own (the default name holds a hash of the case list) that splits all 8; num_folds=3 on the
+    same dataset gets a third file, the 2-fold one left as it was."""
+    from poolskip.data import seg3d
+
+    full = vd.decathlon(tmp_path / "full", n=8)
+    copy = tmp_path / "copy"
+    shutil.copytree(full, copy)
+    _edit_json(copy, lambda d: d.__setitem__("training", d["training"][:4]))
+    assert main(_train3d(tmp_path, copy, "decathlon", "num_folds=2", "train_subset=1", name="copy")) == 0
+    assert main(_train3d(tmp_path, full, "decathlon", "num_folds=2", "train_subset=1", name="full")) == 0
+    small, big = _split_of(tmp_path / "runs/copy/seed0"), _split_of(tmp_path / "runs/full/seed0")
+    assert small["file"] != big["file"]
+    written = json.loads(Path(big["file"]).read_text())
+    ds = seg3d.load_volumes("decathlon", full)
+    assert written["case_set"] == seg3d.case_set_hash(ds) and written["num_folds"] == 2
+    assert sorted(written["folds"][0]["train"] + written["folds"][0]["val"]) == [f"task_{i:03d}" for i in range(8)]
+    assert big["eval"] == written["folds"][0]["val"][:1] and set(big["train"]) <= set(written["folds"][0]["train"])
+    out = capsys.readouterr().out  # the run's description names the file it used
+    assert f"splits {big['file']}" in out
+    four = Path(big["file"]).read_bytes()
+    assert main(_train3d(tmp_path, full, "decathlon", "num_folds=3", "fold=2", "train_subset=1", name="k3")) == 0
+    k3 = _split_of(tmp_path / "runs/k3/seed0")
+    assert k3["file"] not in (small["file"], big["file"]) and Path(big["file"]).read_bytes() == four
+    assert len(json.loads(Path(k3["file"]).read_text())["folds"]) == 3
+    assert f"(fold 2 of 3), 3 classes, patch 16x16x16 at 1x1x1 mm; splits {k3['file']}" in capsys.readouterr().out
