@@ -223,3 +223,19 @@ def test_small_volumes_are_padded_into_the_patch():
     start = V.patch_start((4, 5, 6), (8, 8, 8), np.random.default_rng(0))
     x, y = V.crop_patch(image, label, (8, 8, 8), start)
     assert x.shape == (1, 8, 8, 8) and float(x.sum()) == 120 and int(y.sum()) == 120
+
+
+def test_nnunet_raw_files_stay_inside_the_dataset(tmp_path):
+    """nnU-Net's layout names no files but a file ending: one that is a path is refused, and a case file that
+    is a link leading out of the folder too."""
+    root = vd.nnunet_raw(tmp_path / "Dataset998_Tiny", n=2)
+    desc = json.loads((root / "dataset.json").read_text())
+    (root / "dataset.json").write_text(json.dumps({**desc, "file_ending": "/../../x.nii.gz"}))
+    with pytest.raises(DatasetError, match=r"'file_ending' must be a file extension such as '\.nii\.gz', got '/\.\./"):
+        V.load_volumes("nnunet", root)
+    (root / "dataset.json").write_text(json.dumps(desc))
+    image = root / "imagesTr" / "case_001_0000.nii.gz"
+    image.rename(tmp_path / "elsewhere.nii.gz")
+    image.symlink_to(tmp_path / "elsewhere.nii.gz")
+    with pytest.raises(DatasetError, match=f"{image} \\(case 'case_001'\\) points outside the dataset folder {root}"):
+        V.load_volumes("nnunet", root)
