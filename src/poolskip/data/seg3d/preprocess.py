@@ -36,7 +36,7 @@ __all__ = [
     "read_case",
 ]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: cases are checked finite when cached (a cache of 1 may hold NaN volumes)
 MAX_LOCATIONS = 10_000
 
 
