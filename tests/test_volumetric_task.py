@@ -167,12 +167,53 @@ def test_ensemble_runs_scores_the_folds_on_the_test_set(tmp_path):
     root = vd.listed(tmp_path / "amos", "dataset.json", {"training": train, "validation": test})
     cfg = make_config({
         "task": "segmentation3d", "model": "nnunet", "data": {"dataset": "amos", "data_dir": str(root),
-        "cache_dir": str(tmp_path / "cache")}, "segmentation3d": {"num_folds": 2, "patch_size": [8, 8, 8]},
+        "cache_dir": str(tmp_path / "cache")}, "segmentation3d": {"num_folds": 2, "patch_size": [8, 8, 8],
+        "split_file": str(tmp_path / "splits.json")},
     })  # fmt: skip
+    states = {}
+    for k in (0, 1):
+        fold = make_config({**cfg.to_dict(), "segmentation3d": {**cfg.to_dict()["segmentation3d"], "fold": k}})
+        states[f"fold{k}"] = build_task(fold).state()
+    assert states["fold0"]["normalisation"] == ["CT: CT window [-175, 250]; MRI: z-score"]  # AMOS: CT and MRI scans
     torch.manual_seed(0)
     models = {d: create_model("nnunet", num_classes=3, patch_size=(8, 8, 8)) for d in ("fold0", "fold1")}
-    r = ensemble_runs(["fold0", "fold1"], load=lambda d, which, device: (models[d], {"config": cfg.to_dict()}))
+
+    def load(d, which, device):
+        return models[d], {"config": cfg.to_dict(), "task_state": states[d]}
+
+    r = ensemble_runs(["fold0", "fold1"], load=load)
     assert r["models"] == 2 and r["eval_volumes"] == 2  # AMOS's validation list is the test set
+
+
+def _state(fold: int, train: list[str], val: list[str], **keys) -> dict:
+    return {"train_ids": train, "eval_ids": val, "fold": fold, "split_file": "s.json", "channels": ["CT"],
+            "classes": ["bg", "a"], "spacing": [1.0, 1.0, 1.0], "patch_size": [8, 8, 8], **keys}  # fmt: skip
+
+
+def test_ensemble_members_are_compared_by_what_their_states_recorded():
+    from poolskip.engine import ConfigError
+    from poolskip.tasks.segmentation3d import check_ensemble_members
+
+    a, b = _state(0, ["c", "d"], ["e"]), _state(1, ["d", "e"], ["c"])
+    check_ensemble_members([("a", a), ("b", b)])
+    # states written before the normalisation and the case list were recorded: compared by their channels
+    with pytest.raises(ConfigError, match=r"member b: its channels \['MRI'\] where a has \['CT'\]"):
+        check_ensemble_members([("a", a), ("b", {**b, "channels": ["MRI"]})])
+    with pytest.raises(ConfigError, match=r"member b: its normalisation \['z-score'\] where a has \['CT window"):
+        check_ensemble_members([("a", {**a, "normalisation": ["CT window [-1, 1]"]}), ("b", {**b, "normalisation":
+                                ["z-score"]})])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"member b: its spacing 1x1x2 mm where a has 1x1x1 mm"):
+        check_ensemble_members([("a", a), ("b", {**b, "spacing": [1.0, 1.0, 2.0]})])
+    with pytest.raises(ConfigError, match=r"member b: its data has 4 cases where a has 3, 1 only in its data \(f\)"):
+        check_ensemble_members([("a", {**a, "cases": ["c", "d", "e"]}), ("b", {**b, "cases": ["c", "d", "e", "f"]})])
+    with pytest.raises(ConfigError, match="member b is the same fold as a"):
+        check_ensemble_members([("a", a), ("b", {**a, "fold": 0})])
+    with pytest.raises(
+        ConfigError, match=r"member b was trained or validated on 1 of the 2 cases of a's test set \(x\)"
+    ):
+        check_ensemble_members([("a", {**a, "test_ids": ["x", "y"]}), ("b", _state(1, ["d", "x"], ["c"]))])
+    # a member trained on all folds (fold -1) evaluated on the test set: its evaluation cases are not training
+    check_ensemble_members([("a", {**a, "test_ids": ["x"]}), ("all", _state(-1, ["c", "d", "e"], ["x"]))])
 
 
 def test_run_folds_trains_resumes_or_keeps_each_fold(setup, tmp_path, monkeypatch):
