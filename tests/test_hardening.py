@@ -333,3 +333,22 @@ def test_eval_of_a_classifier_on_data_of_other_channels_is_refused(finished_run,
         f"{tmp_path / 'data'} has channels 3" in err
     )
     assert snapshot(finished_run) == before
+
+
+def test_eval_checks_the_models_spec_where_the_state_is_silent(finished_run, tmp_path, capsys):
+    """A checkpoint whose task state passes (3 channels, 10 classes, like the CIFAR data) but whose model was
+    built for 1 input channel: refused by the model spec, naming the checkpoint, stored and found."""
+    from test_data import make_cifar
+
+    make_cifar(tmp_path / "data")
+    ck = torch.load(finished_run / "checkpoints" / "last.pt", weights_only=True)
+    ck["task_state"] = {**ck["task_state"], "mean": [0.5] * 3, "std": [0.25] * 3}
+    torch.save(ck, tmp_path / "crafted.pt")
+    assert (
+        main(["eval", str(tmp_path / "crafted.pt"), "--dataset", "cifar10", "--data-dir", str(tmp_path / "data")]) == 2
+    )
+    err = one_line_error(capsys.readouterr().err, "eval")
+    assert (
+        f"{tmp_path / 'crafted.pt'}: its model was built for in_channels 1, but cifar10 at {tmp_path / 'data'} asks "
+        "for in_channels 3" in err
+    )

@@ -208,6 +208,8 @@ def test_ensemble_members_are_compared_by_what_their_states_recorded():
         check_ensemble_members([("a", {**a, "cases": ["c", "d", "e"]}), ("b", {**b, "cases": ["c", "d", "e", "f"]})])
     with pytest.raises(ConfigError, match="member b is the same fold as a"):
         check_ensemble_members([("a", a), ("b", {**a, "fold": 0})])
+    with pytest.raises(ConfigError, match="member b is the same fold as a"):  # fold 0 again on a train_subset
+        check_ensemble_members([("a", a), ("b", {**a, "train_ids": ["c"]})])
     with pytest.raises(
         ConfigError, match=r"member b was trained or validated on 1 of the 2 cases of a's test set \(x\)"
     ):
@@ -230,3 +232,24 @@ def test_run_folds_trains_resumes_or_keeps_each_fold(setup, tmp_path, monkeypatc
     assert dirs == [tmp_path / f"fold{k}" for k in (0, 1, 2)]
     assert calls == [(0, False), (1, True)]  # fold 2 finished: kept
     assert cfg.options.fold == 0 and cfg.options.split_file is None  # the caller's config is not changed
+
+
+def test_a_restored_state_is_checked_before_anything_is_preprocessed(setup, tmp_path):
+    """A fold's state rebuilt on a CT twin of its MRI data: refused naming both, nothing cached; a state
+    written before the normalisation was recorded is compared by its channels."""
+    from poolskip.tasks import StateMismatch
+
+    state = build_task(setup()).state()
+    assert state["normalisation"] == ["z-score"] and state["layout"] == "decathlon" and len(state["cases"]) == 5
+    ct = vd.decathlon(tmp_path / "ct", n=5, modality="CT")
+    cfg = make_config({**setup().to_dict(), "data": {"dataset": "decathlon", "data_dir": str(ct),
+                                                     "cache_dir": str(tmp_path / "cache")}})  # fmt: skip
+    with pytest.raises(StateMismatch, match=r"normalisation \['z-score'\], but the decathlon data at .* has channels"):
+        build_task(cfg, state=state)
+    old = {k: v for k, v in state.items() if k != "normalisation"}
+    with pytest.raises(StateMismatch, match=r"trained on channels \['MRI'\], but the decathlon data at .*\['CT'\];"):
+        build_task(cfg, state=old)
+    lacking = {**state, "eval_ids": ["task_000", "gone_1"]}
+    with pytest.raises(StateMismatch, match="split names 1 case.s. that the decathlon data at .* lacks .gone_1."):
+        build_task(setup(), state=lacking)
+    assert not (tmp_path / "cache").exists()

@@ -411,6 +411,16 @@ def _difference(a: Mapping[str, Any], b: Mapping[str, Any], other: str) -> str |
     return None
 
 
+def _same_fold(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two states are one fold: the same training cases, or the same held-out (validation) cases of a
+    fold (its training part cut by another ``train_subset``, or its validation part by another ``eval_subset``
+    still leaves one of the two equal)."""
+    if set(a["train_ids"]) == set(b["train_ids"]):
+        return True
+    held_out = a.get("fold", 0) >= 0 and b.get("fold", 0) >= 0 and a["eval_ids"]
+    return bool(held_out) and set(a["eval_ids"]) == set(b["eval_ids"])
+
+
 def _fold(state: Mapping[str, Any]) -> str:
     k = state.get("fold")
     return "all folds (fold -1)" if k == -1 else f"fold {k} of splits {state.get('split_file')}"
@@ -435,8 +445,8 @@ def check_ensemble_members(members: Sequence[Member]) -> None:
 
     - a member's data differs from the first member's in any of :data:`DATA_KEYS` (layout, dataset name,
       the data folder's case ids, channels, each channel's normalisation, classes, spacing, patch size);
-    - two members are the same fold (the same training and validation cases: one run given twice, a copy
-      of it, or the same fold trained again); an ensemble averages different folds;
+    - two members are the same fold (the same training or the same validation cases: one run given twice,
+      a copy of it, or the same fold trained again); an ensemble averages different folds;
     - a member was trained or validated on a case of the first member's test set (folds of another split
       seed on BTCV, whose test choice follows the seed).
 
@@ -449,16 +459,14 @@ def check_ensemble_members(members: Sequence[Member]) -> None:
         why = _difference(ref, state, first)
         if why is not None:
             raise ConfigError(f"ensemble member {name}: {why}; an ensemble's members are folds of one run")
-    folds: dict[tuple[frozenset, frozenset], str] = {}
-    for name, state in members:
-        key = (frozenset(state["train_ids"]), frozenset(state["eval_ids"]))
-        if key in folds:
-            same = "is given twice" if folds[key] == name else f"is the same fold as {folds[key]}"
-            raise ConfigError(
-                f"ensemble member {name} {same} ({_fold(state)}, the same {len(key[0])} training cases): an "
-                "ensemble averages different folds; leave one out"
-            )
-        folds[key] = name
+    for i, (name, state) in enumerate(members):
+        for other, earlier in members[:i]:
+            if _same_fold(earlier, state):
+                same = "is given twice" if other == name else f"is the same fold as {other}"
+                raise ConfigError(
+                    f"ensemble member {name} {same} ({_fold(state)}, {len(state['train_ids'])} training and "
+                    f"{len(state['eval_ids'])} validation cases): an ensemble averages different folds; leave one out"
+                )
     if "test_ids" in ref:
         _check_unseen(members, ref["test_ids"], f"{first}'s test set")
 
