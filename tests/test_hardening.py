@@ -210,7 +210,8 @@ def test_a_read_only_checkpoint_folder_keeps_the_last_good_one(finished_run, tmp
 def runs3d(tmp_path_factory):
     """Tiny real 3D runs (nnU-Net width 4, 1 epoch of 1 step): the two folds of one BTCV split (8 cases, 3 of
     them test) and a copy of fold 0; fold 0 of the other split seed (whose test choice differs); a fold on a
-    4-class copy of the data; a fold on a Decathlon MRI dataset, whose CT twin has the same cases."""
+    4-class copy of the data and one on a copy with a ninth case; a fold on a Decathlon MRI dataset, whose CT
+    twin has the same cases."""
     for module in ("monai", "nibabel", "dynamic_network_architectures"):
         pytest.importorskip(module)
     import volumetric_data as vd
@@ -221,6 +222,9 @@ def runs3d(tmp_path_factory):
     data = {
         "btcv": vd.listed(root / "btcv", "dataset_0.json", groups),
         "btcv4": vd.listed(root / "btcv4", "dataset_0.json", groups, classes=4),
+        "btcv9": vd.listed(
+            root / "btcv9", "dataset_0.json", {"training": [*names[:6], "img0008"], "validation": names[6:]}
+        ),  # fmt: skip
         "mri": vd.decathlon(root / "mri", n=5),
         "ct": vd.decathlon(root / "ct", n=5, modality="CT"),
     }
@@ -237,6 +241,7 @@ def runs3d(tmp_path_factory):
     train("btcv", "btcv", "cv", flags=["--folds"])
     train("btcv", "btcv", "seed1", "split_seed=1", "fold=0")
     train("btcv", "btcv4", "classes4", "fold=1")
+    train("btcv", "btcv9", "cases9", "fold=1")
     train("decathlon", "mri", "mri", "fold=0")
     shutil.copytree(root / "runs" / "cv" / "seed0" / "fold0", root / "runs" / "copy" / "fold0")
     return root, data
@@ -250,6 +255,8 @@ BAD_ENSEMBLES = [  # (members under runs/, what the message says; {r} is runs/)
      "{r}/cv/seed0/fold0's test set (img0002, img0003, img0004): its split (fold 0 of splits "),
     ([FOLD0, "mri/seed0"], "ensemble member {r}/mri/seed0: its layout 'decathlon' where {r}/cv/seed0/fold0 has 'btcv'"),
     (["mri/seed0", FOLD0], "ensemble member {r}/cv/seed0/fold0: its layout 'btcv' where {r}/mri/seed0 has 'decathlon'"),
+    ([FOLD0, "cases9/seed0"], "ensemble member {r}/cases9/seed0: its data has 9 cases where {r}/cv/seed0/fold0 has 8, "
+     "1 only in its data (img0008); an ensemble's members are folds of one run"),
     ([FOLD0, "classes4/seed0"], "ensemble member {r}/classes4/seed0: its classes ['organ0', 'organ1', 'organ2', "
      "'organ3'] where {r}/cv/seed0/fold0 has ['organ0', 'organ1', 'organ2']"),
 ]  # fmt: skip

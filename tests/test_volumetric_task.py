@@ -253,3 +253,22 @@ def test_a_restored_state_is_checked_before_anything_is_preprocessed(setup, tmp_
     with pytest.raises(StateMismatch, match="split names 1 case.s. that the decathlon data at .* lacks .gone_1."):
         build_task(setup(), state=lacking)
     assert not (tmp_path / "cache").exists()
+
+
+def test_ensemble_members_are_checked_against_the_test_set_read():
+    from types import SimpleNamespace
+
+    from poolskip.engine import ConfigError
+    from poolskip.tasks.segmentation3d import check_ensemble_test_set
+
+    found = _state(-1, ["c", "d", "e"], ["x", "y"], cases=["c", "d", "e", "x", "y"])
+    task = SimpleNamespace(state=lambda: found, ds=SimpleNamespace(layout="btcv", root="/d"), eval_ids=["x", "y"])
+    a = _state(0, ["c", "d"], ["e"], cases=["c", "d", "e", "x", "y"])
+    check_ensemble_test_set(task, [("a", a)])
+    message = r"member a: its data has 4 cases where the test set's data \(btcv at /d\) has 5, 1 only in the test"
+    with pytest.raises(ConfigError, match=message + r" set's data \(btcv at /d\) \(y\); was the data changed"):
+        check_ensemble_test_set(task, [("a", {**a, "cases": ["c", "d", "e", "x"]})])
+    with pytest.raises(
+        ConfigError, match=r"member a was trained or validated on 1 of the 2 cases of the test set \(y\)"
+    ):
+        check_ensemble_test_set(task, [("a", {**a, "eval_ids": ["y"]})])

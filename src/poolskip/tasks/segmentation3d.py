@@ -405,7 +405,7 @@ def _difference(a: Mapping[str, Any], b: Mapping[str, Any], other: str) -> str |
             if key == "cases":
                 only_b, only_a = sorted(set(b[key]) - set(a[key])), sorted(set(a[key]) - set(b[key]))
                 parts = [f"{len(only_b)} only in its data ({_few(only_b)})"] if only_b else []
-                parts += [f"{len(only_a)} only in {other}'s ({_few(only_a)})"] if only_a else []
+                parts += [f"{len(only_a)} only in {other} ({_few(only_a)})"] if only_a else []
                 return f"its data has {len(b[key])} cases where {other} has {len(a[key])}, {'; '.join(parts)}"
             return f"its {key.replace('_size', '')} {_show(key, b[key])} where {other} has {_show(key, a[key])}"
     return None
