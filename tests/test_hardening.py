@@ -405,3 +405,159 @@ def test_a_smaller_copy_of_a_3d_dataset_does_not_lend_the_full_one_its_splits(vd
     assert k3["file"] not in (small["file"], big["file"]) and Path(big["file"]).read_bytes() == four
     assert len(json.loads(Path(k3["file"]).read_text())["folds"]) == 3
     assert f"(fold 2 of 3), 3 classes, patch 16x16x16 at 1x1x1 mm; splits {k3['file']}" in capsys.readouterr().out
+# ---- ensemble: `ensemble` and `eval --dataset/--data-dir` compare the data and the members (issue 19 item 3)
+
+
+@pytest.fixture(scope="module")
+def runs3d(tmp_path_factory):
+    """Tiny real 3D runs (nnU-Net width 4, 1 epoch of 1 step): the two folds of one BTCV split (8 cases, 3 of
+    them test) and a copy of fold 0; fold 0 of the other split seed (whose test choice differs); a fold on a
+    4-class copy of the data and one on a copy with a ninth case; a fold on a Decathlon MRI dataset, whose CT
+    twin has the same cases."""
+    for module in ("monai", "nibabel", "dynamic_network_architectures"):
+        pytest.importorskip(module)
+    import volumetric_data as vd
+
+    root = tmp_path_factory.mktemp("ens")
+    names = [f"img{i:04d}" for i in range(8)]
+    groups = {"training": names[:6], "validation": names[6:]}
+    data = {
+        "btcv": vd.listed(root / "btcv", "dataset_0.json", groups),
+        "btcv4": vd.listed(root / "btcv4", "dataset_0.json", groups, classes=4),
+        "btcv9": vd.listed(
+            root / "btcv9", "dataset_0.json", {"training": [*names[:6], "img0008"], "validation": names[6:]}
+        ),  # fmt: skip
+        "mri": vd.decathlon(root / "mri", n=5),
+        "ct": vd.decathlon(root / "ct", n=5, modality="CT"),
+    }
+
+    def train(layout: str, folder: str, name: str, *sets: str, flags=()):
+        argv = [
+            "train", "--task", "segmentation3d", "--model", "nnunet", "--dataset", layout, "--data-dir",
+            str(data[folder]), "--batch-size", "2", "--epochs", "1", "--out-dir", str(root / "runs"), "--run-name",
+            name, "--set", "iterations=1", "patch_size=[16,16,16]", "threads=1", "eval_batch_size=2", "num_folds=2",
+            f"cache_dir={root / 'cache'}", "model_kwargs={width: 4}", *sets, *flags,
+        ]  # fmt: skip
+        assert main(argv) == 0
+
+    train("btcv", "btcv", "cv", flags=["--folds"])
+    train("btcv", "btcv", "seed1", "split_seed=1", "fold=0")
+    train("btcv", "btcv4", "classes4", "fold=1")
+    train("btcv", "btcv9", "cases9", "fold=1")
+    train("decathlon", "mri", "mri", "fold=0")
+    shutil.copytree(root / "runs" / "cv" / "seed0" / "fold0", root / "runs" / "copy" / "fold0")
+    return root, data
+
+
+FOLD0 = "cv/seed0/fold0"
+BAD_ENSEMBLES = [  # (members under runs/, what the message says; {r} is runs/)
+    ([FOLD0, FOLD0], "ensemble member {r}/cv/seed0/fold0 is given twice (fold 0 of splits {r}/cv/seed0/splits.json"),
+    ([FOLD0, "copy/fold0"], "ensemble member {r}/copy/fold0 is the same fold as {r}/cv/seed0/fold0 (fold 0 of splits"),
+    ([FOLD0, "seed1/seed0"], "ensemble member {r}/seed1/seed0 was trained or validated on 3 of the 3 cases of "
+     "{r}/cv/seed0/fold0's test set (img0002, img0003, img0004): its split (fold 0 of splits "),
+    ([FOLD0, "mri/seed0"], "ensemble member {r}/mri/seed0: its layout 'decathlon' where {r}/cv/seed0/fold0 has 'btcv'"),
+    (["mri/seed0", FOLD0], "ensemble member {r}/cv/seed0/fold0: its layout 'btcv' where {r}/mri/seed0 has 'decathlon'"),
+    ([FOLD0, "cases9/seed0"], "ensemble member {r}/cases9/seed0: its data has 9 cases where {r}/cv/seed0/fold0 has 8, "
+     "1 only in its data (img0008); an ensemble's members are folds of one run"),
+    ([FOLD0, "classes4/seed0"], "ensemble member {r}/classes4/seed0: its classes ['organ0', 'organ1', 'organ2', "
+     "'organ3'] where {r}/cv/seed0/fold0 has ['organ0', 'organ1', 'organ2']"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("members", "message"), BAD_ENSEMBLES, ids=[" ".join(m) for m, _ in BAD_ENSEMBLES])
+def test_an_ensemble_of_unlike_members_is_refused_before_it_predicts(members, message, runs3d, capsys):
+    root, _ = runs3d
+    runs = root / "runs"
+    before = snapshot(root)  # data, runs and the preprocessing cache
+    assert main(["ensemble", *[str(runs / m) for m in members]]) == 2
+    captured = capsys.readouterr()
+    assert message.format(r=runs) in one_line_error(captured.err, "ensemble")
+    assert captured.out == "" and snapshot(root) == before
+
+
+def test_an_ensemble_member_of_another_task_is_refused(runs3d, finished_run, capsys):
+    root, _ = runs3d
+    fold0 = root / "runs" / FOLD0
+    assert main(["ensemble", str(fold0), str(finished_run)]) == 2
+    err = one_line_error(capsys.readouterr().err, "ensemble")
+    assert f"ensemble member {finished_run} is a 'classification' run, {fold0} a 'segmentation3d' run" in err
+    assert main(["ensemble", str(finished_run)]) == 2
+    err = one_line_error(capsys.readouterr().err, "ensemble")
+    assert f"ensemble member {finished_run}: task 'classification' has no cross-validation folds" in err
+
+
+def test_the_folds_of_one_split_still_score_and_one_fold_says_it_is_alone(runs3d, capsys):
+    import json
+
+    root, _ = runs3d
+    seed = root / "runs" / "cv" / "seed0"
+    assert main(["ensemble", str(seed / "fold0"), str(seed / "fold1"), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["models"] == 2 and scores["eval_volumes"] == 3 and 0.0 <= scores["dice"] <= 100.0
+    assert main(["ensemble", str(seed / "fold1")]) == 0
+    assert capsys.readouterr().out.startswith("1 fold alone (not an ensemble) on the test set: dice ")
+
+
+BAD_EVALS = [  # (run under runs/, eval flags with {name} a data folder, what the message says)
+    ("mri/seed0", ["--data-dir", "{ct}"], "the checkpoint was trained on channels ['MRI'], normalisation "
+     "['z-score'], but the decathlon data at {ct} has channels ['CT'], normalisation ['CT window [-175, 250]']"),
+    ("mri/seed0", ["--dataset", "btcv", "--data-dir", "{btcv}"], "the checkpoint was trained on channels ['MRI'], "
+     "normalisation ['z-score'], classes ['background', 'class1', 'class2'], but the btcv data at {btcv} has channels "
+     "['CT'], normalisation ['CT window [-175, 250]'], classes ['organ0', 'organ1', 'organ2']; point --data-dir"),
+    (FOLD0, ["--data-dir", "{btcv4}"], "the checkpoint was trained on classes ['organ0', 'organ1', 'organ2'], but "
+     "the btcv data at {btcv4} has classes ['organ0', 'organ1', 'organ2', 'organ3']"),
+    (FOLD0, ["--dataset", "decathlon", "--data-dir", "{ct}"], "the checkpoint was trained on classes ['organ0', "
+     "'organ1', 'organ2'], but the decathlon data at {ct} has classes ['background', 'class1', 'class2']"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("run", "flags", "message"), BAD_EVALS, ids=[f"{r} {' '.join(f)}" for r, f, _ in BAD_EVALS])
+def test_eval_on_unlike_3d_data_names_stored_and_found(run, flags, message, runs3d, capsys):
+    root, data = runs3d
+    before = snapshot(root)
+    flags = [f.format(**data) for f in flags]
+    assert main(["eval", str(root / "runs" / run), *flags]) == 2
+    captured = capsys.readouterr()
+    err = one_line_error(captured.err, "eval")
+    assert f"{root / 'runs' / run / 'checkpoints' / 'last.pt'}: {message.format(**data)}" in err
+    assert captured.out == "" and snapshot(root) == before  # refused before anything is preprocessed
+
+
+def test_eval_on_a_copy_of_the_training_data_still_runs(runs3d, tmp_path, capsys):
+    root, data = runs3d
+    shutil.copytree(data["mri"], tmp_path / "mri")
+    assert main(["eval", str(root / "runs" / "mri" / "seed0"), "--data-dir", str(tmp_path / "mri"), "--json"]) == 0
+    assert "dice" in capsys.readouterr().out
+
+
+def test_eval_of_a_classifier_on_data_of_other_channels_is_refused(finished_run, tmp_path, capsys):
+    from test_data import make_cifar
+
+    make_cifar(tmp_path / "data")
+    before = snapshot(finished_run)
+    assert main(["eval", str(finished_run), "--dataset", "cifar10", "--data-dir", str(tmp_path / "data")]) == 2
+    err = one_line_error(capsys.readouterr().err, "eval")
+    assert (
+        f"{finished_run / 'checkpoints' / 'last.pt'}: the checkpoint was trained on channels 1, but cifar10 at "
+        f"{tmp_path / 'data'} has channels 3" in err
+    )
+    assert snapshot(finished_run) == before
+
+
+def test_eval_checks_the_models_spec_where_the_state_is_silent(finished_run, tmp_path, capsys):
+    """A checkpoint whose task state passes (3 channels, 10 classes, like the CIFAR data) but whose model was
+    built for 1 input channel: refused by the model spec, naming the checkpoint, stored and found."""
+    from test_data import make_cifar
+
+    make_cifar(tmp_path / "data")
+    ck = torch.load(finished_run / "checkpoints" / "last.pt", weights_only=True)
+    ck["task_state"] = {**ck["task_state"], "mean": [0.5] * 3, "std": [0.25] * 3}
+    torch.save(ck, tmp_path / "crafted.pt")
+    assert (
+        main(["eval", str(tmp_path / "crafted.pt"), "--dataset", "cifar10", "--data-dir", str(tmp_path / "data")]) == 2
+    )
+    err = one_line_error(capsys.readouterr().err, "eval")
+    assert (
+        f"{tmp_path / 'crafted.pt'}: its model was built for in_channels 1, but cifar10 at {tmp_path / 'data'} asks "
+        "for in_channels 3" in err
+    )

@@ -97,6 +97,19 @@ def test_task_conformance(tmp_path, camvid):
     assert task.probe_loss(torch.zeros(5, 11, 17, 21), py).shape == ()
 
 
+@pytest.mark.parametrize(("key", "stored"), [("dataset", "voc"), ("classes", ["a", "b"]), ("ignore_index", 11)])
+def test_a_state_of_other_data_is_refused_naming_stored_and_found(tmp_path, camvid, key, stored):
+    import re
+
+    from poolskip.tasks import StateMismatch
+
+    cfg = _cfg(tmp_path, data_dir=camvid, segmentation={"crop_size": [17, 21], "eval_split": "test"})
+    found = build_task(cfg).state()
+    message = f"the checkpoint was trained on {key} {stored!r}, but camvid at {camvid} has {key} {found[key]!r}"
+    with pytest.raises(StateMismatch, match=re.escape(message)):
+        build_task(cfg, state={**found, key: stored})
+
+
 def test_other_datasets_build_and_bad_config_is_clear(tmp_path):
     cs = build_task(_cfg(tmp_path, "cityscapes", make_cityscapes(tmp_path / "cs")))
     assert cs.model_spec().num_classes == 19

@@ -167,12 +167,55 @@ def test_ensemble_runs_scores_the_folds_on_the_test_set(tmp_path):
     root = vd.listed(tmp_path / "amos", "dataset.json", {"training": train, "validation": test})
     cfg = make_config({
         "task": "segmentation3d", "model": "nnunet", "data": {"dataset": "amos", "data_dir": str(root),
-        "cache_dir": str(tmp_path / "cache")}, "segmentation3d": {"num_folds": 2, "patch_size": [8, 8, 8]},
+        "cache_dir": str(tmp_path / "cache")}, "segmentation3d": {"num_folds": 2, "patch_size": [8, 8, 8],
+        "split_file": str(tmp_path / "splits.json")},
     })  # fmt: skip
+    states = {}
+    for k in (0, 1):
+        fold = make_config({**cfg.to_dict(), "segmentation3d": {**cfg.to_dict()["segmentation3d"], "fold": k}})
+        states[f"fold{k}"] = build_task(fold).state()
+    assert states["fold0"]["normalisation"] == ["CT: CT window [-175, 250]; MRI: z-score"]  # AMOS: CT and MRI scans
     torch.manual_seed(0)
     models = {d: create_model("nnunet", num_classes=3, patch_size=(8, 8, 8)) for d in ("fold0", "fold1")}
-    r = ensemble_runs(["fold0", "fold1"], load=lambda d, which, device: (models[d], {"config": cfg.to_dict()}))
+
+    def load(d, which, device):
+        return models[d], {"config": cfg.to_dict(), "task_state": states[d]}
+
+    r = ensemble_runs(["fold0", "fold1"], load=load)
     assert r["models"] == 2 and r["eval_volumes"] == 2  # AMOS's validation list is the test set
+
+
+def _state(fold: int, train: list[str], val: list[str], **keys) -> dict:
+    return {"train_ids": train, "eval_ids": val, "fold": fold, "split_file": "s.json", "channels": ["CT"],
+            "classes": ["bg", "a"], "spacing": [1.0, 1.0, 1.0], "patch_size": [8, 8, 8], **keys}  # fmt: skip
+
+
+def test_ensemble_members_are_compared_by_what_their_states_recorded():
+    from poolskip.engine import ConfigError
+    from poolskip.tasks.segmentation3d import check_ensemble_members
+
+    a, b = _state(0, ["c", "d"], ["e"]), _state(1, ["d", "e"], ["c"])
+    check_ensemble_members([("a", a), ("b", b)])
+    # states written before the normalisation and the case list were recorded: compared by their channels
+    with pytest.raises(ConfigError, match=r"member b: its channels \['MRI'\] where a has \['CT'\]"):
+        check_ensemble_members([("a", a), ("b", {**b, "channels": ["MRI"]})])
+    with pytest.raises(ConfigError, match=r"member b: its normalisation \['z-score'\] where a has \['CT window"):
+        check_ensemble_members([("a", {**a, "normalisation": ["CT window [-1, 1]"]}), ("b", {**b, "normalisation":
+                                ["z-score"]})])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"member b: its spacing 1x1x2 mm where a has 1x1x1 mm"):
+        check_ensemble_members([("a", a), ("b", {**b, "spacing": [1.0, 1.0, 2.0]})])
+    with pytest.raises(ConfigError, match=r"member b: its data has 4 cases where a has 3, 1 only in its data \(f\)"):
+        check_ensemble_members([("a", {**a, "cases": ["c", "d", "e"]}), ("b", {**b, "cases": ["c", "d", "e", "f"]})])
+    with pytest.raises(ConfigError, match="member b is the same fold as a"):
+        check_ensemble_members([("a", a), ("b", {**a, "fold": 0})])
+    with pytest.raises(ConfigError, match="member b is the same fold as a"):  # fold 0 again on a train_subset
+        check_ensemble_members([("a", a), ("b", {**a, "train_ids": ["c"]})])
+    with pytest.raises(
+        ConfigError, match=r"member b was trained or validated on 1 of the 2 cases of a's test set \(x\)"
+    ):
+        check_ensemble_members([("a", {**a, "test_ids": ["x", "y"]}), ("b", _state(1, ["d", "x"], ["c"]))])
+    # a member trained on all folds (fold -1) evaluated on the test set: its evaluation cases are not training
+    check_ensemble_members([("a", {**a, "test_ids": ["x"]}), ("all", _state(-1, ["c", "d", "e"], ["x"]))])
 
 
 def test_run_folds_trains_resumes_or_keeps_each_fold(setup, tmp_path, monkeypatch):
@@ -189,3 +232,43 @@ def test_run_folds_trains_resumes_or_keeps_each_fold(setup, tmp_path, monkeypatc
     assert dirs == [tmp_path / f"fold{k}" for k in (0, 1, 2)]
     assert calls == [(0, False), (1, True)]  # fold 2 finished: kept
     assert cfg.options.fold == 0 and cfg.options.split_file is None  # the caller's config is not changed
+
+
+def test_a_restored_state_is_checked_before_anything_is_preprocessed(setup, tmp_path):
+    """A fold's state rebuilt on a CT twin of its MRI data: refused naming both, nothing cached; a state
+    written before the normalisation was recorded is compared by its channels."""
+    from poolskip.tasks import StateMismatch
+
+    state = build_task(setup()).state()
+    assert state["normalisation"] == ["z-score"] and state["layout"] == "decathlon" and len(state["cases"]) == 5
+    ct = vd.decathlon(tmp_path / "ct", n=5, modality="CT")
+    cfg = make_config({**setup().to_dict(), "data": {"dataset": "decathlon", "data_dir": str(ct),
+                                                     "cache_dir": str(tmp_path / "cache")}})  # fmt: skip
+    with pytest.raises(StateMismatch, match=r"normalisation \['z-score'\], but the decathlon data at .* has channels"):
+        build_task(cfg, state=state)
+    old = {k: v for k, v in state.items() if k != "normalisation"}
+    with pytest.raises(StateMismatch, match=r"trained on channels \['MRI'\], but the decathlon data at .*\['CT'\];"):
+        build_task(cfg, state=old)
+    lacking = {**state, "eval_ids": ["task_000", "gone_1"]}
+    with pytest.raises(StateMismatch, match="split names 1 case.s. that the decathlon data at .* lacks .gone_1."):
+        build_task(setup(), state=lacking)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_ensemble_members_are_checked_against_the_test_set_read():
+    from types import SimpleNamespace
+
+    from poolskip.engine import ConfigError
+    from poolskip.tasks.segmentation3d import check_ensemble_test_set
+
+    found = _state(-1, ["c", "d", "e"], ["x", "y"], cases=["c", "d", "e", "x", "y"])
+    task = SimpleNamespace(state=lambda: found, ds=SimpleNamespace(layout="btcv", root="/d"), eval_ids=["x", "y"])
+    a = _state(0, ["c", "d"], ["e"], cases=["c", "d", "e", "x", "y"])
+    check_ensemble_test_set(task, [("a", a)])
+    message = r"member a: its data has 4 cases where the test set's data \(btcv at /d\) has 5, 1 only in the test"
+    with pytest.raises(ConfigError, match=message + r" set's data \(btcv at /d\) \(y\); was the data changed"):
+        check_ensemble_test_set(task, [("a", {**a, "cases": ["c", "d", "e", "x"]})])
+    with pytest.raises(
+        ConfigError, match=r"member a was trained or validated on 1 of the 2 cases of the test set \(y\)"
+    ):
+        check_ensemble_test_set(task, [("a", {**a, "eval_ids": ["y"]})])

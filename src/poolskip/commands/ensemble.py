@@ -2,7 +2,10 @@
 
 Each fold's model (``best.pt`` by default) predicts every test volume with a Gaussian sliding window; the
 softmax probabilities are averaged, the argmax scored (Dice, NSD in mm, IoU per class and mean), as the
-paper reports its 5-fold BTCV/AMOS numbers. The folds must be runs of one config (``poolskip train --folds``).
+paper reports its 5-fold BTCV/AMOS numbers. The folds must be runs of one config (``poolskip train --folds``);
+the first run's test set is scored. Before any model predicts, the runs are refused (one line naming the run
+and why) when two are the same fold, one was trained or validated on a test case, or their data, channels,
+normalisation, classes, spacing or patch differ. One run is scored alone: that fold on the test set.
 Progress goes to stderr (a bar on a terminal, a line every few seconds otherwise); stdout holds the scores.
 """
 
@@ -32,5 +35,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(strict_json(scores)))
     else:
         scalars = "  ".join(f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, float))
-        print(f"ensemble of {len(args.runs)} fold(s) on the test set: {scalars}")
+        what = f"ensemble of {len(args.runs)} folds" if len(args.runs) > 1 else "1 fold alone (not an ensemble)"
+        print(f"{what} on the test set: {scalars}")
     return 0

@@ -3,7 +3,9 @@
 The checkpoint carries the run's config, its task state (e.g. the normalisation it was trained with)
 and the model weights; it is loaded with ``weights_only=True`` and its model is built from the
 registry only (``--allow-external-model`` to import a ``package.module:factory`` it names).
-``--data-dir``/``--dataset`` point it at the data on this machine. It runs on the run's ``threads``
+``--data-dir``/``--dataset`` point it at the data on this machine; data unlike the training data (other
+channels, normalisation, classes, or a model built for other input channels / classes than the data asks
+for) is refused in one line naming the checkpoint, what it stored and what was found. It runs on the run's ``threads``
 (``--threads`` to change them) and shows its progress on stderr: a bar on a terminal, a line every few
 seconds otherwise; stdout holds the result only.
 """

@@ -29,7 +29,7 @@ from torch import nn
 from ..dist import Dist
 from ..errors import PoolskipError
 from ..progress import Progress, reporting
-from ..tasks import Task, TaskContext, get_task
+from ..tasks import StateMismatch, Task, TaskContext, get_task
 from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, model_from_config, read_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, make_config
@@ -492,11 +492,29 @@ def restore(
 ) -> tuple[nn.Module, Task, dict]:
     """``(model, task, info)`` from a run directory or checkpoint file: the model with its weights (eval
     mode) and its task rebuilt from the checkpoint's config (updated by ``overrides``, e.g. another
-    ``data_dir``) and stored task state, so the data is prepared exactly as in training."""
+    ``data_dir``) and stored task state, so the data is prepared exactly as in training.
+
+    Data unlike the training data is refused, a :class:`~poolskip.tasks.StateMismatch` naming the checkpoint,
+    what it stored and what was found: the task checks what its state recorded (e.g. channels, normalisation,
+    classes), then the model's stored :class:`~poolskip.tasks.ModelSpec` (input channels, classes, spatial
+    dims) is checked against the one the data asks for."""
     dev = distributed.resolve_device(device)
     model, info = load_checkpoint(path, which, dev, allow_external_model)
     cfg = make_config(info["config"], {"device": str(dev)}, overrides or {})
-    return model, build_task(cfg, dev, state=info["task_state"]), info
+    try:
+        task = build_task(cfg, dev, state=info["task_state"])
+    except StateMismatch as e:
+        raise StateMismatch(f"{info['path']}: {e}") from None
+    stored, found = info["model_spec"], dataclasses.asdict(task.model_spec())
+    keys = [k for k in ("in_channels", "num_classes", "spatial_dims") if stored.get(k) != found[k]]
+    if keys:
+        where = cfg.data.dataset + (f" at {cfg.data.data_dir}" if cfg.data.data_dir else "")
+        raise StateMismatch(
+            f"{info['path']}: its model was built for {', '.join(f'{k} {stored.get(k)}' for k in keys)}, but "
+            f"{where} asks for {', '.join(f'{k} {found[k]}' for k in keys)}; point --data-dir/--dataset at data "
+            "like the data it was trained on"
+        )
+    return model, task, info
 
 
 def load_run_config(run_dir: str | os.PathLike, overrides: dict | None = None) -> TrainConfig:

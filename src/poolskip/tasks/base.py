@@ -14,7 +14,10 @@ config, so it can be built and tested without it.
 
 ``state`` is what :meth:`Task.state` returned when a checkpoint was written (e.g. normalisation measured
 on the training set): passed back when a task is rebuilt for ``eval``, ``diagnose`` or ``--resume`` so
-the model sees its data exactly as in training.
+the model sees its data exactly as in training. A task given a state first checks the data it found
+against it (channels, classes, normalisation: what the state recorded) and raises :class:`StateMismatch`
+naming both, before it prepares anything; the engine adds a generic check of the model's
+:class:`ModelSpec` (input channels, classes) against the data for what a state does not record.
 
 Beyond the contract a task may offer optional capabilities, each a runtime-checkable protocol that the
 commands and experiments test with ``isinstance`` instead of naming tasks: :class:`CrossValidated`
@@ -33,6 +36,7 @@ import torch
 from torch import nn
 
 from ..config import DataConfig
+from ..data.errors import DatasetError
 from ..dist import Dist
 from ..models import ModelSpec
 
@@ -44,8 +48,10 @@ __all__ = [
     "NominalSpec",
     "PictureExamples",
     "PicturesPredictions",
+    "StateMismatch",
     "Task",
     "TaskContext",
+    "check_state",
     "get_task",
     "list_tasks",
     "register_task",
@@ -53,6 +59,24 @@ __all__ = [
 
 #: ``autocast()`` returns the context manager a forward pass runs under (AMP or a no-op).
 Autocast = Callable[[], AbstractContextManager]
+
+
+class StateMismatch(DatasetError):
+    """The data a task is rebuilt on differs from what its checkpoint's task state recorded (other channels,
+    normalisation or classes): the message says what was stored and what was found."""
+
+
+def check_state(stored: Mapping[str, Any], found: Mapping[str, Any], where: str) -> None:
+    """Refuse data unlike a checkpoint's: a :class:`StateMismatch` naming, for every key of ``found`` that the
+    state ``stored`` records with another value, both values (``where`` names the data found). A key the state
+    lacks (written before it was recorded) is not compared."""
+    keys = [k for k in found if k in stored and stored[k] != found[k]]
+    if keys:
+        raise StateMismatch(
+            f"the checkpoint was trained on {', '.join(f'{k} {stored[k]!r}' for k in keys)}, but {where} has "
+            f"{', '.join(f'{k} {found[k]!r}' for k in keys)}; point --data-dir/--dataset at data like the data "
+            "it was trained on"
+        )
 
 
 @dataclass(frozen=True)

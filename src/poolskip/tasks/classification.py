@@ -19,7 +19,7 @@ from ..config import DataConfig, option
 from ..data import Batch, ClassificationAugment, ImageData, TensorLoader, load_dataset
 from ..metrics import top1_error, top1_wrong
 from ..progress import track
-from .base import Autocast, ModelSpec, Monitor, TaskContext, register_task
+from .base import Autocast, ModelSpec, Monitor, TaskContext, check_state, register_task
 
 
 @dataclass
@@ -62,7 +62,10 @@ class ClassificationTask:
         self.data: ImageData = data
         self.device, self.dist = ctx.device, ctx.dist
         self.options = o
-        if state is not None:  # as the checkpoint was trained: its measured normalisation
+        if state is not None:  # as the checkpoint was trained (its measured normalisation), on data like this
+            found = {"channels": data.channels, "classes": data.num_classes}
+            where = f"{d.dataset}" + (f" at {d.data_dir}" if d.data_dir else "")
+            check_state({"channels": len(state["mean"]), "classes": len(state["classes"])}, found, where)
             mean, std = state["mean"], state["std"]
         elif o.mean is not None:
             mean, std = o.mean, o.std

@@ -35,7 +35,7 @@ from ..data.seg2d.readers import (
 )
 from ..metrics import confusion_matrix, iou_from_confusion
 from ..progress import tick, track
-from .base import Autocast, ModelSpec, Monitor, PictureExamples, TaskContext, register_task
+from .base import Autocast, ModelSpec, Monitor, PictureExamples, TaskContext, check_state, register_task
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -110,12 +110,10 @@ class SegmentationTask:
             segfolder_classes=o.segfolder_classes, segfolder_ignore=o.segfolder_ignore, cache_dir=d.cache_dir,
             train_subset=d.train_subset, eval_subset=o.eval_subset,
         )  # fmt: skip
-        if state is not None:
+        if state is not None:  # as the checkpoint was trained, on data like this
             self.mean, self.std = list(state["pixel_mean"]), list(state["pixel_std"])
-            if list(state["classes"]) != self.data.classes:
-                raise DatasetError(
-                    f"the checkpoint was trained on classes {state['classes']} but {d.dataset} has {self.data.classes}"
-                )
+            found = {"dataset": self.data.name, "classes": list(self.data.classes), "ignore_index": IGNORE}
+            check_state({k: state[k] for k in found if k in state}, found, f"{d.dataset} at {d.data_dir}")
         else:
             self.mean, self.std = list(o.pixel_mean), list(o.pixel_std)
         self.device, self.dist = ctx.device, ctx.dist

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import option
+from ..config import ConfigError, option
 from ..data import Batch, DatasetError
 from ..data.cache import cache_root
 from ..data.seg3d import (
@@ -55,11 +55,23 @@ from ..data.seg3d import (
 from ..metrics import VolumeScores, score_volume
 from ..optional import require
 from ..progress import tick, track
-from .base import Autocast, ModelSpec, Monitor, PictureExamples, TaskContext, register_task
+from .base import (
+    Autocast,
+    ModelSpec,
+    Monitor,
+    PictureExamples,
+    StateMismatch,
+    TaskContext,
+    check_state,
+    register_task,
+)
 
 __all__ = [
+    "DATA_KEYS",
     "Segmentation3dOptions",
     "Segmentation3dTask",
+    "check_ensemble_members",
+    "check_ensemble_test_set",
     "deep_supervision_weights",
     "ensemble",
 ]
@@ -156,9 +168,11 @@ class Segmentation3dTask:
             if o.eval_subset is not None:
                 self.eval_ids = self.eval_ids[: o.eval_subset]
         self.prep = Preprocessing(spacing, tuple(o.ct_window))
+        self.spacing, self.patch_size = spacing, [int(p) for p in patch]
+        if state is not None:
+            self._check_restored(state)  # before anything is preprocessed (and cached)
         self.train_vols = list(preprocess_all(self.ds, self.train_ids, self.prep, cache, log).values())
         self.eval_vols = list(preprocess_all(self.ds, self.eval_ids, self.prep, cache, log).values())
-        self.spacing, self.patch_size = spacing, [int(p) for p in patch]
         augment = Seg3dAugment(o.rotation, (o.zoom[0], o.zoom[1]), o.mirror, o.intensity_aug)
         self.sampler = PatchSampler(
             self.train_vols, self.patch_size, ctx.batch_size, o.iterations, seed=self.seed,
@@ -217,11 +231,32 @@ class Segmentation3dTask:
         )
 
     def state(self) -> dict[str, Any]:
+        """The split (``train_ids``, ``eval_ids``, ``split_file``, ``fold``), the plan (``spacing``,
+        ``patch_size``) and the data's identity (:data:`DATA_KEYS`: layout, dataset name, every case id, the
+        channels, each channel's normalisation, the classes) with the layout's fixed ``test_ids``: what
+        ``eval`` and ``ensemble`` check the data and the other members against."""
         return {
             "train_ids": list(self.train_ids), "eval_ids": list(self.eval_ids), "spacing": list(self.spacing),
             "patch_size": list(self.patch_size), "classes": list(self.ds.classes), "channels": list(self.ds.channels),
-            "split_file": self.split_path, "fold": self.options.fold,
+            "split_file": self.split_path, "fold": self.options.fold, "layout": self.ds.layout,
+            "dataset": self.ds.name, "cases": sorted(self.ds.cases), "test_ids": sorted(self.ds.test_ids),
+            "normalisation": self.prep.normalisation(self.ds),
         }  # fmt: skip
+
+    def _check_restored(self, state: Mapping[str, Any]) -> None:
+        """Refuse data unlike the data the checkpoint's model was trained on: other channels, normalisation
+        or classes (a state without ``normalisation``, written before it was recorded, is compared by its
+        channels, which decide the normalisation), or without the cases the state's split names."""
+        where = f"the {self.ds.layout} data at {self.ds.root}"
+        found = {"channels": list(self.ds.channels), "normalisation": self.prep.normalisation(self.ds),
+                 "classes": list(self.ds.classes)}  # fmt: skip
+        check_state({k: list(v) for k, v in state.items() if k in found}, found, where)
+        missing = sorted((set(state["train_ids"]) | set(state["eval_ids"])) - set(self.ds.cases))
+        if missing:
+            raise StateMismatch(
+                f"the checkpoint's split names {len(missing)} case(s) that {where} lacks ({_few(missing)}); "
+                "point --data-dir/--dataset at the data it was trained on"
+            )
 
     def describe(self) -> str:
         o, p = self.options, "x".join(map(str, self.patch_size))
@@ -335,6 +370,121 @@ class Segmentation3dTask:
 
 
 # ------------------------------------------------------------------------------------------ folds, ensemble
+
+#: the task-state keys every member of an ensemble and the test set it is scored on must share (in this order
+#: of checking); a state written before a key was recorded is compared by the keys it has
+DATA_KEYS = ("layout", "dataset", "cases", "channels", "normalisation", "classes", "spacing", "patch_size")
+
+Member = tuple[str, Mapping[str, Any]]  # (run directory as the user named it, its checkpoint's task state)
+
+
+def _plain(key: str, value: Any) -> Any:
+    """``value`` of state key ``key`` in a form two states compare by (spacing to 1e-6 mm, case ids as a set)."""
+    if key == "spacing":
+        return [round(float(v), 6) for v in value]
+    if key == "patch_size":
+        return [int(v) for v in value]
+    if key == "cases":
+        return set(value)
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _show(key: str, value: Any) -> str:
+    if key == "cases":
+        return f"{len(value)} cases"
+    if key in ("spacing", "patch_size"):
+        return "x".join(f"{float(v):g}" for v in value) + (" mm" if key == "spacing" else "")
+    return repr(list(value) if isinstance(value, (list, tuple)) else value)
+
+
+def _few(ids: Sequence[str], n: int = 3) -> str:
+    return ", ".join(ids[:n]) + (f", ... ({len(ids)} in all)" if len(ids) > n else "")
+
+
+def _difference(a: Mapping[str, Any], b: Mapping[str, Any], other: str) -> str | None:
+    """The first of :data:`DATA_KEYS` that states ``a`` (of ``other``) and ``b`` both record and differ in,
+    in words."""
+    for key in DATA_KEYS:
+        if key in a and key in b and _plain(key, a[key]) != _plain(key, b[key]):
+            if key == "cases":
+                only_b, only_a = sorted(set(b[key]) - set(a[key])), sorted(set(a[key]) - set(b[key]))
+                parts = [f"{len(only_b)} only in its data ({_few(only_b)})"] if only_b else []
+                parts += [f"{len(only_a)} only in {other} ({_few(only_a)})"] if only_a else []
+                return f"its data has {len(b[key])} cases where {other} has {len(a[key])}, {'; '.join(parts)}"
+            return f"its {key.replace('_size', '')} {_show(key, b[key])} where {other} has {_show(key, a[key])}"
+    return None
+
+
+def _same_fold(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two states are one fold: the same training cases, or the same held-out (validation) cases of a
+    fold (its training part cut by another ``train_subset``, or its validation part by another ``eval_subset``
+    still leaves one of the two equal)."""
+    if set(a["train_ids"]) == set(b["train_ids"]):
+        return True
+    held_out = a.get("fold", 0) >= 0 and b.get("fold", 0) >= 0 and a["eval_ids"]
+    return bool(held_out) and set(a["eval_ids"]) == set(b["eval_ids"])
+
+
+def _fold(state: Mapping[str, Any]) -> str:
+    k = state.get("fold")
+    return "all folds (fold -1)" if k == -1 else f"fold {k} of splits {state.get('split_file')}"
+
+
+def _check_unseen(members: Sequence[Member], test_ids: Sequence[str], what: str) -> None:
+    test = set(test_ids)
+    for name, s in members:
+        seen = set(s["train_ids"]) | (set(s["eval_ids"]) if s.get("fold", 0) >= 0 else set())
+        leaked = sorted(seen & test)
+        if leaked:
+            raise ConfigError(
+                f"ensemble member {name} was trained or validated on {len(leaked)} of the {len(test)} cases of "
+                f"{what} ({_few(leaked)}): its split ({_fold(s)}) is not the one whose test set is scored; "
+                "ensemble the folds of one split (one `poolskip train --folds` run)"
+            )
+
+
+def check_ensemble_members(members: Sequence[Member]) -> None:
+    """Refuse, before any model predicts, an ensemble whose members (run directory, task state) are not folds of
+    one run on one dataset: a :class:`~poolskip.config.ConfigError` naming the member and the reason when
+
+    - a member's data differs from the first member's in any of :data:`DATA_KEYS` (layout, dataset name,
+      the data folder's case ids, channels, each channel's normalisation, classes, spacing, patch size);
+    - two members are the same fold (the same training or the same validation cases: one run given twice,
+      a copy of it, or the same fold trained again); an ensemble averages different folds;
+    - a member was trained or validated on a case of the first member's test set (folds of another split
+      seed on BTCV, whose test choice follows the seed).
+
+    Members of different splits that saw no test case (AMOS's fixed test set) are accepted. States written
+    before ``normalisation``, ``cases`` and ``layout`` were recorded are compared by the keys they have (the
+    channels, which decide the normalisation, the classes, spacing and patch).
+    """
+    first, ref = members[0]
+    for name, state in members[1:]:
+        why = _difference(ref, state, first)
+        if why is not None:
+            raise ConfigError(f"ensemble member {name}: {why}; an ensemble's members are folds of one run")
+    for i, (name, state) in enumerate(members):
+        for other, earlier in members[:i]:
+            if _same_fold(earlier, state):
+                same = "is given twice" if other == name else f"is the same fold as {other}"
+                raise ConfigError(
+                    f"ensemble member {name} {same} ({_fold(state)}, {len(state['train_ids'])} training and "
+                    f"{len(state['eval_ids'])} validation cases): an ensemble averages different folds; leave one out"
+                )
+    if "test_ids" in ref:
+        _check_unseen(members, ref["test_ids"], f"{first}'s test set")
+
+
+def check_ensemble_test_set(task: Segmentation3dTask, members: Sequence[Member]) -> None:
+    """Refuse members whose data differs from the data ``task`` (``fold: -1``) found for the test set, in any
+    of :data:`DATA_KEYS`, or that were trained or validated on a case it scores (a ConfigError naming both)."""
+    found = task.state()
+    where = f"the test set's data ({task.ds.layout} at {task.ds.root})"
+    for name, state in members:
+        why = _difference(found, state, where)
+        if why is not None:
+            raise ConfigError(f"ensemble member {name}: {why}; was the data changed since it was trained?")
+    _check_unseen(members, task.eval_ids, "the test set")
 
 
 @torch.no_grad()

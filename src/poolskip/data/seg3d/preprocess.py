@@ -51,6 +51,27 @@ class Preprocessing:
     def key(self) -> dict[str, Any]:
         return {"spacing": list(self.spacing), "ct_window": list(self.ct_window), "crop": self.crop_foreground}
 
+    def window(self, modality: str) -> tuple[float, float] | None:
+        """The CT window a channel of ``modality`` is clipped to and scaled by, or None: a per-volume z-score."""
+        return (float(self.ct_window[0]), float(self.ct_window[1])) if modality.upper() == "CT" else None
+
+    def scheme(self, modality: str) -> str:
+        """How a channel of ``modality`` is normalised, in words: ``CT window [-175, 250]`` or ``z-score``."""
+        w = self.window(modality)
+        return "z-score" if w is None else f"CT window [{w[0]:g}, {w[1]:g}]"
+
+    def normalisation(self, ds: VolumeDataset) -> list[str]:
+        """Each channel's normalisation over the cases of ``ds``: one scheme, or, where the cases' modalities
+        call for several (AMOS: CT and MRI scans), ``CT: CT window [-175, 250]; MRI: z-score``."""
+        out = []
+        for c in range(len(ds.channels)):
+            by_modality = {case.modalities[c]: self.scheme(case.modalities[c]) for case in ds.cases.values()}
+            if len(set(by_modality.values())) == 1:
+                out.append(next(iter(by_modality.values())))
+            else:
+                out.append("; ".join(f"{m}: {by_modality[m]}" for m in sorted(by_modality)))
+        return out
+
 
 def _load_nifti(path: Path, what: str):
     """``(array float32, affine)`` of the NIfTI file ``path`` (``what``: "image" or "label"), every voxel
@@ -209,8 +230,9 @@ def preprocess_case(case: Case, num_classes: int, prep: Preprocessing) -> dict[s
     out = torch.empty_like(img)
     for c, modality in enumerate(case.modalities):
         x = img[c]
-        if modality.upper() == "CT":
-            a, b = prep.ct_window
+        window = prep.window(modality)
+        if window is not None:
+            a, b = window
             out[c] = (x.clamp(a, b) - a) / (b - a)
         else:  # MRI and anything else: z-score over the volume
             out[c] = (x - x.mean()) / x.std().clamp_min(1e-8)
