@@ -404,6 +404,16 @@ def test_a_fold_killed_before_its_first_checkpoint_no_longer_blocks_folds(tmp_pa
     assert (fold / "summary.json").is_file()
 
 
+def test_a_fold_whose_model_cannot_be_built_leaves_no_splits_file_nor_folder(tmp_path, capsys):
+    """The fold's task reads the data (and writes the shared splits file) before the model is built: a bad
+    --pool-skip found then takes back what this start wrote."""
+    argv = _amos(tmp_path)
+    assert main([*argv, "--pool-skip", "policy_x", "--folds", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the preprocessing's progress lines
+    assert "unknown placement policy 'policy_x'" in one_line_error(err, "train")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_fold_another_process_writes_stops_folds_before_any_fold_trains(tmp_path, capsys):
     from poolskip.engine.rundir import RunDir
 
