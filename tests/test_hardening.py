@@ -299,6 +299,19 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_resumed_or_overwritten(
     assert (again / "checkpoints" / "last.pt").is_file()
 
 
+def test_only_what_works_is_offered_for_a_run_that_lost_its_last_checkpoint(finished_run, tmp_path):
+    """A finished run without last.pt (summary.json and best.pt kept) is neither resumed nor restarted."""
+    from poolskip.engine.rundir import RunDir, RunDirError
+
+    run = tmp_path / "r"
+    shutil.copytree(finished_run, run)
+    (run / "checkpoints" / "last.pt").unlink()
+    with pytest.raises(RunDirError, match="already holds a run; use --overwrite to replace it, or another"):
+        RunDir(run).check(resume=False)
+    with pytest.raises(RunDirError, match="cannot resume .*: no checkpoints/last.pt there"):
+        RunDir(run).check(resume=True)
+
+
 def test_resume_with_fewer_epochs_than_ran_is_refused(tmp_path, capsys):
     assert main(["train", *TINY, "--epochs", "2", "--out-dir", str(tmp_path), "--run-name", "two"]) == 0
     run = tmp_path / "two" / "seed0"

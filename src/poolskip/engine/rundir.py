@@ -170,15 +170,15 @@ class RunDir:
                     "`poolskip train` that saved at least one checkpoint)"
                 )
         elif self.holds_run() and not overwrite:
-            if self.last.is_file():
+            if self.restarts():
                 raise RunDirError(
-                    f"{self.path} already holds a run; use `--resume {self.path}` to continue it, --overwrite to "
-                    "replace it, or another --run-name"
+                    f"{self.path} holds a run that stopped before its first checkpoint (nothing to resume); use "
+                    f"--overwrite to start it afresh with this command's config, `--resume {self.path}` to start it "
+                    "afresh with its own, or another --run-name"
                 )
+            hint = f"`--resume {self.path}` to continue it, " if self.last.is_file() else ""
             raise RunDirError(
-                f"{self.path} holds a run that stopped before its first checkpoint (nothing to resume); use "
-                f"--overwrite to start it afresh with this command's config, `--resume {self.path}` to start it "
-                "afresh with its own, or another --run-name"
+                f"{self.path} already holds a run; use {hint}--overwrite to replace it, or another --run-name"
             )
 
     def open(self, resume: bool, overwrite: bool = False) -> None:
