@@ -1,8 +1,9 @@
 """The training loop, written once for every task.
 
-``train(cfg, run_dir)`` reads top to bottom: build (runtime, run directory, task, model, optimiser),
-then per epoch :func:`train_one_epoch` and, every ``run.eval_every`` epochs and after the last,
-:func:`evaluate`; each epoch ends with one metrics record and a checkpoint. The task decides what a
+``train(cfg, run_dir)`` reads top to bottom: build (runtime, the run directory's checks, task, model,
+optimiser, and only then the run directory itself, so that a bad input writes nothing), then per epoch
+:func:`train_one_epoch` and, every ``run.eval_every`` epochs and after the last, :func:`evaluate`; each
+epoch ends with one metrics record and a checkpoint. The task decides what a
 batch, a loss and a metric are; its :class:`~poolskip.tasks.Monitor` decides which evaluation is best.
 ``resume=True`` continues from ``run_dir/checkpoints/last.pt``, mid-epoch included, bit-exact on CPU.
 Under ``torchrun`` the model is wrapped in DDP and only rank 0 writes files. See :mod:`.rundir` for
