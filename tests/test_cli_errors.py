@@ -164,7 +164,7 @@ def test_one_writer_per_run_directory(tmp_path, capsys):
     partial.mkdir(parents=True)
     (partial / "config.yaml").write_text("task: classification\n")
     assert main(["train", *TINY, "--out-dir", str(tmp_path), "--run-name", "p"]) == 2
-    assert "already holds a run" in one_line_error(capsys, "train")
+    assert "holds a run that stopped before its first checkpoint" in one_line_error(capsys, "train")
     # a second writer is refused while the first holds the directory
     holder = RunDir(partial)
     holder.open(resume=False, overwrite=True)

@@ -126,6 +126,9 @@ def test_slurm_options_reach_the_sbatch_script(tmp_path, monkeypatch):
 def test_a_requeued_slurm_job_resumes_once_it_has_a_checkpoint(tmp_path):
     job = Job({"model": "small_cnn"}, tmp_path / "run")
     assert SlurmRun().checkpoint(job).args[0].resume is False  # nothing saved yet: starts over
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("model: small_cnn\n")  # stopped before its first checkpoint
+    assert SlurmRun().checkpoint(job).args[0].resume is True  # a resume that starts it afresh (a new run is refused)
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     (tmp_path / "run" / "checkpoints" / "last.pt").write_bytes(b"x")
     again = SlurmRun().checkpoint(job)

@@ -222,16 +222,26 @@ def test_run_folds_trains_resumes_or_keeps_each_fold(setup, tmp_path, monkeypatc
     from poolskip.experiments import folds3d
 
     calls = []
-    monkeypatch.setattr(folds3d, "train", lambda cfg, run_dir, resume: calls.append((cfg.options.fold, resume)))
+
+    def fake_train(cfg, run_dir, resume, overwrite):
+        calls.append((cfg.options.fold, resume, overwrite))
+
+    monkeypatch.setattr(folds3d, "train", fake_train)
     (tmp_path / "fold1" / "checkpoints").mkdir(parents=True)
     (tmp_path / "fold1" / "checkpoints" / "last.pt").write_bytes(b"")
     (tmp_path / "fold2").mkdir()
     (tmp_path / "fold2" / "summary.json").write_text("{}")
+    (tmp_path / "fold3").mkdir()
+    (tmp_path / "fold3" / "config.yaml").write_text("task: segmentation3d\n")  # killed before its first checkpoint
     cfg = setup()
-    dirs = folds3d.run_folds(cfg, tmp_path, folds=[0, 1, 2], log=lambda *a: None)
-    assert dirs == [tmp_path / f"fold{k}" for k in (0, 1, 2)]
-    assert calls == [(0, False), (1, True)]  # fold 2 finished: kept
+    dirs = folds3d.run_folds(cfg, tmp_path, folds=[0, 1, 2, 3], log=lambda *a: None)
+    assert dirs == [tmp_path / f"fold{k}" for k in (0, 1, 2, 3)]
+    # fold 0 new, fold 1 resumed, fold 2 finished: kept, fold 3 had nothing to resume: trained afresh
+    assert calls == [(0, False, True), (1, True, False), (3, False, True)]
     assert cfg.options.fold == 0 and cfg.options.split_file is None  # the caller's config is not changed
+    calls.clear()
+    folds3d.run_folds(cfg, tmp_path, folds=[1, 2], log=lambda *a: None, overwrite=True)
+    assert calls == [(1, False, True), (2, False, True)]  # --overwrite: every fold afresh, finished ones too
 
 
 def test_a_restored_state_is_checked_before_anything_is_preprocessed(setup, tmp_path):

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except PoolskipError as e:
-        print(f"poolskip {args.command}: error: {e}", file=sys.stderr)
+        print(f"poolskip {command}: error: {e}", file=sys.stderr)  # not args.command: reproduce has its own
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -24,6 +24,7 @@ from ..experiments.reproduce import (
     dump,
     execute,
     plan,
+    refuse_held,
     render_table,
     write_outputs,
 )
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run_report(runs, root, args.time_steps))
         return 0
+    refuse_held(runs, root)  # before plan.json: a run another process trains stops this with nothing written
     root.mkdir(parents=True, exist_ok=True)
     (root / "plan.json").write_text(json.dumps(dump(runs), indent=1, default=str))
     t = time.time()

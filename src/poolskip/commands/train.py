@@ -12,6 +12,7 @@ Precedence: the config defaults < ``--recipe`` < named flags < ``--set key=value
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -20,11 +21,11 @@ import yaml
 from ..engine import distributed
 from ..engine.config import ConfigError, TrainConfig, describe_keys, make_config, parse_set
 from ..engine.placement import placement_name
-from ..engine.rundir import new_run_dir
+from ..engine.rundir import RunDir, confine, new_run_dir, remove_empty_dirs
 from ..engine.trainer import load_run_config, train
-from ..experiments.folds3d import run_folds
+from ..experiments.folds3d import fold_list, plan_folds, run_folds
 from ..experiments.recipes import list_recipes, load_recipe
-from ..tasks import CrossValidated, get_task, list_tasks
+from ..tasks import list_tasks
 
 #: flag -> (config key, type): the options people change most; every other key goes through --set.
 FLAGS = {
@@ -64,8 +65,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
         help="any config key, as key=value (YAML value; key bare like lr or grouped like optim.lr)",
     )  # fmt: skip
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace a run that already exists in the run directory")
+    p.add_argument(
+        "--resume", metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its last checkpoint (one stopped before its first: start it afresh)",
+    )  # fmt: skip
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="replace a run that already exists in the run directory (with --folds: train every named fold afresh)",
+    )  # fmt: skip
     p.add_argument(
         "--allow-external-model",
         action="store_true",
@@ -75,7 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--folds", type=int, nargs="*", metavar="K",
         help="segmentation3d: train (or resume) these cross-validation folds, all when none are named, into "
-        "RUN_DIR/seed<N>/fold<K> with one shared splits file; finished folds are kept",
+        "RUN_DIR/seed<N>/fold<K> with one shared splits file; finished folds are kept, a fold stopped before "
+        "its first checkpoint is trained afresh",
     )  # fmt: skip
 
 
@@ -123,10 +131,15 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             if args.recipe or args.seeds or args.overwrite:
                 raise ConfigError("--resume continues one run with its own config: drop --recipe/--seeds/--overwrite")
+            RunDir(args.resume).check(resume=True)  # before its config is read through a link, or not there
             cfg = load_run_config(args.resume, overrides(args))
             if args.print_config:
                 print_config(cfg)
                 return 0
+            if RunDir(args.resume).restarts():
+                print(
+                    f"{args.resume} stopped before its first checkpoint: starting it afresh with its config", flush=True
+                )
             external_ok = args.allow_external_model or args.model is not None
             train(cfg, args.resume, resume=True, callbacks=_callbacks(cfg), allow_external_model=external_ok)
             return 0
@@ -136,27 +149,58 @@ def run(args: argparse.Namespace) -> int:
             print_config(cfg)
             return 0
         seeds = args.seeds or [cfg.run.seed]
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        if twice:
+            raise ConfigError(f"--seeds names seed {twice[0]} twice; each seed is one run directory, name it once")
+        if args.folds is not None:
+            fold_list(cfg, args.folds)
         dinfo = distributed.setup(cfg.run.device)
-        placed = placement_name(cfg.model, cfg.pool_skip)
-        default = f"{time.strftime('%Y%m%d-%H%M%S')}_{cfg.data.dataset}_{cfg.model.rpartition(':')[2]}_{placed}"
-        if cfg.run.run_name is not None:
-            root = new_run_dir(cfg.run.out_dir, cfg.run.run_name, default)
-        else:  # rank 0 claims a fresh directory; the others learn its name
-            root = Path(
-                distributed.broadcast(str(new_run_dir(cfg.run.out_dir, None, default)) if dinfo.is_main else "")
-            )
-        if args.folds is not None and not isinstance(get_task(cfg.task), CrossValidated):
-            able = ", ".join(t for t in list_tasks() if isinstance(get_task(t), CrossValidated))
-            raise ConfigError(f"--folds needs a task with cross-validation folds ({able}); task is {cfg.task}")
+        return _train_seeds(args, cfg, seeds, dinfo)
+    finally:
+        distributed.teardown()
+
+
+def _train_seeds(args: argparse.Namespace, cfg: TrainConfig, seeds: list[int], dinfo) -> int:
+    """Every seed's run directory is checked before the first trains; a start that fails leaves no directory
+    it made (the run itself writes nothing before its inputs were read and its model built)."""
+    out = Path(cfg.run.out_dir)
+    placed = placement_name(cfg.model, cfg.pool_skip)
+    default = f"{time.strftime('%Y%m%d-%H%M%S')}_{cfg.data.dataset}_{cfg.model.rpartition(':')[2]}_{placed}"
+    named, there = cfg.run.run_name is not None, _existing(out)
+    if named:
+        root = new_run_dir(out, cfg.run.run_name, default)
+    else:  # rank 0 claims a fresh directory; the others learn its name
+        root = Path(distributed.broadcast(str(new_run_dir(out, None, default)) if dinfo.is_main else ""))
+    # on failure, the directories this command made and left empty go; what was there before stays
+    keep = {seed: _existing(root / f"seed{seed}") if named else there for seed in seeds}
+    try:
+        for seed in seeds:
+            run_dir = root / f"seed{seed}"
+            if os.path.lexists(run_dir):
+                confine(run_dir, out)
+            if args.folds is not None:
+                plan_folds(cfg, run_dir, args.folds, args.overwrite)
+            else:
+                RunDir(run_dir).check(resume=False, overwrite=args.overwrite)
         for seed in seeds:
             seed_cfg = make_config(cfg.to_dict(), {"run.seed": seed})
             run_dir = root / f"seed{seed}"
             if dinfo.is_main:
                 print(f"run {run_dir}", flush=True)
             if args.folds is not None:
-                run_folds(seed_cfg, run_dir, folds=args.folds or None)
+                run_folds(seed_cfg, run_dir, folds=args.folds, overwrite=args.overwrite)
             else:
                 train(seed_cfg, run_dir, overwrite=args.overwrite, callbacks=_callbacks(seed_cfg))
-        return 0
-    finally:
-        distributed.teardown()
+    except BaseException:
+        if dinfo.is_main:
+            for seed in seeds:
+                remove_empty_dirs(root / f"seed{seed}", keep[seed])
+        raise
+    return 0
+
+
+def _existing(path: Path) -> Path:
+    """``path`` or the nearest of its parents that exists."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

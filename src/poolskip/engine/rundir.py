@@ -11,7 +11,10 @@
       summary.json       written when the run finishes
 
 A new run never reuses a directory that holds a run (pass ``overwrite`` to replace it), a resumed one
-needs ``checkpoints/last.pt``, and a second process writing the same directory is refused.
+needs ``checkpoints/last.pt`` (or, for a run stopped before its first checkpoint, its ``config.yaml``: it
+starts afresh), and a second process writing the same directory is refused. :meth:`RunDir.check` makes
+these checks without writing anything, so that a run can check all its inputs before it makes its
+directory; none of the run's files may be a symbolic link (``overwrite`` removes such links as links).
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ import yaml
 from ..errors import PoolskipError
 from ..files import atomic_write_text, remove_stale_temp_files
 
-__all__ = ["RunDir", "RunDirError", "lock_held", "new_run_dir"]
+__all__ = ["RunDir", "RunDirError", "confine", "lock_held", "new_run_dir", "remove_empty_dirs"]
 
 #: what makes a directory "hold a run"
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints", "tb")
+#: every path of a run directory the engine writes or follows, relative to it
+OWN_FILES = (".lock", *RUN_FILES, "checkpoints/last.pt", "checkpoints/best.pt")
 
 
 def lock_held(run_dir: str | os.PathLike) -> bool:
@@ -72,27 +77,56 @@ def strict_json(obj: Any) -> Any:
     return obj
 
 
+def confine(path: str | os.PathLike, root: str | os.PathLike) -> Path:
+    """``path``, checked to lead inside ``root`` once symbolic links are resolved (a run name, seed or fold
+    directory that is a link to elsewhere would write there)."""
+    path, root = Path(path), Path(root)
+    real, real_root = path.resolve(), root.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise RunDirError(
+            f"{path} leads to {real}, outside {root} (a symbolic link): a run directory stays inside --out-dir; "
+            "remove the link or choose another --run-name"
+        )
+    return path
+
+
 def new_run_dir(out_dir: str | os.PathLike, run_name: str | None, default_name: str) -> Path:
-    """``out_dir/run_name``, checked to stay inside ``out_dir``; without ``run_name`` a fresh directory
-    ``out_dir/default_name`` (``-2``, ``-3``, ... appended if taken), created here so that two runs
-    started in the same second never share one."""
+    """``out_dir/run_name``, checked to stay inside ``out_dir`` (links resolved) and not made here; without
+    ``run_name`` a fresh directory ``out_dir/default_name`` (``-2``, ``-3``, ... appended if taken), created
+    here so that two runs started in the same second never share one."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out-dir {out} is a file, not a directory; choose another --out-dir")
     if run_name is not None:
         if not run_name or Path(run_name).is_absolute() or ".." in Path(run_name).parts:
             raise RunDirError(
                 f"run name {run_name!r} must be a relative path inside --out-dir {out} (no '..', not absolute)"
             )
-        return out / run_name
+        return confine(out / run_name, out)
     base = re.sub(r"[^A-Za-z0-9_.-]+", "-", default_name)
-    out.mkdir(parents=True, exist_ok=True)
     for i in range(1, 10_000):
         candidate = out / (base if i == 1 else f"{base}-{i}")
         try:
-            candidate.mkdir()
+            candidate.mkdir(parents=True)
             return candidate
         except FileExistsError:
             continue
     raise RunDirError(f"could not find a free run directory name {base}-N under {out}")
+
+
+def remove_empty_dirs(path: str | os.PathLike, keep: str | os.PathLike) -> None:
+    """Remove ``path`` and its parents below ``keep`` while they are empty directories (what a failed start
+    made and left empty; those that do not exist are passed over); stops at the first that is not."""
+    path, keep = Path(path), Path(keep)
+    while path != keep and keep in path.parents:
+        if os.path.lexists(path):
+            if path.is_symlink() or not path.is_dir():
+                return
+            try:
+                path.rmdir()
+            except OSError:  # not empty
+                return
+        path = path.parent
 
 
 class RunDir:
@@ -107,35 +141,83 @@ class RunDir:
     # ------------------------------------------------------------------------------- opening
 
     def holds_run(self) -> bool:
-        return self.path.is_dir() and any((self.path / f).exists() for f in RUN_FILES)
+        return self.path.is_dir() and any(os.path.lexists(self.path / f) for f in RUN_FILES)
 
-    def open(self, resume: bool, overwrite: bool = False) -> None:
-        """Check the directory fits the request, take the writer's lock, clear stale temp files."""
+    def restarts(self) -> bool:
+        """Whether resuming starts the run afresh from its ``config.yaml``: it stopped before its first
+        checkpoint (no ``last.pt``, ``best.pt`` or ``summary.json``), so there is nothing to continue."""
+        return (self.path / "config.yaml").is_file() and not any(
+            os.path.lexists(p) for p in (self.last, self.best, self.path / "summary.json")
+        )
+
+    def check(self, resume: bool, overwrite: bool = False) -> None:
+        """Refuse a directory that does not fit the request, writing nothing: a new run into a directory
+        that holds one (without ``overwrite``), a resume without a checkpoint or a config to start afresh
+        from, a path that is not a directory, run files that are symbolic links (``overwrite`` removes them)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path} is a file, not a run directory; choose another --run-name")
+        if not (overwrite and not resume):
+            links = [self.path / f for f in OWN_FILES if (self.path / f).is_symlink()]
+            if links:
+                raise RunDirError(
+                    f"{links[0]} is a symbolic link (to {os.readlink(links[0])}): a run directory's files are its "
+                    f"own, never written through a link; remove it{'' if resume else ' or pass --overwrite'}"
+                )
         if resume:
-            if not self.last.is_file():
+            if not self.last.is_file() and not self.restarts():
                 raise RunDirError(
                     f"cannot resume {self.path}: no checkpoints/last.pt there (expected a run directory written by "
                     "`poolskip train` that saved at least one checkpoint)"
                 )
         elif self.holds_run() and not overwrite:
+            if self.restarts():
+                raise RunDirError(
+                    f"{self.path} holds a run that stopped before its first checkpoint (nothing to resume); use "
+                    f"--overwrite to start it afresh with this command's config, `--resume {self.path}` to start it "
+                    "afresh with its own, or another --run-name"
+                )
+            hint = f"`--resume {self.path}` to continue it, " if self.last.is_file() else ""
             raise RunDirError(
-                f"{self.path} already holds a run; use `--resume {self.path}` to continue it, --overwrite to replace "
-                "it, or another --run-name"
+                f"{self.path} already holds a run; use {hint}--overwrite to replace it, or another --run-name"
             )
+
+    def open(self, resume: bool, overwrite: bool = False) -> None:
+        """:meth:`check` the directory, then make it, take the writer's lock and check again (a process that
+        held the lock may have written it meanwhile); clear it for ``overwrite`` (or a resume that starts
+        afresh) and remove stale temp files."""
+        self.check(resume, overwrite)
         if not self.writer:
             return
         with self._writing(self.path):
+            if overwrite and not resume and (self.path / ".lock").is_symlink():
+                (self.path / ".lock").unlink()
             self.path.mkdir(parents=True, exist_ok=True)
             self._take_lock()
-        if overwrite and not resume:
-            for name in RUN_FILES:
-                target = self.path / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
+        try:
+            self.check(resume, overwrite)
+        except RunDirError:
+            self.close()
+            raise
+        clear = RUN_FILES if overwrite and not resume else ()
+        if resume and not self.last.is_file():  # stopped before its first checkpoint: start afresh
+            clear = tuple(f for f in RUN_FILES if f != "config.yaml")
+        for name in clear:
+            target = self.path / name
+            if target.is_symlink() or target.is_file():
+                target.unlink()  # a link goes as a link: never follow it to what it points at
+            elif target.is_dir():
+                shutil.rmtree(target)
         for folder in (self.path, self.checkpoints):
             remove_stale_temp_files(folder)
+
+    def checkpoint_stamp(self) -> tuple[int, int, int] | None:
+        """``last.pt``'s inode, size and mtime (None without one): a resume compares the stamp of the
+        checkpoint it read with the one it finds once it holds the lock."""
+        try:
+            st = self.last.stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
 
     def _take_lock(self) -> None:
         try:

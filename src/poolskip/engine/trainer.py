@@ -1,8 +1,9 @@
 """The training loop, written once for every task.
 
-``train(cfg, run_dir)`` reads top to bottom: build (runtime, run directory, task, model, optimiser),
-then per epoch :func:`train_one_epoch` and, every ``run.eval_every`` epochs and after the last,
-:func:`evaluate`; each epoch ends with one metrics record and a checkpoint. The task decides what a
+``train(cfg, run_dir)`` reads top to bottom: build (runtime, the run directory's checks, task, model,
+optimiser, and only then the run directory itself, so that a bad input writes nothing), then per epoch
+:func:`train_one_epoch` and, every ``run.eval_every`` epochs and after the last, :func:`evaluate`; each
+epoch ends with one metrics record and a checkpoint. The task decides what a
 batch, a loss and a metric are; its :class:`~poolskip.tasks.Monitor` decides which evaluation is best.
 ``resume=True`` continues from ``run_dir/checkpoints/last.pt``, mid-epoch included, bit-exact on CPU.
 Under ``torchrun`` the model is wrapped in DDP and only rank 0 writes files. See :mod:`.rundir` for
@@ -35,7 +36,7 @@ from .checkpoint import CheckpointError, load_checkpoint, model_from_config, rea
 from .config import ConfigError, TrainConfig, make_config
 from .optim import lr_at, make_optimizer, set_lr
 from .placement import placement, placement_name
-from .rundir import RunDir
+from .rundir import RunDir, RunDirError
 
 __all__ = [
     "Callback",
@@ -226,18 +227,19 @@ def train(
 ) -> dict:
     """Train ``cfg`` writing into ``run_dir``; returns the summary (also ``run_dir/summary.json``).
 
-    Raises :class:`NonFiniteLoss` if the loss becomes NaN/inf (the last good checkpoint stays).
-    PyTorch's global deterministic-algorithms flag and thread count are restored on return.
+    The run directory is made (and, with ``overwrite``, cleared) only once the data were read and the model
+    and optimiser built: a bad input writes nothing. ``resume`` of a run that stopped before its first
+    checkpoint starts it afresh. Raises :class:`NonFiniteLoss` if the loss becomes NaN/inf (the last good
+    checkpoint stays). PyTorch's global deterministic-algorithms flag and thread count are restored on return.
     """
     was_deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     rundir = None
     try:
         dinfo = _runtime(cfg)
         rundir = RunDir(run_dir, writer=dinfo.is_main)
-        rundir.open(resume, overwrite)
-        return _train(
-            cfg, rundir, dinfo, resume, list(callbacks), allow_external_model, log or partial(print, flush=True)
-        )
+        rundir.check(resume, overwrite)  # refused before any data is read
+        log = log or partial(print, flush=True)
+        return _train(cfg, rundir, dinfo, resume, overwrite, list(callbacks), allow_external_model, log)
     finally:
         if rundir is not None:
             rundir.close()
@@ -245,9 +247,9 @@ def train(
         torch.set_num_threads(threads)
 
 
-def _train(cfg, rundir: RunDir, dinfo, resume: bool, callbacks: list, allow_external: bool, log) -> dict:
+def _train(cfg, rundir: RunDir, dinfo, resume: bool, overwrite: bool, callbacks: list, allow_external: bool, log):
     callbacks, log = (callbacks, log) if dinfo.is_main else ([], lambda *a, **k: None)
-    run = _Session(cfg, rundir, dinfo, allow_external, resume)
+    run = _Session(cfg, rundir, dinfo, allow_external, resume, overwrite)
     run_log = _RunLog(run, log)
     for cb in callbacks:
         cb.start(run.task, run.raw)
@@ -269,10 +271,16 @@ class _Session:
     """One training session's pieces: the task, the model (and its DDP/compiled wrapper), the optimiser,
     AMP, and the :class:`Position`; it checkpoints itself."""
 
-    def __init__(self, cfg: TrainConfig, rundir: RunDir, dinfo, allow_external: bool, resume: bool):
+    def __init__(self, cfg: TrainConfig, rundir: RunDir, dinfo, allow_external: bool, resume: bool, overwrite: bool):
         self.cfg, self.rundir, self.dinfo, self.t_start = cfg, rundir, dinfo, time.time()
         device = self.device = dinfo.device
-        ck = read_checkpoint(rundir.last, device) if resume else None
+        stamp = rundir.checkpoint_stamp()  # the checkpoint read here is the one resumed once the lock is held
+        ck = read_checkpoint(rundir.last, device) if resume and stamp is not None else None
+        if ck is not None and ck["epoch"] > cfg.optim.epochs:
+            raise ConfigError(
+                f"{rundir.path} ran {ck['epoch']} epochs; --epochs (optim.epochs) must be >= {ck['epoch']} to "
+                f"resume it, got {cfg.optim.epochs}"
+            )
         torch.manual_seed(cfg.run.seed)
         self.task = build_task(cfg, dinfo, ck["task_state"] if ck else None)
         self.spec = self.task.model_spec()
@@ -298,7 +306,10 @@ class _Session:
         self.config_pending = ck is not None  # a resumed run's overrides are persisted once it saved progress
         if ck is not None:
             self._restore(ck)
-        else:
+        rundir.open(resume, overwrite)  # every input checked: only now is the run directory made and locked
+        if resume and rundir.writer and rundir.checkpoint_stamp() != stamp:
+            raise RunDirError(f"{rundir.last} was written by another process while this one started; run it again")
+        if ck is None:
             rundir.write_config(cfg.to_dict())
         self.pos.sums = self.pos.sums.to(device)
         self.steps = self.task.steps_per_epoch()

@@ -6,22 +6,80 @@ folds' ensemble (softmax averaged) on the test set. The CLI can wire them as ``p
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..engine.checkpoint import load_checkpoint
 from ..engine.config import ConfigError, make_config
+from ..engine.rundir import RunDir, RunDirError, confine
 from ..engine.trainer import build_task, train
 from ..tasks import CrossValidated, get_task, list_tasks
 from ..tasks.segmentation3d import check_ensemble_members, check_ensemble_test_set, ensemble
 from .results import run_status
 
-__all__ = ["ensemble_runs", "run_folds"]
+__all__ = ["ensemble_runs", "fold_list", "plan_folds", "run_folds"]
 
 
-def run_folds(cfg, out_dir: str | Path, folds: Sequence[int] | None = None, log: Callable[[str], None] = print):
-    """Train (or resume) every fold of ``cfg`` into ``out_dir/fold<k>``; finished folds are kept as they are.
+def fold_list(cfg, folds: Sequence[int] | None) -> list[int]:
+    """The folds ``--folds`` names (all of the task's folds when None or empty), checked before anything is
+    written: the task has folds, each is one of them, none is named twice."""
+    task = get_task(cfg.task)
+    if not isinstance(task, CrossValidated):
+        able = ", ".join(t for t in list_tasks() if isinstance(get_task(t), CrossValidated))
+        raise ConfigError(f"--folds needs a task with cross-validation folds ({able}); task is {cfg.task}")
+    n = task.num_folds(cfg.options)
+    if not folds:
+        return list(range(n))
+    bad = [k for k in folds if not 0 <= k < n]
+    if bad:
+        raise ConfigError(f"--folds {bad[0]}: {cfg.task} with {n} folds has folds 0..{n - 1}")
+    twice = sorted({k for k in folds if list(folds).count(k) > 1})
+    if twice:
+        raise ConfigError(f"--folds names fold {twice[0]} twice; name each fold once")
+    return list(folds)
+
+
+def plan_folds(
+    cfg, out_dir: str | Path, folds: Sequence[int] | None = None, overwrite: bool = False
+) -> list[tuple[int, Path, str]]:
+    """What :func:`run_folds` does with each fold, checked and decided before anything is written:
+    ``(k, run_dir, action)`` with action ``keep`` (finished), ``resume`` (checkpointed), ``restart`` (stopped
+    before its first checkpoint: nothing to resume, trained afresh) or ``train``; with ``overwrite`` every
+    fold is trained afresh. A fold another process is writing, or a fold directory that is a link leading
+    out of ``out_dir``, is refused."""
+    out_dir = Path(out_dir)
+    plan = []
+    for k in fold_list(cfg, folds):
+        run_dir = out_dir / f"fold{k}"
+        if os.path.lexists(run_dir):
+            confine(run_dir, out_dir)
+        status = run_status(run_dir)
+        if status == "running":
+            raise RunDirError(
+                f"fold {k} ({run_dir}) is being written by another process; one run directory has one writer"
+            )
+        if overwrite:
+            action = "train"
+        else:
+            action = {"finished": "keep", "incomplete": "resume", "stale": "restart"}.get(status, "train")
+        if action != "keep":
+            RunDir(run_dir).check(resume=action == "resume", overwrite=action != "resume")
+        plan.append((k, run_dir, action))
+    return plan
+
+
+def run_folds(
+    cfg,
+    out_dir: str | Path,
+    folds: Sequence[int] | None = None,
+    log: Callable[[str], None] = print,
+    overwrite: bool = False,
+):
+    """Train (or resume) every fold of ``cfg`` into ``out_dir/fold<k>``; finished folds are kept as they are,
+    a fold that stopped before its first checkpoint is trained afresh, ``overwrite`` trains every fold
+    afresh (see :func:`plan_folds`).
 
     Returns the fold run directories. ``cfg`` is the config of a :class:`~poolskip.tasks.CrossValidated`
     task; each fold gets a copy with the task's options for fold k; all folds share one splits file (in
@@ -29,21 +87,25 @@ def run_folds(cfg, out_dir: str | Path, folds: Sequence[int] | None = None, log:
     """
     out_dir = Path(out_dir)
     task = _cross_validated(cfg.task)
-    folds = list(range(task.num_folds(cfg.options))) if folds is None else list(folds)
-    dirs = []
-    for k in folds:
-        run_dir = out_dir / f"fold{k}"
-        dirs.append(run_dir)
-        status = run_status(run_dir)
-        if status == "finished":
+    plan = plan_folds(cfg, out_dir, folds, overwrite)
+    split_file = out_dir / "splits.json"
+    made_splits = not split_file.exists()
+    for k, run_dir, action in plan:
+        if action == "keep":
             log(f"fold {k}: finished ({run_dir}), kept")
             continue
         c = copy.deepcopy(cfg)
-        c.options = task.fold_options(cfg.options, k, str(out_dir / "splits.json"))
-        resume = status == "incomplete"
-        log(f"fold {k}: {'resuming' if resume else 'training'} -> {run_dir}")
-        train(c, run_dir, resume=resume)
-    return dirs
+        c.options = task.fold_options(cfg.options, k, str(split_file))
+        said = {"resume": "resuming", "restart": "stopped before its first checkpoint; training afresh"}
+        log(f"fold {k}: {said.get(action, 'training')} -> {run_dir}")
+        try:
+            train(c, run_dir, resume=action == "resume", overwrite=action != "resume")
+        except BaseException:
+            # a fold that failed before anything was written leaves no splits file it made for nothing
+            if made_splits and not any(os.path.lexists(d) for _, d, _ in plan):
+                split_file.unlink(missing_ok=True)
+            raise
+    return [run_dir for _, run_dir, _ in plan]
 
 
 def ensemble_runs(

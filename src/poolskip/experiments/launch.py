@@ -213,7 +213,8 @@ class SlurmRun:
 
         from ..engine.rundir import RunDir
 
-        return submitit.helpers.DelayedSubmission(self, replace(job, resume=RunDir(job.run_dir).last.is_file()))
+        # resume what it wrote: from its checkpoint, or afresh if it stopped before its first one
+        return submitit.helpers.DelayedSubmission(self, replace(job, resume=RunDir(job.run_dir).holds_run()))
 
 
 def _executor(folder: Path, options: SlurmOptions, name: str):

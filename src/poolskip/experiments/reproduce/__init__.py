@@ -31,7 +31,7 @@ Modules: :mod:`.protocols` (tables, recipes, scale overlays), :mod:`.plan` (runs
 from __future__ import annotations
 
 from .estimate import Estimate, dry_run_report, estimate, peak_memory, run_cost
-from .execute import execute
+from .execute import execute, refuse_held
 from .plan import Run, check, dump, plan
 from .protocols import COMMANDS, PAPER, QUICK, SCALES, TINY, overlay, resolve
 from .tables import collect, layer_l2_l1, render_table, write_outputs
@@ -54,6 +54,7 @@ __all__ = [
     "overlay",
     "peak_memory",
     "plan",
+    "refuse_held",
     "render_table",
     "resolve",
     "run_cost",

@@ -11,7 +11,20 @@ from pathlib import Path
 from ..results import ResultsError, run_status
 from .plan import Run
 
-__all__ = ["execute"]
+__all__ = ["execute", "refuse_held"]
+
+
+def refuse_held(runs: Sequence[Run], root: Path) -> list[str]:
+    """Each run's status (:func:`run_status`), read once; a run another process is training (its lock is
+    held, e.g. a concurrent ``poolskip train`` into it) stops the reproduction before it writes anything."""
+    statuses = [run_status(root / "runs" / r.name) for r in runs]
+    held = [r.name for r, status in zip(runs, statuses) if not r.note and status == "running"]
+    if held:
+        raise ResultsError(
+            f"{len(held)} run(s) are being trained by another process (their lock is held), e.g. "
+            f"{root / 'runs' / held[0]}; wait for them to finish, then run reproduce again"
+        )
+    return statuses
 
 
 def _prepare(r: Run, status: str, root: Path, i: int, n: int, log) -> str | None:
@@ -52,13 +65,7 @@ def execute(
     from ..launch import Job, launch
 
     runs = sorted(runs, key=lambda r: r.seed)
-    statuses = [run_status(root / "runs" / r.name) for r in runs]  # read once, before anything is written
-    held = [r.name for r, status in zip(runs, statuses) if not r.note and status == "running"]
-    if held:
-        raise ResultsError(
-            f"{len(held)} run(s) are being trained by another process (their lock is held), e.g. "
-            f"{root / 'runs' / held[0]}; wait for them to finish, then run reproduce again"
-        )
+    statuses = refuse_held(runs, root)  # read once, before anything is written
     todo, done = [], []
     for i, (r, status) in enumerate(zip(runs, statuses), 1):
         status = _prepare(r, status, root, i, len(runs), log)
