@@ -122,16 +122,17 @@ def train_one_epoch(
     """Steps ``pos.step``.. of epoch ``pos.epoch``, accumulating ``pos.sums``; returns (last lr, samples).
 
     ``on_nonfinite(step, what, value)`` is called (and should raise) for the first step whose loss (or, with
-    ``grad_clip``, gradient norm) is NaN or infinite; each step is checked while the next one runs, so the
-    device never waits for the host, and the last one before returning."""
+    ``grad_clip``, gradient norm) is NaN or infinite on any process (summed over them, so every process
+    stops at the same step); each step is checked while the next one runs, so the device never waits for
+    the host, and the last one before returning."""
     steps, seen, lr = task.steps_per_epoch(), 0, math.nan
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    pending: tuple[int, torch.Tensor, torch.Tensor | None] | None = None  # the last step's (number, loss, norm)
+    pending: tuple[int, torch.Tensor] | None = None  # the last step's number and (loss, gradient norm)
 
-    def check(step: int, loss: torch.Tensor, norm: torch.Tensor | None) -> None:
-        for what, value in (("loss", loss), ("gradient norm", norm)):
-            if on_nonfinite is not None and value is not None and not bool(torch.isfinite(value)):
-                on_nonfinite(step, what, float(value))
+    def check(step: int, values: torch.Tensor) -> None:
+        for what, value in zip(("loss", "gradient norm"), values.tolist()):
+            if on_nonfinite is not None and not math.isfinite(value):
+                on_nonfinite(step, what, value)
 
     model.train()
     for step, batch in enumerate(task.train_batches(pos.epoch, pos.step), start=pos.step):
@@ -142,17 +143,20 @@ def train_one_epoch(
         losses = task.loss(out, batch.targets)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses.sum() * (world_size / batch.global_size)).backward()
-        norm = None
+        loss_sum = losses.detach().sum().double()
+        values = torch.stack([loss_sum, torch.zeros_like(loss_sum)])  # loss, gradient norm (0: not measured)
         if cfg.optim.grad_clip > 0:
             scaler.unscale_(optimizer)
             norm = nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
-            norm = None if scaler.is_enabled() else norm.detach()  # fp16: the scaler skips inf gradients itself
+            if not scaler.is_enabled():  # fp16: inf gradients are the scaler's to skip
+                values[1] = norm.detach()
         scaler.step(optimizer)
         scaler.update()
-        loss_sum = losses.detach().sum().double()
+        if world_size > 1:
+            torch.distributed.all_reduce(values)
         if pending is not None:
             check(*pending)
-        pending = (step + 1, loss_sum, norm)
+        pending = (step + 1, values)
         pos.sums += torch.stack([loss_sum, losses.new_tensor(len(losses), dtype=torch.float64)])
         pos.step, seen = step + 1, seen + batch.global_size
         progress.update(step + 1, lambda r=lr: f"loss {pos.sums[0].item() / max(pos.sums[1].item(), 1):.4f} lr {r:.4g}")
@@ -406,7 +410,7 @@ class _Session:
         finally:
             progress.close()
         seconds = time.perf_counter() - t0
-        self._check_finite(self.pos.step)  # every process's losses: all of them stop together
+        self._check_finite(self.pos.step)
         sums = self.dinfo.all_reduce_sum(self.pos.sums.clone())
         return {
             "epoch": epoch + 1,
