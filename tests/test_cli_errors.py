@@ -34,7 +34,10 @@ BAD_VALUES = [
     (["--lr", "-1"], "'optim.lr' must be >= 0.0, got -1.0"),
     (["--set", "train_subset=0"], "'data.train_subset' must be >= 1, got 0"),
     (["--set", "threads=0"], "'run.threads' must be >= 1, got 0"),
-    (["--set", "label_smoothing=1.5"], "'classification.label_smoothing' must be <= 1.0, got 1.5"),
+    (
+        ["--set", "label_smoothing=1.5"],
+        "'classification.label_smoothing' must be < 1.0 (at 1 every target is uniform: nothing to learn), got 1.5",
+    ),
     (["--set", "cutout=-1"], "'classification.cutout' must be >= 0, got -1"),
     (["--set", "warmup_epochs=-2"], "'optim.warmup_epochs' must be >= 0.0, got -2.0"),
     (["--set", "checkpoint_every=-1"], "'run.checkpoint_every' must be >= 0, got -1"),

@@ -7,6 +7,7 @@ import torch
 import yaml
 
 from poolskip.cli import main
+from poolskip.engine import NonFiniteLoss, train
 from poolskip.engine.config import ConfigError, OptimConfig, make_config, parse_set
 from poolskip.engine.optim import lr_at, make_optimizer, param_groups
 from poolskip.experiments.recipes import list_recipes, load_recipe
@@ -181,12 +182,19 @@ def test_seeds_make_one_run_dir_each(tmp_path):
     assert not torch.equal(a["0.weight"], b["0.weight"])
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
-    # the lr jumps by 1e30 after epoch 1: epoch 2 diverges
-    code, run = tiny_run(tmp_path, "--epochs", "3", "--set", "milestones=[1]", "gamma=1e30")
-    assert code == 1
-    err = capsys.readouterr().err
-    assert "training loss became" in err and "in epoch 2" in err and "last.pt" in err
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    # the lr jumps by 1e30 after epoch 1 (past the config's checks, which refuse such a gamma): epoch 2 diverges
+    cfg = make_config(
+        {"model": "small_cnn", "model_kwargs": {"width": 4}, "batch_size": 128, "threads": 1, "epochs": 3,
+         "milestones": [1]}
+    )  # fmt: skip
+    cfg.optim.gamma = 1e30
+    run = tmp_path / "r" / "seed0"
+    with pytest.raises(NonFiniteLoss) as caught:
+        train(cfg, run, log=lambda *a, **k: None)
+    err = str(caught.value)
+    assert "the training loss is nan at step 2 of epoch 2; stopped before writing anything of this epoch" in err
+    assert "learning rate" in err and "NaN/Inf values in the inputs" in err and str(run / "checkpoints/last.pt") in err
     last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert last["epoch"] == 1 and all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1 and not (run / "summary.json").exists()

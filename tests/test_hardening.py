@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -400,6 +401,8 @@ def test_a_smaller_copy_of_a_3d_dataset_does_not_lend_the_full_one_its_splits(vd
     assert k3["file"] not in (small["file"], big["file"]) and Path(big["file"]).read_bytes() == four
     assert len(json.loads(Path(k3["file"]).read_text())["folds"]) == 3
     assert f"(fold 2 of 3), 3 classes, patch 16x16x16 at 1x1x1 mm; splits {k3['file']}" in capsys.readouterr().out
+
+
 # ---- ensemble: `ensemble` and `eval --dataset/--data-dir` compare the data and the members (issue 19 item 3)
 
 
@@ -556,6 +559,8 @@ def test_eval_checks_the_models_spec_where_the_state_is_silent(finished_run, tmp
         f"{tmp_path / 'crafted.pt'}: its model was built for in_channels 1, but cifar10 at {tmp_path / 'data'} asks "
         "for in_channels 3" in err
     )
+
+
 # ---- runplan: the whole plan and every input checked before anything is written; run directories that stay
 # inside --out-dir; stuck states (a run or fold killed before its first checkpoint) that have a way out
 
@@ -826,3 +831,259 @@ def test_reproduce_and_train_of_one_run_one_refuses(second, message, finished_ru
     command = second.split()[0]
     assert message.format(held=held) in one_line_error(capsys.readouterr().err, command)
     assert tree(tmp_path) == before
+
+
+# ---- values: a run that cannot learn is refused (item 6); DeepLab at batch 1, `report` over a malformed
+# config.yaml and a checkpoint whose model_spec is invalid are one-line errors
+
+LR_WHY = "(the recipes use at most 0.1; a rate this large diverges within the first steps)"
+
+# (argv after `train TINY`, what the message says, whether the error comes only after the run directory was opened)
+CANNOT_LEARN = [
+    (["--lr", "1e30"], f"'optim.lr' must be <= 10.0 {LR_WHY}, got 1e+30"),
+    (["--lr", "20"], f"'optim.lr' must be <= 10.0 {LR_WHY}, got 20.0"),
+    (["--set", "schedule=cosine", "min_lr=0.5"],
+     "'optim.min_lr' (0.5) must be at most 'optim.lr' (0.1): the cosine schedule goes from lr down to min_lr"),
+    (["--set", "lr_mult={head: 1000}"],
+     f"'optim.lr_mult' {{'head': 1000.0}} with lr 0.1 gives a rate above 10.0 {LR_WHY}"),
+    (["--set", "momentum=1"],
+     "'optim.momentum' must be < 1.0 (at 1 SGD never forgets a gradient and does not converge), got 1.0"),
+    (["--set", "weight_decay=5"], "'optim.weight_decay' must be <= 1.0 (the recipes use at most 0.06; more shrinks "
+     "the weights to 0), got 5.0"),
+    (["--set", "gamma=0"], "'optim.gamma' must be > 0.0, got 0.0"),
+    (["--set", "gamma=1e30"], "'optim.gamma' must be <= 1.0 (the rate is multiplied by it at each milestone: 0 stops "
+     "learning, above 1 the rate grows), got 1e+30"),
+    (["--set", "schedule=poly", "power=1e6"], "'optim.power' must be <= 10.0 (DeepLab's is 0.9;"),
+    (["--set", "label_smoothing=1"],
+     "'classification.label_smoothing' must be < 1.0 (at 1 every target is uniform: nothing to learn), got 1.0"),
+    # one class: error 0 without learning anything
+    (["--set", "train_subset=1"], "digits: the training split holds only class"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argv", "message"), CANNOT_LEARN, ids=[" ".join(a) for a, _ in CANNOT_LEARN])
+def test_a_run_that_cannot_learn_is_refused_before_it_trains(argv, message, tmp_path, capsys):
+    test_bad_training_input_is_one_line(argv, message, tmp_path, capsys)
+
+
+def test_one_class_image_folder_is_refused(tmp_path, capsys):
+    from test_data import make_imagefolder
+
+    make_imagefolder(tmp_path / "data", classes=("cat",))
+    before = snapshot(tmp_path)
+    data = ["--dataset", "imagefolder", "--data-dir", str(tmp_path / "data"), "--set", f"cache_dir={tmp_path / 'c'}"]
+    argv = ["train", *TINY[:-2], *data, "--out-dir", str(tmp_path / "runs")]  # TINY without train_subset
+    assert main([*argv, "--set", "threads=1"]) == 2
+    *progress, err = capsys.readouterr().err.strip().splitlines()
+    err = one_line_error(err, "train")
+    assert all(line.startswith("decoding 2 images of") for line in progress)
+    assert "imagefolder: the training split holds only class 'cat' (2 images); a classifier needs images of" in err
+    after = {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("c/")}
+    assert after == before and not [p for p in tmp_path.rglob("*") if p.name in RUN_FILES]
+
+
+def test_a_run_whose_loss_becomes_nan_stops_at_that_step_and_writes_nothing(tmp_path):
+    """lr 1e30 past the config's checks (the trainer's own guard): step 1 is finite, its update is not; the run
+    stops at step 2 with one line naming the step, the learning rate and the inputs, and writes no checkpoint,
+    metrics or summary."""
+    from poolskip.engine import NonFiniteLoss, make_config, train
+
+    cfg = make_config({"model": "small_cnn", "model_kwargs": {"width": 4}, "epochs": 2, "batch_size": 8,
+                       "train_subset": 64, "threads": 1})  # fmt: skip
+    cfg.optim.lr = 1e30
+    with pytest.raises(NonFiniteLoss) as caught:
+        train(cfg, tmp_path / "run", log=lambda *a, **k: None)
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1 and NonFiniteLoss.exit_code == 1
+    assert message.startswith("the training loss is nan at step 2 of epoch 1; stopped before writing anything")
+    assert "(optim.lr 1e+30: try a lower lr" in message and "NaN/Inf values in the inputs" in message
+    assert message.endswith("No checkpoint was written")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock", "config.yaml"]
+
+
+def test_a_resumed_run_that_diverges_keeps_its_files(finished_run, tmp_path, capsys):
+    """A last.pt whose weights are NaN (as after a diverged update), resumed: exit 1 at the first step of
+    epoch 2, the checkpoint, metrics and summary as they were."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    last = run / "checkpoints" / "last.pt"
+    ck = torch.load(last, weights_only=True)
+    ck["model"] = {k: v.fill_(math.nan) if v.is_floating_point() else v for k, v in ck["model"].items()}
+    torch.save(ck, last)
+    before = {k: v for k, v in snapshot(run).items() if k != ".lock"}
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 1
+    err = one_line_error(capsys.readouterr().err, "train")
+    assert "the training loss is nan at step 1 of epoch 2; stopped before writing anything of this epoch" in err
+    assert f"The last good checkpoint is {last}" in err
+    assert {k: v for k, v in snapshot(run).items() if k != ".lock"} == before
+
+
+def _camvid(root: Path, train_labels=None, test_labels=None) -> Path:
+    """Tiny CamVid (4 train, 2 test images) with the masks of a split replaced by one value."""
+    import numpy as np
+    from PIL import Image
+
+    from seg_layouts import make_camvid
+
+    make_camvid(root, counts={"train": 4, "test": 2}, size=(25, 33))
+    for split, value in (("train", train_labels), ("test", test_labels)):
+        for mask in (root / f"{split}annot").glob("*.png") if value is not None else ():
+            Image.fromarray(np.full((25, 33), value, np.uint8), mode="L").save(mask)
+    return root
+
+
+SEG = ["--recipe", "deeplab_camvid", "--epochs", "1", "--device", "cpu", "--set", "crop_size=[17, 21]",
+       "eval_batch_size=2", "threads=1"]  # fmt: skip
+
+# (masks of train / test, argv, exit code, message)
+BAD_SEGMENTATION = [
+    (None, None, ["--batch-size", "1"], 2,
+     "model 'deeplabv3plus_mobilenet' normalises a globally pooled map (classifier.aspp.convs.4.2), which BatchNorm "
+     "cannot do for one sample: batch_size 1 gives a process 1; use a batch of at least 2"),
+    (0, None, ["--batch-size", "2"], 2,
+     "camvid has training masks (train) holding only class 'sky'; a segmentation needs at least 2 classes"),
+    (11, None, ["--batch-size", "2"], 2, "camvid has training masks (train) holding no class, only the ignore value"),
+    # every test pixel is void (ignored): nothing to measure
+    (None, 11, ["--batch-size", "2"], 1,
+     "evaluation metric 'miou' is nan, 'pixel_acc' is nan, 'mean_acc' is nan, 'eval_loss' is nan after epoch 1 on "
+     "camvid: a metric with nothing to measure"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("train", "test", "argv", "code", "message"), BAD_SEGMENTATION)
+def test_segmentation_that_cannot_learn_or_measure_is_one_line(train, test, argv, code, message, tmp_path, capsys):
+    data = _camvid(tmp_path / "camvid", train, test)
+    before = snapshot(tmp_path)
+    out = ["--data-dir", str(data), "--set", f"cache_dir={tmp_path / 'cache'}", "--out-dir", str(tmp_path / "runs")]
+    assert main(["train", *SEG, *argv, *out]) == code
+    assert message in one_line_error(capsys.readouterr().err, "train")
+    kept = {k: v for k, v in snapshot(tmp_path).items() if not k.startswith(("cache/", "runs/"))}
+    assert kept == before
+    written = [p.relative_to(tmp_path / "runs") for p in (tmp_path / "runs").rglob("*") if p.is_file()]
+    assert {p.name for p in written} <= {".lock", "config.yaml"}  # the config of a run that trained; no results
+
+
+def test_one_class_segfolder_is_refused(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from seg_layouts import make_segfolder
+
+    data = make_segfolder(tmp_path / "sf")
+    for mask in data.rglob("masks/*.png"):
+        Image.fromarray(np.zeros((20, 28), np.uint8), mode="L").save(mask)
+    before = snapshot(tmp_path)
+    out = ["--dataset", "segfolder", "--data-dir", str(data), "--set", f"cache_dir={tmp_path / 'cache'}",
+           "eval_split=val", "--batch-size", "2", "--out-dir", str(tmp_path / "runs")]  # fmt: skip
+    assert main(["train", *SEG, *out]) == 2
+    err = one_line_error(capsys.readouterr().err, "train")
+    assert "segfolder declares 1 class (its largest training label + 1; set segmentation.segfolder_classes)" in err
+    assert {k: v for k, v in snapshot(tmp_path).items() if not k.startswith(("cache/", "runs/"))} == before
+    assert not [p for p in tmp_path.rglob("*") if p.name in RUN_FILES]
+
+
+@pytest.mark.parametrize("case", ["background only declared", "background only in the labels"])
+def test_one_class_volumes_are_refused(case, tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from volumetric_data import SHAPE, decathlon, save, tiny_segmentation3d
+
+    cfg = tiny_segmentation3d(tmp_path)
+    root = Path(cfg["data_dir"])
+    shutil.rmtree(root)
+    decathlon(root, n=5, classes=2)
+    if case == "background only declared":
+        desc = json.loads((root / "dataset.json").read_text())
+        desc["labels"] = {"0": "background"}
+        (root / "dataset.json").write_text(json.dumps(desc))
+        message = f"{root / 'dataset.json'}: 'labels' must name the values 0..K-1 (K >= 2), got [0]"
+    else:
+        for label in (root / "labelsTr").glob("*.nii.gz"):
+            save(label, np.zeros(SHAPE, np.uint8))
+        message = "Tiny (" + str(root) + "): the 4 training volumes' labels hold only the background"
+    before = snapshot(tmp_path)
+    argv = ["train", "--task", "segmentation3d", "--model", "nnunet", "--dataset", "decathlon", "--data-dir", str(root),
+            "--epochs", "1", "--out-dir", str(tmp_path / "runs"), "--set", f"cache_dir={cfg['cache_dir']}",
+            "batch_size=2", "iterations=1", "patch_size=[16, 16, 16]", "threads=1"]  # fmt: skip
+    assert main(argv) == 2
+    *progress, err = capsys.readouterr().err.strip().splitlines()  # "preprocessed N volume(s)": progress lines
+    assert message in one_line_error(err, "train") and all(line.startswith("preprocessed") for line in progress)
+    after = {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("cache/")}
+    assert after == before and not [p for p in tmp_path.rglob("*") if p.name in RUN_FILES]
+
+
+def test_untrainable_models_are_refused_up_front():
+    """Per process, under torchrun too: a BatchNorm after a global pool given one sample; a dropout of p=1."""
+    from torch import nn
+
+    from poolskip.engine.config import ConfigError, make_config
+    from poolskip.engine.trainer import _refuse_untrainable
+
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4))
+    pooled = nn.Sequential(nn.Conv2d(3, 4, 3), head)
+    cfg = make_config({"model": "mine:net", "batch_size": 3})
+    with pytest.raises(ConfigError, match=r"\(1\.2\).*batch_size 3 split across 2 processes gives a process 1; use a "
+                                          r"batch of at least 4"):  # fmt: skip
+        _refuse_untrainable(pooled, cfg, world_size=2)
+    _refuse_untrainable(pooled, cfg, world_size=1)  # 3 samples: BatchNorm has a variance
+    with pytest.raises(ConfigError, match=r"Dropout 1 has p=1.0, which drops every activation"):
+        _refuse_untrainable(nn.Sequential(nn.Linear(2, 2), nn.Dropout(1.0)), cfg, world_size=1)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model: [unclosed\n", "config.yaml is unreadable or not YAML (while parsing a flow sequence"),
+        ("\udcff\n", "config.yaml is unreadable or not YAML ('utf-8' codec can't decode byte 0xff"),
+        ("- a list\n", "config.yaml must hold a mapping of config keys; rerun or remove that run"),
+        ("data: 5\n", "config.yaml: 'data' must be a mapping of config keys, got 5; rerun or remove that run"),
+    ],
+    ids=["not YAML", "not text", "a list", "data not a mapping"],
+)
+def test_report_refuses_a_run_whose_config_is_malformed(text, message, finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "config.yaml").write_bytes(text.encode("utf-8", "surrogateescape"))
+    before = snapshot(tmp_path)
+    assert main(["report", str(run), "--out", str(tmp_path / "rep"), "--pictures", "0"]) == 2
+    assert f"{run / message}" in one_line_error(capsys.readouterr().err, "report")
+    assert snapshot(tmp_path) == before and not (tmp_path / "rep").exists()
+
+
+BAD_SPECS = [
+    ({"in_channels": "1"}, "'model_spec.in_channels' must be an integer >= 1, got '1'"),
+    ({"num_classes": -3}, "'model_spec.num_classes' must be an integer >= 1, got -3"),
+    ({"num_classes": True}, "'model_spec.num_classes' must be an integer >= 1, got True"),
+    ({"spatial_dims": 7}, "'model_spec.spatial_dims' must be 1, 2 or 3, got 7"),
+    ({"hints": [1]}, "'model_spec.hints' must be a mapping of factory keywords, got [1]"),
+    ({"evil": 1}, "'model_spec' has unknown keys ['evil'] (expected ['hints', 'in_channels', 'num_classes', "),
+    ({"num_classes": None}, "'model_spec' has no ['num_classes']"),
+    ([1, 2], "'model_spec' must be a mapping, got list"),
+]
+
+
+@pytest.mark.parametrize(("spec", "message"), BAD_SPECS, ids=[m.split(" must")[0] for _, m in BAD_SPECS])
+def test_eval_refuses_a_checkpoint_whose_model_spec_is_invalid(spec, message, finished_run, tmp_path, capsys):
+    ck = torch.load(finished_run / "checkpoints" / "best.pt", weights_only=True)
+    if isinstance(spec, dict):
+        ck["model_spec"].update(spec)
+        ck["model_spec"] = {k: v for k, v in ck["model_spec"].items() if v is not None}
+    else:
+        ck["model_spec"] = spec
+    file = tmp_path / "crafted.pt"
+    torch.save(ck, file)
+    before = snapshot(tmp_path)
+    assert main(["eval", str(file)]) == 2
+    assert f"{file}: {message}" in one_line_error(capsys.readouterr().err, "eval")
+    assert snapshot(tmp_path) == before
+
+
+def test_the_config_reference_shows_the_upper_bounds():
+    from poolskip.engine.config import describe_keys
+
+    helps = {key: text for key, _, text in describe_keys()}
+    assert helps["optim.lr"] == "peak learning rate (0 <= lr <= 10)"
+    assert helps["optim.momentum"] == "SGD momentum (0 <= momentum < 1)"
+    assert helps["optim.epochs"] == "training epochs"  # a lower bound alone goes without saying

@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import PoolskipError
 
-__all__ = ["ConfigError", "DataConfig", "check_value", "coerce", "option", "type_name"]
+__all__ = ["ConfigError", "DataConfig", "check_value", "coerce", "describe_range", "option", "type_name"]
 
 
 class ConfigError(PoolskipError):
@@ -29,7 +29,8 @@ class ConfigError(PoolskipError):
 def option(default: Any, help: str, **checks: Any) -> Any:
     """A config field of a task's ``Options`` (and of the engine's sections): its default, what it means (shown
     by ``--help`` and ``--print-config``) and its checks: ``choices=(...)``, ``min=``/``max=`` (inclusive),
-    ``above=`` (exclusive lower bound). A list or dict default is copied for every instance."""
+    ``above=``/``below=`` (exclusive bounds); ``why=`` says in the error why the upper bound is where it is
+    (e.g. what no real recipe exceeds). A list or dict default is copied for every instance."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **checks})
     return field(default=default, metadata={"help": help, **checks})
@@ -78,20 +79,38 @@ def type_name(hint: Any) -> str:
     return f"a {str(hint).replace('typing.', '')}"
 
 
+RANGE_KEYS = ("min", "max", "above", "below")
+
+
 def check_value(path: str, value: Any, meta: dict) -> None:
     """The checks :func:`option` recorded in ``meta`` applied to ``value`` (None passes: nullable fields)."""
     if value is None:
         return
-    if isinstance(value, float) and not math.isfinite(value) and meta.keys() & {"min", "max", "above"}:
+    if isinstance(value, float) and not math.isfinite(value) and meta.keys() & set(RANGE_KEYS):
         raise ConfigError(f"config key {path!r} must be a finite number, got {value!r}")  # NaN passes < and >
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"config key {path!r} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
-    if "min" in meta and value < meta["min"]:
-        raise ConfigError(f"config key {path!r} must be >= {meta['min']}, got {value!r}")
-    if "max" in meta and value > meta["max"]:
-        raise ConfigError(f"config key {path!r} must be <= {meta['max']}, got {value!r}")
-    if "above" in meta and value <= meta["above"]:
-        raise ConfigError(f"config key {path!r} must be > {meta['above']}, got {value!r}")
+    why = f" ({meta['why']})" if meta.get("why") else ""
+    for key, fails, words, note in (
+        ("min", lambda v, b: v < b, ">=", ""),
+        ("above", lambda v, b: v <= b, ">", ""),
+        ("max", lambda v, b: v > b, "<=", why),
+        ("below", lambda v, b: v >= b, "<", why),
+    ):
+        if key in meta and fails(value, meta[key]):
+            raise ConfigError(f"config key {path!r} must be {words} {meta[key]}{note}, got {value!r}")
+
+
+def describe_range(meta: dict, name: str = "x") -> str:
+    """The bounds :func:`option` recorded, as the config reference and ``--print-config`` show them
+    (e.g. ``"0 <= lr <= 10"``); empty without an upper bound."""
+
+    def num(v: Any) -> str:
+        return format(v, "g") if isinstance(v, float) else str(v)
+
+    low = f"{num(meta['min'])} <= " if "min" in meta else f"{num(meta['above'])} < " if "above" in meta else ""
+    high = f" <= {num(meta['max'])}" if "max" in meta else f" < {num(meta['below'])}" if "below" in meta else ""
+    return f"{low}{name}{high}" if high else ""  # a lower bound alone (epochs >= 1) goes without saying
 
 
 @dataclass

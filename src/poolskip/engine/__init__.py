@@ -9,13 +9,24 @@ How to add a task: ``src/poolskip/engine/README.md``.
 from ..tasks import list_tasks
 from .checkpoint import CheckpointError, load_checkpoint, model_from_config
 from .config import ConfigError, TrainConfig, make_config
-from .trainer import Callback, NonFiniteLoss, build_task, evaluate, load_run_config, restore, task_context, train
+from .trainer import (
+    Callback,
+    NonFiniteLoss,
+    NonFiniteMetric,
+    build_task,
+    evaluate,
+    load_run_config,
+    restore,
+    task_context,
+    train,
+)
 
 __all__ = [
     "Callback",
     "CheckpointError",
     "ConfigError",
     "NonFiniteLoss",
+    "NonFiniteMetric",
     "TrainConfig",
     "model_from_config",
     "build_task",

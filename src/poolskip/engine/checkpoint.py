@@ -10,6 +10,7 @@ A checkpoint holds the model weights, the epoch, the resolved config, the task's
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,15 @@ from ..files import atomic_save
 from ..models import ModelSpec, build, list_models
 from .config import ConfigError, TrainConfig, make_config
 
-__all__ = ["FORMAT", "CheckpointError", "model_from_config", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
+__all__ = [
+    "FORMAT",
+    "CheckpointError",
+    "model_from_config",
+    "load_checkpoint",
+    "read_checkpoint",
+    "save_checkpoint",
+    "stored_model_spec",
+]
 
 #: the checkpoint layout's version; files without it are refused with a clear message
 FORMAT = 2
@@ -74,6 +83,31 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         raise error from None
 
 
+def stored_model_spec(file: str | os.PathLike, raw: Any) -> ModelSpec:
+    """The :class:`ModelSpec` a checkpoint stored, every key checked: a CheckpointError naming ``file`` and the
+    key for a missing, unknown or ill-typed one (the file is data; a crafted one must not reach the model
+    factory as a traceback)."""
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{file}: 'model_spec' must be a mapping, got {type(raw).__name__}")
+    known = {f.name for f in dataclasses.fields(ModelSpec)}
+    unknown = sorted(map(str, set(raw) - known))
+    missing = [k for k in ("in_channels", "num_classes") if k not in raw]
+    if unknown or missing:
+        parts = ([f"unknown keys {unknown}"] if unknown else []) + ([f"no {missing}"] if missing else [])
+        what = "; ".join(parts)
+        raise CheckpointError(f"{file}: 'model_spec' has {what} (expected {sorted(known)})")
+    for key, low in (("in_channels", 1), ("num_classes", 1), ("spatial_dims", 1)):
+        value = raw.get(key, low)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise CheckpointError(f"{file}: 'model_spec.{key}' must be an integer >= {low}, got {value!r}")
+    if raw.get("spatial_dims", 2) > 3:
+        raise CheckpointError(f"{file}: 'model_spec.spatial_dims' must be 1, 2 or 3, got {raw['spatial_dims']!r}")
+    hints = raw.get("hints", {})
+    if not isinstance(hints, dict) or not all(isinstance(k, str) for k in hints):
+        raise CheckpointError(f"{file}: 'model_spec.hints' must be a mapping of factory keywords, got {hints!r}")
+    return ModelSpec(**raw)
+
+
 def read_checkpoint(file: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
     """The checkpoint dict at ``file``; every failure is a CheckpointError naming the file."""
     file = Path(file)
@@ -112,8 +146,14 @@ def load_checkpoint(
     path = Path(path)
     file = path / "checkpoints" / f"{which}.pt" if path.is_dir() else path
     ck = read_checkpoint(file, device)
-    cfg = make_config(ck["config"])
-    model = model_from_config(cfg, ModelSpec(**ck["model_spec"]), allow_external)
+    if not isinstance(ck["config"], dict):
+        kind = type(ck["config"]).__name__
+        raise CheckpointError(f"{file}: its 'config' must be a mapping of config keys, got {kind}")
+    try:
+        cfg = make_config(ck["config"])
+    except ConfigError as e:
+        raise CheckpointError(f"{file}: its stored config is invalid: {e}") from None
+    model = model_from_config(cfg, stored_model_spec(file, ck["model_spec"]), allow_external)
     try:
         model.load_state_dict(ck["model"])
     except RuntimeError as e:

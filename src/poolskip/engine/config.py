@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from ..config import ConfigError, DataConfig, check_value, coerce
+from ..config import ConfigError, DataConfig, check_value, coerce, describe_range
 from ..config import option as opt
 from ..errors import did_you_mean
 from ..tasks import get_task, list_tasks
@@ -44,6 +44,11 @@ __all__ = [
 ]
 
 
+#: the largest learning rate a config accepts, and why (the range error and the config reference say it)
+LR_MAX = 10.0
+LR_WHY = "the recipes use at most 0.1; a rate this large diverges within the first steps"
+
+
 @dataclass
 class OptimConfig:
     """The optimiser, its learning-rate schedule and the length of training."""
@@ -51,11 +56,15 @@ class OptimConfig:
     epochs: int = opt(200, "training epochs", min=1)
     batch_size: int = opt(128, "the global batch, split across processes under torchrun", min=1)
     optimizer: str = opt("sgd", "optimiser", choices=("sgd", "adamw"))
-    lr: float = opt(0.1, "peak learning rate", min=0.0)
-    momentum: float = opt(0.9, "SGD momentum", min=0.0, max=1.0)
+    lr: float = opt(0.1, "peak learning rate", min=0.0, max=LR_MAX, why=LR_WHY)
+    momentum: float = opt(
+        0.9, "SGD momentum", min=0.0, below=1.0, why="at 1 SGD never forgets a gradient and does not converge"
+    )
     nesterov: bool = opt(True, "SGD Nesterov momentum")
     betas: list[float] = opt([0.9, 0.999], "AdamW betas")
-    weight_decay: float = opt(5e-4, "weight decay", min=0.0)
+    weight_decay: float = opt(
+        5e-4, "weight decay", min=0.0, max=1.0, why="the recipes use at most 0.06; more shrinks the weights to 0"
+    )
     schedule: str = opt(
         "multistep",
         "learning-rate schedule, set every iteration: multistep (x gamma after each milestone epoch), cosine "
@@ -63,9 +72,15 @@ class OptimConfig:
         choices=("multistep", "cosine", "poly", "constant"),
     )
     milestones: list[int] = opt([60, 120, 160], "multistep: epochs after which lr *= gamma")
-    gamma: float = opt(0.2, "multistep: the factor at each milestone", min=0.0)
-    min_lr: float = opt(0.0, "cosine and poly: the final learning rate", min=0.0)
-    power: float = opt(0.9, "poly: the exponent", above=0.0)
+    gamma: float = opt(
+        0.2, "multistep: the factor at each milestone", above=0.0, max=1.0,
+        why="the rate is multiplied by it at each milestone: 0 stops learning, above 1 the rate grows",
+    )  # fmt: skip
+    min_lr: float = opt(0.0, "cosine and poly: the final learning rate, at most lr", min=0.0, max=LR_MAX, why=LR_WHY)
+    power: float = opt(
+        0.9, "poly: the exponent", above=0.0, max=10.0,
+        why="DeepLab's is 0.9; a larger one drops the rate to almost 0 within the first epochs",
+    )  # fmt: skip
     warmup_epochs: float = opt(0.0, "linear warm-up over this many epochs (per iteration), then the schedule", min=0.0)
     grad_clip: float = opt(0.0, "clip the global gradient norm to this value (0 = off)", min=0.0)
     lr_mult: dict[str, float] = opt(
@@ -79,6 +94,16 @@ class OptimConfig:
         bad = {k: v for k, v in self.lr_mult.items() if not (math.isfinite(v) and v >= 0.0)}
         if bad:
             raise ValueError(f"config key 'optim.lr_mult' needs finite multipliers >= 0, got {bad}")
+        high = {k: v for k, v in self.lr_mult.items() if self.lr * v > LR_MAX}
+        if high:
+            raise ValueError(
+                f"config key 'optim.lr_mult' {high} with lr {self.lr} gives a rate above {LR_MAX} ({LR_WHY})"
+            )
+        if self.schedule in ("cosine", "poly") and self.min_lr > self.lr:
+            raise ValueError(
+                f"config key 'optim.min_lr' ({self.min_lr}) must be at most 'optim.lr' ({self.lr}): the "
+                f"{self.schedule} schedule goes from lr down to min_lr"
+            )
 
 
 @dataclass
@@ -277,12 +302,15 @@ def make_config(*layers: dict[str, Any]) -> TrainConfig:
 
 
 def describe_keys(task: str = "classification") -> list[tuple[str, Any, str]]:
-    """``(section.key, default, meaning)`` of every key a config of ``task`` takes, in order."""
+    """``(section.key, default, meaning)`` of every key a config of ``task`` takes, in order; the meaning ends
+    with the key's bounds where it has any, e.g. ``peak learning rate (0.0 <= lr <= 10.0)``."""
     rows = [(k, getattr(TrainConfig(), k), v) for k, v in TOP_LEVEL_HELP.items()]
     for section, cls in _sections(task).items():
         for f in dataclasses.fields(cls):
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            rows.append((f"{section}.{f.name}", default, f.metadata.get("help", "")))
+            bounds = describe_range(f.metadata, f.name)
+            text = f.metadata.get("help", "") + (f" ({bounds})" if bounds else "")
+            rows.append((f"{section}.{f.name}", default, text))
     return rows
 
 

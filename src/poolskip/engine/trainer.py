@@ -41,6 +41,7 @@ from .rundir import RunDir, RunDirError
 __all__ = [
     "Callback",
     "NonFiniteLoss",
+    "NonFiniteMetric",
     "build_task",
     "evaluate",
     "load_run_config",
@@ -53,6 +54,12 @@ __all__ = [
 
 class NonFiniteLoss(PoolskipError):
     """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+    exit_code = 1
+
+
+class NonFiniteMetric(PoolskipError):
+    """An evaluation metric (a scalar the task returned) is NaN or infinite; nothing of that epoch is written."""
 
     exit_code = 1
 
@@ -111,10 +118,23 @@ def train_one_epoch(
     world_size: int,
     on_step: Callable[[int], None],
     progress: Progress,
+    on_nonfinite: Callable[[int, str, float], None] | None = None,
 ) -> tuple[float, int]:
-    """Steps ``pos.step``.. of epoch ``pos.epoch``, accumulating ``pos.sums``; returns (last lr, samples)."""
+    """Steps ``pos.step``.. of epoch ``pos.epoch``, accumulating ``pos.sums``; returns (last lr, samples).
+
+    ``on_nonfinite(step, what, value)`` is called (and should raise) for the first step whose loss (or, with
+    ``grad_clip``, gradient norm) is NaN or infinite on any process (summed over them, so every process
+    stops at the same step); each step is checked while the next one runs, so the device never waits for
+    the host, and the last one before returning."""
     steps, seen, lr = task.steps_per_epoch(), 0, math.nan
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    pending: tuple[int, torch.Tensor] | None = None  # the last step's number and (loss, gradient norm)
+
+    def check(step: int, values: torch.Tensor) -> None:
+        for what, value in zip(("loss", "gradient norm"), values.tolist()):
+            if on_nonfinite is not None and not math.isfinite(value):
+                on_nonfinite(step, what, value)
+
     model.train()
     for step, batch in enumerate(task.train_batches(pos.epoch, pos.step), start=pos.step):
         lr = lr_at(cfg.optim, pos.epoch, step, steps)
@@ -124,15 +144,26 @@ def train_one_epoch(
         losses = task.loss(out, batch.targets)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses.sum() * (world_size / batch.global_size)).backward()
+        loss_sum = losses.detach().sum().double()
+        values = torch.stack([loss_sum, torch.zeros_like(loss_sum)])  # loss, gradient norm (0: not measured)
         if cfg.optim.grad_clip > 0:
             scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+            norm = nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+            if not scaler.is_enabled():  # fp16: inf gradients are the scaler's to skip
+                values[1] = norm.detach()
         scaler.step(optimizer)
         scaler.update()
-        pos.sums += torch.stack([losses.detach().sum().double(), losses.new_tensor(len(losses), dtype=torch.float64)])
+        if world_size > 1:
+            torch.distributed.all_reduce(values)
+        if pending is not None:
+            check(*pending)
+        pending = (step + 1, values)
+        pos.sums += torch.stack([loss_sum, losses.new_tensor(len(losses), dtype=torch.float64)])
         pos.step, seen = step + 1, seen + batch.global_size
         progress.update(step + 1, lambda r=lr: f"loss {pos.sums[0].item() / max(pos.sums[1].item(), 1):.4f} lr {r:.4g}")
         on_step(step + 1)
+    if pending is not None:
+        check(*pending)
     return lr, seen
 
 
@@ -191,6 +222,46 @@ def _runtime(cfg: TrainConfig) -> Dist:
     if run.sync_bn and dinfo.world_size > 1 and dinfo.device.type != "cuda":
         raise ConfigError("config key 'run.sync_bn' needs CUDA (PyTorch's SyncBatchNorm does not run on CPU)")
     return dinfo
+
+
+GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d)
+
+
+def _batchnorm_after_global_pool(model: nn.Module) -> str | None:
+    """The name of a BatchNorm that normalises a globally pooled (1x1) map, as DeepLab's ASPP image pooling:
+    in training it needs at least 2 samples per process (one value per channel has no variance)."""
+    for prefix, seq in model.named_modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        pooled = False
+        for name, child in seq.named_children():
+            if isinstance(child, GLOBAL_POOLS):
+                size = child.output_size
+                pooled = all(s == 1 for s in (size if isinstance(size, tuple) else (size,)))
+            elif pooled and isinstance(child, nn.modules.batchnorm._BatchNorm):
+                return f"{prefix}.{name}" if prefix else name
+    return None
+
+
+def _refuse_untrainable(model: nn.Module, cfg: TrainConfig, world_size: int) -> None:
+    """A ConfigError, before anything is trained, for a model that cannot train as configured: a dropout that
+    drops everything, or a BatchNorm after a global pool given one sample per process."""
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.p >= 1:
+            raise ConfigError(
+                f"model {cfg.model!r} (model_kwargs {cfg.model_kwargs}): {type(m).__name__} {name} has p={m.p}, "
+                "which drops every activation in training: nothing can be learned (use p < 1)"
+            )
+    per_process = cfg.optim.batch_size // world_size  # the smallest share (tensor_split), full batches
+    if per_process < 2:
+        site = _batchnorm_after_global_pool(model)
+        if site is not None:
+            where = f" split across {world_size} processes" if world_size > 1 else ""
+            raise ConfigError(
+                f"model {cfg.model!r} normalises a globally pooled map ({site}), which BatchNorm cannot do for one "
+                f"sample: batch_size {cfg.optim.batch_size}{where} gives a process {per_process}; use a batch of at "
+                f"least {2 * world_size}"
+            )
 
 
 def _format(record: dict[str, Any]) -> str:
@@ -285,6 +356,7 @@ class _Session:
         self.task = build_task(cfg, dinfo, ck["task_state"] if ck else None)
         self.spec = self.task.model_spec()
         model = model_from_config(cfg, self.spec, allow_external)
+        _refuse_untrainable(model, cfg, dinfo.world_size)
         self.params = sum(p.numel() for p in model.parameters())
         self.placement = placement(cfg.model, cfg.pool_skip, model)
         model.to(device)
@@ -336,10 +408,20 @@ class _Session:
         progress = Progress(self.steps, f"epoch {epoch + 1}/{epochs}", enabled=self.dinfo.is_main)
         t0 = time.perf_counter()
         args = (self.model, self.task, self.optimizer, self.scaler, self.cfg, self.pos, self.autocast)
-        lr, seen = train_one_epoch(*args, self.dinfo.world_size, self._on_step, progress)
+        try:
+            lr, seen = train_one_epoch(*args, self.dinfo.world_size, self._on_step, progress, self._stop)
+        except ValueError as e:  # BatchNorm on one value per channel: a last batch of one sample on a process
+            if "Expected more than 1 value per channel" not in str(e):
+                raise
+            raise ConfigError(
+                f"model {self.cfg.model!r} has a BatchNorm that got one value per channel at step {self.pos.step + 1} "
+                f"of epoch {epoch + 1} (a batch of one sample on a process: the last, incomplete one?); use a "
+                f"batch_size (now {self.cfg.optim.batch_size}) that leaves every process at least 2 samples"
+            ) from None
+        finally:
+            progress.close()
         seconds = time.perf_counter() - t0
-        progress.close()
-        self._check_finite(f"in epoch {epoch + 1}")
+        self._check_finite(self.pos.step)
         sums = self.dinfo.all_reduce_sum(self.pos.sums.clone())
         return {
             "epoch": epoch + 1,
@@ -354,8 +436,19 @@ class _Session:
         return done % self.cfg.run.eval_every == 0 or done == self.cfg.optim.epochs
 
     def evaluate(self) -> dict[str, Any]:
+        """The task's metrics, every scalar finite (per-class lists may hold NaN: a class that never occurred)."""
         t0 = time.perf_counter()
         metrics = evaluate(self.model, self.task, self.autocast)
+        bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
+        if bad:
+            kept = self.rundir.last
+            raise NonFiniteMetric(
+                f"evaluation metric {', '.join(f'{k!r} is {v}' for k, v in bad.items())} after epoch "
+                f"{self.pos.epoch + 1} on {self.cfg.data.dataset}: a metric with nothing to measure (an empty "
+                "evaluation split, or one holding none of the classes) or a model whose outputs are not finite; "
+                "stopped before writing anything of this epoch. "
+                + (f"The last good checkpoint is {kept}" if kept.exists() else "No checkpoint was written")
+            )
         return {**metrics, "eval_seconds": time.perf_counter() - t0}
 
     def end_epoch(self, record: dict[str, Any]) -> None:
@@ -377,19 +470,26 @@ class _Session:
     def _on_step(self, step: int) -> None:
         every = self.cfg.run.checkpoint_every
         if every and step % every == 0 and step < self.steps:
-            self._check_finite(f"in epoch {self.pos.epoch + 1} by step {step}")
+            self._check_finite(step)
             self.save("last")
 
-    def _check_finite(self, where: str) -> None:
+    def _check_finite(self, step: int) -> None:
+        """Stop if any process's loss of this epoch so far was not finite (the steps before ``step`` were
+        checked one by one, so it is this one's)."""
         total = self.dinfo.all_reduce_sum(self.pos.sums[:1].clone())
         if not torch.isfinite(total).all():
-            kept = self.rundir.last
-            raise NonFiniteLoss(
-                f"training loss became {total.item()} {where}; stopped. The last good checkpoint is {kept}"
-                + ("" if kept.exists() else " (none was written yet)")
-                + ". Either the inputs hold NaN/Inf values (check the data) or training diverged: try a lower lr, "
-                "warmup_epochs or grad_clip."
-            )
+            self._stop(step, "loss", total.item())
+
+    def _stop(self, step: int, what: str, value: float) -> None:
+        """Stop at the first step whose loss (or gradient norm) is ``value``, NaN or infinite: one line that says
+        where and why, raised before anything of this epoch is written."""
+        kept = self.rundir.last
+        raise NonFiniteLoss(
+            f"the training {what} is {value} at step {step} of epoch {self.pos.epoch + 1}; stopped before writing "
+            f"anything of this epoch. The usual causes: a learning rate too high for this model (optim.lr "
+            f"{self.cfg.optim.lr:g}: try a lower lr, warmup_epochs or grad_clip) or NaN/Inf values in the inputs. "
+            + (f"The last good checkpoint is {kept}" if kept.exists() else "No checkpoint was written")
+        )
 
     def save(self, name: str) -> None:
         """Write ``checkpoints/<name>.pt`` (main process only). ``last.pt`` holds everything a resume needs;
@@ -457,13 +557,11 @@ class _RunLog:
 
     def __init__(self, run: _Session, log: Callable[..., None]):
         self.rundir, self.log, self.epochs = run.rundir, log, run.cfg.optim.epochs
-        run.rundir.write_metrics(run.pos.history)  # on resume: exactly the checkpointed epochs
-        self.writer = None
-        if run.dinfo.is_main:
-            from torch.utils.tensorboard import SummaryWriter
-
-            purge = run.pos.epoch + 1 if run.pos.history or run.pos.step else None
-            self.writer = SummaryWriter(str(run.rundir.path / "tb"), purge_step=purge)
+        if run.pos.history or (run.rundir.path / "metrics.jsonl").exists():
+            run.rundir.write_metrics(run.pos.history)  # on resume: exactly the checkpointed epochs
+        self.writer = None  # TensorBoard's, opened with the first record: a run stopped before has no tb/
+        self.purge = run.pos.epoch + 1 if run.pos.history or run.pos.step else None
+        self.is_main = run.dinfo.is_main
         cfg, pos, steps = run.cfg, run.pos, run.steps
         if pos.epoch or pos.step:
             log(f"resuming {run.rundir.path} at epoch {pos.epoch + 1}, step {pos.step}")
@@ -477,6 +575,10 @@ class _RunLog:
 
     def epoch(self, record: dict[str, Any]) -> None:
         self.rundir.append_metrics(record)
+        if self.writer is None and self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.rundir.path / "tb"), purge_step=self.purge)
         if self.writer is not None:
             _tensorboard(self.writer, record, record["epoch"])
             self.writer.flush()

@@ -88,16 +88,23 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The run's resolved config (``config.yaml``) as a mapping."""
+    """The run's resolved config (``config.yaml``) as a mapping whose sections are mappings; a file that is not
+    is a ResultsError naming it (the run is refused, as a run with an unreadable summary is)."""
     path = Path(run_dir) / "config.yaml"
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ResultsError(f"{path} is missing: every run directory holds its resolved config") from None
-    except (OSError, yaml.YAMLError) as e:
-        raise ResultsError(f"{path} is unreadable or not YAML ({' '.join(str(e).split())})") from None
+    except (OSError, ValueError, yaml.YAMLError) as e:  # ValueError: not UTF-8 text
+        reason = " ".join(str(e).split())[:200]
+        raise ResultsError(f"{path} is unreadable or not YAML ({reason}); rerun or remove that run") from None
     if not isinstance(data, dict):
-        raise ResultsError(f"{path} must hold a mapping of config keys")
+        raise ResultsError(f"{path} must hold a mapping of config keys; rerun or remove that run")
+    for key in ("data", "optim", "run", "model_kwargs"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise ResultsError(
+                f"{path}: {key!r} must be a mapping of config keys, got {data[key]!r}; rerun or remove that run"
+            )
     return data
 
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import DataConfig, option
-from ..data import Batch, ClassificationAugment, ImageData, TensorLoader, load_dataset
+from ..data import Batch, ClassificationAugment, DatasetError, ImageData, TensorLoader, load_dataset
 from ..metrics import top1_error, top1_wrong
 from ..progress import track
 from .base import Autocast, ModelSpec, Monitor, TaskContext, check_state, register_task
@@ -28,7 +28,9 @@ class ClassificationOptions:
     normalisation, augmentation follows torchvision's RandomCrop(padding) -> flip -> rotation -> Cutout."""
 
     image_size: int | None = option(None, "imagefolder: resize every image to this square size (default: keep)", min=1)
-    label_smoothing: float = option(0.0, "cross-entropy label smoothing", min=0.0, max=1.0)
+    label_smoothing: float = option(
+        0.0, "cross-entropy label smoothing", min=0.0, below=1.0, why="at 1 every target is uniform: nothing to learn"
+    )
     crop_padding: int = option(4, "random crop to the original size after zero padding by this much (0 = off)", min=0)
     flip: bool = option(True, "random horizontal flip")
     rotation: float = option(0.0, "random rotation in [-deg, deg], nearest, zero fill (0 = off)", min=0.0, max=180.0)
@@ -43,6 +45,20 @@ class ClassificationOptions:
             )
         if self.std is not None and any(s <= 0 for s in self.std):
             raise ValueError(f"config key 'classification.std' must be positive, got {self.std}")
+
+
+def _refuse_one_class(data: ImageData, train_subset: int | None) -> None:
+    """A DatasetError if the training labels hold fewer than 2 classes (a classifier has nothing to tell apart)."""
+    present = torch.unique(data.train_y).tolist()
+    if len(present) >= 2:
+        return
+    n = len(data.train_y)
+    found = f"only class {data.classes[present[0]]!r} ({n} image{'' if n == 1 else 's'}" if present else "no images ("
+    subset = f"; train_subset={train_subset} picked only these, use more" if train_subset is not None else ""
+    raise DatasetError(
+        f"{data.name}: the training split holds {found}{subset}); a classifier needs images of at least 2 classes "
+        "to learn anything (its test error would say nothing)"
+    )
 
 
 @register_task
@@ -60,6 +76,8 @@ class ClassificationTask:
             train_subset=d.train_subset,
         )  # fmt: skip
         self.data: ImageData = data
+        if state is None:  # a new training run: one class would score error 0 without learning anything
+            _refuse_one_class(data, d.train_subset)
         self.device, self.dist = ctx.device, ctx.dist
         self.options = o
         if state is not None:  # as the checkpoint was trained (its measured normalisation), on data like this

@@ -116,6 +116,7 @@ class SegmentationTask:
             check_state({k: state[k] for k in found if k in state}, found, f"{d.dataset} at {d.data_dir}")
         else:
             self.mean, self.std = list(o.pixel_mean), list(o.pixel_std)
+            self._refuse_one_class(o, d.train_subset)
         self.device, self.dist = ctx.device, ctx.dist
         self.options = o
         if len(self.data.train) < ctx.batch_size:
@@ -130,6 +131,31 @@ class SegmentationTask:
         augment = Seg2dAugment(tuple(o.crop_size), tuple(o.scale_range), o.hflip, o.color_jitter)
         self.train = SegLoader(self.data.train, ctx.batch_size, augment=augment, seed=ctx.seed, **common)
         self.eval = SegLoader(self.data.eval, ctx.eval_batch_size, **common)
+
+    def _refuse_one_class(self, o: SegmentationOptions, train_subset: int | None) -> None:
+        """A DatasetError for a new run on fewer than 2 classes (declared, or present in the training masks):
+        its mIoU would be 100 without learning anything."""
+        data = self.data
+        if data.num_classes < 2:
+            found = f"declares {data.num_classes} class"
+            if data.name == "segfolder":
+                found += (
+                    f" (segfolder_classes={o.segfolder_classes})" if o.segfolder_classes is not None
+                    else " (its largest training label + 1; set segmentation.segfolder_classes)"
+                )  # fmt: skip
+        elif len(data.train_classes) < 2:
+            names = [data.classes[c] for c in data.train_classes]
+            found = f"has training masks ({o.train_split}) holding only class {names[0]!r}" if names else (
+                f"has training masks ({o.train_split}) holding no class, only the ignore value"
+            )  # fmt: skip
+            if train_subset is not None:
+                found += f" (train_subset={train_subset} picked only these images; use more)"
+        else:
+            return
+        raise DatasetError(
+            f"{data.name} {found}; a segmentation needs at least 2 classes to learn anything (its mIoU would say "
+            "nothing)"
+        )
 
     # --------------------------------------------------------------------------------- the contract
 

@@ -77,6 +77,9 @@ __all__ = [
 ]
 
 
+_WEIGHT_WHY = "nnU-Net weighs both terms 1; a weight scales the loss and so the learning rate"
+
+
 @dataclass
 class Segmentation3dOptions:
     """The 3D segmentation task's config section (``segmentation3d:``)."""
@@ -100,10 +103,13 @@ class Segmentation3dOptions:
     zoom: list[float] = option([0.7, 1.4], "random zoom range, p=0.2 ([1, 1] = off)")
     mirror: bool = option(True, "random flips along each axis, p=0.5")
     intensity_aug: bool = option(True, "Gaussian noise, brightness and gamma augmentation")
-    dice_weight: float = option(1.0, "weight of (1 - soft Dice) in the loss", min=0.0)
-    ce_weight: float = option(1.0, "weight of cross-entropy in the loss", min=0.0)
+    dice_weight: float = option(1.0, "weight of (1 - soft Dice) in the loss", min=0.0, max=10.0, why=_WEIGHT_WHY)
+    ce_weight: float = option(1.0, "weight of cross-entropy in the loss", min=0.0, max=10.0, why=_WEIGHT_WHY)
     sw_overlap: float = option(0.5, "sliding-window overlap", min=0.0, max=0.95)
-    nsd_tolerance: float = option(1.0, "NSD tolerance in mm", above=0.0)
+    nsd_tolerance: float = option(
+        1.0, "NSD tolerance in mm", above=0.0, max=50.0,
+        why="the benchmarks use 1 to 5 mm; at a tolerance this wide every boundary counts as matching",
+    )  # fmt: skip
     eval_subset: int | None = option(None, "evaluate only the first N evaluation volumes (quick runs)", min=1)
 
     def check(self) -> None:
@@ -173,6 +179,12 @@ class Segmentation3dTask:
             self._check_restored(state)  # before anything is preprocessed (and cached)
         self.train_vols = list(preprocess_all(self.ds, self.train_ids, self.prep, cache, log).values())
         self.eval_vols = list(preprocess_all(self.ds, self.eval_ids, self.prep, cache, log).values())
+        if state is None and not any(v.get("locations") for v in self.train_vols):
+            raise DatasetError(
+                f"{self.ds.name} ({self.ds.root}): the {len(self.train_ids)} training volumes' labels hold only the "
+                "background, no voxel of any foreground class; there is nothing to learn (check the labels, or the "
+                "train_subset / fold that picked these cases)"
+            )
         augment = Seg3dAugment(o.rotation, (o.zoom[0], o.zoom[1]), o.mirror, o.intensity_aug)
         self.sampler = PatchSampler(
             self.train_vols, self.patch_size, ctx.batch_size, o.iterations, seed=self.seed,

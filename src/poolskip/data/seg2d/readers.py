@@ -143,6 +143,7 @@ class SegData:
     train: SegSplit
     eval: SegSplit
     notes: list[str] = field(default_factory=list)  # how the splits were chosen (e.g. VOC trainaug)
+    train_classes: list[int] = field(default_factory=list)  # the class ids the training masks hold (ignore aside)
 
     @property
     def num_classes(self) -> int:
@@ -363,15 +364,20 @@ def load_segmentation(
     _check_values(name, test_values, eval_pairs, allowed, what)
     train = SegSplit(train.images, _Mapped(train.masks, lut), train.names)
     test = SegSplit(test.images, _Mapped(test.masks, lut), test.names)
-    train, test = _keep_subset(train, train_subset), _keep_subset(test, eval_subset)
+    keep = _subset_keep(len(train), train_subset)
+    if keep is not None:
+        train, train_values = train.subset(keep), [train_values[i] for i in keep]
+    keep = _subset_keep(len(test), eval_subset)
+    test = test if keep is None else test.subset(keep)
     if eval_subset is not None and eval_subset < len(test_values):
         notes.append(f"evaluating {len(test)} of {len(test_values)} {eval_split} images (eval_subset)")
-    return SegData(name, classes, palette, train, test, notes)
+    present = {int(lut[v]) for vals in train_values for v in vals} - {IGNORE}  # from the cache's index
+    return SegData(name, classes, palette, train, test, notes, sorted(present))
 
 
-def _keep_subset(split: SegSplit, n: int | None) -> SegSplit:
-    """``n`` images of ``split`` picked by a shuffle with seed 0, in dataset order (all of them if ``n`` is None)."""
-    if n is None or n >= len(split):
-        return split
-    keep = torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:n].sort().values
-    return split.subset(keep.tolist())
+def _subset_keep(n_items: int, n: int | None) -> list[int] | None:
+    """The indices of ``n`` of ``n_items`` images picked by a shuffle with seed 0, in dataset order (None: all
+    of them, ``n`` is None or not smaller)."""
+    if n is None or n >= n_items:
+        return None
+    return torch.randperm(n_items, generator=torch.Generator().manual_seed(0))[:n].sort().values.tolist()
