@@ -78,7 +78,9 @@ def test_bad_training_input_is_one_line(argv, message, tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("a file of the user's\n")
     before = snapshot(tmp_path)
     assert main(["train", *TINY, "--out-dir", str(tmp_path / "runs"), *argv]) == 2
-    assert message in one_line_error(capsys.readouterr().err, "train")
+    out, err = capsys.readouterr()
+    assert message in one_line_error(err, "train")
+    assert "run " not in out  # no line names a run directory that was never made
     assert snapshot(tmp_path) == before
     assert list(tmp_path.iterdir()) == [tmp_path / "keep.txt"]  # no run directory, no --out-dir made
 

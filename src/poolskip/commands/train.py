@@ -185,8 +185,6 @@ def _train_seeds(args: argparse.Namespace, cfg: TrainConfig, seeds: list[int], d
         for seed in seeds:
             seed_cfg = make_config(cfg.to_dict(), {"run.seed": seed})
             run_dir = root / f"seed{seed}"
-            if dinfo.is_main:
-                print(f"run {run_dir}", flush=True)
             if args.folds is not None:
                 run_folds(seed_cfg, run_dir, folds=args.folds, overwrite=args.overwrite)
             else:

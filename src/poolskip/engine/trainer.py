@@ -565,6 +565,8 @@ class _RunLog:
         cfg, pos, steps = run.cfg, run.pos, run.steps
         if pos.epoch or pos.step:
             log(f"resuming {run.rundir.path} at epoch {pos.epoch + 1}, step {pos.step}")
+        else:  # named only now that every input was checked and the directory exists
+            log(f"run {run.rundir.path}")
         workers = f" x {run.dinfo.world_size} processes" if run.dinfo.world_size > 1 else ""
         log(
             f"{cfg.task}: {cfg.model} ({placement_name(cfg.model, cfg.pool_skip)}, {run.params:,} params) on "
