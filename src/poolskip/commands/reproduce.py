@@ -28,6 +28,7 @@ from ..experiments.reproduce import (
     render_table,
     write_outputs,
 )
+from .common import UsageError
 
 __all__ = ["add_arguments", "run"]
 
@@ -70,12 +71,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_launch_arguments(parser)
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse a count, seed list, device or --out that cannot work, before planning (a --dry-run too)."""
+    from ..engine.distributed import resolve_device
+
+    for flag, value, least in (
+        ("--jobs", args.jobs, 1), ("--time-steps", args.time_steps, 0), ("--threads", args.threads, 1),
+        ("--train-subset", args.train_subset, 1), ("--slurm-time", args.slurm_time, 1),
+        ("--slurm-gpus", args.slurm_gpus, 0), ("--slurm-cpus", args.slurm_cpus, 1),
+        ("--slurm-parallel", args.slurm_parallel, 1),
+    ):  # fmt: skip
+        if value is not None and value < least:
+            raise UsageError(f"{flag} must be >= {least}, got {value}")
+    if args.slurm_mem is not None and not args.slurm_mem > 0:
+        raise UsageError(f"--slurm-mem must be a number of GB > 0, got {args.slurm_mem}")
+    if args.seeds and len(set(args.seeds)) != len(args.seeds):
+        twice = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
+        raise UsageError(f"--seeds names seed(s) {twice} more than once; each seed is one run directory")
+    for device in args.devices or ():
+        resolve_device(device)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file, not a folder; choose another --out")
+
+
+def _check_datasets(runs) -> None:
+    """Each run's dataset is one its task reads (--dataset replaces the table's)."""
+    from ..data.classification.readers import DATASETS
+    from ..data.errors import other_task_hint
+    from ..data.seg2d.readers import SEG_DATASETS
+    from ..data.seg3d.readers import LAYOUTS
+    from ..errors import did_you_mean
+
+    known = {"classification": DATASETS, "segmentation": SEG_DATASETS, "segmentation3d": LAYOUTS}
+    for r in runs:
+        names = known.get(r.config.get("task", "classification"))
+        if names is not None and r.dataset not in names:
+            raise UsageError(
+                f"--dataset {r.dataset!r} is not a dataset of this table's task "
+                f"{r.config.get('task', 'classification')!r}{did_you_mean(r.dataset, names)} "
+                f"(known: {', '.join(names)}){other_task_hint(r.dataset)}"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     """``poolskip reproduce``: plan, (dry-run or) train what is left, write the table/figure."""
+    _check_arguments(args)
     runs = plan(
         args.command, args.scale, args.dataset, args.data_dir, args.seeds, args.controls, args.epochs,
         getattr(args, "train_subset", None), getattr(args, "threads", None),
     )  # fmt: skip
+    _check_datasets(runs)
     for r in runs:
         r.note = check(r)
     root = Path(args.out) / f"{args.command}-{args.scale}"
@@ -95,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     t = time.time()
     from ..experiments.launch import launch_options
 
-    done = execute(runs, root, jobs=max(1, getattr(args, "jobs", 1)), **launch_options(args))
+    done = execute(runs, root, jobs=args.jobs, **launch_options(args))
     records = collect(runs, root)
     written = write_outputs(args.command, args.scale, records, root)
     print(render_table(args.command, records, args.scale))
