@@ -344,7 +344,9 @@ def load_segmentation(
         classes, palette = list(CITYSCAPES_CLASSES), list(CITYSCAPES_PALETTE)
         lut = np.full(256, IGNORE, np.uint8)
         lut[list(CITYSCAPES_LABEL_IDS)] = np.arange(len(CITYSCAPES_LABEL_IDS))
-        allowed, what = np.ones(256, bool), "labelIds"
+        allowed = np.zeros(256, bool)
+        allowed[[*range(34), 255]] = True  # labels.py's ids 0-33; 255 where a tool wrote license plate's -1
+        what = "Cityscapes labelIds 0-33 and 255 (expected *_gtFine_labelIds.png as cityscapesScripts writes them)"
     elif name == "camvid":
         classes, palette = list(CAMVID_CLASSES), list(CAMVID_PALETTE)
         lut, allowed = _lut(11, (11,))
