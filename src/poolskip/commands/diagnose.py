@@ -92,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--probe-size and --batch-size must be >= 1, got {args.probe_size} and {args.batch_size}")
     if args.labels is not None and len(args.labels) != len(args.paths):
         raise UsageError(f"--labels needs one label per path: {len(args.paths)} paths, {len(args.labels)} labels")
+    out = Path(args.out)
+    blocker = next((p for p in (out, *out.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():  # found now, not after every model was probed
+        where = "" if blocker == out else f" cannot be made: {blocker}"
+        raise UsageError(f"--out {out}{where} is a file, not a folder; choose another --out")
     labels = args.labels or [_run_label(Path(p)) for p in args.paths]
     if len(set(labels)) != len(labels):
         raise UsageError(f"two paths get the same label {labels}; pass --labels")
