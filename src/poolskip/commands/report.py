@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..experiments.report import collect, find_runs, prediction_pictures, write_report
 
+    if args.pictures < 0:
+        raise UsageError(f"--pictures must be >= 0 (0 = none), got {args.pictures}")
     groups = collect(find_runs(args.runs))
     out = Path(args.out)
     try:  # a missing folder is made; one that cannot be (a file in the way, no permission) is said so
