@@ -9,6 +9,7 @@ one that lacks any is refused with a one-line :class:`ResultsError` naming the f
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,8 +168,8 @@ def read_summary(run_dir: str | os.PathLike) -> Summary:
         raise ResultsError(
             f"{path} lacks {', '.join(missing)}: not a summary the current poolskip writes; rerun that run"
         )
-    if not isinstance(s["final"], (int, float)) or isinstance(s["final"], bool):
-        raise ResultsError(f"{path}: 'final' must be a number, got {s['final']!r}")
+    if not isinstance(s["final"], (int, float)) or isinstance(s["final"], bool) or not math.isfinite(s["final"]):
+        raise ResultsError(f"{path}: 'final' must be a finite number, got {s['final']!r}")
     if not isinstance(s["placement"], dict) or "pool_skip" not in s["placement"]:
         raise ResultsError(f"{path}: 'placement' must be a mapping with 'pool_skip', got {s['placement']!r}")
     return Summary(
