@@ -236,6 +236,8 @@ def read_amos(root: Path) -> VolumeDataset:
     classes = _classes_from_values(data.get("labels"), desc)
     train = _read_listed(root, desc, data, ["training"], lambda cid: [amos_modality(cid)])
     test = _read_listed(root, desc, data, ["validation"], lambda cid: [amos_modality(cid)])
+    if not train:  # its folds are made of these; 'validation' is the test set
+        raise DatasetError(f"{desc}: 'training' lists no cases; AMOS trains on them and tests on 'validation'")
     cases = _unique(train + test, desc)
     return VolumeDataset("AMOS", "amos", root, classes, ["CT/MRI"], cases, sorted(c.id for c in test))
 
