@@ -113,8 +113,9 @@ class Segmentation3dOptions:
     eval_subset: int | None = option(None, "evaluate only the first N evaluation volumes (quick runs)", min=1)
 
     def check(self) -> None:
-        if self.target_spacing is not None and (len(self.target_spacing) != 3 or min(self.target_spacing) <= 0):
-            raise ValueError(f"segmentation3d.target_spacing must be 3 positive numbers, got {self.target_spacing}")
+        ts = self.target_spacing
+        if ts is not None and (len(ts) != 3 or not all(math.isfinite(s) and s > 0 for s in ts)):
+            raise ValueError(f"segmentation3d.target_spacing must be 3 positive finite numbers, got {ts}")
         if self.patch_size is not None and (len(self.patch_size) != 3 or min(self.patch_size) < 1):
             raise ValueError(f"segmentation3d.patch_size must be 3 positive ints, got {self.patch_size}")
         if len(self.ct_window) != 2 or self.ct_window[0] >= self.ct_window[1]:
