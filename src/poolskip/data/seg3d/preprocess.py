@@ -202,6 +202,23 @@ def _locations(label: torch.Tensor, num_classes: int, seed: int) -> dict[str, to
     return out
 
 
+#: voxels of one channel after resampling above which a case is refused (8 GiB of float32; a CT is ~3e8)
+MAX_RESAMPLED_VOXELS = 2**31
+
+
+def _check_resampled_size(case: Case, shape: Sequence[int], spacing: Sequence[float], target: Sequence[float]):
+    """Refuse a header spacing (zero, non-finite, or absurd next to ``target``) that resampling cannot follow."""
+    if not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise DatasetError(f"{case.images[0]}: its affine gives voxel spacing {list(spacing)} mm; fix its header")
+    new = [round(n * s / t) for n, s, t in zip(shape, spacing, target)]
+    if math.prod(new) > MAX_RESAMPLED_VOXELS:
+        raise DatasetError(
+            f"{case.images[0]}: resampling its {list(shape)} voxels of spacing {list(spacing)} mm to "
+            f"{list(target)} mm gives {new} voxels (more than {MAX_RESAMPLED_VOXELS:,}); check its header's "
+            "spacing, or set segmentation3d.target_spacing"
+        )
+
+
 def preprocess_case(case: Case, num_classes: int, prep: Preprocessing) -> dict[str, Any]:
     """One case read, checked, reoriented, resampled, cropped and normalised (see the module docstring)."""
     require("monai", "med", "3D preprocessing")
@@ -215,6 +232,7 @@ def preprocess_case(case: Case, num_classes: int, prep: Preprocessing) -> dict[s
         d["label"] = MetaTensor(torch.from_numpy(label[None].astype(np.float32)), affine=torch.from_numpy(affine))
         keys.append("label")
     d = Orientationd(keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))(d)
+    _check_resampled_size(case, d["image"].shape[1:], ras_spacing(np.asarray(d["image"].affine)), prep.spacing)
     if not np.allclose(ras_spacing(np.asarray(d["image"].affine)), prep.spacing, rtol=1e-3):
         modes = ["bilinear", "nearest"][: len(keys)]
         d = Spacingd(keys, pixdim=prep.spacing, mode=modes, dtype=np.float32)(d)
