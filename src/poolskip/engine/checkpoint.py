@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -114,18 +115,22 @@ def read_checkpoint(file: str | os.PathLike, device: str | torch.device = "cpu")
     if not file.is_file():
         raise CheckpointError(f"{file} not found: expected a checkpoint written by `poolskip train`")
     try:
-        ck = torch.load(file, map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # torch warns of a non-torch pickle protocol before refusing it below
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            ck = torch.load(file, map_location=device, weights_only=True)
     except Exception as e:  # truncated, not a torch file, or holding objects that are not plain data
-        reason = " ".join(str(e).split())[:200]
+        reason = f"{type(e).__name__}: " + " ".join(str(e).split())[:200]
+        if str(e).startswith("Weights only load failed"):  # torch's advice (weights_only=False) runs its code
+            detail = str(e).split("trusted source.", 1)[-1].split("Check the documentation")[0]
+            what = " ".join(detail.replace("Please file an issue", "").split("WeightsUnpickler error:")[-1].split())
+            reason = f"it holds more than tensors and plain data ({what[:160]}); it was refused, none of it ran"
         hint = ""
         if file.name == "last.pt" and (file.parent / "best.pt").is_file():
             hint = (
                 f"; {file.parent / 'best.pt'} is a separate file with the best weights (eval, diagnose and "
                 "ensemble read it with --which best), but without the optimiser state a resume needs"
             )
-        raise CheckpointError(
-            f"{file} is corrupt or not a poolskip checkpoint ({type(e).__name__}: {reason}){hint}"
-        ) from None
+        raise CheckpointError(f"{file} is corrupt or not a poolskip checkpoint ({reason}){hint}") from None
     if not isinstance(ck, dict) or any(k not in ck for k in REQUIRED):
         missing = [k for k in REQUIRED if not isinstance(ck, dict) or k not in ck]
         raise CheckpointError(
