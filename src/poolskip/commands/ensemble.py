@@ -25,12 +25,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.distributed import resolve_device
     from ..engine.rundir import strict_json
     from ..experiments.folds3d import ensemble_runs
     from ..progress import reporting
 
+    device = str(resolve_device(args.device))  # a bad --device is named as such, not as a corrupt checkpoint
     with reporting(partial(print, file=sys.stderr, flush=True)):
-        scores = ensemble_runs(args.runs, args.which, args.device)
+        scores = ensemble_runs(args.runs, args.which, device)
     if args.json:
         print(json.dumps(strict_json(scores)))
     else:
