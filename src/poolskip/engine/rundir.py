@@ -90,18 +90,29 @@ def confine(path: str | os.PathLike, root: str | os.PathLike) -> Path:
     return path
 
 
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest of ``path`` and its parents that exists, when it is not a directory (mkdir would fail)."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
+
+
 def new_run_dir(out_dir: str | os.PathLike, run_name: str | None, default_name: str) -> Path:
     """``out_dir/run_name``, checked to stay inside ``out_dir`` (links resolved) and not made here; without
     ``run_name`` a fresh directory ``out_dir/default_name`` (``-2``, ``-3``, ... appended if taken), created
     here so that two runs started in the same second never share one."""
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise RunDirError(f"--out-dir {out} is a file, not a directory; choose another --out-dir")
+    blocker = _file_in_the_way(out)
+    if blocker is not None:
+        where = "" if blocker == out else f" cannot be made: {blocker}"
+        raise RunDirError(f"--out-dir {out}{where} is a file, not a directory; choose another --out-dir")
     if run_name is not None:
         if not run_name or Path(run_name).is_absolute() or ".." in Path(run_name).parts:
             raise RunDirError(
                 f"run name {run_name!r} must be a relative path inside --out-dir {out} (no '..', not absolute)"
             )
+        blocker = _file_in_the_way(out / run_name)
+        if blocker is not None:
+            raise RunDirError(f"run name {run_name!r}: {blocker} is a file, not a directory; choose another name")
         return confine(out / run_name, out)
     base = re.sub(r"[^A-Za-z0-9_.-]+", "-", default_name)
     for i in range(1, 10_000):
