@@ -8,15 +8,47 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..results import ResultsError, run_status
+from ..results import ResultsError, read_config, run_status
 from .plan import Run
 
 __all__ = ["execute", "refuse_held"]
 
+#: config keys that say where and how a run is computed, not what it learns: a run on disk may differ in them
+LOCAL_KEYS = frozenset(
+    {"data.data_dir", "data.cache_dir", "data.download", "run.device", "run.threads", "run.out_dir",
+     "run.run_name", "run.eval_batch_size"}
+)  # fmt: skip
+
+
+def _flat(config: dict) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and key not in ("model_kwargs", "pool_skip"):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+def _refuse_changed(r: Run, run_dir: Path) -> None:
+    """A run on disk (finished or resumable) trained with another config than the plan's is refused: skipping
+    or resuming it would put its numbers under this plan's table (e.g. an --epochs 1 run in an --epochs 2 one)."""
+    from ...engine.config import make_config
+
+    planned, stored = _flat(make_config(r.config).to_dict()), _flat(read_config(run_dir))
+    changed = [k for k in planned if k in stored and k not in LOCAL_KEYS and planned[k] != stored[k]]
+    if changed:
+        k, more = changed[0], f" (and {len(changed) - 1} more key(s))" if len(changed) > 1 else ""
+        raise ResultsError(
+            f"{run_dir} was trained with {k} {stored[k]!r} where this plan has {planned[k]!r}{more}; choose "
+            "another --out for this plan, or remove that run to train it again"
+        )
+
 
 def refuse_held(runs: Sequence[Run], root: Path) -> list[str]:
     """Each run's status (:func:`run_status`), read once; a run another process is training (its lock is
-    held, e.g. a concurrent ``poolskip train`` into it) stops the reproduction before it writes anything."""
+    held, e.g. a concurrent ``poolskip train`` into it) stops the reproduction before it writes anything, as
+    does a run on disk whose config differs from the plan's (:func:`_refuse_changed`)."""
     statuses = [run_status(root / "runs" / r.name) for r in runs]
     held = [r.name for r, status in zip(runs, statuses) if not r.note and status == "running"]
     if held:
@@ -24,6 +56,9 @@ def refuse_held(runs: Sequence[Run], root: Path) -> list[str]:
             f"{len(held)} run(s) are being trained by another process (their lock is held), e.g. "
             f"{root / 'runs' / held[0]}; wait for them to finish, then run reproduce again"
         )
+    for r, status in zip(runs, statuses):
+        if not r.note and status in ("finished", "incomplete"):
+            _refuse_changed(r, root / "runs" / r.name)
     return statuses
 
 
