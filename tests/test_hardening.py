@@ -1089,3 +1089,213 @@ def test_the_config_reference_shows_the_upper_bounds():
     assert helps["optim.lr"] == "peak learning rate (0 <= lr <= 10)"
     assert helps["optim.momentum"] == "SGD momentum (0 <= momentum < 1)"
     assert helps["optim.epochs"] == "training epochs"  # a lower bound alone goes without saying
+
+
+# ---- probe: the attacker's second look (reproduce's flags and resumed tables, report, diagnose, ensemble, eval of
+# hostile checkpoints, Cityscapes labelIds, 3D geometry, run directories under a file)
+
+DRY = ["reproduce", "table1", "--scale", "tiny", "--dry-run", "--time-steps", "0"]
+BAD_REPRODUCE = [  # (flags, what the message says): refused before planning, a --dry-run too
+    (["--jobs", "0"], "--jobs must be >= 1, got 0"),
+    (["--jobs", "-1"], "--jobs must be >= 1, got -1"),
+    (["--threads", "0"], "--threads must be >= 1, got 0"),
+    (["--train-subset", "0"], "--train-subset must be >= 1, got 0"),
+    (["--time-steps", "-1"], "--time-steps must be >= 0, got -1"),
+    (["--seeds", "0", "1", "0"], "--seeds names seed(s) [0] more than once; each seed is one run directory"),
+    (["--devices", "banana"], "device 'banana' is not a device; use auto, cpu, cuda or cuda:N"),
+    (["--dataset", "cifar11"], "--dataset 'cifar11' is not a dataset of this table's task 'classification'; did "
+     "you mean 'cifar10' or 'cifar100'?"),
+    (["--dataset", "camvid"], "--dataset 'camvid' is not a dataset of this table's task 'classification' (known: "
+     "digits, cifar10, cifar100, imagefolder) ('camvid' is a 2D segmentation dataset: set --task segmentation)"),
+    (["--launcher", "slurm", "--slurm-time", "0"], "--slurm-time must be >= 1, got 0"),
+    (["--launcher", "slurm", "--slurm-gpus", "-1"], "--slurm-gpus must be >= 0, got -1"),
+    (["--launcher", "slurm", "--slurm-cpus", "0"], "--slurm-cpus must be >= 1, got 0"),
+    (["--launcher", "slurm", "--slurm-mem", "0"], "--slurm-mem must be a number of GB > 0, got 0.0"),
+    (["--launcher", "slurm", "--slurm-parallel", "0"], "--slurm-parallel must be >= 1, got 0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("flags", "message"), BAD_REPRODUCE, ids=[" ".join(f) for f, _ in BAD_REPRODUCE])
+def test_reproduce_refuses_counts_seeds_devices_and_datasets_that_cannot_work(flags, message, tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("a file of the user's\n")
+    before = snapshot(tmp_path)
+    assert main([*DRY, *flags, "--out", str(tmp_path / "rep")]) == 2
+    assert message in one_line_error(capsys.readouterr().err, "reproduce")
+    assert snapshot(tmp_path) == before and not (tmp_path / "rep").exists()
+
+
+def test_reproduce_out_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "rep").write_text("a file of the user's\n")
+    before = snapshot(tmp_path)
+    assert main([*DRY, "--out", str(tmp_path / "rep")]) == 2
+    err = one_line_error(capsys.readouterr().err, "reproduce")
+    assert f"--out {tmp_path / 'rep'} is a file, not a folder" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_reproduce_refuses_runs_on_disk_trained_with_another_config(tmp_path, capsys):
+    """A finished table resumed as is trains nothing; resumed with other --epochs it is refused naming the run
+    and the key (it skipped the finished runs and printed their 1-epoch numbers as the 2-epoch table's)."""
+    argv = ["reproduce", "table1", "--scale", "tiny", "--threads", "1", "--out", str(tmp_path / "rep")]
+    assert main(argv) == 0
+    runs = tmp_path / "rep" / "table1-tiny" / "runs"
+    before = snapshot(runs)
+    assert main(argv) == 0
+    assert "0 run(s) trained" in capsys.readouterr().out
+    assert snapshot(runs) == before
+    before = snapshot(tmp_path)
+    assert main([*argv, "--epochs", "2"]) == 2
+    err = one_line_error(capsys.readouterr().err, "reproduce")
+    assert "was trained with optim.epochs 1 where this plan has 2 (and 1 more key(s)); choose another --out" in err
+    assert str(runs) in err
+    assert snapshot(tmp_path) == before
+
+
+def _finished_copy(finished_run: Path, tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run, ignore=shutil.ignore_patterns(".lock"))
+    return run
+
+
+BAD_SUMMARY_FINAL = [float("nan"), float("inf"), "ninety"]
+
+
+@pytest.mark.parametrize("final", BAD_SUMMARY_FINAL, ids=map(str, BAD_SUMMARY_FINAL))
+def test_report_refuses_a_summary_whose_final_is_not_a_finite_number(final, finished_run, tmp_path, capsys):
+    run = _finished_copy(finished_run, tmp_path)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["final"] = final
+    (run / "summary.json").write_text(json.dumps(summary))
+    before = snapshot(tmp_path)
+    assert main(["report", str(run), "--out", str(tmp_path / "rep"), "--pictures", "0"]) == 2
+    err = one_line_error(capsys.readouterr().err, "report")
+    assert f"{run / 'summary.json'}: 'final' must be a finite number, got {final!r}" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_report_refuses_negative_pictures(finished_run, tmp_path, capsys):
+    assert main(["report", str(finished_run), "--out", str(tmp_path / "rep"), "--pictures", "-1"]) == 2
+    assert "--pictures must be >= 0 (0 = none), got -1" in one_line_error(capsys.readouterr().err, "report")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("under", [False, True], ids=["a file", "under a file"])
+def test_diagnose_out_that_is_or_is_under_a_file_is_refused_before_probing(under, finished_run, tmp_path, capsys):
+    (tmp_path / "f").write_text("a file of the user's\n")
+    out = tmp_path / "f" / "diag" if under else tmp_path / "f"
+    before = snapshot(tmp_path)
+    assert main(["diagnose", str(finished_run), "--out", str(out), "--probe-size", "8"]) == 2
+    err = one_line_error(capsys.readouterr().err, "diagnose")
+    where = f" cannot be made: {tmp_path / 'f'}" if under else ""
+    assert f"--out {out}{where} is a file, not a folder; choose another --out" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_ensemble_names_a_bad_device_as_a_device(finished_run, capsys):
+    """It was blamed on the checkpoint ('corrupt or not a poolskip checkpoint ... tagged with banana')."""
+    assert main(["ensemble", str(finished_run), "--device", "banana"]) == 2
+    err = one_line_error(capsys.readouterr().err, "ensemble")
+    assert "device 'banana' is not a device; use auto, cpu, cuda or cuda:N" in err and "corrupt" not in err
+
+
+class _System:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("kind", ["torch.save", "pickle"])
+def test_a_checkpoint_that_would_run_code_is_refused_without_advice_to_run_it(kind, finished_run, tmp_path, capsys):
+    """No code runs, stderr is one line (torch's pickle-protocol warning is not passed on), and the message does not
+    carry torch's advice to load it again with weights_only=False, which would run it."""
+    import pickle
+
+    marker, file = tmp_path / "ran", tmp_path / "x.pt"
+    if kind == "torch.save":
+        ck = torch.load(finished_run / "checkpoints" / "last.pt", weights_only=True)
+        torch.save({**ck, "extra": _System(marker)}, file)
+    else:
+        file.write_bytes(pickle.dumps(_System(marker)))
+    before = snapshot(tmp_path)
+    assert main(["eval", str(file)]) == 2
+    err = one_line_error(capsys.readouterr().err, "eval")
+    assert f"{file} is corrupt or not a poolskip checkpoint (it holds more than tensors and plain data (" in err
+    assert err.endswith("); it was refused, none of it ran)") and "weights_only" not in err
+    assert not marker.exists() and snapshot(tmp_path) == before
+
+
+def test_cityscapes_label_ids_outside_0_33_are_refused(tmp_path, capsys):
+    """A value that is no Cityscapes labelId (e.g. a colour or trainId file misnamed) was ignored like void."""
+    from PIL import Image
+
+    from seg_layouts import make_cityscapes
+
+    data = make_cityscapes(tmp_path / "cityscapes")
+    mask = sorted((data / "gtFine" / "train" / "aachen").glob("*_labelIds.png"))[0]
+    Image.fromarray(np.full((32, 64), 200, np.uint8), mode="L").save(mask)
+    before = snapshot(tmp_path)
+    argv = ["train", "--recipe", "deeplab_camvid", "--epochs", "1", "--device", "cpu", "--batch-size", "2",
+            "--dataset", "cityscapes", "--data-dir", str(data), "--out-dir", str(tmp_path / "runs"), "--set",
+            "crop_size=[17, 21]", "eval_batch_size=2", "threads=1", "eval_split=val",
+            f"cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    assert main(argv) == 2
+    err = one_line_error(capsys.readouterr().err, "train")
+    assert f"cityscapes: mask {mask} holds label value(s) [200], outside Cityscapes labelIds 0-33 and 255" in err
+    assert {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("cache")} == before
+    assert not (tmp_path / "runs").exists()
+
+
+def _huge_spacing(vd, root: Path) -> None:
+    import nibabel as nib
+
+    for folder in ("imagesTr", "labelsTr"):
+        path = root / folder / "task_000.nii.gz"
+        nib.save(nib.Nifti1Image(np.asarray(nib.load(str(path)).dataobj), np.diag([1e6, 1.0, 1.0, 1.0])), str(path))
+
+
+BAD_3D_PROBE = [  # (layout, how the data is made, mutation, --set, message; {root} is the data folder)
+    ("amos", "amos", lambda vd, root: _edit_json(root, lambda d: d.__setitem__("training", [])), (),
+     "{root}/dataset.json: 'training' lists no cases; AMOS trains on them and tests on 'validation'"),
+    ("decathlon", "decathlon", None, ("target_spacing=[.nan, 1, 1]",),
+     "segmentation3d.target_spacing must be 3 positive finite numbers, got [nan, 1.0, 1.0]"),
+    ("decathlon", "decathlon", None, ("target_spacing=[1, .inf, 1]",),
+     "segmentation3d.target_spacing must be 3 positive finite numbers, got [1.0, inf, 1.0]"),
+    ("decathlon", "decathlon", _huge_spacing, (),
+     "{root}/imagesTr/task_000.nii.gz: resampling its [20, 24, 16] voxels of spacing [1000000.0, 1.0, 1.0] mm to "
+     "[1.0, 1.0, 1.0] mm gives [20000000, 24, 16] voxels (more than 2,147,483,648); check its header's spacing"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("layout", "make", "mutate", "sets", "message"),
+    BAD_3D_PROBE,
+    ids=["amos training empty", "target_spacing nan", "target_spacing inf", "spacing 1e6"],
+)
+def test_3d_geometry_that_cannot_be_planned_is_one_line(vd, layout, make, mutate, sets, message, tmp_path, capsys):
+    root = tmp_path / "data"
+    if make == "amos":
+        vd.listed(root, "dataset.json", {"training": [f"amos_{i:04d}" for i in range(4)], "validation": ["amos_0004"]})
+    else:
+        vd.decathlon(root, n=5)
+    if mutate is not None:
+        mutate(vd, root)
+    before = snapshot(root)
+    assert main([*_train3d(tmp_path, root, layout, "model_kwargs={width: 4}", *sets)]) == 2
+    assert message.format(root=root) in one_line_error(capsys.readouterr().err, "train")
+    assert snapshot(root) == before and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("where", ["out-dir", "run-name"])
+def test_a_run_directory_under_a_file_is_refused_naming_the_file(where, tmp_path, capsys):
+    (tmp_path / "f").write_text("a file of the user's\n")
+    before = snapshot(tmp_path)
+    if where == "out-dir":
+        argv, message = ["--out-dir", str(tmp_path / "f" / "runs")], f"--out-dir {tmp_path / 'f' / 'runs'} cannot"
+    else:
+        argv, message = ["--out-dir", str(tmp_path), "--run-name", "f/b"], "run name 'f/b'"
+    assert main(["train", *TINY, *argv]) == 2
+    err = one_line_error(capsys.readouterr().err, "train")
+    assert f"{message}" in err and f"{tmp_path / 'f'} is a file, not a directory" in err
+    assert snapshot(tmp_path) == before
