@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["PoolskipError", "did_you_mean"]
+__all__ = ["PoolskipError", "did_you_mean", "torch_load_failure"]
 
 
 class PoolskipError(Exception):
@@ -24,3 +24,15 @@ def did_you_mean(name: object, known: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` naming the closest of ``known`` to ``name`` (difflib), or ``""``."""
     close = difflib.get_close_matches(str(name), list(known), n=2, cutoff=0.6)
     return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
+def torch_load_failure(error: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed, in one short clause: for a file holding more than
+    tensors and plain data, what torch found there, without torch's advice to load it with ``weights_only=False``
+    (which would run what the file holds); otherwise the exception's type and first 200 characters."""
+    text = str(error)
+    if text.startswith("Weights only load failed"):
+        detail = text.split("trusted source.", 1)[-1].split("Check the documentation")[0]
+        found = " ".join(detail.split("WeightsUnpickler error:")[-1].split())
+        return f"it holds more than tensors and plain data ({found[:160]}); it was refused, none of it ran"
+    return f"{type(error).__name__}: " + " ".join(text.split())[:200]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import PoolskipError, did_you_mean
+from ..errors import PoolskipError, did_you_mean, torch_load_failure
 from ..files import atomic_save
 from ..models import ModelSpec, build, list_models
 from .config import ConfigError, TrainConfig, make_config
@@ -119,11 +119,7 @@ def read_checkpoint(file: str | os.PathLike, device: str | torch.device = "cpu")
             warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
             ck = torch.load(file, map_location=device, weights_only=True)
     except Exception as e:  # truncated, not a torch file, or holding objects that are not plain data
-        reason = f"{type(e).__name__}: " + " ".join(str(e).split())[:200]
-        if str(e).startswith("Weights only load failed"):  # torch's advice (weights_only=False) runs its code
-            detail = str(e).split("trusted source.", 1)[-1].split("Check the documentation")[0]
-            what = " ".join(detail.replace("Please file an issue", "").split("WeightsUnpickler error:")[-1].split())
-            reason = f"it holds more than tensors and plain data ({what[:160]}); it was refused, none of it ran"
+        reason = torch_load_failure(e)
         hint = ""
         if file.name == "last.pt" and (file.parent / "best.pt").is_file():
             hint = (
