@@ -1299,3 +1299,29 @@ def test_a_run_directory_under_a_file_is_refused_naming_the_file(where, tmp_path
     err = one_line_error(capsys.readouterr().err, "train")
     assert f"{message}" in err and f"{tmp_path / 'f'} is a file, not a directory" in err
     assert snapshot(tmp_path) == before
+
+
+BAD_NNUNET_CHECKPOINTS = ["os.system", "empty", "truncated"]
+
+
+@pytest.mark.parametrize("kind", BAD_NNUNET_CHECKPOINTS)
+def test_an_nnunet_checkpoint_is_read_as_data_or_refused_in_one_sentence(kind, tmp_path):
+    """What the nnU-Net trainer's load_checkpoint reads: never run, and a damaged file is an error naming it
+    (it was a bare EOFError / RuntimeError, and a hostile one quoted torch's advice to load it unsafely)."""
+    from poolskip.errors import PoolskipError
+    from poolskip.integrations.nnunet import read_nnunet_checkpoint
+
+    marker, file = tmp_path / "ran", tmp_path / "checkpoint_final.pth"
+    torch.save({"network_weights": {}, "extra": _System(marker)} if kind == "os.system" else {}, file)
+    if kind == "empty":
+        file.write_bytes(b"")
+    elif kind == "truncated":
+        file.write_bytes(file.read_bytes()[:100])
+    with pytest.raises(PoolskipError) as raised:
+        read_nnunet_checkpoint(file)
+    message = str(raised.value)
+    assert message.startswith(f"{file}: cannot load this nnU-Net checkpoint (") and "weights_only" not in message
+    assert message.endswith("; a checkpoint is loaded as data, never code") and "\n" not in message
+    if kind == "os.system":
+        assert "it holds more than tensors and plain data (" in message and "posix.system" in message
+    assert not marker.exists()

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ...convert import convert
-from ...errors import PoolskipError
+from ...errors import PoolskipError, torch_load_failure
 
 __all__ = ["build_network", "read_nnunet_checkpoint", "trainer_dir"]
 
@@ -66,17 +66,18 @@ def read_nnunet_checkpoint(file: str | os.PathLike, device: str | torch.device =
     """An nnU-Net v2 trainer checkpoint (``checkpoint_final.pth`` ...) read as data: ``torch.load`` with
     ``weights_only=True``, allowing only the plain numpy float scalars nnU-Net stores besides tensors, dicts,
     lists, numbers, strings and ``torch.device``. A file holding anything else is refused, never run."""
-    import pickle
+    import warnings
 
+    if not Path(file).is_file():
+        raise PoolskipError(f"{file} not found: expected an nnU-Net trainer checkpoint")
     try:
-        with torch.serialization.safe_globals(_numpy_plain_types()):
+        with torch.serialization.safe_globals(_numpy_plain_types()), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
             ck = torch.load(file, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if "allowlisted" in ln or "Unsupported global" in ln]
-        why = lines[0] if lines else " ".join(str(e).split())[:200]
+    except Exception as e:  # truncated, not a torch file, or holding objects that are not plain data
         raise PoolskipError(
-            f"{file}: refused to load this nnU-Net checkpoint: it holds objects that are not plain data ({why}); "
-            "a checkpoint is loaded as data, never code"
+            f"{file}: cannot load this nnU-Net checkpoint ({torch_load_failure(e)}); a checkpoint is loaded "
+            "as data, never code"
         ) from None
     if not isinstance(ck, dict) or "network_weights" not in ck:
         raise PoolskipError(f"{file} is not an nnU-Net trainer checkpoint (no 'network_weights')")
