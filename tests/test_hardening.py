@@ -1255,6 +1255,21 @@ def _huge_spacing(vd, root: Path) -> None:
         nib.save(nib.Nifti1Image(np.asarray(nib.load(str(path)).dataobj), np.diag([1e6, 1.0, 1.0, 1.0])), str(path))
 
 
+def _pixdim(value: float):
+    def mutate(vd, root: Path) -> None:  # no sform or qform: the affine is made of pixdim alone
+        import nibabel as nib
+
+        for folder in ("imagesTr", "labelsTr"):
+            path = root / folder / "task_000.nii.gz"
+            img = nib.Nifti1Image(np.asarray(nib.load(str(path)).dataobj), None)
+            img.header.set_sform(None, code=0)
+            img.header.set_qform(None, code=0)
+            img.header["pixdim"][1] = value
+            nib.save(img, str(path))
+
+    return mutate
+
+
 BAD_3D_PROBE = [  # (layout, how the data is made, mutation, --set, message; {root} is the data folder)
     ("amos", "amos", lambda vd, root: _edit_json(root, lambda d: d.__setitem__("training", [])), (),
      "{root}/dataset.json: 'training' lists no cases; AMOS trains on them and tests on 'validation'"),
@@ -1265,13 +1280,19 @@ BAD_3D_PROBE = [  # (layout, how the data is made, mutation, --set, message; {ro
     ("decathlon", "decathlon", _huge_spacing, (),
      "{root}/imagesTr/task_000.nii.gz: resampling its [20, 24, 16] voxels of spacing [1000000.0, 1.0, 1.0] mm to "
      "[1.0, 1.0, 1.0] mm gives [20000000, 24, 16] voxels (more than 2,147,483,648); check its header's spacing"),
+    ("decathlon", "decathlon", _pixdim(float("nan")), (),
+     "{root}/imagesTr/task_000.nii.gz: its header's voxel-to-mm affine [[nan, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, "
+     "0.0, 1.0]] is not finite; fix the header's spacing (pixdim / sform / qform)"),
+    ("decathlon", "decathlon", _pixdim(float("inf")), (),
+     "{root}/imagesTr/task_000.nii.gz: its header's voxel-to-mm affine [[-inf, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, "
+     "0.0, 1.0]] is not finite; fix the header's spacing (pixdim / sform / qform)"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("layout", "make", "mutate", "sets", "message"),
     BAD_3D_PROBE,
-    ids=["amos training empty", "target_spacing nan", "target_spacing inf", "spacing 1e6"],
+    ids=["amos training empty", "target_spacing nan", "target_spacing inf", "spacing 1e6", "pixdim nan", "pixdim inf"],
 )
 def test_3d_geometry_that_cannot_be_planned_is_one_line(vd, layout, make, mutate, sets, message, tmp_path, capsys):
     root = tmp_path / "data"

@@ -107,6 +107,17 @@ def _wrong_channels(case: Case, found: int) -> None:
     )
 
 
+def _check_affine(path: Path, affine: np.ndarray) -> None:
+    """A header whose voxel-to-mm affine has a NaN/inf or a zero axis cannot be reoriented nor resampled."""
+    rotation = np.asarray(affine, dtype=float)[:3, :3]
+    if not np.isfinite(rotation).all() or np.linalg.det(rotation) == 0:
+        raise DatasetError(
+            f"{path}: its header's voxel-to-mm affine {np.round(rotation, 4).tolist()} is "
+            f"{'not finite' if not np.isfinite(rotation).all() else 'singular (an axis of spacing 0)'}; fix the "
+            "header's spacing (pixdim / sform / qform)"
+        )
+
+
 def read_case(case: Case, num_classes: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """``(image (C, X, Y, Z) float32, label (X, Y, Z) uint8 or None, affine)``, checked against each other."""
     arrays, affine = [], None
@@ -118,6 +129,7 @@ def read_case(case: Case, num_classes: int) -> tuple[np.ndarray, np.ndarray | No
         else:
             arrays.append(arr)
         if affine is None:
+            _check_affine(path, aff)
             affine = aff
         elif not np.allclose(aff, affine, atol=1e-3):
             raise DatasetError(f"{path}: affine differs from {case.images[0]}'s")
@@ -171,6 +183,7 @@ def header_geometry(case: Case) -> tuple[tuple[float, float, float], tuple[int, 
     except Exception as e:
         raise DatasetError(f"{case.images[0]}: not a readable NIfTI header ({type(e).__name__}: {e})") from None
     _check_dims(case.images[0], shape)
+    _check_affine(case.images[0], affine)
     if len(case.images) == 1 and (shape[3] if len(shape) == 4 else 1) != len(case.modalities):
         _wrong_channels(case, shape[3] if len(shape) == 4 else 1)
     ornt = nib.io_orientation(affine)
