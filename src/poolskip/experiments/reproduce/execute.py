@@ -35,6 +35,8 @@ def _refuse_changed(r: Run, run_dir: Path) -> None:
     or resuming it would put its numbers under this plan's table (e.g. an --epochs 1 run in an --epochs 2 one)."""
     from ...engine.config import make_config
 
+    if not (run_dir / "config.yaml").is_file():  # nothing to compare with (the table's reading names it)
+        return
     planned, stored = _flat(make_config(r.config).to_dict()), _flat(read_config(run_dir))
     changed = [k for k in planned if k in stored and k not in LOCAL_KEYS and planned[k] != stored[k]]
     if changed:

@@ -76,7 +76,7 @@ def read_nnunet_checkpoint(file: str | os.PathLike, device: str | torch.device =
             ck = torch.load(file, map_location=device, weights_only=True)
     except Exception as e:  # truncated, not a torch file, or holding objects that are not plain data
         raise PoolskipError(
-            f"{file}: cannot load this nnU-Net checkpoint ({torch_load_failure(e)}); a checkpoint is loaded "
+            f"{file}: refused to load this nnU-Net checkpoint ({torch_load_failure(e)}); a checkpoint is loaded "
             "as data, never code"
         ) from None
     if not isinstance(ck, dict) or "network_weights" not in ck:
