@@ -1346,3 +1346,16 @@ def test_an_nnunet_checkpoint_is_read_as_data_or_refused_in_one_sentence(kind, t
     if kind == "os.system":
         assert "it holds more than tensors and plain data (" in message and "posix.system" in message
     assert not marker.exists()
+
+
+def test_a_model_factory_that_returns_no_module_is_one_line(tmp_path, monkeypatch, capsys):
+    """A package.module:factory of the user's that returns None (a forgotten return) was an AttributeError
+    traceback deep in the trainer."""
+    (tmp_path / "mymodels.py").write_text("def forgot(num_classes, **kwargs):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = snapshot(tmp_path)
+    assert main(["train", *TINY, "--model", "mymodels:forgot", "--out-dir", str(tmp_path / "runs")]) == 2
+    err = one_line_error(capsys.readouterr().err, "train")
+    assert "model 'mymodels:forgot': its factory returned NoneType, not a torch.nn.Module" in err
+    assert {k: v for k, v in snapshot(tmp_path).items() if "__pycache__" not in k} == before
+    assert not (tmp_path / "runs").exists()

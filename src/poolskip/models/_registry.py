@@ -231,6 +231,8 @@ def create_model(name: str, num_classes: int = 10, pool_skip: object = None, **k
             raise TypeError(f"model {name!r} has no option(s) {unknown}; it takes: {takes}")
     spec = pool_skip_spec(pool_skip, placement)
     model = factory(num_classes=num_classes, **kwargs)
+    if not isinstance(model, nn.Module):  # e.g. a factory that forgot its return: not trained, not converted
+        raise TypeError(f"model {name!r}: its factory returned {type(model).__name__}, not a torch.nn.Module")
     if spec is not None:
         with warnings.catch_warnings():  # nothing converted is this function's error, below
             warnings.simplefilter("ignore", UserWarning)
