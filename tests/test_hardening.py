@@ -1359,3 +1359,12 @@ def test_a_model_factory_that_returns_no_module_is_one_line(tmp_path, monkeypatc
     assert "model 'mymodels:forgot': its factory returned NoneType, not a torch.nn.Module" in err
     assert {k: v for k, v in snapshot(tmp_path).items() if "__pycache__" not in k} == before
     assert not (tmp_path / "runs").exists()
+
+
+def test_resuming_a_finished_run_changes_nothing(finished_run, tmp_path, capsys):
+    """It wrote summary.json again, its wall_seconds now the checkpoint's plus this start's, not the run's."""
+    run = _finished_copy(finished_run, tmp_path)
+    before = snapshot(run)
+    assert main(["train", "--resume", str(run)]) == 0
+    assert f"{run} finished its 1 epochs before; nothing to train (raise --epochs)" in capsys.readouterr().out
+    assert {k: v for k, v in snapshot(run).items() if k != ".lock"} == before

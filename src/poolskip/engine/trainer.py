@@ -13,6 +13,7 @@ the directory's files.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import platform
@@ -321,6 +322,14 @@ def train(
 def _train(cfg, rundir: RunDir, dinfo, resume: bool, overwrite: bool, callbacks: list, allow_external: bool, log):
     callbacks, log = (callbacks, log) if dinfo.is_main else ([], lambda *a, **k: None)
     run = _Session(cfg, rundir, dinfo, allow_external, resume, overwrite)
+    if resume and run.pos.epoch >= cfg.optim.epochs:  # nothing left to train: a readable summary stays as is
+        try:
+            summary = json.loads((rundir.path / "summary.json").read_text())
+        except (OSError, ValueError):
+            summary = None  # written again below, from the checkpoint
+        if isinstance(summary, dict):
+            log(f"{rundir.path} finished its {cfg.optim.epochs} epochs before; nothing to train (raise --epochs)")
+            return summary
     run_log = _RunLog(run, log)
     for cb in callbacks:
         cb.start(run.task, run.raw)
