@@ -1102,7 +1102,7 @@ BAD_REPRODUCE = [  # (flags, what the message says): refused before planning, a 
     (["--train-subset", "0"], "--train-subset must be >= 1, got 0"),
     (["--time-steps", "-1"], "--time-steps must be >= 0, got -1"),
     (["--seeds", "0", "1", "0"], "--seeds names seed(s) [0] more than once; each seed is one run directory"),
-    (["--devices", "banana"], "device 'banana' is not a device; use auto, cpu, cuda or cuda:N"),
+    (["--devices", "cpu", "banana"], "--devices: 'banana' is not a device; use cpu, cuda or cuda:N"),
     (["--dataset", "cifar11"], "--dataset 'cifar11' is not a dataset of this table's task 'classification'; did "
      "you mean 'cifar10' or 'cifar100'?"),
     (["--dataset", "camvid"], "--dataset 'camvid' is not a dataset of this table's task 'classification' (known: "

@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_arguments(args: argparse.Namespace) -> None:
     """Refuse a count, seed list, device or --out that cannot work, before planning (a --dry-run too)."""
-    from ..engine.distributed import resolve_device
+    import torch
 
     for flag, value, least in (
         ("--jobs", args.jobs, 1), ("--time-steps", args.time_steps, 0), ("--threads", args.threads, 1),
@@ -88,8 +88,11 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.seeds and len(set(args.seeds)) != len(args.seeds):
         twice = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
         raise UsageError(f"--seeds names seed(s) {twice} more than once; each seed is one run directory")
-    for device in args.devices or ():
-        resolve_device(device)
+    for device in args.devices or ():  # its syntax only: whether this machine has it is each run's check
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError):
+            raise UsageError(f"--devices: {device!r} is not a device; use cpu, cuda or cuda:N") from None
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out} is a file, not a folder; choose another --out")
 
