@@ -7,7 +7,7 @@ import pytest
 from poolskip.engine.config import make_config
 from poolskip.experiments.recipes import load_recipe
 from poolskip.experiments.reproduce import COMMANDS, PAPER, plan
-from poolskip.experiments.reproduce.estimate import DATASETS, GiB, peak_memory
+from poolskip.experiments.reproduce.estimate import GiB, geometry, peak_memory
 from poolskip.experiments.reproduce.protocols import ROW_KEYS, dataset_overrides, overlay, paper_protocols
 
 
@@ -41,7 +41,7 @@ def test_each_recipe_holds_the_papers_stated_protocol(table):
         assert stated_cfg == plain, f"{recipe} differs from paper_protocols.yaml's {table}/{column}"
         if "iterations" in spec:  # an upstream step count, run as whole epochs: within one epoch of it
             cfg = make_config(own)
-            steps = DATASETS[column].n_train // cfg.optim.batch_size
+            steps = geometry(cfg.to_dict()).steps_per_epoch
             assert abs(cfg.optim.epochs * steps - spec["iterations"]) < steps, (recipe, cfg.optim.epochs, steps)
 
 

@@ -10,7 +10,16 @@ import pytest
 
 import poolskip
 from poolskip.config import DataConfig
-from poolskip.tasks import CrossValidated, ModelSpec, NominalSpec, PicturesPredictions, get_task, list_tasks
+from poolskip.tasks import (
+    CrossValidated,
+    HasNominalGeometry,
+    ModelSpec,
+    NominalGeometry,
+    PicturesPredictions,
+    TaskContext,
+    get_task,
+    list_tasks,
+)
 
 SRC = Path(poolskip.__file__).parent
 
@@ -49,17 +58,10 @@ def _violations(tree: ast.AST, names: set[str]) -> list[str]:
     return found
 
 
-#: Known and open (issue 18): the reproduction's dry-run cost model (input shapes, sliding windows per task)
-#: and its column choice still branch on the task name; they need a task capability for a nominal input
-#: geometry. Listed by file with the number of branches, so a new one anywhere fails.
-KNOWN_OPEN = {"experiments/reproduce/estimate.py": 8, "experiments/reproduce/plan.py": 1}
-
-
 @pytest.mark.parametrize("path", _modules("commands", "experiments"), ids=lambda p: p.name)
 def test_commands_and_experiments_ask_capabilities_not_names(path):
     found = _violations(ast.parse(path.read_text()), set(list_tasks()))
-    rel = str(path.relative_to(SRC))
-    assert len(found) == KNOWN_OPEN.get(rel, 0), f"{rel}: {found}"
+    assert found == [], f"{path.relative_to(SRC)}: {found}"
 
 
 def test_the_guard_sees_what_it_guards():
@@ -92,15 +94,74 @@ def test_capabilities():
         cls.fold_options(options, 3)
 
 
-def test_nominal_specs_need_no_data():
-    seg = get_task("segmentation")
-    assert isinstance(seg, NominalSpec) and not isinstance(get_task("segmentation3d"), NominalSpec)
-    assert seg.nominal_model_spec(seg.Options(), DataConfig("camvid")) == ModelSpec(3, 11, 2)
-    assert seg.nominal_model_spec(seg.Options(), DataConfig("segfolder")) is None
-    assert seg.nominal_model_spec(seg.Options(segfolder_classes=4), DataConfig("segfolder")) == ModelSpec(3, 4, 2)
-    cls = get_task("classification")
-    assert cls.nominal_model_spec(cls.Options(), DataConfig("cifar100")) == ModelSpec(3, 100, 2)
-    assert cls.nominal_model_spec(cls.Options(), DataConfig("imagefolder")) is None
+def _geometry(name: str, data: DataConfig, batch_size: int = 8, eval_batch_size: int = 4, **options):
+    cls = get_task(name)
+    ctx = TaskContext(cls.Options(**options), data, batch_size=batch_size, eval_batch_size=eval_batch_size)
+    return cls.nominal_geometry(ctx)
+
+
+def test_every_task_tells_its_nominal_geometry():
+    assert [t for t in list_tasks() if isinstance(get_task(t), HasNominalGeometry)] == list_tasks()
+
+
+def test_nominal_geometry_of_classification(tmp_path):
+    g = _geometry("classification", DataConfig("cifar100"), batch_size=128, eval_batch_size=1000)
+    assert g == NominalGeometry(100, 50000, 10000, (3, 32, 32), (3, 32, 32), 391, 1000)  # the last batch counts
+    assert g.model_spec == ModelSpec(3, 100, 2)
+    g = _geometry("classification", DataConfig("digits", train_subset=100), batch_size=64, eval_batch_size=1000)
+    assert (g.n_train, g.n_eval, g.steps_per_epoch, g.eval_batch, g.train_shape) == (100, 450, 2, 450, (1, 8, 8))
+    assert _geometry("classification", DataConfig("imagefolder")) is None  # no folder: only the data can tell
+    assert _geometry("classification", DataConfig("imagefolder", data_dir=str(tmp_path))) is None
+    for split, counts in (("train", {"cat": 3, "dog": 2, "owl": 1}), ("val", {"cat": 1, "dog": 1, "owl": 1})):
+        for cls_, n in counts.items():
+            (tmp_path / split / cls_).mkdir(parents=True)
+            for i in range(n):
+                (tmp_path / split / cls_ / f"{i}.png").write_bytes(b"")
+    g = _geometry("classification", DataConfig("imagefolder", data_dir=str(tmp_path), train_subset=4), image_size=16)
+    assert (g.classes, g.n_train, g.n_eval, g.train_shape, g.steps_per_epoch) == (3, 4, 3, (3, 16, 16), 1)
+
+
+def test_nominal_geometry_of_segmentation():
+    g = _geometry("segmentation", DataConfig("camvid"), batch_size=8, crop_size=[64, 96], eval_subset=5)
+    assert g == NominalGeometry(11, 367, 5, (3, 64, 96), (3, 360, 480), 45, 4)  # the last incomplete batch dropped
+    assert g.model_spec == ModelSpec(3, 11, 2)
+    g = _geometry("segmentation", DataConfig("voc", train_subset=20), batch_size=16)
+    assert (g.classes, g.n_train, g.n_eval, g.steps_per_epoch, g.eval_shape) == (21, 20, 1449, 1, (3, 500, 500))
+    assert _geometry("segmentation", DataConfig("segfolder"), segfolder_classes=4) is None  # its folders tell
+
+
+def test_nominal_geometry_of_segmentation3d():
+    from poolskip.tasks.segmentation3d import sliding_windows
+
+    g = _geometry("segmentation3d", DataConfig("btcv"), batch_size=2, eval_batch_size=20, iterations=7)
+    assert (g.classes, g.n_train, g.n_eval, g.steps_per_epoch) == (14, 14, 4, 7)
+    assert g.train_shape == g.eval_window == (1, 128, 128, 128) and g.eval_shape == (1, 512, 512, 200)
+    assert g.eval_batch == 8 and g.eval_windows == 7 * 7 * 3 == sliding_windows((512, 512, 200), (128,) * 3, 0.5)
+    assert g.model_spec == ModelSpec(1, 14, 3)
+    # the planned patch: capped, then rounded up (V-Net); an explicit one is taken as it is, as the task does
+    g = _geometry("segmentation3d", DataConfig("amos"), patch_max=100, patch_multiple=16, eval_subset=3)
+    assert (g.train_shape, g.n_eval, g.eval_batch) == ((1, 112, 112, 112), 3, 4)
+    g = _geometry("segmentation3d", DataConfig("decathlon"), patch_size=[24, 30, 40], patch_multiple=16)
+    assert (g.train_shape, g.eval_windows) == ((1, 24, 30, 40), 3 * 3 * 1)
+    assert _geometry("segmentation3d", DataConfig("nnunet")) is None  # any dataset: only its files can tell
+
+
+def test_sliding_windows_counts_the_windows_monai_evaluates():
+    inferers = pytest.importorskip("monai.inferers")
+    import torch
+
+    for volume, patch, overlap in (((20, 24, 16), (8, 8, 8), 0.5), ((40, 56, 40), (40, 56, 40), 0.5),
+                                   ((33, 17, 9), (16, 16, 16), 0.25), ((50, 20, 30), (12, 20, 7), 0.6)):  # fmt: skip
+        calls = []
+
+        def predictor(x, calls=calls):
+            calls.append(len(x))
+            return torch.zeros(len(x), 2, *x.shape[2:])
+
+        inferers.sliding_window_inference(torch.zeros(1, 1, *volume), patch, 1, predictor, overlap=overlap)
+        from poolskip.tasks.segmentation3d import sliding_windows
+
+        assert sliding_windows(volume, patch, overlap) == len(calls), (volume, patch, overlap)
 
 
 @pytest.mark.parametrize("path", _modules("tasks"), ids=lambda p: p.name)

@@ -239,3 +239,23 @@ def test_nnunet_raw_files_stay_inside_the_dataset(tmp_path):
     image.symlink_to(tmp_path / "elsewhere.nii.gz")
     with pytest.raises(DatasetError, match=f"{image} \\(case 'case_001'\\) points outside the dataset folder {root}"):
         V.load_volumes("nnunet", root)
+
+
+def test_3d_augmentation_in_two_phases_as_every_modality(msd, tmp_path):
+    """``Seg3dAugment.sample`` draws the batch's per-patch seeds (the same draw as a batch without
+    augmentation: the patches lie where they would), and ``apply`` with a process's share of them gives
+    that share of the sampler's augmented batch."""
+    ds = V.load_volumes("decathlon", msd)
+    vols = list(V.preprocess_all(ds, sorted(ds.cases), V.Preprocessing((1.0, 1.0, 1.0)), tmp_path).values())
+    aug = V.Seg3dAugment()
+    plain, augmented = (V.PatchSampler(vols, (16, 16, 16), 4, 3, seed=2, augment=a) for a in (None, aug))
+    assert augmented.plan(1, 2) == plain.plan(1, 2)
+    params = aug.sample(torch.tensor([[16, 16, 16]] * 4), np.random.default_rng(9))
+    assert params["seed"].shape == (4,) and params["seed"].dtype == torch.int64
+    seeds = torch.tensor([seed for _, _, seed in plain.plan(1, 2)])
+    base = plain.batch(1, 2)
+    share = [1, 2]
+    x, y = aug.apply(base.inputs[share], base.targets[share], {"seed": seeds[share]})
+    b = augmented.batch(1, 2)
+    assert torch.equal(x, b.inputs[share]) and torch.equal(y, b.targets[share])
+    assert not torch.equal(b.inputs, base.inputs)  # the transforms did something

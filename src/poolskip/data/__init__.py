@@ -16,9 +16,9 @@ for the global batch and applies only its own share:
   inputs normalised by ``normalise`` (the loader's; applied where the augmentation needs it, e.g. before
   cutout).
 
-In 3D, MONAI's transforms draw their own parameters from a random state: the sample phase is
-``PatchSampler.plan`` (one seed per sample, which also places the patch) and ``Seg3dAugment.apply`` takes
-those seeds as ``params["seed"]``.
+In 3D, MONAI's transforms draw their own parameters from a random state: ``Seg3dAugment.sample`` draws one
+seed per sample (``params["seed"]``) from the batch's NumPy generator in ``PatchSampler.plan``, where the seed
+also places the patch, and ``Seg3dAugment.apply`` seeds the transforms with it.
 """
 
 from .classification import DATASETS, ClassificationAugment, ImageData, TensorLoader, load_dataset

@@ -22,7 +22,8 @@ naming both, before it prepares anything; the engine adds a generic check of the
 Beyond the contract a task may offer optional capabilities, each a runtime-checkable protocol that the
 commands and experiments test with ``isinstance`` instead of naming tasks: :class:`CrossValidated`
 (k-fold training, checked on the task class), :class:`PicturesPredictions` (a picture of its predictions)
-and :class:`NominalSpec` (the model's :class:`ModelSpec` from the options alone, without reading data).
+and :class:`HasNominalGeometry` (a config's :class:`NominalGeometry` from its context alone, without reading
+data: what ``poolskip reproduce --dry-run`` counts costs on).
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ from ..models import ModelSpec
 __all__ = [
     "Autocast",
     "CrossValidated",
+    "HasNominalGeometry",
     "ModelSpec",
     "Monitor",
-    "NominalSpec",
+    "NominalGeometry",
     "PictureExamples",
     "PicturesPredictions",
     "StateMismatch",
@@ -211,14 +213,41 @@ class PicturesPredictions(Protocol):
         """``count`` evaluation samples (a fixed choice) with every model's prediction, at full resolution."""
 
 
+@dataclass(frozen=True)
+class NominalGeometry:
+    """A config's data as a cost estimate sees it, told by the task from its context alone (no data read).
+
+    The numbers are the dataset's standard copy (CIFAR's 50,000 / 10,000 images, VOC's trainaug set, ...)
+    or a stated assumption where only the data could tell (a CT volume's size after resampling), after the
+    config's ``train_subset`` / ``eval_subset``. Evaluation is either whole inputs, ``eval_batch`` of them
+    per forward pass, or sliding windows: ``eval_windows`` windows of shape ``eval_window`` per input,
+    ``eval_batch`` windows per forward pass."""
+
+    classes: int
+    n_train: int  # training samples (images or volumes)
+    n_eval: int  # evaluation samples (images or volumes)
+    train_shape: tuple[int, ...]  # one training input (C, *spatial): the image, crop or patch
+    eval_shape: tuple[int, ...]  # one evaluation input (C, *spatial): the image or the whole volume
+    steps_per_epoch: int  # global optimisation steps in one epoch
+    eval_batch: int  # inputs (whole, or windows) of one evaluation forward pass
+    eval_window: tuple[int, ...] | None = None  # sliding-window evaluation: one window (C, *spatial); None: whole
+    eval_windows: int = 1  # windows per evaluation input (1: whole inputs)
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        """The channels, classes and spatial dims the model must have for these inputs."""
+        return ModelSpec(self.train_shape[0], self.classes, len(self.train_shape) - 1)
+
+
 @runtime_checkable
-class NominalSpec(Protocol):
-    """A task class that knows the :class:`ModelSpec` of a config without reading the data (cost estimates)."""
+class HasNominalGeometry(Protocol):
+    """A task class that knows a config's :class:`NominalGeometry` without reading the data (cost estimates)."""
 
     @classmethod
-    def nominal_model_spec(cls, options: Any, data: DataConfig) -> ModelSpec | None:
-        """The model's channels, classes and spatial dims for ``data.dataset``, or None where only the data
-        itself can tell (e.g. a folder of the user's own images)."""
+    def nominal_geometry(cls, ctx: TaskContext) -> NominalGeometry | None:
+        """The nominal sizes, input shapes, steps per epoch and evaluation of ``ctx`` (its options, ``data:``
+        section and batch sizes; nothing is read but, at most, a folder's listing), or None where only the
+        data can tell (e.g. a folder of the user's own images without a count of classes)."""
 
 
 # ------------------------------------------------------------------------------------------ registry

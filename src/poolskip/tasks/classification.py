@@ -7,6 +7,7 @@ The worked example of the task contract (:mod:`.base`): the dataset is decoded o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,11 +16,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import DataConfig, option
+from ..config import option
 from ..data import Batch, ClassificationAugment, DatasetError, ImageData, TensorLoader, load_dataset
+from ..data.classification import imagefolder_counts
 from ..metrics import top1_error, top1_wrong
 from ..progress import track
-from .base import Autocast, ModelSpec, Monitor, TaskContext, check_state, register_task
+from .base import Autocast, ModelSpec, Monitor, NominalGeometry, TaskContext, check_state, register_task
+
+#: The built-in datasets as they come: training images, test images, classes, one image (C, H, W).
+NOMINAL = {
+    "digits": (1347, 450, 10, (1, 8, 8)),
+    "cifar10": (50000, 10000, 10, (3, 32, 32)),
+    "cifar100": (50000, 10000, 100, (3, 32, 32)),
+}
 
 
 @dataclass
@@ -111,13 +120,26 @@ class ClassificationTask:
         return ModelSpec(in_channels=self.data.channels, num_classes=self.data.num_classes, spatial_dims=2)
 
     @classmethod
-    def nominal_model_spec(cls, options: ClassificationOptions, data: DataConfig) -> ModelSpec | None:
-        """Channels and classes of the built-in datasets; None for an ImageFolder tree (its folders tell)."""
-        known = {"digits": (1, 10), "cifar10": (3, 10), "cifar100": (3, 100)}
-        if data.dataset not in known:
-            return None
-        channels, classes = known[data.dataset]
-        return ModelSpec(in_channels=channels, num_classes=classes, spatial_dims=2)
+    def nominal_geometry(cls, ctx: TaskContext) -> NominalGeometry | None:
+        """The built-in datasets' sizes, or an ImageFolder tree's files and classes counted from its listing
+        (its images taken as ``image_size`` squares, 32x32 when unset); None for a tree that is not there.
+        Every batch is a step (the last one may be smaller); evaluation: the test images whole."""
+        o, d = ctx.options, ctx.data
+        if d.dataset in NOMINAL:
+            n_train, n_test, classes, shape = NOMINAL[d.dataset]
+        else:
+            counts = imagefolder_counts(d.data_dir) if d.dataset == "imagefolder" else None
+            if counts is None:
+                return None
+            n_train, n_test, classes = counts
+            side = o.image_size or 32
+            shape = (3, side, side)
+        if d.train_subset:
+            n_train = min(n_train, d.train_subset)
+        return NominalGeometry(
+            classes, n_train, n_test, shape, shape, steps_per_epoch=math.ceil(n_train / ctx.batch_size),
+            eval_batch=min(ctx.eval_batch_size, n_test),
+        )  # fmt: skip
 
     def state(self) -> dict[str, Any]:
         return {"mean": self.mean, "std": self.std, "classes": list(self.data.classes)}

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import DataConfig, option
+from ..config import option
 from ..data import Batch, DatasetError
 from ..data.errors import other_task_hint
 from ..data.seg2d import Seg2dAugment, SegLoader
@@ -35,7 +35,24 @@ from ..data.seg2d.readers import (
 )
 from ..metrics import confusion_matrix, iou_from_confusion
 from ..progress import tick, track
-from .base import Autocast, ModelSpec, Monitor, PictureExamples, TaskContext, check_state, register_task
+from .base import (
+    Autocast,
+    ModelSpec,
+    Monitor,
+    NominalGeometry,
+    PictureExamples,
+    TaskContext,
+    check_state,
+    register_task,
+)
+
+#: The datasets' standard splits: training images (VOC: SBD's trainaug set), evaluation images, classes and
+#: the evaluation image's (height, width) (VOC: its largest, 500 on the longer side; Cityscapes' and CamVid's).
+NOMINAL = {
+    "voc": (10582, 1449, len(VOC_CLASSES), (500, 500)),
+    "cityscapes": (2975, 500, len(CITYSCAPES_CLASSES), (1024, 2048)),
+    "camvid": (367, 233, len(CAMVID_CLASSES), (360, 480)),
+}
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -163,12 +180,22 @@ class SegmentationTask:
         return ModelSpec(in_channels=3, num_classes=self.data.num_classes, spatial_dims=2)
 
     @classmethod
-    def nominal_model_spec(cls, options: SegmentationOptions, data: DataConfig) -> ModelSpec | None:
-        """RGB input and the dataset's classes; for a segfolder, ``segfolder_classes`` (None when unset: the
-        training masks tell)."""
-        classes = {"voc": len(VOC_CLASSES), "cityscapes": len(CITYSCAPES_CLASSES), "camvid": len(CAMVID_CLASSES)}
-        k = classes.get(data.dataset, options.segfolder_classes if data.dataset == "segfolder" else None)
-        return None if k is None else ModelSpec(in_channels=3, num_classes=k, spatial_dims=2)
+    def nominal_geometry(cls, ctx: TaskContext) -> NominalGeometry | None:
+        """The dataset's standard splits, trained on ``crop_size`` crops in steps of whole batches (the last
+        incomplete one is dropped) and evaluated on whole images (also with ``eval_window``: counted as whole
+        images); None for a segfolder (its folders tell)."""
+        o, d = ctx.options, ctx.data
+        if d.dataset not in NOMINAL:
+            return None
+        n_train, n_eval, classes, image = NOMINAL[d.dataset]
+        if d.train_subset:
+            n_train = min(n_train, d.train_subset)
+        if o.eval_subset:
+            n_eval = min(n_eval, o.eval_subset)
+        return NominalGeometry(
+            classes, n_train, n_eval, (3, *o.crop_size), (3, *image),
+            steps_per_epoch=max(1, n_train // ctx.batch_size), eval_batch=min(ctx.eval_batch_size, n_eval),
+        )  # fmt: skip
 
     def state(self) -> dict[str, Any]:
         return {

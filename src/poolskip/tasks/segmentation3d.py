@@ -59,6 +59,7 @@ from .base import (
     Autocast,
     ModelSpec,
     Monitor,
+    NominalGeometry,
     PictureExamples,
     StateMismatch,
     TaskContext,
@@ -74,7 +75,19 @@ __all__ = [
     "check_ensemble_test_set",
     "deep_supervision_weights",
     "ensemble",
+    "sliding_windows",
 ]
+
+#: The paper's datasets and the CPU stand-in as a cost estimate assumes them: training and evaluation volumes
+#: of one fold (BTCV 18, AMOS 240, Hippocampus 260 cross-validated volumes in 5 folds), classes, channels,
+#: the median shape the patch is planned from, capped at 128 (Hippocampus: nnU-Net's planned patch) and a
+#: whole evaluation volume (CT: 512x512 slices, at most 200 slices after resampling: an upper bound we
+#: choose, not a count). ``decathlon`` is the Decathlon's Hippocampus task, the recipes' stand-in.
+NOMINAL = {
+    "btcv": (14, 4, 14, 1, (128, 128, 128), (512, 512, 200)),
+    "amos": (192, 48, 16, 1, (128, 128, 128), (512, 512, 200)),
+    "decathlon": (208, 52, 3, 1, (40, 56, 40), (40, 56, 40)),
+}
 
 
 _WEIGHT_WHY = "nnU-Net weighs both terms 1; a weight scales the loss and so the learning rate"
@@ -128,7 +141,21 @@ class Segmentation3dOptions:
             raise ValueError("segmentation3d.dice_weight and ce_weight cannot both be 0")
 
 
-# ------------------------------------------------------------------------------------------ metrics
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def sliding_windows(volume: Sequence[int], patch: Sequence[int], overlap: float) -> int:
+    """Windows per volume of a sliding-window evaluation, as MONAI places them (step = patch * (1 - overlap))."""
+    n = 1
+    for v, p in zip(volume, patch):
+        step = max(1, int(p * (1 - overlap)))
+        n *= 1 if v <= p else math.ceil((v - p) / step) + 1
+    return n
+
+
+def _window_batch(eval_batch_size: int) -> int:
+    """Windows per forward pass of the sliding-window evaluation."""
+    return max(1, min(eval_batch_size, 8))
 
 
 def deep_supervision_weights(n: int) -> list[float]:
@@ -192,6 +219,32 @@ class Segmentation3dTask:
             oversample=o.oversample, augment=augment, dist=self.dist, device=self.device,
         )  # fmt: skip
         self._loss_fns: dict[str, Any] = {}
+
+    # -- capability: HasNominalGeometry
+
+    @classmethod
+    def nominal_geometry(cls, ctx: TaskContext) -> NominalGeometry | None:
+        """One fold of the dataset as :data:`NOMINAL` assumes it: patches of ``patch_size`` (or the median shape
+        capped at ``patch_max`` and rounded up to ``patch_multiple``; nnU-Net's planner is not asked), an
+        epoch of ``iterations`` steps, each evaluation volume whole by sliding windows of the patch."""
+        o, d = ctx.options, ctx.data
+        if d.dataset not in NOMINAL:
+            return None
+        n_train, n_eval, classes, channels, median, volume = NOMINAL[d.dataset]
+        if o.patch_size is not None:
+            patch = tuple(o.patch_size)
+        else:
+            m = o.patch_multiple
+            patch = tuple(math.ceil(min(s, o.patch_max) / m) * m for s in median)
+        if d.train_subset:
+            n_train = min(n_train, d.train_subset)
+        if o.eval_subset:
+            n_eval = min(n_eval, o.eval_subset)
+        return NominalGeometry(
+            classes, n_train, n_eval, (channels, *patch), (channels, *volume), steps_per_epoch=o.iterations,
+            eval_batch=_window_batch(ctx.eval_batch_size), eval_window=(channels, *patch),
+            eval_windows=sliding_windows(volume, patch, o.sw_overlap),
+        )  # fmt: skip
 
     # -- capability: CrossValidated
 
@@ -328,7 +381,7 @@ class Segmentation3dTask:
             return (out[0] if isinstance(out, (list, tuple)) else out).float()
 
         logits = inferers.sliding_window_inference(
-            image[None].to(self.device), self.patch_size, max(1, min(self.eval_batch_size, 8)), predictor,
+            image[None].to(self.device), self.patch_size, _window_batch(self.eval_batch_size), predictor,
             overlap=self.options.sw_overlap, mode="gaussian",
         )  # fmt: skip
         return torch.softmax(torch.as_tensor(logits).float()[0], 0)

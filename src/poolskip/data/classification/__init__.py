@@ -3,6 +3,6 @@ cache (:mod:`.cache`), batch augmentation (:mod:`.augment`) and the on-device lo
 
 from .augment import ClassificationAugment
 from .loader import TensorLoader
-from .readers import DATASETS, ImageData, load_dataset
+from .readers import DATASETS, ImageData, imagefolder_counts, load_dataset
 
-__all__ = ["DATASETS", "ClassificationAugment", "ImageData", "TensorLoader", "load_dataset"]
+__all__ = ["DATASETS", "ClassificationAugment", "ImageData", "TensorLoader", "imagefolder_counts", "load_dataset"]

@@ -267,6 +267,20 @@ def _imagefolder_dirs(data_dir) -> tuple[Path, Path]:
     return train, test
 
 
+def imagefolder_counts(data_dir: str | os.PathLike | None) -> tuple[int, int, int] | None:
+    """``(training files, test files, classes)`` of an ImageFolder tree, from its listing alone (no image is
+    opened: a cost estimate's sizes); None without ``data_dir`` or its ``train/`` folder."""
+    if data_dir is None:
+        return None
+    root = Path(data_dir).expanduser()
+    train = root / "train"
+    if not train.is_dir():
+        return None
+    test = next((root / d for d in ("test", "val") if (root / d).is_dir()), root / "test")
+    files = [sum(len(names) for _, _, names in os.walk(d)) for d in (train, test)]
+    return files[0], files[1], sum(1 for p in train.iterdir() if p.is_dir())
+
+
 def _read_imagefolder(train_dir: Path, test_dir: Path, image_size: int | None, train_subset: int | None) -> ImageData:
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from ...optional import require
@@ -19,9 +20,9 @@ class Seg3dAugment:
     """nnU-Net-like patch augmentation, each transform with its probability (MONAI transforms).
 
     The two phases of every modality's augmentation (see :mod:`poolskip.data`), with MONAI's transforms
-    drawing their own parameters: the sample phase is :meth:`PatchSampler.plan
-    <poolskip.data.seg3d.sampling.PatchSampler.plan>`, which draws one seed per sample (the seed that also
-    places the patch), and :meth:`apply` runs the transforms on each sample from its seed.
+    drawing their own parameters from a random state: :meth:`sample` draws one seed per sample, from the
+    batch's NumPy generator in :meth:`PatchSampler.plan <poolskip.data.seg3d.sampling.PatchSampler.plan>`
+    (where the seed also places the patch), and :meth:`apply` runs the transforms on each sample from it.
     """
 
     rotation: float = 30.0  # degrees, each axis, p=0.2
@@ -29,6 +30,12 @@ class Seg3dAugment:
     flip: bool = True  # each axis, p=0.5
     intensity: bool = True  # noise p=0.1, brightness x[0.75, 1.25] p=0.15, gamma [0.7, 1.5] p=0.3
     _transform: Any = field(default=False, init=False, repr=False, compare=False)  # compose(), built once
+
+    def sample(self, sizes: torch.Tensor, generator: np.random.Generator) -> dict[str, torch.Tensor]:
+        """One seed per patch of ``sizes`` (N, 3): ``{"seed": (N,) int64}``, drawn from ``generator``, the NumPy
+        generator of the batch (MONAI's transforms are seeded, not given parameters). The same draw as
+        :func:`patch_seeds` (without augmentation): a batch is the same with or without augmentation."""
+        return {"seed": torch.as_tensor(patch_seeds(generator, len(sizes)))}
 
     def apply(
         self,
@@ -90,6 +97,11 @@ class Seg3dAugment:
         if self.flip:
             t += [RandFlipd(both, prob=0.5, spatial_axis=a) for a in range(3)]
         return Compose(t) if t else None
+
+
+def patch_seeds(generator: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` per-sample seeds of a batch of patches, each placing its patch and seeding its augmentation."""
+    return generator.integers(2**62, size=n)
 
 
 def _plain(x) -> torch.Tensor:

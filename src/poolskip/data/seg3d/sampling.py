@@ -17,7 +17,7 @@ import torch
 from ...dist import Dist
 from ..errors import DatasetError
 from ..loader import Batch, mix_seed
-from .augment import Seg3dAugment
+from .augment import Seg3dAugment, patch_seeds
 
 __all__ = ["PatchSampler", "crop_patch", "patch_start"]
 
@@ -105,7 +105,10 @@ class PatchSampler:
         rng = np.random.default_rng(mix_seed(self.seed, epoch, step))
         n = self.batch_size
         which = rng.integers(len(self.volumes), size=n)
-        seeds = rng.integers(2**62, size=n)
+        if self.augment is not None:  # the augmentation's sample phase: one seed per patch
+            seeds = self.augment.sample(torch.tensor(self.patch).expand(n, 3), rng)["seed"].numpy()
+        else:
+            seeds = patch_seeds(rng, n)
         fg_from = round(n * (1 - self.oversample))  # nnU-Net: the last third of each batch sees foreground
         return [(int(which[i]), i >= fg_from, int(seeds[i])) for i in range(n)]
 

@@ -1,15 +1,17 @@
 """What a run costs before it runs: parameters and MACs, peak memory of a training step and of an
 evaluation batch, and wall time (preprocessing, training steps, evaluations).
 
+- The data: :func:`geometry`, the run's dataset sizes, input shapes, steps per epoch and way of evaluating
+  as its task tells them from the config alone (:class:`~poolskip.tasks.NominalGeometry`).
 - Parameters and MACs: :func:`run_cost`, the one count both ``--dry-run`` and the finished table print
   (the network at the input the run's task feeds it, on the meta device).
 - Peak memory (:func:`peak_memory`), on the meta device (no memory, no arithmetic): a training step holds
   the parameters, their gradients, the optimiser's state, the batch and what autograd saves for the
   backward pass (summed by a ``saved_tensors_hooks`` pack hook), plus the largest activation twice over
   for the backward pass's working space; an evaluation batch holds the parameters, the largest input +
-  output of any module at the real evaluation size and the logits (2D: whole images of
-  ``eval_batch_size``; 3D: ``min(eval_batch_size, 8)`` sliding windows plus the whole volume's
-  accumulated logits and probabilities, as MONAI's ``sliding_window_inference`` keeps them).
+  output of any module at the real evaluation size and the logits (whole inputs: a batch of them; sliding
+  windows: a batch of windows plus the whole volume's accumulated logits and probabilities, as MONAI's
+  ``sliding_window_inference`` keeps them).
 - Wall time (:func:`estimate`): a few training steps and one evaluation forward pass timed here on
   synthetic batches (at a smaller input, scaled by MACs, when the real one would take long on this
   machine), times the steps and evaluations of the schedule, plus the task's data preparation (decoding
@@ -25,86 +27,50 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..controls import build, cost
 from .plan import Run
 
-__all__ = ["DATASETS", "GiB", "DatasetInfo", "Estimate", "estimate", "peak_memory", "run_cost"]
+if TYPE_CHECKING:
+    from ...tasks import NominalGeometry
+
+__all__ = ["GiB", "STAND_IN", "Estimate", "estimate", "geometry", "peak_memory", "run_cost"]
 
 GiB = 2**30
 
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """Samples per split, classes, the training input and the evaluation input of one sample."""
-
-    n_train: int
-    n_eval: int
-    classes: int
-    train_shape: tuple[int, ...]
-    eval_shape: tuple[int, ...]
+#: A dataset whose task cannot tell its geometry without the data (a folder of the user's own images): 50,000
+#: training and 10,000 evaluation 3x32x32 images of 10 classes, every batch a step, evaluated whole.
+STAND_IN = (50000, 10000, 10, (3, 32, 32))
 
 
-#: The datasets the tables use. Segmentation: the training shape is replaced by the run's crop / patch;
-#: the evaluation shape is a whole image (VOC's largest side is 500; Cityscapes' 2048x1024; CamVid's
-#: 480x360) or a whole volume. CT volumes (BTCV, AMOS): 512x512 slices, up to 200 slices after resampling
-#: assumed (an upper bound we choose, not a count). 3D evaluation counts are one fold's share of the
-#: cross-validated set (BTCV 18, AMOS 240, Hippocampus 260 volumes, 5 folds).
-DATASETS: dict[str, DatasetInfo] = {
-    "cifar10": DatasetInfo(50000, 10000, 10, (3, 32, 32), (3, 32, 32)),
-    "cifar100": DatasetInfo(50000, 10000, 100, (3, 32, 32), (3, 32, 32)),
-    "digits": DatasetInfo(1347, 450, 10, (1, 8, 8), (1, 8, 8)),
-    "voc": DatasetInfo(10582, 1449, 21, (3, 513, 513), (3, 500, 500)),
-    "cityscapes": DatasetInfo(2975, 500, 19, (3, 768, 768), (3, 1024, 2048)),
-    "camvid": DatasetInfo(367, 233, 11, (3, 360, 480), (3, 360, 480)),
-    "btcv": DatasetInfo(14, 4, 14, (1, 128, 128, 128), (1, 512, 512, 200)),
-    "amos": DatasetInfo(192, 48, 16, (1, 128, 128, 128), (1, 512, 512, 200)),
-    "decathlon": DatasetInfo(208, 52, 3, (1, 40, 56, 40), (1, 40, 56, 40)),  # nnU-Net's planned Hippocampus patch
-}
+def geometry(config: Mapping[str, Any]) -> NominalGeometry:
+    """The data of a run's ``config`` (its resolved mapping) as its task tells it without reading the data
+    (:class:`~poolskip.tasks.HasNominalGeometry`), or :data:`STAND_IN` where the task cannot tell."""
+    from ...engine.config import make_config
+    from ...engine.trainer import task_context
+    from ...tasks import HasNominalGeometry, NominalGeometry, get_task
+
+    cfg = make_config(dict(config))
+    cls, ctx = get_task(cfg.task), task_context(cfg)
+    g = cls.nominal_geometry(ctx) if isinstance(cls, HasNominalGeometry) else None
+    if g is None:
+        n_train, n_eval, classes, shape = STAND_IN
+        steps = math.ceil(n_train / ctx.batch_size)
+        g = NominalGeometry(classes, n_train, n_eval, shape, shape, steps, min(ctx.eval_batch_size, n_eval))
+    return g
 
 
-def _info(run_: Run) -> DatasetInfo:
-    """The run's dataset, its shapes replaced by the run's own crop / patch."""
-    cfg = run_.config
-    info = DATASETS.get(run_.dataset)
-    if info is None:
-        n, shape = 10, (3, 32, 32)
-        data_dir = cfg.get("data", {}).get("data_dir")
-        if run_.dataset == "imagefolder" and data_dir:
-            root = Path(data_dir)
-            train = root / "train"
-            n = sum(1 for p in train.iterdir() if p.is_dir()) if train.is_dir() else 10
-            sizes = [sum(len(files) for _, _, files in os.walk(root / s)) for s in ("train", "test")]
-            return DatasetInfo(sizes[0], sizes[1], n, shape, shape)
-        return DatasetInfo(50000, 10000, n, shape, shape)
-    train_shape, n_train, n_eval = info.train_shape, info.n_train, info.n_eval
-    task = cfg.get("task", "classification")
-    options = cfg.get(task) or {}
-    if task == "segmentation":
-        train_shape = (3, *options.get("crop_size", train_shape[1:]))
-    if task == "segmentation3d":
-        patch = options.get("patch_size") or [min(s, options.get("patch_max", 128)) for s in train_shape[1:]]
-        m = int(options.get("patch_multiple") or 1)  # V-Net: rounded up to multiples of 16
-        train_shape = (train_shape[0], *(-(-s // m) * m for s in patch))
-        if options.get("eval_subset"):
-            n_eval = min(n_eval, options["eval_subset"])
-    if cfg.get("data", {}).get("train_subset"):
-        n_train = min(n_train, cfg["data"]["train_subset"])
-    eval_shape = info.eval_shape if task != "classification" else train_shape
-    return DatasetInfo(n_train, n_eval, info.classes, train_shape, eval_shape)
-
-
-def _net(run_: Run, info: DatasetInfo, device: str):
-    kwargs, shape = run_.config.get("model_kwargs") or {}, info.train_shape
-    return build(run_.model, run_.config.get("pool_skip"), kwargs, info.classes, device=device, input_shape=shape)
+def _net(run_: Run, g: NominalGeometry, device: str):
+    kwargs = run_.config.get("model_kwargs") or {}
+    return build(run_.model, run_.config.get("pool_skip"), kwargs, g.classes, device=device, input_shape=g.train_shape)
 
 
 def run_cost(run_: Run) -> tuple[int, int]:
     """``(parameters, multiply-adds per training input)`` of the run's network, the count every table and
     dry run prints."""
-    info = _info(run_)
-    c = cost(run_.model, run_.config.get("pool_skip"), run_.config.get("model_kwargs"), info.classes, info.train_shape)
+    g = geometry(run_.config)
+    c = cost(run_.model, run_.config.get("pool_skip"), run_.config.get("model_kwargs"), g.classes, g.train_shape)
     return c.params, c.macs
 
 
@@ -163,35 +129,31 @@ def _train_bytes(net, batch: int, shape: tuple[int, ...], optimizer: str) -> tup
     return total, largest, _nbytes(out)
 
 
-def _eval_bytes(net, run_: Run, info: DatasetInfo, train: tuple[int, int, int]) -> int:
+def _eval_bytes(net, g: NominalGeometry) -> int:
+    """Peak bytes of an evaluation forward pass: the parameters, the largest module input + output of a batch,
+    and the logits (whole inputs: the batch's and their float copy for the metric; sliding windows: the whole
+    input's accumulated logits, count and softmax, as MONAI's ``sliding_window_inference`` keeps them)."""
     import torch
 
-    cfg = run_.config
-    eval_batch = int(cfg["run"]["eval_batch_size"])
     params = sum(p.numel() * p.element_size() for p in net.parameters())
-    task = cfg.get("task", "classification")
-    if task == "classification":  # the training input: the training pass's sizes, scaled to the batch
-        scale = min(eval_batch, info.n_eval) / int(cfg["optim"]["batch_size"])
-        return params + int(scale * (train[1] + 2 * train[2]))
+    if g.eval_batch < 1:  # nothing to evaluate
+        return params
     net.eval()
     with torch.no_grad():
-        if task == "segmentation3d":  # min(eval batch, 8) windows, the whole volume's logits, count, softmax
-            windows = max(1, min(eval_batch, 8))
-            _, largest = _largest_module_io(net, torch.empty(windows, *info.train_shape, device="meta"))
-            voxels = math.prod(info.eval_shape[1:])
-            return params + largest + (3 * info.classes + 2) * voxels * 4
-        batch = min(eval_batch, info.n_eval)
-        out, largest = _largest_module_io(net, torch.empty(batch, *info.eval_shape, device="meta"))
-        return params + largest + 2 * _nbytes(out)  # the logits and their float copy for the metric
+        if g.eval_window is not None:
+            _, largest = _largest_module_io(net, torch.empty(g.eval_batch, *g.eval_window, device="meta"))
+            return params + largest + (3 * g.classes + 2) * math.prod(g.eval_shape[1:]) * 4
+        out, largest = _largest_module_io(net, torch.empty(g.eval_batch, *g.eval_shape, device="meta"))
+        return params + largest + 2 * _nbytes(out)
 
 
 def peak_memory(run_: Run) -> tuple[int, int]:
     """Estimated peak bytes of ``(a training step, an evaluation batch)`` of the run on one device."""
-    info = _info(run_)
-    net = _net(run_, info, "meta")
+    g = geometry(run_.config)
+    net = _net(run_, g, "meta")
     cfg = run_.config
-    train = _train_bytes(net, int(cfg["optim"]["batch_size"]), info.train_shape, cfg["optim"]["optimizer"])
-    return train[0], _eval_bytes(net, run_, info, train)
+    train = _train_bytes(net, int(cfg["optim"]["batch_size"]), g.train_shape, cfg["optim"]["optimizer"])
+    return train[0], _eval_bytes(net, g)
 
 
 # ------------------------------------------------------------------------------------------ time
@@ -229,16 +191,16 @@ def _time(fn, steps: int, budget: float = 1.0, most: int = 20) -> float:
     return min(times)
 
 
-def _time_train_step(run_: Run, info: DatasetInfo, macs: int, steps: int) -> float:
+def _time_train_step(run_: Run, g: NominalGeometry, macs: int, steps: int) -> float:
     """Seconds of one training step at the run's batch size, measured on a few small synthetic batches."""
     import torch
 
-    net = _net(run_, info, "cpu").train()
+    net = _net(run_, g, "cpu").train()
     full = int(run_.config["optim"]["batch_size"])
-    batch = min(full, 16 if len(info.train_shape) <= 3 else 2)
-    shape, factor = _timing_shape(macs, batch, info.train_shape)
+    batch = min(full, 16 if len(g.train_shape) <= 3 else 2)
+    shape, factor = _timing_shape(macs, batch, g.train_shape)
     x = torch.randn(batch, *shape)
-    y = torch.randint(0, info.classes, (batch,))
+    y = torch.randint(0, g.classes, (batch,))
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
 
     def step():
@@ -255,36 +217,20 @@ def _time_train_step(run_: Run, info: DatasetInfo, macs: int, steps: int) -> flo
     return _time(step, steps) * factor / batch * full
 
 
-def _windows(volume: Sequence[int], patch: Sequence[int], overlap: float) -> int:
-    """Sliding windows per volume, as MONAI places them (step = patch * (1 - overlap))."""
-    n = 1
-    for v, p in zip(volume, patch):
-        step = max(1, int(p * (1 - overlap)))
-        n *= 1 if v <= p else math.ceil((v - p) / step) + 1
-    return n
-
-
-def _time_eval(run_: Run, info: DatasetInfo, macs: int, steps: int) -> float:
-    """Seconds of one evaluation of the run (its evaluation split at full size), from one timed forward pass."""
+def _time_eval(run_: Run, g: NominalGeometry, macs: int, steps: int) -> float:
+    """Seconds of one evaluation of the run (its evaluation split at full size), from one timed forward pass
+    of whole inputs or of sliding windows (``macs``: per training input, scaled to the pass's input)."""
     import torch
 
-    net = _net(run_, info, "cpu").eval()
-    cfg = run_.config
-    task = cfg.get("task", "classification")
-    if task == "segmentation3d":
-        windows = _windows(info.eval_shape[1:], info.train_shape[1:], cfg[task].get("sw_overlap", 0.5))
-        batch = max(1, min(int(cfg["run"]["eval_batch_size"]), 8, windows))
-        shape, factor = _timing_shape(macs, batch, info.train_shape)
-        total = windows * info.n_eval
-    else:
-        batch = max(1, min(int(cfg["run"]["eval_batch_size"]), info.n_eval, 64))
-        pixels = math.prod(info.eval_shape[1:]) / math.prod(info.train_shape[1:])
-        shape, factor = _timing_shape(int(macs * pixels), batch, info.eval_shape)
-        total = info.n_eval
+    net = _net(run_, g, "cpu").eval()
+    unit = g.eval_window or g.eval_shape
+    batch = max(1, min(g.eval_batch, 64, g.eval_windows if g.eval_window else g.eval_batch))
+    pixels = math.prod(unit[1:]) / math.prod(g.train_shape[1:])
+    shape, factor = _timing_shape(int(macs * pixels), batch, unit)
     x = torch.randn(batch, *shape)
     with torch.no_grad():
         seconds = _time(lambda: net(x), steps)
-    return seconds * factor / batch * total
+    return seconds * factor / batch * g.n_eval * g.eval_windows
 
 
 def _time_data(run_: Run, _cache: dict) -> tuple[float | None, float | None, str]:
@@ -328,17 +274,9 @@ class Estimate:
 
 
 def _steps_and_evals(run_: Run) -> tuple[int, int]:
-    cfg, info = run_.config, _info(run_)
-    epochs, batch = int(cfg["optim"]["epochs"]), int(cfg["optim"]["batch_size"])
-    task = cfg.get("task", "classification")
-    if task == "segmentation3d":
-        per_epoch = int(cfg[task]["iterations"])
-    elif task == "segmentation":
-        per_epoch = max(1, info.n_train // batch)  # the last incomplete batch is dropped
-    else:
-        per_epoch = math.ceil(info.n_train / batch)
-    evals = math.ceil(epochs / int(cfg["run"]["eval_every"]))  # every N epochs and after the last
-    return per_epoch * epochs, evals
+    cfg = run_.config
+    evals = math.ceil(int(cfg["optim"]["epochs"]) / int(cfg["run"]["eval_every"]))  # every N epochs and the last
+    return geometry(cfg).steps_per_epoch * int(cfg["optim"]["epochs"]), evals
 
 
 def estimate(run_: Run, time_steps: int = 2, _cache: dict | None = None) -> Estimate:
@@ -362,10 +300,10 @@ def estimate(run_: Run, time_steps: int = 2, _cache: dict | None = None) -> Esti
         except Exception as err:  # a model that cannot be counted at this input: say so
             e.note = f"cost not counted: {err}"
         if time_steps > 0 and e.macs is not None:
-            info = _info(run_)
+            g = geometry(cfg)
             try:
-                e.step_seconds = _time_train_step(run_, info, e.macs, time_steps)
-                e.eval_seconds = _time_eval(run_, info, e.macs, time_steps)
+                e.step_seconds = _time_train_step(run_, g, e.macs, time_steps)
+                e.eval_seconds = _time_eval(run_, g, e.macs, time_steps)
             except Exception as err:
                 e.note = (e.note + "; " if e.note else "") + f"not timed: {err}"
         cache[key] = e

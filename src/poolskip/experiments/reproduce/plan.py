@@ -82,23 +82,25 @@ def _columns(command: str, scale: str, dataset: str | None) -> list[tuple[str, s
     columns = list(ov.columns or [(c, c) for c in table.columns])
     if dataset is None:
         return columns
-    if table.task == "classification":
+    if table.column_by_name:
         return [(dataset, _paper_column(dataset, table.columns))]
     return [(dataset, column) for _, column in columns[:1]]
 
 
-def _control_rows(net: Net, ours: object, dataset: str, skip: set[str]) -> list[tuple[str, str, object, dict]]:
-    """The controls' rows (suffix, key, pool_skip, model_kwargs) for one network, costs counted at the
-    dataset's input shape (nnU-Net planned for that patch; the run itself keeps the task's plan)."""
-    from .estimate import DATASETS
+def _control_rows(
+    net: Net, ours: object, config: dict[str, Any], skip: set[str]
+) -> list[tuple[str, str, object, dict]]:
+    """The controls' rows (suffix, key, pool_skip, model_kwargs) for one network, costs counted at the input
+    the task of ``config`` (the network's resolved config) trains on (nnU-Net planned for that patch; the run
+    itself keeps the task's plan)."""
+    from .estimate import geometry
 
-    info = DATASETS.get(dataset)
-    n_classes, shape = (info.classes, info.train_shape) if info else (10, (3, 32, 32))
+    g = geometry(config)
     rows = []
     for name in CONTROLS:
         if name in skip or (name == "wide" and not has_width(net.model)):
             continue  # no width knob: run() says so, nothing to run
-        ps, mk = control_spec(name, net.model, ours, net.kwargs, n_classes, shape)
+        ps, mk = control_spec(name, net.model, ours, net.kwargs, g.classes, g.train_shape)
         rows.append((CONTROL_LABELS[name], name, ps, {**net.kwargs, **{k: v for k, v in mk.items() if k == "width"}}))
     return rows
 
@@ -140,9 +142,10 @@ def plan(
             recipe = ov.recipe or table.recipe(column, net.paper_model or model)
             ours = table.pool_skip_for.get(f"{column}/{model}", table.pool_skip_for.get(column, True))
             rows = [(s, k, ours if k == "pool_skip" else ps, dict(net.kwargs)) for s, k, ps in table.variants]
-            if controls:
-                rows += _control_rows(net, ours, ds, skip={k for _, k, _, _ in rows})
             scale_layer = {**ov.config, **ov.per_model.get(model, {})}
+            if controls:
+                config = resolve(recipe, {"model": model, "dataset": ds}, scale_layer, dataset_overrides(ds), cli)
+                rows += _control_rows(net, ours, config, skip={k for _, k, _, _ in rows})
             for suffix, key, pool_skip, kwargs in rows:
                 if command == "table4":  # Table 4's labels are the paper's column heads
                     row = {k: s for s, k, _ in TABLE4_ROWS}.get(key) or CONTROL_LABELS[key]

@@ -74,7 +74,9 @@ class Table:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     folds: tuple[int, ...] | None = None  # table3: 5-fold cross-validation
     pool_skip_for: Mapping[str, object] = field(default_factory=dict)  # "column" or "column/model" -> "+ours"
-    task: str = "classification"
+    #: a ``--dataset`` is compared with the column of its name or else the closest one (True: any image
+    #: classification set fills any column), or with the scale's first column (False: it stands in for them)
+    column_by_name: bool = True
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -130,7 +132,7 @@ PAPER: dict[str, Table] = {
         (Net("deeplabv3plus_mobilenet", "DLP_MobileNet"), Net("deeplabv3plus_resnet101", "DLP_ResNet101")),
         PLAIN_AND_OURS,
         {"cityscapes": "deeplab_cityscapes", "voc": "deeplab_voc"},
-        task="segmentation",
+        column_by_name=False,
     ),
     "table3": Table(
         (Net("vnet", "V-Net"), Net("nnunet", "nnUNet")),
@@ -139,7 +141,7 @@ PAPER: dict[str, Table] = {
         seeds=(0,),
         folds=(0, 1, 2, 3, 4),
         pool_skip_for={"amos/nnunet": "nnunet_amos"},  # the paper: every encoder stage but the last on AMOS
-        task="segmentation3d",
+        column_by_name=False,
     ),
     "table4": Table(
         (Net("vgg16", "VGG16"),),
