@@ -81,6 +81,17 @@ for folder in ("8-epochs", "3-epochs"):
     add(where, "+{Pool,Conv} vs +{Conv,Skip}", "test error %", t4["+{Pool,Conv}"], t4["+{Conv,Skip}"], "lower")
     add(where, "+{Ours} vs +{Pool,Skip}", "test error %", t4["+{Ours}"], t4["+{Pool,Skip}"], "lower")
 
+# repro-table4-quick-v2: the calibrated quick regime (VGG16 width 8, 4 epochs of all 50,000 CIFAR-10 JPEGs, one-cycle
+# at peak lr 0.02, all 10,000 test images), 3 seeds; read from each run's summary.json
+t4 = "repro-table4-quick-v2/table4-quick/runs/imagefolder-as-cifar100_VGG16-width-8-_{}/seed*/summary.json"
+v2 = {row: run_values(t4.format(key)) for row, key in (("VGG16", "plain"), ("+{Pool,Skip}", "pool_skip_only"),
+      ("+{Conv,Skip}", "conv_skip"), ("+{Pool,Conv}", "pool_conv"), ("+{Ours}", "pool_skip"))}  # fmt: skip
+for row in ("+{Ours}", "+{Pool,Skip}", "+{Conv,Skip}", "+{Pool,Conv}"):
+    add("repro-table4-quick-v2", f"{row} vs plain VGG16", "test error %", v2[row], v2["VGG16"], "lower")
+for a, b in (("+{Ours}", "+{Pool,Skip}"), ("+{Ours}", "+{Conv,Skip}"), ("+{Ours}", "+{Pool,Conv}"),
+             ("+{Pool,Conv}", "+{Conv,Skip}")):  # fmt: skip
+    add("repro-table4-quick-v2", f"{a} vs {b}", "test error %", v2[a], v2[b], "lower")
+
 # repro-fig3-quick: ResNet50/101/152 width 4, 4 epochs, 3 seeds
 f3 = table_values("repro-fig3-quick/fig3.csv")
 for depth in (50, 101, 152):
