@@ -32,6 +32,7 @@ __all__ = [
     "SCALES",
     "TINY",
     "QUICK_CIFAR",
+    "QUICK_MOBILENET",
     "Net",
     "Overlay",
     "Table",
@@ -185,9 +186,12 @@ def one_cycle(epochs: int, warmup_fraction: float = 0.2) -> dict[str, Any]:
 
 #: The quick CIFAR regime of Tables 1 and 4, calibrated on real CIFAR-10 (results/calib-quick-cifar10/): width-8
 #: networks, 4 epochs of all 50,000 training images, one-cycle at peak lr 0.02, channels_last. Plain VGG16
-#: reached 33.17 % and ResNet18 31.21 % test error there (one seed each); MobileNet only 50.21 % (it needs a
-#: higher rate: 37.44 % at 0.1), so its quick row is a weakly trained network.
+#: reached 33.17 % (33.07 ± 0.09 over 3 seeds in the Table 4 re-run) and ResNet18 31.21 % test error there.
 QUICK_CIFAR = {**one_cycle(4), "lr": 0.02, "channels_last": True, "train_subset": 50000, "eval_every": 4}
+
+#: MobileNet at width 8 stays at 50.21 % in that regime (37.44 % at lr 0.1): its rows (plain, Pool Skip and its
+#: controls alike) train 6 epochs at peak lr 0.1, where the plain network reached 29.83 % (one seed).
+QUICK_MOBILENET = {**one_cycle(6), "lr": 0.1, "eval_every": 6}
 
 
 def _resnets(depths: Sequence[int], width: int) -> tuple[Net, ...]:
@@ -210,6 +214,7 @@ QUICK: dict[str, Overlay] = {
         ),
         columns=(("cifar10", "cifar10"),),
         config=QUICK_CIFAR,
+        per_model={"mobilenet": QUICK_MOBILENET},
     ),
     "table4": Overlay(  # one plain run ~50 min at one thread on a busy 2-core CPU (results/calib-quick-cifar10)
         seeds=(0, 1, 2),
