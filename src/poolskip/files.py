@@ -17,6 +17,13 @@ from typing import BinaryIO
 import torch
 
 
+def escapes(path: str | os.PathLike, root: str | os.PathLike) -> Path | None:
+    """Where ``path`` really leads (symbolic links resolved) if that is outside ``root`` (resolved too), else
+    None: the one containment test for files a dataset names and for run directories."""
+    target = Path(path).resolve()
+    return None if target.is_relative_to(Path(root).resolve()) else target
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(fh)`` on a temporary binary file next to ``path``, then rename it to ``path``."""
     path = Path(path)

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from ..errors import PoolskipError
-from ..files import atomic_write_text, remove_stale_temp_files
+from ..files import atomic_write_text, escapes, remove_stale_temp_files
 
 __all__ = ["RunDir", "RunDirError", "confine", "lock_held", "new_run_dir", "remove_empty_dirs"]
 
@@ -81,8 +81,8 @@ def confine(path: str | os.PathLike, root: str | os.PathLike) -> Path:
     """``path``, checked to lead inside ``root`` once symbolic links are resolved (a run name, seed or fold
     directory that is a link to elsewhere would write there)."""
     path, root = Path(path), Path(root)
-    real, real_root = path.resolve(), root.resolve()
-    if real != real_root and real_root not in real.parents:
+    real = escapes(path, root)
+    if real is not None:
         raise RunDirError(
             f"{path} leads to {real}, outside {root} (a symbolic link): a run directory stays inside --out-dir; "
             "remove the link or choose another --run-name"
