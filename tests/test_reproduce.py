@@ -382,3 +382,28 @@ def test_mean_std_and_its_cell():
     assert format_mean_std(mean, std, 3) == "3.00 ± 2.65 (n=3)"
     assert format_mean_std(3.0, None) == "3.00"
     assert format_mean_std(None, None, 0, missing="not run") == "not run"
+
+
+def test_time_estimates_time_the_runs_own_batch_memory_format_and_threads():
+    """The dry run's step time is measured as the run will compute: its batch where that is cheap (per-sample
+    time on a CPU depends on the batch), a smaller batch then smaller inputs (scaled back by MACs) where it is
+    not, with the run's ``--threads`` and channels_last."""
+    import importlib
+
+    est = importlib.import_module("poolskip.experiments.reproduce.estimate")  # the module, not its function
+    assert est._timing_input(1_000_000, 128, (3, 32, 32), 16) == (128, (3, 32, 32), 1.0)
+    # 1 GMAC per input at batch 128: the batch halves down to 16, then the image to 256x256 (4x fewer pixels)
+    assert est._timing_input(10**9, 128, (3, 512, 512), 16) == (16, (3, 256, 256), 32.0)
+    r = plan("table1", "quick", threads=1)[0]
+    assert r.config["run"]["threads"] == 1 and r.config["run"]["channels_last"] is True
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with est._as_the_run(r):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    net, x = est._layout(r, torch.nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8))
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert net.weight.is_contiguous(memory_format=torch.channels_last)

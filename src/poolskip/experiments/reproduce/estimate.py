@@ -13,7 +13,8 @@ evaluation batch, and wall time (preprocessing, training steps, evaluations).
   windows: a batch of windows plus the whole volume's accumulated logits and probabilities, as MONAI's
   ``sliding_window_inference`` keeps them).
 - Wall time (:func:`estimate`): a few training steps and one evaluation forward pass timed here on
-  synthetic batches (at a smaller input, scaled by MACs, when the real one would take long on this
+  synthetic batches of the run's batch size, memory format (``channels_last``) and torch threads (a
+  smaller batch, then a smaller input, scaled by MACs, when the real one would take long on this
   machine), times the steps and evaluations of the schedule, plus the task's data preparation (decoding
   and caching, then loading the cache) timed once per dataset where the data is on this machine.
 """
@@ -25,6 +26,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -159,7 +161,7 @@ def peak_memory(run_: Run) -> tuple[int, int]:
 # ------------------------------------------------------------------------------------------ time
 
 #: Multiply-adds one timed forward pass may take here; larger inputs are timed smaller and scaled by MACs.
-_TIMING_MACS = 2e10
+_TIMING_MACS = 1e10
 
 
 def _loss(out):
@@ -168,15 +170,20 @@ def _loss(out):
     return out.float().mean()
 
 
-def _timing_shape(macs_per_sample: int, batch: int, shape: tuple[int, ...]) -> tuple[tuple[int, ...], float]:
-    """The input timed here and the factor its time is multiplied by (spatial sizes halved until the pass
-    is cheap enough; MACs scale with the number of pixels/voxels for these fully convolutional networks)."""
-    shape, factor = tuple(shape), 1.0
-    while macs_per_sample * batch / factor > _TIMING_MACS and min(shape[1:]) >= 32:
+def _timing_input(macs: int, batch: int, shape: tuple[int, ...], least: int) -> tuple[int, tuple[int, ...], float]:
+    """``(batch, shape, factor)``: the input timed here and the factor its time is multiplied by to give a
+    pass of ``batch`` inputs of ``shape`` (``macs`` each). The run's own batch and input where one pass costs
+    under :data:`_TIMING_MACS`, since per-sample time on a CPU depends on the batch; otherwise the batch
+    halved (down to ``least``), then the spatial sizes halved (MACs scale with the number of pixels/voxels for
+    these fully convolutional networks)."""
+    shape, timed, pixels = tuple(shape), batch, 1.0
+    while macs * timed > _TIMING_MACS and timed > least:
+        timed = max(least, timed // 2)
+    while macs * timed / pixels > _TIMING_MACS and min(shape[1:]) >= 32:
         smaller = (shape[0], *(s // 2 for s in shape[1:]))
-        factor *= math.prod(shape[1:]) / math.prod(smaller[1:])
+        pixels *= math.prod(shape[1:]) / math.prod(smaller[1:])
         shape = smaller
-    return shape, factor
+    return timed, shape, batch / timed * pixels
 
 
 def _time(fn, steps: int, budget: float = 1.0, most: int = 20) -> float:
@@ -191,15 +198,37 @@ def _time(fn, steps: int, budget: float = 1.0, most: int = 20) -> float:
     return min(times)
 
 
-def _time_train_step(run_: Run, g: NominalGeometry, macs: int, steps: int) -> float:
-    """Seconds of one training step at the run's batch size, measured on a few small synthetic batches."""
+@contextmanager
+def _as_the_run(run_: Run):
+    """Time as the run will compute: with its ``threads`` torch threads (where it sets them)."""
     import torch
 
-    net = _net(run_, g, "cpu").train()
+    before, threads = torch.get_num_threads(), run_.config.get("run", {}).get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _layout(run_: Run, net, x):
+    """``net`` and ``x`` in the run's memory format (``channels_last`` for 2D inputs where the run sets it)."""
+    import torch
+
+    if run_.config.get("run", {}).get("channels_last") and x.dim() == 4:
+        return net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    return net, x
+
+
+def _time_train_step(run_: Run, g: NominalGeometry, macs: int, steps: int) -> float:
+    """Seconds of one training step at the run's batch size, measured on synthetic batches (the run's own
+    batch, memory format and threads where that is cheap enough; see :func:`_timing_input`)."""
+    import torch
+
     full = int(run_.config["optim"]["batch_size"])
-    batch = min(full, 16 if len(g.train_shape) <= 3 else 2)
-    shape, factor = _timing_shape(macs, batch, g.train_shape)
-    x = torch.randn(batch, *shape)
+    batch, shape, factor = _timing_input(macs, full, g.train_shape, 16 if len(g.train_shape) <= 3 else 2)
+    net, x = _layout(run_, _net(run_, g, "cpu").train(), torch.randn(batch, *shape))
     y = torch.randint(0, g.classes, (batch,))
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
 
@@ -214,7 +243,8 @@ def _time_train_step(run_: Run, g: NominalGeometry, macs: int, steps: int) -> fl
         loss.backward()
         opt.step()
 
-    return _time(step, steps) * factor / batch * full
+    with _as_the_run(run_):
+        return _time(step, steps) * factor
 
 
 def _time_eval(run_: Run, g: NominalGeometry, macs: int, steps: int) -> float:
@@ -222,15 +252,14 @@ def _time_eval(run_: Run, g: NominalGeometry, macs: int, steps: int) -> float:
     of whole inputs or of sliding windows (``macs``: per training input, scaled to the pass's input)."""
     import torch
 
-    net = _net(run_, g, "cpu").eval()
     unit = g.eval_window or g.eval_shape
-    batch = max(1, min(g.eval_batch, 64, g.eval_windows if g.eval_window else g.eval_batch))
+    full = max(1, min(g.eval_batch, g.eval_windows if g.eval_window else g.eval_batch))
     pixels = math.prod(unit[1:]) / math.prod(g.train_shape[1:])
-    shape, factor = _timing_shape(int(macs * pixels), batch, unit)
-    x = torch.randn(batch, *shape)
-    with torch.no_grad():
+    batch, shape, factor = _timing_input(int(macs * pixels), full, unit, 1)
+    net, x = _layout(run_, _net(run_, g, "cpu").eval(), torch.randn(batch, *shape))
+    with torch.no_grad(), _as_the_run(run_):
         seconds = _time(lambda: net(x), steps)
-    return seconds * factor / batch * g.n_eval * g.eval_windows
+    return seconds * factor / full * g.n_eval * g.eval_windows
 
 
 def _time_data(run_: Run, _cache: dict) -> tuple[float | None, float | None, str]:
@@ -286,8 +315,9 @@ def estimate(run_: Run, time_steps: int = 2, _cache: dict | None = None) -> Esti
     if run_.note:
         return Estimate(note=run_.note)
     cfg = run_.config
-    key = json.dumps(
-        [run_.model, cfg.get("model_kwargs"), cfg.get("pool_skip"), run_.dataset, cfg.get("optim"), cfg.get("run"),
+    computing = {k: v for k, v in cfg.get("run", {}).items() if k not in ("seed", "out_dir", "run_name")}
+    key = json.dumps(  # the seeds of one row cost the same: timed once
+        [run_.model, cfg.get("model_kwargs"), cfg.get("pool_skip"), run_.dataset, cfg.get("optim"), computing,
          cfg.get(cfg.get("task"))],
         sort_keys=True,
         default=str,
