@@ -1,6 +1,6 @@
 """The prediction picture of the short CPU run: 3 CamVid test images, ground truth, plain and Pool Skip.
 
-    PYTHONPATH=src python3 results/seg2d-camvid-cpu/figure.py   (from the repository root, after run.sh)
+PYTHONPATH=src python3 results/seg2d-camvid-cpu/figure.py   (from the repository root, after run.sh)
 """
 
 from pathlib import Path
