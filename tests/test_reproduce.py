@@ -283,6 +283,16 @@ def test_run_records_the_table_and_csv_after_training(tmp_path, monkeypatch, cap
     monkeypatch.setattr(trainer, "train", lambda *a, **k: pytest.fail("trained a finished run"))
     assert _run(_args("fig3", tmp_path, "--scale", "tiny", "--seeds", "0", "1")) == 0
     assert "0 run(s) trained" in capsys.readouterr().out
+    # --table-only tabulates what is finished of a larger plan (a stopped reproduction) and trains nothing
+    (root / "fig3.md").unlink()
+    assert _run(_args("fig3", tmp_path, "--scale", "tiny", "--seeds", "0", "1", "2", "--table-only")) == 0
+    out = capsys.readouterr().out
+    assert "table of the 4 finished run(s) of 6 planned (2 not finished" in out
+    assert "20.50 ± 0.71 (n=2)" in (root / "fig3.md").read_text() and not list((root / "runs").glob("*/seed2"))
+    with pytest.raises(command_line.UsageError, match="no runs under .*nothing of this plan was trained"):
+        command_line.run(_args("fig3", tmp_path / "elsewhere", "--scale", "tiny", "--table-only"))
+    with pytest.raises(command_line.UsageError, match="--table-only and --dry-run"):
+        command_line.run(_args("fig3", tmp_path, "--scale", "tiny", "--table-only", "--dry-run"))
 
 
 def test_run_is_a_dataclass_with_a_stable_directory_name():

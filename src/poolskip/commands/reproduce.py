@@ -57,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="list the runs with their cost, peak memory and time; train nothing"
     )
     parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="write the table/figure of the runs finished so far under --out (e.g. of a stopped reproduction, "
+        "each checked against the plan); train nothing",
+    )
+    parser.add_argument(
         "--time-steps",
         type=int,
         default=2,
@@ -93,6 +99,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
             torch.device(device)
         except (RuntimeError, TypeError):
             raise UsageError(f"--devices: {device!r} is not a device; use cpu, cuda or cuda:N") from None
+    if args.table_only and args.dry_run:
+        raise UsageError("--table-only and --dry-run: choose one (--dry-run lists the plan, --table-only tabulates it)")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out} is a file, not a folder; choose another --out")
 
@@ -116,6 +124,23 @@ def _check_datasets(runs) -> None:
             )
 
 
+def _table_only(args: argparse.Namespace, runs, root: Path) -> int:
+    """``--table-only``: the table/figure of the plan's runs finished under ``root`` (each checked against the
+    plan as a skipped run is); the others are counted, not trained."""
+    if not (root / "runs").is_dir():
+        raise UsageError(f"--table-only: no runs under {root / 'runs'}; nothing of this plan was trained under --out")
+    statuses = refuse_held(runs, root, training=False)
+    records = collect(runs, root)
+    written = write_outputs(args.command, args.scale, records, root)
+    print(render_table(args.command, records, args.scale))
+    finished = sum(s == "finished" for s in statuses)
+    print(
+        f"table of the {finished} finished run(s) of {len(runs)} planned ({len(runs) - finished} not finished, "
+        f"not trained: --table-only); wrote {', '.join(str(p) for p in written)}"
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """``poolskip reproduce``: plan, (dry-run or) train what is left, write the table/figure."""
     _check_arguments(args)
@@ -137,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run_report(runs, root, args.time_steps))
         return 0
+    if args.table_only:
+        return _table_only(args, runs, root)
     refuse_held(runs, root)  # before plan.json: a run another process trains stops this with nothing written
     root.mkdir(parents=True, exist_ok=True)
     (root / "plan.json").write_text(json.dumps(dump(runs), indent=1, default=str))

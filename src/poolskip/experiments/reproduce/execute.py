@@ -47,12 +47,13 @@ def _refuse_changed(r: Run, run_dir: Path) -> None:
         )
 
 
-def refuse_held(runs: Sequence[Run], root: Path) -> list[str]:
+def refuse_held(runs: Sequence[Run], root: Path, training: bool = True) -> list[str]:
     """Each run's status (:func:`run_status`), read once; a run another process is training (its lock is
-    held, e.g. a concurrent ``poolskip train`` into it) stops the reproduction before it writes anything, as
-    does a run on disk whose config differs from the plan's (:func:`_refuse_changed`)."""
+    held, e.g. a concurrent ``poolskip train`` into it) stops the reproduction before it writes anything
+    (where this one would train: ``training``), as does a run on disk whose config differs from the plan's
+    (:func:`_refuse_changed`)."""
     statuses = [run_status(root / "runs" / r.name) for r in runs]
-    held = [r.name for r, status in zip(runs, statuses) if not r.note and status == "running"]
+    held = [r.name for r, status in zip(runs, statuses) if training and not r.note and status == "running"]
     if held:
         raise ResultsError(
             f"{len(held)} run(s) are being trained by another process (their lock is held), e.g. "
