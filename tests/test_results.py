@@ -182,3 +182,23 @@ def test_folds_read_their_status_through_the_reader(runs, tmp_path):
     assert folds3d.run_folds(Cfg, tmp_path / "f", log=said.append) == [fold]
     assert "finished" in said[0] and (fold / "summary.json").read_text() == before
     assert torch.load(fold / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_only_the_writer_rank_opens_a_run_directory(tmp_path):
+    """Under DDP every rank opens the run after the writer may have written it: a slow non-writer rank must not
+    check the directory again and find the writer's new ``config.yaml`` (it refused the run as "already holds a
+    run", exit 2, when the CPU was busy)."""
+    d = tmp_path / "run"
+    writer = RunDir(d)
+    writer.check(resume=False)
+    other = RunDir(d, writer=False)
+    other.check(resume=False)  # both ranks check before anything is written
+    writer.open(resume=False)
+    (d / "config.yaml").write_text("model: x\n")  # the writer's first file
+    try:
+        other.open(resume=False)  # the slow rank arrives now: nothing to refuse, nothing written
+        assert sorted(p.name for p in d.iterdir()) == [".lock", "config.yaml"]
+        with pytest.raises(Exception, match="holds a run"):
+            RunDir(d).open(resume=False)  # a second writer is still refused
+    finally:
+        writer.close()

@@ -195,10 +195,12 @@ class RunDir:
     def open(self, resume: bool, overwrite: bool = False) -> None:
         """:meth:`check` the directory, then make it, take the writer's lock and check again (a process that
         held the lock may have written it meanwhile); clear it for ``overwrite`` (or a resume that starts
-        afresh) and remove stale temp files."""
-        self.check(resume, overwrite)
+        afresh) and remove stale temp files. Only the writer opens: the other ranks checked the directory with
+        :meth:`check` before training started, and checking it again here would race with the writer's own
+        writes (a slow rank 1 found rank 0's new ``config.yaml`` and refused the run as "already holds a run")."""
         if not self.writer:
             return
+        self.check(resume, overwrite)
         with self._writing(self.path):
             if overwrite and not resume and (self.path / ".lock").is_symlink():
                 (self.path / ".lock").unlink()
