@@ -253,7 +253,7 @@ def _time_eval(run_: Run, g: NominalGeometry, macs: int, steps: int) -> float:
     import torch
 
     unit = g.eval_window or g.eval_shape
-    full = max(1, min(g.eval_batch, g.eval_windows if g.eval_window else g.eval_batch))
+    full = max(1, min(g.eval_batch, g.eval_windows) if g.eval_window else g.eval_batch)  # inputs of one pass
     pixels = math.prod(unit[1:]) / math.prod(g.train_shape[1:])
     batch, shape, factor = _timing_input(int(macs * pixels), full, unit, 1)
     net, x = _layout(run_, _net(run_, g, "cpu").eval(), torch.randn(batch, *shape))
