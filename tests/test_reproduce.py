@@ -417,3 +417,20 @@ def test_time_estimates_time_the_runs_own_batch_memory_format_and_threads():
     net, x = est._layout(r, torch.nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8))
     assert x.is_contiguous(memory_format=torch.channels_last)
     assert net.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_step_time_is_the_median_after_warm_up_not_the_fastest_call(monkeypatch):
+    """A run's steps average what the median of timed steps sees; the fastest call is one a run rarely
+    repeats, and the first calls pay for allocation (a fake clock: each call takes the next duration)."""
+    import importlib
+
+    est = importlib.import_module("poolskip.experiments.reproduce.estimate")
+    clock, durations = [0.0], iter([9.0, 8.0, 0.1, 0.5, 0.3, 0.4, 0.2] + [1000.0] * 20)
+    monkeypatch.setattr(est.time, "perf_counter", lambda: clock[0])
+
+    def step():
+        clock[0] += next(durations)
+
+    # two warm-up calls (9, 8) ignored; then at least 3 calls, more while under the 1.4 s budget: 0.1..0.2
+    # (1.5 s); the 1000 s call is not reached. The fastest call (0.1) is not the answer.
+    assert est._time(step, 3, budget=1.4) == pytest.approx(0.3)
