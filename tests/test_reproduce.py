@@ -268,6 +268,8 @@ def test_stand_in_dataset_has_no_difference_to_the_papers_number(tmp_path):
         assert cells[3] == "51.50 (n=1)" and "+1.50" in cells and "camvid for Cityscapes" in md and "left out" in md
         if scale == "paper":
             assert cells[5] == "—"  # ours - paper left out
+        else:  # the paper's caption ("over 5 seeds") is not said of our cells
+            assert md.splitlines()[0].endswith("over 5 seeds (the paper's caption; ours: quick scale, n per cell)")
 
 
 def test_run_records_the_table_and_csv_after_training(tmp_path, monkeypatch, capsys):

@@ -163,7 +163,11 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
                 if p is not None and bp is not None:
                     cells[f"{c}:paper_vs_plain"] = float(p["mean"] - bp["mean"])
         rows.append(cells)
-    lines = [f"## {data['title']}", ""]
+    title = data["title"]  # the paper's caption (its seeds); ours below, at a shortened scale, has each cell's n
+    lines = [
+        f"## {title}" if at_paper_scale else f"## {title} (the paper's caption; ours: {scale} scale, n per cell)",
+        "",
+    ]
     if not at_paper_scale:
         lines += [
             f"Scale: **{scale}** — a shortened run, NOT the paper's protocol: our numbers are not comparable with "
