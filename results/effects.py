@@ -92,15 +92,6 @@ for net in ("ResNet18", "MobileNet"):
         "depthwise Pool Skip": t1[f"{net} (width 8) +ours, depthwise inner conv"],
     })  # fmt: skip
 
-# repro-table4-quick: VGG16 width 8 on the same subset, 3 seeds; 8 epochs and the first 3-epoch pass
-for folder in ("8-epochs", "3-epochs"):
-    t4 = table_values(f"repro-table4-quick/{folder}/table4.csv")
-    where = f"repro-table4-quick/{folder}"
-    for row in ("+{Ours}", "+{Pool,Skip}", "+{Conv,Skip}", "+{Pool,Conv}"):
-        add(where, f"{row} vs plain VGG16", "test error %", t4[row], t4["VGG16"], "lower")
-    add(where, "+{Pool,Conv} vs +{Conv,Skip}", "test error %", t4["+{Pool,Conv}"], t4["+{Conv,Skip}"], "lower")
-    add(where, "+{Ours} vs +{Pool,Skip}", "test error %", t4["+{Ours}"], t4["+{Pool,Skip}"], "lower")
-
 # repro-table4-quick-v2: the calibrated quick regime (VGG16 width 8, 4 epochs of all 50,000 CIFAR-10 JPEGs, one-cycle
 # at peak lr 0.02, all 10,000 test images), 3 seeds; read from each run's summary.json
 t4 = "repro-table4-quick-v2/table4-quick/runs/imagefolder-as-cifar100_VGG16-width-8-_{}/seed*/summary.json"
@@ -111,14 +102,6 @@ for row in ("+{Ours}", "+{Pool,Skip}", "+{Conv,Skip}", "+{Pool,Conv}"):
 for a, b in (("+{Ours}", "+{Pool,Skip}"), ("+{Ours}", "+{Conv,Skip}"), ("+{Ours}", "+{Pool,Conv}"),
              ("+{Pool,Conv}", "+{Conv,Skip}")):  # fmt: skip
     add("repro-table4-quick-v2", f"{a} vs {b}", "test error %", v2[a], v2[b], "lower")
-
-# repro-fig3-quick: ResNet50/101/152 width 4, 4 epochs, 3 seeds
-f3 = table_values("repro-fig3-quick/fig3.csv")
-for depth in (50, 101, 152):
-    add("repro-fig3-quick", f"ResNet{depth}: Pool Skip vs plain", "test error %", f3[f"ResNet{depth} (width 4) +ours"],
-        f3[f"ResNet{depth} (width 4)"], "lower")  # fmt: skip
-add("repro-fig3-quick", "plain ResNet152 vs plain ResNet50", "test error %", f3["ResNet152 (width 4)"],
-    f3["ResNet50 (width 4)"], "lower")  # fmt: skip
 
 # seg2d-camvid-cpu (182 steps) and -12ep (540 steps): DeepLabv3+ MobileNetV2 from scratch, 2 seeds
 for folder in ("seg2d-camvid-cpu", "seg2d-camvid-cpu-12ep"):
