@@ -58,7 +58,9 @@ for label, when, path, key in RUNS:
 print("| run | weights | " + " | ".join(f"Hoyer {s}" for s in STAGES) + " | l2/l1 max (layer) |")
 print("|---|---|" + "---:|" * (len(STAGES) + 1))
 for label, when, st, l2_l1, index, _, _ in rows:
-    print(f"| {label} | {when} | " + " | ".join(f"{st[s]['hoyer']:.3f}" for s in STAGES) + f" | {l2_l1:.3f} ({index}) |")
+    print(
+        f"| {label} | {when} | " + " | ".join(f"{st[s]['hoyer']:.3f}" for s in STAGES) + f" | {l2_l1:.3f} ({index}) |"
+    )
 print("\n| run | weights | " + " | ".join(f"dead units {s}" for s in STAGES) + " | near-zero mean |")
 print("|---|---|" + "---:|" * (len(STAGES) + 1))
 for label, when, st, _, _, _, near_zero in rows:

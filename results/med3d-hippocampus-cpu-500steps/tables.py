@@ -88,7 +88,9 @@ for (m, v), s in seed0.items():
     dice = {25 * r["epoch"]: f"{r['dice']:.2f}" for r in s["history"] if "dice" in r}
     print(f"| {NAMES[m]} {NAMES[v]} | " + " | ".join(dice.get(step, "") for step in (125, 250, 375, 500)) + " |")
 
-print("\n| nnU-Net | seed 0 Dice / NSD / IoU | seed 1 Dice / NSD / IoU | mean ± std over the 2 seeds (Dice, NSD, IoU) |")
+print(
+    "\n| nnU-Net | seed 0 Dice / NSD / IoU | seed 1 Dice / NSD / IoU | mean ± std over the 2 seeds (Dice, NSD, IoU) |"
+)
 print("|---|---:|---:|---:|")
 two = {v: [read(f"nnunet_{v}{s}")["final_metrics"] for s in ("", "_seed1")] for v in ("plain", "pool_skip")}
 for v, runs in two.items():
@@ -97,8 +99,10 @@ for v, runs in two.items():
                        for m in ("dice", "nsd", "iou"))  # fmt: skip
     print(f"| {NAMES[v]} | {seeds} | {spread} |")
 diffs = [" / ".join(f"{ps[m] - pl[m]:+.2f}" for m in ("dice", "nsd", "iou")) for pl, ps in zip(*two.values())]
-means = ", ".join(f"{statistics.fmean(f[m] for f in two['pool_skip']) - statistics.fmean(f[m] for f in two['plain']):+.2f}"
-                  for m in ("dice", "nsd", "iou"))  # fmt: skip
+means = ", ".join(
+    f"{statistics.fmean(f[m] for f in two['pool_skip']) - statistics.fmean(f[m] for f in two['plain']):+.2f}"
+    for m in ("dice", "nsd", "iou")
+)
 print(f"| Pool Skip − plain | {diffs[0]} | {diffs[1]} | {means} |")
 
 print("\nrun: wall clock (GNU time), peak RSS, s per step (mean over the 20 epochs of 25 steps), evaluations")

@@ -53,15 +53,19 @@ for v, name in variants.items():
     h, wall, rss = history[v], *gnu_time(v)
     losses = ", ".join(f"{r['train_loss']:.3f}" for r in h)
     epochs = ", ".join(f"{r['epoch_seconds']:.0f}" for r in h)
-    print(f"| {name} | {losses} | {last[v]['dice']:.2f} | {last[v]['nsd']:.2f} | {last[v]['iou']:.2f} | {wall} "
-          f"| {epochs} | {last[v]['eval_seconds']:.0f} s | {rss:.2f} |")
+    print(
+        f"| {name} | {losses} | {last[v]['dice']:.2f} | {last[v]['nsd']:.2f} | {last[v]['iou']:.2f} | {wall} "
+        f"| {epochs} | {last[v]['eval_seconds']:.0f} s | {rss:.2f} |"
+    )
 train = {v: sum(r["epoch_seconds"] for r in h) for v, h in history.items()}
 print(f"\ntraining epochs: Pool Skip {train['pool_skip']:,.0f} s, plain {train['plain']:,.0f} s "
       f"({train['pool_skip'] / train['plain']:.2f}x)")  # fmt: skip
 
 runs = {v: here / "runs" / f"nnunet_{v}{suffix}" / "seed0" for v in variants}
 if not all((d / "checkpoints" / "last.pt").is_file() for d in runs.values()):
-    print(f"\nslices{suffix}.png not redrawn: it needs the last checkpoints under runs/nnunet_*{suffix}/seed0 (not kept)")
+    print(
+        f"\nslices{suffix}.png not redrawn: it needs the last checkpoints under runs/nnunet_*{suffix}/seed0 (not kept)"
+    )
     sys.exit(0)
 
 from contextlib import nullcontext  # noqa: E402  (the picture only: torch and the data)

@@ -1,9 +1,10 @@
-"""report.md and report.csv of this folder, and the README's per-run table, from the committed run files.
+"""report.md and report.csv of this folder, and the README's per-run tables, from the committed run files.
 
-`poolskip report` wrote report.md/report.csv on 2026-11-28 (the layout of that day, with an empty paper column); today's `report` refuses these summaries (written
-before summaries had `model_kwargs` and `placement`), so this script rebuilds the same two files, in the layout
-of that time, from each run's summary.json (the monitored metric, mIoU %, at the final evaluation) and
-config.yaml (the model's options), then prints the README's per-run tables (from metrics.jsonl and `final_metrics`):
+`poolskip report` wrote report.md/report.csv on 2026-11-28 (the layout of that day, with an empty paper
+column); today's `report` refuses these summaries (written before summaries had `model_kwargs` and
+`placement`), so this script rebuilds the same two files, in the layout of that time, from each run's
+summary.json (the monitored metric, mIoU %, at the final evaluation) and config.yaml (the model's options),
+then prints the README's per-run tables (from metrics.jsonl and `final_metrics`):
 
     python3 results/seg2d-camvid-cpu-12ep/tables.py
 """
@@ -53,8 +54,8 @@ for v, name in VARIANTS.items():
         history = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines() if line.strip()]
         evals = " | ".join(f"{r['miou']:.2f}" for r in history if "miou" in r)
         f = s["final_metrics"]
-        print(f"| {name}, seed {s['seed']} | {evals} | {f['pixel_acc']:.2f} | {f['mean_acc']:.2f} | {f['eval_loss']:.3f} "
-              f"| {f['train_loss']:.3f} |")  # fmt: skip
+        print(f"| {name}, seed {s['seed']} | {evals} | {f['pixel_acc']:.2f} | {f['mean_acc']:.2f} "
+              f"| {f['eval_loss']:.3f} | {f['train_loss']:.3f} |")  # fmt: skip
 print("\n| run | IoU per class |\n|---|---|")
 for v, name in VARIANTS.items():
     for s in summaries[v]:

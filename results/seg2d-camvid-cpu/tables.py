@@ -56,5 +56,7 @@ for v, name in VARIANTS.items():
     for s in summaries[v]:
         f = s["final_metrics"]
         below2 = sum(x < 2 for x in f["class_iou"])
-        print(f"  {name}, seed {s['seed']}: {', '.join(f'{x:.1f}' for x in f['class_iou'])} ({below2} below 2); "
-              f"eval {f['eval_seconds']:.0f} s, wall {s['wall_seconds']:.0f} s; mIoU {s['final']:.3f}")
+        print(
+            f"  {name}, seed {s['seed']}: {', '.join(f'{x:.1f}' for x in f['class_iou'])} ({below2} below 2); "
+            f"eval {f['eval_seconds']:.0f} s, wall {s['wall_seconds']:.0f} s; mIoU {s['final']:.3f}"
+        )

@@ -36,15 +36,17 @@ cell = {v: f"{mean[v]:.2f} ± {std[v]:.2f} (n={n[v]})" for v in values}
     f"| {model} | {dataset} | {cell['false']} | {cell['true']} | {diff:.2f} |\n\n"
     "Top-1 test error (%) of the final epoch, mean ± sample std over seeds.\n"
 )
-(here / "report.csv").write_text(
+(here / "report.csv").write_text(  # csv's line ends, as the file was written
     "model,dataset,plain_n,plain_mean,plain_std,plain_seeds,pool_skip_n,pool_skip_mean,pool_skip_std,"
     "pool_skip_seeds,difference\r\n"
     f"{model},{dataset},{n['false']},{mean['false']!r},{std['false']!r},{seeds['false']},"
-    f"{n['true']},{mean['true']!r},{std['true']!r},{seeds['true']},{diff!r}\r\n"  # csv's line ends, as the file was written
+    f"{n['true']},{mean['true']!r},{std['true']!r},{seeds['true']},{diff!r}\r\n"
 )
 print((here / "report.md").read_text())
 for v, name in (("false", "plain"), ("true", "Pool Skip")):
     history = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in runs[v]]
     epochs = [" -> ".join(f"{r['test_error']:.2f}" for r in h) for h in history]
-    per_run = ", ".join(f"{s['final_error']:.2f} (seed {s['seed']}; per epoch {e})" for s, e in zip(summaries[v], epochs))
+    per_run = ", ".join(
+        f"{s['final_error']:.2f} (seed {s['seed']}; per epoch {e})" for s, e in zip(summaries[v], epochs)
+    )
     print(f"{name}: {per_run}")
