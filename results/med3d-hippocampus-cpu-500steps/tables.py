@@ -1,9 +1,9 @@
 """report/ and report_2seeds/ (report.md, report.csv) and the README's tables, from the committed run files.
 
 `poolskip report` wrote report/ and report_2seeds/ on 2026-11-28; today's `report` refuses these summaries
-(written before summaries had `model_kwargs` and `placement`), so this script rebuilds the same files, in the
-layout of that time, from each run's `files/*/summary.json` (the monitored Dice %, and NSD and IoU, at the final
-evaluation); the Table 3 section is today's `format_table3`. It then prints the README's tables (from
+(written before summaries had `model_kwargs` and `placement`), so this script rebuilds them with
+../legacy_report.py from each run's `files/*/summary.json` (the monitored Dice %, and NSD and IoU, at the
+final evaluation); the Table 3 section is today's `format_table3`. It then prints the README's tables (from
 summary.json and metrics.jsonl) and each run's wall clock, peak RSS (GNU time, in the `*.log` files) and
 seconds per step. The per-volume block is per_volume.py's (per_volume_*.txt), not this script's.
 
@@ -15,11 +15,15 @@ from __future__ import annotations
 import json
 import re
 import statistics
+import sys
 from pathlib import Path
 
 from poolskip.experiments.table3 import format_table3
 
 here = Path(__file__).resolve().parent
+sys.path.insert(0, str(here.parent))
+from legacy_report import write_report  # noqa: E402
+
 NAMES = {"nnunet": "nnU-Net", "vnet": "V-Net", "plain": "plain", "pool_skip": "Pool Skip"}
 
 
@@ -30,47 +34,22 @@ def read(name: str) -> dict:
     return s
 
 
-def cell(values: list[float]) -> str:
-    mean = sum(values) / len(values)
-    return f"{mean:.2f} ± {statistics.stdev(values):.2f} (n={len(values)})" if len(values) > 1 else f"{mean:.2f} (n=1)"
-
-
 def report(runs: list[str], out: Path) -> None:
-    """report.md and report.csv of ``runs`` (names under files/) in ``out``, as `poolskip report` wrote them."""
-    groups: dict[str, dict[str, list[dict]]] = {}
-    for name in runs:
-        s = read(name)
-        groups.setdefault(s["model"], {}).setdefault(s["variant"], []).append(s)
-    md = ["| model | dataset | metric | plain | +Pool Skip | Pool Skip − plain | paper (plain / +Pool Skip) |",
-          "|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
-    csv = ["model,dataset,metric,plain_n,plain_mean,plain_std,plain_seeds,mode,pool_skip_n,pool_skip_mean,"
-           "pool_skip_std,pool_skip_seeds,difference,paper_plain,paper_pool_skip"]  # fmt: skip
-    rows = []
-    for model in sorted(groups):
-        by = {v: sorted(ss, key=lambda s: s["seed"]) for v, ss in groups[model].items()}
-        first = by["plain"][0]
-        metric, mode = first["monitor"]["metric"], first["monitor"]["mode"]
-        better = "lower" if mode == "min" else "higher"
-        values = {v: [s["final"] for s in ss] for v, ss in by.items()}
-        mean = {v: sum(x) / len(x) for v, x in values.items()}
-        std = {v: statistics.stdev(x) if len(x) > 1 else 0.0 for v, x in values.items()}
-        seeds = {v: " ".join(str(s["seed"]) for s in ss) for v, ss in by.items()}
-        diff = mean["pool_skip"] - mean["plain"]
-        md.append(f"| {model} | {first['dataset']} | {metric} ({better} is better) | {cell(values['plain'])} "
-                  f"| {cell(values['pool_skip'])} | {diff:+.2f} | - |")  # fmt: skip
-        csv.append(f"{model},{first['dataset']},{metric},{len(values['plain'])},{mean['plain']!r},{std['plain']!r},"
-                   f"{seeds['plain']},{mode},{len(values['pool_skip'])},{mean['pool_skip']!r},{std['pool_skip']!r},"
-                   f"{seeds['pool_skip']},{diff!r},,")  # fmt: skip
-        rows += [{"dataset": s["dataset"], "model": model, "variant": v, **{m: s["final_metrics"][m] for m in
-                  ("dice", "nsd", "iou")}} for v, ss in by.items() for s in ss]  # fmt: skip
-    text = "\n".join(md) + (
-        "\n\nThe metric each run's task monitors, at the final evaluation; mean ± sample std over seeds (no ± for one "
-        "run).\n\n### Table 3 layout (3D segmentation, %)\n\n" + format_table3(rows) + "\nDice, NSD and mIoU at each "
-        "run's final evaluation, mean ± sample std over its seeds (and folds, each its own run); the paper's numbers "
-        "are 5-fold ensembles on BTCV / AMOS.\n"
+    """report.md and report.csv of ``runs`` (names under files/) in ``out`` (../legacy_report.py), with the
+    Table 3 layout below the table."""
+    summaries = [read(name) for name in runs]
+    records = [
+        {"model": s["model"], "dataset": s["dataset"], "seed": s["seed"], "variant": s["variant"],
+         "value": s["final"], **s["monitor"]}
+        for s in summaries
+    ]  # fmt: skip
+    rows = [{"dataset": s["dataset"], "model": s["model"], "variant": s["variant"],
+             **{m: s["final_metrics"][m] for m in ("dice", "nsd", "iou")}} for s in summaries]  # fmt: skip
+    note = (
+        "\nDice, NSD and mIoU at each run's final evaluation, mean ± sample std over its seeds (and folds, each its "
+        "own run); the paper's numbers are 5-fold ensembles on BTCV / AMOS.\n"
     )
-    (out / "report.md").write_text(text)
-    (out / "report.csv").write_text("\r\n".join(csv) + "\r\n")  # csv's line ends, as the files were written
+    write_report(records, out, "\n### Table 3 layout (3D segmentation, %)\n\n" + format_table3(rows) + note)
 
 
 report([f"{m}_{v}" for m in ("nnunet", "vnet") for v in ("plain", "pool_skip")], here / "report")

@@ -2,7 +2,7 @@
 
 `poolskip report` wrote report.md/report.csv on 2026-11-28 (the layout of that day, with an empty paper
 column); today's `report` refuses these summaries (written before summaries had `model_kwargs` and
-`placement`), so this script rebuilds the same two files, in the layout of that time, from each run's
+`placement`), so this script rebuilds the table with ../legacy_report.py from each run's
 summary.json (the monitored metric, mIoU %, at the final evaluation) and config.yaml (the model's options),
 then prints the README's per-run tables (from metrics.jsonl and `final_metrics`):
 
@@ -12,41 +12,19 @@ then prints the README's per-run tables (from metrics.jsonl and `final_metrics`)
 from __future__ import annotations
 
 import json
-import statistics
+import sys
 from pathlib import Path
 
-import yaml
-
 here = Path(__file__).resolve().parent
-VARIANTS = {"false": "plain", "true": "Pool Skip"}
-runs = {v: sorted((here / "runs" / f"pool_skip_{v}").glob("seed*")) for v in VARIANTS}
-summaries = {v: [json.loads((d / "summary.json").read_text()) for d in ds] for v, ds in runs.items()}
-config = yaml.safe_load((runs["false"][0] / "config.yaml").read_text())
-first = summaries["false"][0]
-kwargs = ", ".join(f"{k}={v}" for k, v in sorted(config["model_kwargs"].items()))
-model, dataset, metric, mode = f"{first['model']} ({kwargs})", first["dataset"], *first["monitor"].values()
-values = {v: [s["final"] for s in ss] for v, ss in summaries.items()}
-seeds = {v: " ".join(str(s["seed"]) for s in ss) for v, ss in summaries.items()}
-mean = {v: sum(x) / len(x) for v, x in values.items()}
-std = {v: statistics.stdev(x) for v, x in values.items()}
-n = {v: len(x) for v, x in values.items()}
-diff = mean["true"] - mean["false"]
-better = "lower" if mode == "min" else "higher"
+sys.path.insert(0, str(here.parent))
+from legacy_report import pair_records, read_pair, write_report  # noqa: E402
 
-cell = {v: f"{mean[v]:.2f} ± {std[v]:.2f} (n={n[v]})" for v in values}
-(here / "report.md").write_text(
-    "| model | dataset | metric | plain | +Pool Skip | Pool Skip − plain | paper (plain / +Pool Skip) |\n"
-    "|---|---|---|---:|---:|---:|---:|\n"
-    f"| {model} | {dataset} | {metric} ({better} is better) | {cell['false']} | {cell['true']} | {diff:+.2f} | - |\n\n"
-    "The metric each run's task monitors, at the final evaluation; mean ± sample std over seeds.\n"
-)
-(here / "report.csv").write_text(  # csv's line ends, as the file was written
-    "model,dataset,metric,plain_n,plain_mean,plain_std,plain_seeds,mode,pool_skip_n,pool_skip_mean,pool_skip_std,"
-    "pool_skip_seeds,difference,paper_plain,paper_pool_skip\r\n"
-    f"{model},{dataset},{metric},{n['false']},{mean['false']!r},{std['false']!r},{seeds['false']},{mode},"
-    f"{n['true']},{mean['true']!r},{std['true']!r},{seeds['true']},{diff!r},,\r\n"
-)
-print((here / "report.md").read_text())
+VARIANTS = {"false": "plain", "true": "Pool Skip"}
+runs, summaries, config, model = read_pair(here, "runs/pool_skip_{v}")
+first = summaries["false"][0]
+metric, mode = first["monitor"]["metric"], first["monitor"]["mode"]
+records = pair_records(summaries, lambda s: s["final"], model=model, dataset=first["dataset"], metric=metric, mode=mode)
+print(write_report(records, here))
 print("| run | mIoU, epoch 6 | mIoU, epoch 12 | pixel acc. | mean class acc. | test loss | train loss (epoch 12) |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for v, name in VARIANTS.items():
