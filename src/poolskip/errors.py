@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["PoolskipError", "did_you_mean", "torch_load_failure"]
+__all__ = ["PoolskipError", "did_you_mean", "repeated", "torch_load_failure"]
 
 
 class PoolskipError(Exception):
@@ -24,6 +24,13 @@ def did_you_mean(name: object, known: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` naming the closest of ``known`` to ``name`` (difflib), or ``""``."""
     close = difflib.get_close_matches(str(name), list(known), n=2, cutoff=0.6)
     return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
+def repeated(items: Iterable) -> list:
+    """The items given more than once (sorted): for "--seeds names seed 3 twice"-style refusals, where each
+    item is one run directory or fold."""
+    items = list(items)
+    return sorted({x for x in items if items.count(x) > 1})
 
 
 def torch_load_failure(error: BaseException) -> str:

@@ -14,6 +14,7 @@ import json
 import time
 from pathlib import Path
 
+from ..errors import repeated
 from ..experiments.controls import has_width, models_with_width
 from ..experiments.reproduce import (
     COMMANDS,
@@ -92,7 +93,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.slurm_mem is not None and not args.slurm_mem > 0:
         raise UsageError(f"--slurm-mem must be a number of GB > 0, got {args.slurm_mem}")
     if args.seeds and len(set(args.seeds)) != len(args.seeds):
-        twice = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
+        twice = repeated(args.seeds)
         raise UsageError(f"--seeds names seed(s) {twice} more than once; each seed is one run directory")
     for device in args.devices or ():  # its syntax only: whether this machine has it is each run's check
         try:

@@ -23,6 +23,7 @@ from ..engine.config import ConfigError, TrainConfig, describe_keys, make_config
 from ..engine.placement import placement_name
 from ..engine.rundir import RunDir, confine, new_run_dir, remove_empty_dirs
 from ..engine.trainer import load_run_config, train
+from ..errors import repeated
 from ..experiments.folds3d import fold_list, plan_folds, run_folds
 from ..experiments.recipes import list_recipes, load_recipe
 from ..tasks import list_tasks
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
             print_config(cfg)
             return 0
         seeds = args.seeds or [cfg.run.seed]
-        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        twice = repeated(seeds)
         if twice:
             raise ConfigError(f"--seeds names seed {twice[0]} twice; each seed is one run directory, name it once")
         if args.folds is not None:

@@ -15,6 +15,7 @@ from ..engine.checkpoint import load_checkpoint
 from ..engine.config import ConfigError, make_config
 from ..engine.rundir import RunDir, RunDirError, confine
 from ..engine.trainer import build_task, train
+from ..errors import repeated
 from ..tasks import CrossValidated, get_task, list_tasks
 from ..tasks.segmentation3d import check_ensemble_members, check_ensemble_test_set, ensemble
 from .results import run_status
@@ -35,7 +36,7 @@ def fold_list(cfg, folds: Sequence[int] | None) -> list[int]:
     bad = [k for k in folds if not 0 <= k < n]
     if bad:
         raise ConfigError(f"--folds {bad[0]}: {cfg.task} with {n} folds has folds 0..{n - 1}")
-    twice = sorted({k for k in folds if list(folds).count(k) > 1})
+    twice = repeated(folds)
     if twice:
         raise ConfigError(f"--folds names fold {twice[0]} twice; name each fold once")
     return list(folds)
