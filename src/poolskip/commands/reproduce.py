@@ -80,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_arguments(args: argparse.Namespace) -> None:
     """Refuse a count, seed list, device or --out that cannot work, before planning (a --dry-run too)."""
-    import torch
+    from ..engine.distributed import parse_device
 
     for flag, value, least in (
         ("--jobs", args.jobs, 1), ("--time-steps", args.time_steps, 0), ("--threads", args.threads, 1),
@@ -96,10 +96,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
         twice = repeated(args.seeds)
         raise UsageError(f"--seeds names seed(s) {twice} more than once; each seed is one run directory")
     for device in args.devices or ():  # its syntax only: whether this machine has it is each run's check
-        try:
-            torch.device(device)
-        except (RuntimeError, TypeError):
-            raise UsageError(f"--devices: {device!r} is not a device; use cpu, cuda or cuda:N") from None
+        if parse_device(device) is None:
+            raise UsageError(f"--devices: {device!r} is not a device; use cpu, cuda or cuda:N")
     if args.table_only and args.dry_run:
         raise UsageError("--table-only and --dry-run: choose one (--dry-run lists the plan, --table-only tabulates it)")
     if Path(args.out).exists() and not Path(args.out).is_dir():

@@ -10,16 +10,24 @@ import torch.distributed as dist
 from ..dist import Dist
 
 
+def parse_device(name: str) -> torch.device | None:
+    """``torch.device(name)``, or None where ``name`` is not a device's name (its syntax only: whether this
+    machine has it is :func:`resolve_device`'s check)."""
+    try:
+        return torch.device(name)
+    except (RuntimeError, TypeError):
+        return None
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """``auto`` -> CUDA if there is a GPU, else CPU; asking for CUDA without a GPU is a ConfigError."""
     from .config import ConfigError
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device {device!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    dev = parse_device(device)
+    if dev is None:
+        raise ConfigError(f"device {device!r} is not a device; use auto, cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} asked for, but this machine has no CUDA GPU; use cpu or auto")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
