@@ -1,7 +1,7 @@
 """Every difference the committed results measured, with its seed spread and Welch's t-test.
 
-Reads the per-seed values from the committed files only (the tables' CSV ``values`` column and the
-runs' ``summary.json``), so every number in ``effects.md`` can be traced to a file of this folder:
+Reads the per-seed values from the committed files only (each run's ``summary.json``), so every number in
+``effects.md`` can be traced to a file of this folder:
 
     python results/effects.py > results/effects.md
 
@@ -13,7 +13,6 @@ is none. A row with one seed has no spread and gets no test.
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 from pathlib import Path
@@ -21,12 +20,6 @@ from pathlib import Path
 from scipy import stats
 
 HERE = Path(__file__).resolve().parent
-
-
-def table_values(path: str) -> dict[str, list[float]]:
-    """row label -> per-seed values, from a ``poolskip reproduce`` CSV."""
-    with open(HERE / path) as fh:
-        return {r["row"]: [float(v) for v in r["values"].split()] for r in csv.DictReader(fh)}
 
 
 def run_values(pattern: str, key: str = "final") -> list[float]:
@@ -80,17 +73,6 @@ t1v2 = "repro-table1-quick-v2/table1-quick/runs/imagefolder-as-cifar10_{}-width-
 for net in ("ResNet18", "MobileNet"):
     keys = {"plain": "plain", "ours": "pool_skip", **CONTROLS}
     table1("repro-table1-quick-v2", net, {name: run_values(t1v2.format(net, key)) for name, key in keys.items()})
-
-# repro-table1-quick (superseded): width 8, 3 epochs on a 5,000-image CIFAR-10 JPEG subset, 3 seeds
-t1 = table_values("repro-table1-quick/table1.csv")
-for net in ("ResNet18", "MobileNet"):
-    table1("repro-table1-quick", net, {
-        "plain": t1[f"{net} (width 8)"],
-        "ours": t1[f"{net} (width 8) +ours"],
-        "{Conv,Skip}": t1[f"{net} (width 8) +{{Conv,Skip}} (same cost, no pool)"],
-        "plain widened to Pool Skip's MACs": t1[f"{net} (width 8) plain, widened to Pool Skip's MACs"],
-        "depthwise Pool Skip": t1[f"{net} (width 8) +ours, depthwise inner conv"],
-    })  # fmt: skip
 
 # repro-table4-quick-v2: the calibrated quick regime (VGG16 width 8, 4 epochs of all 50,000 CIFAR-10 JPEGs, one-cycle
 # at peak lr 0.02, all 10,000 test images), 3 seeds; read from each run's summary.json
