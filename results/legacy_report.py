@@ -34,13 +34,15 @@ def read_pair(folder: Path, pattern: str) -> tuple[dict[str, list[Path]], dict[s
 
 
 def pair_records(summaries: Mapping[str, list[dict]], value: Callable[[dict], float], **labels) -> list[dict]:
-    """:func:`write_report`'s records of :func:`read_pair`'s summaries: ``value`` of each summary, and
-    ``labels`` (model, dataset, metric, mode) the same for every run."""
+    """:func:`write_report`'s records of :func:`read_pair`'s summaries: ``value`` of each summary, its dataset
+    and monitored metric and mode where it records them, and ``labels`` (model; dataset, metric, mode where the
+    summary has none) the same for every run."""
     return [
-        {**labels, "seed": s["seed"], "variant": {"false": "plain", "true": "pool_skip"}[v], "value": value(s)}
+        {"dataset": s.get("dataset"), **s.get("monitor", {}), **labels, "seed": s["seed"],
+         "variant": {"false": "plain", "true": "pool_skip"}[v], "value": value(s)}
         for v, ss in summaries.items()
         for s in ss
-    ]
+    ]  # fmt: skip
 
 
 def _cell(values: list[float]) -> str:

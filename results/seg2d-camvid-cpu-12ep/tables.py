@@ -21,9 +21,7 @@ from legacy_report import pair_records, read_pair, write_report  # noqa: E402
 
 VARIANTS = {"false": "plain", "true": "Pool Skip"}
 runs, summaries, config, model = read_pair(here, "runs/pool_skip_{v}")
-first = summaries["false"][0]
-metric, mode = first["monitor"]["metric"], first["monitor"]["mode"]
-records = pair_records(summaries, lambda s: s["final"], model=model, dataset=first["dataset"], metric=metric, mode=mode)
+records = pair_records(summaries, lambda s: s["final"], model=model)
 print(write_report(records, here))
 print("| run | mIoU, epoch 6 | mIoU, epoch 12 | pixel acc. | mean class acc. | test loss | train loss (epoch 12) |")
 print("|---|---:|---:|---:|---:|---:|---:|")
