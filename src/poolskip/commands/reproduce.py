@@ -92,8 +92,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must be >= {least}, got {value}")
     if args.slurm_mem is not None and not args.slurm_mem > 0:
         raise UsageError(f"--slurm-mem must be a number of GB > 0, got {args.slurm_mem}")
-    if args.seeds and len(set(args.seeds)) != len(args.seeds):
-        twice = repeated(args.seeds)
+    twice = repeated(args.seeds or ())
+    if twice:
         raise UsageError(f"--seeds names seed(s) {twice} more than once; each seed is one run directory")
     for device in args.devices or ():  # its syntax only: whether this machine has it is each run's check
         if parse_device(device) is None:
