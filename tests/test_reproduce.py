@@ -124,7 +124,7 @@ def test_quick_scale_is_labelled_shorter_and_seeds_and_controls_apply():
     t2 = plan("table2", "quick", controls=True, seeds=[0])
     assert [r.key for r in t2] == ["plain", "pool_skip", "conv_skip", "wide", "depthwise"]
     assert t2[0].recipe == "deeplab_camvid" and t2[0].config["segmentation"]["eval_split"] == "test"
-    assert t2[0].config["segmentation"]["crop_size"] == [128, 128] and t2[0].config["optim"]["epochs"] == 3
+    assert t2[0].config["segmentation"]["crop_size"] == [120, 160] and t2[0].config["optim"]["epochs"] == 12
     wide2 = next(r for r in t2 if r.key == "wide")
     assert wide2.config["pool_skip"] is None and wide2.config["model_kwargs"]["width"] > 256
     t3 = plan("table3", "quick", controls=True, seeds=[0])
@@ -139,6 +139,51 @@ def test_quick_scale_is_labelled_shorter_and_seeds_and_controls_apply():
         plan("table9")
     with pytest.raises(ValueError, match="unknown scale"):
         plan("table1", "huge")
+
+
+#: Where a run was made, not how it trained: the keys a committed calibration run's config may differ in.
+_PLACE = {
+    ("data", "data_dir"),
+    ("data", "cache_dir"),
+    ("run", "out_dir"),
+    ("run", "run_name"),
+    ("run", "threads"),
+    ("run", "device"),
+}
+
+
+@pytest.mark.parametrize(
+    "command, dataset, model, key, folder",
+    [
+        ("table2", "camvid", "deeplabv3plus_mobilenet", "plain", "seg2d-camvid-cpu-12ep/runs/pool_skip_false/seed0"),
+        ("table2", "camvid", "deeplabv3plus_mobilenet", "pool_skip", "seg2d-camvid-cpu-12ep/runs/pool_skip_true/seed0"),
+        ("table3", "decathlon", "nnunet", "plain", "med3d-hippocampus-cpu-500steps/files/nnunet_plain"),
+        ("table3", "decathlon", "nnunet", "pool_skip", "med3d-hippocampus-cpu-500steps/files/nnunet_pool_skip"),
+        ("table3", "decathlon", "vnet", "plain", "med3d-hippocampus-cpu-500steps/files/vnet_plain"),
+        ("table3", "decathlon", "vnet", "pool_skip", "med3d-hippocampus-cpu-500steps/files/vnet_pool_skip"),
+    ],
+)
+def test_quick_segmentation_cells_are_their_committed_calibration_runs(command, dataset, model, key, folder):
+    """The quick scale of Tables 2 and 3 claims calibration by these committed runs (protocols.QUICK_CAMVID,
+    QUICK_HIPPOCAMPUS): each quick cell's resolved config must be theirs, but for where the run was made."""
+    import yaml
+
+    from poolskip.engine.config import make_config
+
+    committed = yaml.safe_load((Path(__file__).parents[1] / "results" / folder / "config.yaml").read_text())
+    if committed["pool_skip"] is False:  # written as --pool-skip false; the plan's plain row leaves it unset
+        committed["pool_skip"] = None
+    cell = next(r for r in plan(command, "quick", dataset=dataset, seeds=[0]) if r.model == model and r.key == key)
+    assert (cell.seed, cell.fold) == (0, 0 if command == "table3" else None)
+
+    def how(config):
+        flat = {}
+        for section, value in config.items():
+            items = value.items() if isinstance(value, dict) and section not in ("model_kwargs", "pool_skip") else []
+            flat.update({(section, k): v for k, v in items if (section, k) not in _PLACE} or {(section,): value})
+        return flat
+
+    assert how(cell.config) == how(make_config(committed).to_dict())
 
 
 def _fake_summary(run_dir, final):
