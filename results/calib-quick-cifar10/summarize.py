@@ -20,7 +20,8 @@ for d in sorted(root.glob("*/seed0")):
     err = f"{s['final']:.2f}" if s else f"unfinished ({len(m)}/{o['epochs']} epochs)"
     wall = f"{s['wall_seconds'] / 60:.0f} min" if s else "—"
     print(
-        f"| {d.parent.name} | {c['model']} ({c['model_kwargs'].get('width')}) | {c['data']['train_subset'] or 'all'} "
+        f"| {d.parent.name} | {c['model']} ({c['model_kwargs'].get('width', '—')}) "
+        f"| {c['data']['train_subset'] or 'all'} "
         f"| {o['epochs']} | {o['batch_size']} | {o['lr']} | {o['warmup_epochs']} | {r['channels_last']} | {err} "
         f"| {sps:.0f} | {wall} |"
     )
