@@ -212,16 +212,16 @@ QUICK_DEEP = {**QUICK_CIFAR, **one_cycle(6), "lr": 0.1, "eval_every": 6}
 #: epochs 6 and 12 on the 233 test images at full resolution. Calibrated by the runs of
 #: results/seg2d-camvid-cpu-12ep/ (the same resolved config): plain mIoU 17.76 +- 3.25 % over 2 seeds (sky,
 #: building and road segmented, the six small classes below 2 % IoU), about 17 min per plain run and 27 min per
-#: Pool Skip run on one CPU thread. Far from a converged network, and its seed spread is 6-20x the paper's
-#: Table 2 effects: no longer run of CamVid fits a 2-core CPU session.
+#: Pool Skip run on one CPU thread. Far from a converged network, and plain's seed spread (std 3.25) is 6-20x the
+#: paper's Table 2 effects (0.16-0.53 mIoU): it can resolve only larger differences.
 QUICK_CAMVID = {"epochs": 12, "crop_size": [120, 160], "eval_every": 6}
 
 #: Table 3's quick regime on the Decathlon's Hippocampus (T2 MRI): the ``hippocampus`` recipe (nnU-Net's SGD,
 #: poly, grad clip 12) at 20 epochs x 25 steps of batch 2 = 500 steps, every validation volume of the fold
 #: scored by sliding window every 5 epochs. Calibrated by the runs of results/med3d-hippocampus-cpu-500steps/
 #: (the same resolved config, fold 0): plain nnU-Net Dice 82.68 % (seed 0; 2 seeds there), plain V-Net 57.80 %
-#: (one seed; not converged, but past the predict-background phase where 100 steps leave both networks), about
-#: 45-60 min per run on one CPU thread.
+#: (one seed; not converged, but past the predict-background phase in which 100 steps left nnU-Net, plain and
+#: Pool Skip alike, in results/med3d-hippocampus-cpu/), 43-62 min per run on one CPU thread.
 QUICK_HIPPOCAMPUS = {"epochs": 20, "iterations": 25, "eval_every": 5}
 
 #: V-Net's rows of :data:`QUICK_HIPPOCAMPUS`: a 32x48x32 patch (a multiple of 16 that V-Net's four
@@ -239,9 +239,9 @@ def _tiny_cnn(label: str, model: str) -> Net:
 
 
 #: The quick scale of every table: a clearly labelled shortened version sized for a few hours to a day per table
-#: on a 2-core CPU (fewer epochs, 3 seeds, narrower networks, a stand-in dataset; ``--dry-run`` estimates
-#: each run), in a regime where the plain network trains (each calibration named above). Never the paper's
-#: protocol.
+#: on a 2-core CPU (fewer epochs, 3 seeds, narrower networks, one column, stand-ins for the datasets that need a
+#: licence or a GPU; ``--dry-run`` estimates each run), in a regime where the plain network trains (each
+#: calibration named above; Table 5's is not calibrated). Never the paper's protocol.
 #: One mapping per table, to be replaced as a whole when the quick scale is recalibrated.
 QUICK: dict[str, Overlay] = {
     "table1": Overlay(
