@@ -161,6 +161,8 @@ _CALIBRATION = "calib-quick-cifar10/runs"
         ("table1", "imagefolder", "resnet18", "plain", f"{_CALIBRATION}/resnet18-w8-n50k-e4-lr0.02/seed0"),
         ("table1", "imagefolder", "mobilenet", "plain", f"{_CALIBRATION}/mobilenet-w8-n50k-e6-lr0.1/seed0"),
         ("table4", "imagefolder", "vgg16", "plain", f"{_CALIBRATION}/vgg16-w8-n50k-e4-lr0.02/seed0"),
+        ("fig3", "imagefolder", "resnet50", "plain", f"{_CALIBRATION}/resnet50-w4-n50k-e6-lr0.1/seed0"),
+        ("fig3", "imagefolder", "resnet101", "plain", f"{_CALIBRATION}/resnet101-w4-n50k-e6-lr0.1/seed0"),
         ("fig3", "imagefolder", "resnet152", "plain", f"{_CALIBRATION}/resnet152-w4-n50k-e6-lr0.1/seed0"),
         ("table2", "camvid", "deeplabv3plus_mobilenet", "plain", "seg2d-camvid-cpu-12ep/runs/pool_skip_false/seed0"),
         ("table2", "camvid", "deeplabv3plus_mobilenet", "pool_skip", "seg2d-camvid-cpu-12ep/runs/pool_skip_true/seed0"),
