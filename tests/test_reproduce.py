@@ -10,6 +10,7 @@ import torch
 from poolskip.commands import reproduce as command_line
 from poolskip.experiments import reproduce
 from poolskip.experiments.reproduce import COMMANDS, Run, collect, plan, render_table
+from poolskip.experiments.reproduce.execute import LOCAL_KEYS, _flat
 from poolskip.experiments.results import ResultsError, read_summary, run_status
 
 
@@ -141,15 +142,9 @@ def test_quick_scale_is_labelled_shorter_and_seeds_and_controls_apply():
         plan("table1", "huge")
 
 
-#: Where a run was made, not how it trained: the keys a committed calibration run's config may differ in.
-_PLACE = {
-    ("data", "data_dir"),
-    ("data", "cache_dir"),
-    ("run", "out_dir"),
-    ("run", "run_name"),
-    ("run", "threads"),
-    ("run", "device"),
-}
+#: Where a run was made, not how it trained: the keys a committed calibration run's config may differ in. Those
+#: reproduce ignores when it checks a run on disk against its plan, but for two the calibration runs share anyway.
+_PLACE = LOCAL_KEYS - {"data.download", "run.eval_batch_size"}
 
 
 _CALIBRATION = "calib-quick-cifar10/runs"
@@ -186,12 +181,8 @@ def test_quick_cells_are_their_committed_calibration_runs(command, dataset, mode
     cell = next(r for r in plan(command, "quick", dataset=dataset, seeds=[0]) if r.model == model and r.key == key)
     assert (cell.seed, cell.fold) == (0, 0 if command == "table3" else None)
 
-    def how(config):
-        flat = {}
-        for section, value in config.items():
-            items = value.items() if isinstance(value, dict) and section not in ("model_kwargs", "pool_skip") else []
-            flat.update({(section, k): v for k, v in items if (section, k) not in _PLACE} or {(section,): value})
-        return {k: round(v, 9) if isinstance(v, float) else v for k, v in flat.items()}  # 0.2 * 6 is 1.2000000000000002
+    def how(config):  # 0.2 * 6 is 1.2000000000000002
+        return {k: round(v, 9) if isinstance(v, float) else v for k, v in _flat(config).items() if k not in _PLACE}
 
     assert how(cell.config) == how(make_config(committed).to_dict())
 

@@ -202,9 +202,9 @@ QUICK_MOBILENET = {**one_cycle(6), "lr": 0.1, "eval_every": 6}
 #: one-cycle at peak lr 0.1, channels_last (MobileNet's regime), calibrated on real CIFAR-10
 #: (results/calib-quick-cifar10/): plain ResNet50 / 101 / 152 width 4 reached 30.37 / 30.36 / 31.20 % test error
 #: there (ResNet152: 38.48 % in 4 epochs); in 4 epochs at lr 0.1 plain ResNet50 reached 34.14 % (37.52 at lr
-#: 0.05, 43.15 at 0.02, 70.70 on the 5,000
-#: images this regime used before) and ResNet350 42.65 % (its 6-epoch run was not made). Pool Skip multiplies a
-#: width-4 ResNet's MACs by about 10: ``--dry-run`` estimates each run's hours.
+#: 0.05, 43.15 at 0.02, 70.70 on the 5,000 images this regime used before) and ResNet350 42.65 % (its 6-epoch
+#: run was not made). Pool Skip multiplies a width-4 ResNet's MACs by about 10: ``--dry-run`` estimates each
+#: run's hours.
 QUICK_DEEP = {**QUICK_CIFAR, **one_cycle(6), "lr": 0.1, "eval_every": 6}
 
 
