@@ -186,6 +186,20 @@ def test_tokenizer_policy():
         assert m.tokenizer.conv.pool_skip.pool_size == (2, 2)
 
 
+def test_transformer_size_keywords():
+    # Compact Transformers' size 2 (dim 128, 2 layers, 2 heads, MLP ratio 1): 6,272 (4x4 patch conv) + 128 (class
+    # token) + 65 * 128 (positions) + 2 * 99,200 (layers: 2 LayerNorms, qkv, proj, MLP) + 256 (norm) + 1,290 (head)
+    size2 = {"dim": 128, "num_layers": 2, "num_heads": 2, "mlp_ratio": 1}
+    with torch.device("meta"):
+        vit = create_model("vit_7_4_32", 10, **size2)
+        cct = create_model("cct_7_3x1_32", 10, pool_skip=True, **size2)
+    assert sum(p.numel() for p in vit.parameters()) == 214_666
+    assert len(vit.blocks) == 2 and vit.fc.in_features == 128
+    assert converted_names(cct) == ["tokenizer.conv"] and cct.tokenizer.conv.out_channels == 128
+    with pytest.raises(ValueError, match="multiple of num_heads"):
+        create_model("cvt_7_4_32", dim=100, num_heads=3)
+
+
 def test_every_conv_policy_on_table1_networks():
     for name in ("mobilenet", "googlenet", "vgg16"):
         plain = meta_model(name)

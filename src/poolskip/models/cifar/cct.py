@@ -172,20 +172,58 @@ def _patches(dim: int, patch: int, in_channels: int) -> Tokenizer:
     return Tokenizer(dim, patch, patch, 0, bias=True, relu_pool=False, in_channels=in_channels)
 
 
-@register_model(pool_skip={"policy": "tokenizer"})
-def vit_7_4_32(num_classes: int = 10, in_channels: int = 3) -> CompactTransformer:
-    """ViT-Lite 7/4 (4x4 patches, class token); paper: Table 5 "ViT", tokenizer conv only (``tokenizer``, pool 2)."""
-    return CompactTransformer(_patches(256, 4, in_channels), num_classes, seq_pool=False)
+def _encoder(dim: int, num_layers: int, num_heads: int, mlp_ratio: float) -> dict:
+    if dim % num_heads:
+        raise ValueError(f"dim {dim} must be a multiple of num_heads {num_heads}")
+    return {"dim": dim, "num_layers": num_layers, "num_heads": num_heads, "mlp_ratio": mlp_ratio}
+
+
+#: The size keywords of the three models (defaults: the 7-layer models of the paper's Table 5). Compact
+#: Transformers' smallest CIFAR size, "2" (e.g. ``cct_2_3x2_32``), is ``dim=128, num_layers=2, num_heads=2,
+#: mlp_ratio=1``.
+SIZE_KWARGS = ("dim", "num_layers", "num_heads", "mlp_ratio")
 
 
 @register_model(pool_skip={"policy": "tokenizer"})
-def cvt_7_4_32(num_classes: int = 10, in_channels: int = 3) -> CompactTransformer:
-    """CVT 7/4 (4x4 patches, sequence pooling); paper: Table 5 "CVT", tokenizer conv only (``tokenizer``, pool 2)."""
-    return CompactTransformer(_patches(256, 4, in_channels), num_classes, seq_pool=True)
+def vit_7_4_32(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    dim: int = 256,
+    num_layers: int = 7,
+    num_heads: int = 4,
+    mlp_ratio: float = 2.0,
+) -> CompactTransformer:
+    """ViT-Lite 7/4 (4x4 patches, class token); paper: Table 5 "ViT", tokenizer conv only (``tokenizer``, pool 2).
+    ``dim``/``num_layers``/``num_heads``/``mlp_ratio`` size the encoder (:data:`SIZE_KWARGS`)."""
+    enc = _encoder(dim, num_layers, num_heads, mlp_ratio)
+    return CompactTransformer(_patches(dim, 4, in_channels), num_classes, seq_pool=False, **enc)
 
 
 @register_model(pool_skip={"policy": "tokenizer"})
-def cct_7_3x1_32(num_classes: int = 10, in_channels: int = 3) -> CompactTransformer:
-    """CCT 7/3x1 (conv-ReLU-pool tokenizer, sequence pooling); paper: Table 5 "CCT", ``tokenizer`` policy, pool 2."""
-    tokenizer = Tokenizer(256, 3, 1, 1, bias=False, relu_pool=True, in_channels=in_channels)
-    return CompactTransformer(tokenizer, num_classes, seq_pool=True)
+def cvt_7_4_32(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    dim: int = 256,
+    num_layers: int = 7,
+    num_heads: int = 4,
+    mlp_ratio: float = 2.0,
+) -> CompactTransformer:
+    """CVT 7/4 (4x4 patches, sequence pooling); paper: Table 5 "CVT", tokenizer conv only (``tokenizer``, pool 2).
+    ``dim``/``num_layers``/``num_heads``/``mlp_ratio`` size the encoder (:data:`SIZE_KWARGS`)."""
+    enc = _encoder(dim, num_layers, num_heads, mlp_ratio)
+    return CompactTransformer(_patches(dim, 4, in_channels), num_classes, seq_pool=True, **enc)
+
+
+@register_model(pool_skip={"policy": "tokenizer"})
+def cct_7_3x1_32(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    dim: int = 256,
+    num_layers: int = 7,
+    num_heads: int = 4,
+    mlp_ratio: float = 2.0,
+) -> CompactTransformer:
+    """CCT 7/3x1 (conv-ReLU-pool tokenizer, sequence pooling); paper: Table 5 "CCT", ``tokenizer`` policy, pool 2.
+    ``dim``/``num_layers``/``num_heads``/``mlp_ratio`` size the encoder (:data:`SIZE_KWARGS`)."""
+    tokenizer = Tokenizer(dim, 3, 1, 1, bias=False, relu_pool=True, in_channels=in_channels)
+    return CompactTransformer(tokenizer, num_classes, seq_pool=True, **_encoder(dim, num_layers, num_heads, mlp_ratio))
