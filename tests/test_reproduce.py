@@ -53,6 +53,28 @@ def test_dry_run_measures_step_time_and_estimates_wall_time(tmp_path, capsys):
     assert "estimated" in out and "runs;" in out and "peak memory" in out
 
 
+def test_dry_run_estimates_a_row_by_its_finished_runs(tmp_path, capsys):
+    # seed 0 of the plain row finished (its real summary, wall time set to 1,234 s): seed 1 of that row is
+    # estimated by it; the other rows, with nothing finished, by their timed synthetic steps
+    plain = next(r for r in plan("table1", "tiny") if r.key == "plain")
+    done = tmp_path / "table1-tiny" / "runs" / plain.name
+    done.mkdir(parents=True)
+    summary = {
+        "task": "classification", "model": plain.model, "model_kwargs": {}, "placement": {"pool_skip": None},
+        "dataset": "digits", "seed": 0, "monitor": {"metric": "test_error", "mode": "min"}, "final": 50.0,
+        "wall_seconds": 1234.0,
+    }  # fmt: skip
+    (done / "summary.json").write_text(json.dumps(summary))
+    args = _args("table1", tmp_path, "--scale", "tiny", "--seeds", "0", "1", "--dry-run", "--time-steps", "1")
+    assert _run(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert next(ln for ln in lines if ln.startswith(plain.name)).split()[1] == "finished"
+    seed1 = next(ln for ln in lines if ln.startswith(plain.name.replace("seed0", "seed1")))
+    assert seed1.split()[1] == "new" and " 21 min " in seed1 and "median of 1 finished run of its row" in seed1
+    other = next(ln for ln in lines if "_pool_skip/seed1" in ln)
+    assert "finished run" not in other
+
+
 def test_paper_scale_is_the_papers_protocol():
     runs = plan("table1", "paper")
     assert len(runs) == 5 * 2 * 2 * 5  # models x datasets x {plain, +ours} x seeds

@@ -16,7 +16,8 @@ evaluation batch, and wall time (preprocessing, training steps, evaluations).
   synthetic batches of the run's batch size, memory format (``channels_last``) and torch threads (a
   smaller batch, then a smaller input, scaled by MACs, when the real one would take long on this
   machine), times the steps and evaluations of the schedule, plus the task's data preparation (decoding
-  and caching, then loading the cache) timed once per dataset where the data is on this machine.
+  and caching, then loading the cache) timed once per dataset where the data is on this machine. In the dry
+  run, a run whose row already has finished runs on disk takes their median measured wall time instead.
 """
 
 from __future__ import annotations
@@ -373,9 +374,27 @@ def _gib(n: int | None) -> str:
     return f"{n / GiB:.2f} GiB" if n >= GiB / 10 else f"{n / 2**20:.1f} MiB"
 
 
+def _finished_walls(row: Path) -> list[float]:
+    """The wall seconds (``summary.json``) of the finished runs under ``row``: the seeds or folds of one row of a
+    table, the same config but for the seed or fold (the reproduction refuses a run on disk that differs)."""
+    from ..results import read_summary, run_status
+
+    walls = []
+    for d in sorted(row.glob("*")) if row.is_dir() else ():
+        if d.is_dir() and run_status(d) == "finished":
+            w = read_summary(d).raw.get("wall_seconds")
+            if isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0:
+                walls.append(float(w))
+    return walls
+
+
 def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
     """The plan as text: every run with its status, params, MACs, peak memory of a training step and of an
-    evaluation batch, step and evaluation times, and its estimated wall time; then the totals."""
+    evaluation batch, step and evaluation times, and its estimated wall time; then the totals.
+
+    A run whose row (the same config but for the seed or fold) has finished runs on disk is estimated by their
+    median measured wall time instead of the timed synthetic steps: identical runs on one machine agree more
+    closely than a few seconds of timing does (results/timing-spread.md)."""
     import platform
 
     from ..results import run_status
@@ -393,6 +412,11 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
         e = estimate(r, time_steps, cache)
         status = "n/a" if r.note else run_status(root / "runs" / r.name)
         unavailable += bool(r.note)
+        walls = _finished_walls((root / "runs" / r.name).parent) if time_steps > 0 and not r.note else []
+        if walls and status != "finished":
+            measured = f"est. wall: median of {len(walls)} finished run{'s' * (len(walls) > 1)} of its row"
+            e.wall_seconds = statistics.median(walls)
+            e.note = "; ".join(x for x in (e.note, measured) if x)
         if e.wall_seconds and status != "finished":
             total += e.wall_seconds
             data = json.dumps(r.config.get("data"), sort_keys=True, default=str)
