@@ -377,12 +377,15 @@ def _gib(n: int | None) -> str:
 def _finished_walls(row: Path) -> list[float]:
     """The wall seconds (``summary.json``) of the finished runs under ``row``: the seeds or folds of one row of a
     table, the same config but for the seed or fold (the reproduction refuses a run on disk that differs)."""
-    from ..results import read_summary, run_status
+    from ..results import ResultsError, read_summary, run_status
 
     walls = []
     for d in sorted(row.glob("*")) if row.is_dir() else ():
         if d.is_dir() and run_status(d) == "finished":
-            w = read_summary(d).raw.get("wall_seconds")
+            try:
+                w = read_summary(d).raw.get("wall_seconds")
+            except ResultsError:  # not a summary the current poolskip writes: the reproduction reruns it
+                continue
             if isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0:
                 walls.append(float(w))
     return walls
