@@ -126,12 +126,15 @@ def train_one_epoch(
     ``on_nonfinite(step, what, value)`` is called (and should raise) for the first step whose loss (or, with
     ``grad_clip``, gradient norm) is NaN or infinite on any process (summed over them, so every process
     stops at the same step); each step is checked while the next one runs, so the device never waits for
-    the host, and the last one before returning."""
+    the host nor the processes for each other's sum (it is reduced asynchronously), and the last one before
+    returning."""
     steps, seen, lr = task.steps_per_epoch(), 0, math.nan
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    pending: tuple[int, torch.Tensor] | None = None  # the last step's number and (loss, gradient norm)
+    pending: tuple[int, torch.Tensor, Any] | None = None  # the last step's number, (loss, gradient norm), reduction
 
-    def check(step: int, values: torch.Tensor) -> None:
+    def check(step: int, values: torch.Tensor, reduction: Any) -> None:
+        if reduction is not None:
+            reduction.wait()
         for what, value in zip(("loss", "gradient norm"), values.tolist()):
             if on_nonfinite is not None and not math.isfinite(value):
                 on_nonfinite(step, what, value)
@@ -154,11 +157,10 @@ def train_one_epoch(
                 values[1] = norm.detach()
         scaler.step(optimizer)
         scaler.update()
-        if world_size > 1:
-            torch.distributed.all_reduce(values)
+        reduction = torch.distributed.all_reduce(values, async_op=True) if world_size > 1 else None
         if pending is not None:
             check(*pending)
-        pending = (step + 1, values)
+        pending = (step + 1, values, reduction)
         pos.sums += torch.stack([loss_sum, losses.new_tensor(len(losses), dtype=torch.float64)])
         pos.step, seen = step + 1, seen + batch.global_size
         progress.update(step + 1, lambda r=lr: f"loss {pos.sums[0].item() / max(pos.sums[1].item(), 1):.4f} lr {r:.4g}")
