@@ -15,6 +15,8 @@ Pool Skip goes only into the tokenizer (the ``tokenizer`` policy, pool 2), as in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -168,14 +170,14 @@ class CompactTransformer(nn.Module):
         return self.fc(x)
 
 
-def _patches(dim: int, patch: int, in_channels: int) -> Tokenizer:
-    return Tokenizer(dim, patch, patch, 0, bias=True, relu_pool=False, in_channels=in_channels)
+def _patches(dim: int, in_channels: int) -> Tokenizer:
+    """ViT's and CVT's tokenizer: non-overlapping 4x4 patches (Conv2d k4 s4 with bias), 64 tokens of 32x32."""
+    return Tokenizer(dim, 4, 4, 0, bias=True, relu_pool=False, in_channels=in_channels)
 
 
-def _encoder(dim: int, num_layers: int, num_heads: int, mlp_ratio: float) -> dict:
-    if dim % num_heads:
-        raise ValueError(f"dim {dim} must be a multiple of num_heads {num_heads}")
-    return {"dim": dim, "num_layers": num_layers, "num_heads": num_heads, "mlp_ratio": mlp_ratio}
+def _conv_pool(dim: int, in_channels: int) -> Tokenizer:
+    """CCT's tokenizer: Conv2d(k3, s1, p1, no bias) + ReLU + MaxPool(3, s2, p1), 256 tokens of 32x32."""
+    return Tokenizer(dim, 3, 1, 1, bias=False, relu_pool=True, in_channels=in_channels)
 
 
 #: The size keywords of the three models (defaults: the 7-layer models of the paper's Table 5). Compact
@@ -184,46 +186,51 @@ def _encoder(dim: int, num_layers: int, num_heads: int, mlp_ratio: float) -> dic
 SIZE_KWARGS = ("dim", "num_layers", "num_heads", "mlp_ratio")
 
 
-@register_model(pool_skip={"policy": "tokenizer"})
-def vit_7_4_32(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    dim: int = 256,
-    num_layers: int = 7,
-    num_heads: int = 4,
-    mlp_ratio: float = 2.0,
-) -> CompactTransformer:
-    """ViT-Lite 7/4 (4x4 patches, class token); paper: Table 5 "ViT", tokenizer conv only (``tokenizer``, pool 2).
-    ``dim``/``num_layers``/``num_heads``/``mlp_ratio`` size the encoder (:data:`SIZE_KWARGS`)."""
-    enc = _encoder(dim, num_layers, num_heads, mlp_ratio)
-    return CompactTransformer(_patches(dim, 4, in_channels), num_classes, seq_pool=False, **enc)
+def _model(name: str, doc: str, tokenizer: Callable[[int, int], Tokenizer], seq_pool: bool) -> Callable[..., nn.Module]:
+    """Register one of the three models: ``tokenizer(dim, in_channels)`` and the readout are what differ."""
+
+    def factory(
+        num_classes: int = 10,
+        in_channels: int = 3,
+        dim: int = 256,
+        num_layers: int = 7,
+        num_heads: int = 4,
+        mlp_ratio: float = 2.0,
+    ) -> CompactTransformer:
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} must be a multiple of num_heads {num_heads}")
+        return CompactTransformer(
+            tokenizer(dim, in_channels),
+            num_classes,
+            dim=dim,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            seq_pool=seq_pool,
+        )
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = (
+        f"{doc}\n``dim``/``num_layers``/``num_heads``/``mlp_ratio`` size the encoder (:data:`SIZE_KWARGS`)."
+    )
+    return register_model(pool_skip={"policy": "tokenizer"})(factory)
 
 
-@register_model(pool_skip={"policy": "tokenizer"})
-def cvt_7_4_32(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    dim: int = 256,
-    num_layers: int = 7,
-    num_heads: int = 4,
-    mlp_ratio: float = 2.0,
-) -> CompactTransformer:
-    """CVT 7/4 (4x4 patches, sequence pooling); paper: Table 5 "CVT", tokenizer conv only (``tokenizer``, pool 2).
-    ``dim``/``num_layers``/``num_heads``/``mlp_ratio`` size the encoder (:data:`SIZE_KWARGS`)."""
-    enc = _encoder(dim, num_layers, num_heads, mlp_ratio)
-    return CompactTransformer(_patches(dim, 4, in_channels), num_classes, seq_pool=True, **enc)
-
-
-@register_model(pool_skip={"policy": "tokenizer"})
-def cct_7_3x1_32(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    dim: int = 256,
-    num_layers: int = 7,
-    num_heads: int = 4,
-    mlp_ratio: float = 2.0,
-) -> CompactTransformer:
-    """CCT 7/3x1 (conv-ReLU-pool tokenizer, sequence pooling); paper: Table 5 "CCT", ``tokenizer`` policy, pool 2.
-    ``dim``/``num_layers``/``num_heads``/``mlp_ratio`` size the encoder (:data:`SIZE_KWARGS`)."""
-    tokenizer = Tokenizer(dim, 3, 1, 1, bias=False, relu_pool=True, in_channels=in_channels)
-    return CompactTransformer(tokenizer, num_classes, seq_pool=True, **_encoder(dim, num_layers, num_heads, mlp_ratio))
+vit_7_4_32 = _model(
+    "vit_7_4_32",
+    'ViT-Lite 7/4 (4x4 patches, class token); paper: Table 5 "ViT", tokenizer conv only (``tokenizer``, pool 2).',
+    _patches,
+    seq_pool=False,
+)
+cvt_7_4_32 = _model(
+    "cvt_7_4_32",
+    'CVT 7/4 (4x4 patches, sequence pooling); paper: Table 5 "CVT", tokenizer conv only (``tokenizer``, pool 2).',
+    _patches,
+    seq_pool=True,
+)
+cct_7_3x1_32 = _model(
+    "cct_7_3x1_32",
+    'CCT 7/3x1 (conv-ReLU-pool tokenizer, sequence pooling); paper: Table 5 "CCT", ``tokenizer`` policy, pool 2.',
+    _conv_pool,
+    seq_pool=True,
+)
