@@ -255,10 +255,10 @@ def _tiny_cnn(label: str, model: str) -> Net:
 
 
 #: The quick scale of every table: a clearly labelled shortened version sized for a few hours to a day per table
-#: on a 2-core CPU (fewer epochs, 3 seeds, narrower networks, one column, stand-ins for the datasets that need a
-#: licence or a GPU; ``--dry-run`` estimates each run), in a regime where the plain network trains (each
-#: calibration named above; Table 5's CCT rows are not calibrated). Never the paper's protocol.
-#: One mapping per table, to be replaced as a whole when the quick scale is recalibrated.
+#: (Table 5 about two, most of it CCT's rows) on a 2-core CPU (fewer epochs, 3 seeds, narrower networks, one
+#: column, stand-ins for the datasets that need a licence or a GPU; ``--dry-run`` estimates each run), in a regime
+#: where the plain network trains (each calibration named above; Table 5's CCT rows are not calibrated). Never the
+#: paper's protocol. One mapping per table, to be replaced as a whole when the quick scale is recalibrated.
 QUICK: dict[str, Overlay] = {
     "table1": Overlay(
         seeds=(0, 1, 2),
