@@ -14,16 +14,12 @@ A single estimate per row is within 20 % of every seed only where the row's max/
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from poolskip.experiments.results import read_history, read_summary
 
 HERE = Path(__file__).resolve().parent
 ROWS = ("repro-table1-quick-v2/table1-quick/runs/*", "repro-table4-quick-v2/table4-quick/runs/*")
-
-
-def epochs(run: Path) -> list[float]:
-    lines = (json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip())
-    return [r["epoch_seconds"] for r in lines if "epoch_seconds" in r]
 
 
 def main() -> None:
@@ -40,8 +36,9 @@ def main() -> None:
             for seed in sorted(row.glob("seed*")):
                 if not (seed / "summary.json").exists():
                     continue
-                walls.append(json.loads((seed / "summary.json").read_text())["wall_seconds"])
-                e = epochs(seed)[1:] or epochs(seed)
+                walls.append(read_summary(seed).raw["wall_seconds"])
+                e = [r["epoch_seconds"] for r in read_history(seed) if "epoch_seconds" in r]
+                e = e[1:] or e
                 spread.append(max(e) / min(e))
             if not walls:
                 continue

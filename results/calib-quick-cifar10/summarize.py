@@ -5,6 +5,8 @@ from pathlib import Path
 
 import yaml
 
+from poolskip.experiments.results import model_label
+
 root = Path(__file__).parent / "runs"
 print(
     "| run | model (factory options) | train images | epochs | batch | peak lr | warm-up (epochs) | channels_last "
@@ -20,7 +22,7 @@ for d in sorted(root.glob("*/seed0")):
     err = f"{s['final']:.2f}" if s else f"unfinished ({len(m)}/{o['epochs']} epochs)"
     wall = f"{s['wall_seconds'] / 60:.0f} min" if s else "—"
     print(
-        f"| {d.parent.name} | {c['model']} ({', '.join(f'{k}={v}' for k, v in c['model_kwargs'].items()) or '—'}) "
+        f"| {d.parent.name} | {model_label(c['model'], c['model_kwargs'] or {})} "
         f"| {c['data']['train_subset'] or 'all'} "
         f"| {o['epochs']} | {o['batch_size']} | {o['lr']} | {o['warmup_epochs']} | {r['channels_last']} | {err} "
         f"| {sps:.0f} | {wall} |"

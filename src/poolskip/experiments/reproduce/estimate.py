@@ -403,6 +403,7 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
     from ..results import run_status
 
     cache: dict = {}
+    finished: dict[Path, list[float]] = {}  # each row's measured wall times
     head = (
         f"{'run':60s} {'status':9s} {'params':>9s} {'MACs':>10s} {'train mem':>10s} {'eval mem':>10s} "
         f"{'step':>8s} {'eval':>7s} {'est. wall':>9s}  note"
@@ -415,7 +416,12 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
         e = estimate(r, time_steps, cache)
         status = "n/a" if r.note else run_status(root / "runs" / r.name)
         unavailable += bool(r.note)
-        walls = _finished_walls((root / "runs" / r.name).parent) if time_steps > 0 and not r.note else []
+        walls: list[float] = []
+        if time_steps > 0 and not r.note:
+            row = (root / "runs" / r.name).parent
+            if row not in finished:  # read once per row, not once per seed
+                finished[row] = _finished_walls(row)
+            walls = finished[row]
         if walls and status != "finished":
             measured = f"est. wall: median of {len(walls)} finished run{'s' * (len(walls) > 1)} of its row"
             e.wall_seconds = statistics.median(walls)

@@ -180,12 +180,6 @@ def _conv_pool(dim: int, in_channels: int) -> Tokenizer:
     return Tokenizer(dim, 3, 1, 1, bias=False, relu_pool=True, in_channels=in_channels)
 
 
-#: The size keywords of the three models (defaults: the 7-layer models of the paper's Table 5). Compact
-#: Transformers' smallest CIFAR size, "2" (e.g. ``cct_2_3x2_32``), is ``dim=128, num_layers=2, num_heads=2,
-#: mlp_ratio=1``.
-SIZE_KWARGS = ("dim", "num_layers", "num_heads", "mlp_ratio")
-
-
 def _model(name: str, doc: str, tokenizer: Callable[[int, int], Tokenizer], seq_pool: bool) -> Callable[..., nn.Module]:
     """Register one of the three models: ``tokenizer(dim, in_channels)`` and the readout are what differ."""
 
@@ -211,7 +205,8 @@ def _model(name: str, doc: str, tokenizer: Callable[[int, int], Tokenizer], seq_
 
     factory.__name__ = factory.__qualname__ = name
     factory.__doc__ = (
-        f"{doc}\n``dim``/``num_layers``/``num_heads``/``mlp_ratio`` size the encoder (:data:`SIZE_KWARGS`)."
+        f"{doc}\n``dim``/``num_layers``/``num_heads``/``mlp_ratio`` size the encoder (defaults: the paper's 7-layer\n"
+        "model; Compact Transformers' smallest CIFAR size, 2, is ``dim=128, num_layers=2, num_heads=2, mlp_ratio=1``)."
     )
     return register_model(pool_skip={"policy": "tokenizer"})(factory)
 
