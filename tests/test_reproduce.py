@@ -184,6 +184,7 @@ _CALIBRATION = "calib-quick-cifar10/runs"
         ("fig4", "imagefolder", "resnet350", "plain", f"{_CALIBRATION}/resnet350-w4-n50k-e6-lr0.1/seed0"),
         ("table5", "imagefolder", "vit_7_4_32", "plain", f"{_CALIBRATION}/vit2-n50k-e30-lr0.001/seed0"),
         ("table5", "imagefolder", "cvt_7_4_32", "plain", f"{_CALIBRATION}/cvt2-n50k-e20-lr0.001/seed0"),
+        ("table5", "imagefolder", "cct_7_3x1_32", "plain", f"{_CALIBRATION}/cct2-n50k-e10-lr0.001/seed0"),
         ("table2", "camvid", "deeplabv3plus_mobilenet", "plain", "seg2d-camvid-cpu-12ep/runs/pool_skip_false/seed0"),
         ("table2", "camvid", "deeplabv3plus_mobilenet", "pool_skip", "seg2d-camvid-cpu-12ep/runs/pool_skip_true/seed0"),
         ("table3", "decathlon", "nnunet", "plain", "med3d-hippocampus-cpu-500steps/files/nnunet_plain"),
@@ -193,9 +194,9 @@ _CALIBRATION = "calib-quick-cifar10/runs"
     ],
 )
 def test_quick_cells_are_their_committed_calibration_runs(command, dataset, model, key, folder):
-    """Each calibrated quick scale (protocols.QUICK_CIFAR, QUICK_MOBILENET, QUICK_DEEP, QUICK_CAMVID,
-    QUICK_HIPPOCAMPUS) claims the accuracy of a committed run under results/: the quick cell's resolved config
-    must be that run's, but for where the run was made."""
+    """Each calibrated quick scale (protocols.QUICK_CIFAR, QUICK_MOBILENET, QUICK_DEEP, QUICK_TRANSFORMER,
+    QUICK_VIT, QUICK_CCT, QUICK_CAMVID, QUICK_HIPPOCAMPUS) claims the accuracy of a committed run under
+    results/: the quick cell's resolved config must be that run's, but for where the run was made."""
     import yaml
 
     from poolskip.engine.config import make_config

@@ -10,9 +10,9 @@ from poolskip.experiments.results import model_label
 root = Path(__file__).parent / "runs"
 print(
     "| run | model (factory options) | train images | epochs | batch | peak lr | warm-up (epochs) | channels_last "
-    "| test error % (10,000 images) | train samples/s (mean of epochs) | wall |"
+    "| torch threads | test error % (10,000 images) | train samples/s (mean of epochs) | wall |"
 )
-print("|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|")
+print("|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
 for d in sorted(root.glob("*/seed0")):
     c = yaml.safe_load((d / "config.yaml").read_text())
     s = json.loads((d / "summary.json").read_text()) if (d / "summary.json").is_file() else None
@@ -24,6 +24,6 @@ for d in sorted(root.glob("*/seed0")):
     print(
         f"| {d.parent.name} | {model_label(c['model'], c['model_kwargs'] or {})} "
         f"| {c['data']['train_subset'] or 'all'} "
-        f"| {o['epochs']} | {o['batch_size']} | {o['lr']} | {o['warmup_epochs']} | {r['channels_last']} | {err} "
-        f"| {sps:.0f} | {wall} |"
+        f"| {o['epochs']} | {o['batch_size']} | {o['lr']} | {o['warmup_epochs']} | {r['channels_last']} "
+        f"| {r['threads']} | {err} | {sps:.0f} | {wall} |"
     )

@@ -12,8 +12,8 @@ Scales (:mod:`.protocols`):
   model of the table, both variants, 5 seeds (5 folds for Table 3), full schedules. Days of GPU time;
   ``--dry-run`` says how long on this machine and how much memory each run needs.
 - ``quick``: a clearly labelled shortened version (fewer epochs, 3 seeds, smaller widths, one column,
-  stand-in datasets) sized for a few hours to a day per table (Table 5 about two) on a 2-core CPU, in a regime
-  calibrated on real data where the plain network trains (all but Table 5's CCT rows), declared in
+  stand-in datasets) sized for a few hours to about a day per table on a 2-core CPU, in a regime calibrated
+  on real data where the plain network trains, declared in
   :data:`.protocols.QUICK`. Never the paper's protocol.
 - ``tiny``: a smoke test for the tests, declared in :data:`.protocols.TINY`: 1 epoch, 1 seed, the table's
   rows on tiny networks and data (scikit-learn's digits for Tables 1, 4 and 5; 64 CIFAR-10 images and a
