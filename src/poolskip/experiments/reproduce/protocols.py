@@ -245,7 +245,7 @@ QUICK_TRANSFORMER = {**one_cycle(20), "lr": 0.001, "train_subset": 50000, "eval_
 QUICK_VIT = one_cycle(30)
 
 #: CCT's rows of :data:`QUICK_TRANSFORMER`: 10 epochs, where plain CCT reached 32.14 % (32.80 % after 8). Its
-#: tokenizer leaves 256 tokens (ViT's and CVT's: 64), so a step costs 8-11x theirs: the 10 epochs took 89 min on
+#: tokenizer leaves 256 tokens (ViT's and CVT's: 64), so a step costs 8.3-11.5x theirs: the 10 epochs took 89 min on
 #: two CPU threads of an idle machine (about 100 images a second), where 20 would have taken some 3 hours.
 QUICK_CCT = one_cycle(10)
 
