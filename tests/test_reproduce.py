@@ -1,7 +1,9 @@
 """``poolskip reproduce``: plans, dry runs, skip/resume, the tables in the paper's layout."""
 
 import argparse
+import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -491,6 +493,108 @@ def test_time_estimates_time_the_runs_own_batch_memory_format_and_threads():
     net, x = est._layout(r, torch.nn.Conv2d(3, 4, 3), torch.randn(2, 3, 8, 8))
     assert x.is_contiguous(memory_format=torch.channels_last)
     assert net.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_pass_is_timed_at_its_real_size_when_affordable_and_a_size_the_network_refuses_is_not_used(monkeypatch):
+    """Per-sample time depends on the batch and the input size, so a pass timed smaller (and scaled by MACs) is
+    timed again at its real size when that is predicted to take at most ``_REAL_SECONDS`` a call; a smaller
+    input the network cannot take (nnU-Net's patch halved) falls back to the real input with the smaller batch."""
+    import importlib
+
+    est = importlib.import_module("poolskip.experiments.reproduce.estimate")
+    calls = []
+
+    def make(seconds_per_pixel_sample, refuse=()):
+        def at(batch, shape):
+            if shape in refuse:
+
+                def fail():
+                    raise RuntimeError("Sizes of tensors must match except in dimension 1")
+
+                return fail
+            return lambda: calls.append((batch, shape)) or batch * math.prod(shape[1:]) * seconds_per_pixel_sample
+
+        return at
+
+    monkeypatch.setattr(est, "_time", lambda fn, steps, **kw: fn())  # one call: the fake pass returns its seconds
+    real = (3, 512, 512)
+    # 1 GMAC an input, batch 128: timed at 16 x 256x256 (x32 = 1.05 s predicted), then at the real size
+    assert est._time_pass(make(1e-7 / 32), 10**9, 128, real, 16, 2) == pytest.approx(128 * 512 * 512 * 1e-7 / 32)
+    assert calls == [(16, (3, 256, 256)), (128, real)]
+    calls.clear()
+    # predicted 33.6 s a call (> _REAL_SECONDS): the scaled time is the answer, the real size is never run
+    assert est._time_pass(make(1e-6), 10**9, 128, real, 16, 2) == pytest.approx(16 * 256 * 256 * 1e-6 * 32)
+    assert calls == [(16, (3, 256, 256))]
+    calls.clear()
+    # the halved input refused: timed at the real input with the smaller batch, then at the real batch
+    assert est._time_pass(make(1e-9, refuse=((3, 256, 256),)), 10**9, 128, real, 16, 2) == pytest.approx(
+        128 * 512 * 512 * 1e-9
+    )
+    assert calls == [(16, real), (128, real)]
+    calls.clear()
+    # a failure at the real input is the network's own: raised
+    with pytest.raises(RuntimeError, match="Sizes of tensors"):
+        est._time_pass(make(1e-9, refuse=((3, 32, 32),)), 10**6, 128, (3, 32, 32), 16, 2)
+
+
+def test_the_estimate_counts_building_the_network_and_every_checkpoint_write(monkeypatch):
+    """Besides steps and evaluations a run builds its network once and writes last.pt (weights and optimiser
+    state) at every epoch's end and every ``checkpoint_every`` steps, best.pt every epoch: the estimate times
+    both once and counts them as the run will (a fake clock: building takes 5 s, last.pt 2 s, best.pt 1 s)."""
+    import importlib
+
+    import poolskip.engine.checkpoint as checkpoint
+
+    est = importlib.import_module("poolskip.experiments.reproduce.estimate")
+    clock, written = [0.0], []
+    monkeypatch.setattr(est.time, "perf_counter", lambda: clock[0])
+
+    def net(*args):
+        clock[0] += 5.0
+        return torch.nn.Linear(3, 2)
+
+    def save(path, state):
+        written.append((path.name, sorted(state)))
+        clock[0] += 2.0 if path.name == "last.pt" else 1.0
+
+    monkeypatch.setattr(est, "_net", net)
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save)
+    r = plan("table1", "tiny")[0]
+    g = est.geometry(r.config)
+
+    def overhead(epochs, every=0):
+        cfg = {
+            **r.config,
+            "optim": {**r.config["optim"], "epochs": epochs},
+            "run": {**r.config["run"], "checkpoint_every": every},
+        }
+        return est._time_overhead(dataclasses.replace(r, config=cfg), g)
+
+    assert overhead(1) == 5 + 2 + 1 and written == [("last.pt", ["model", "optimizer"]), ("best.pt", ["model"])]
+    assert overhead(10) == 5 + 10 * (2 + 1)
+    # every N steps as well: (steps - 1) // N more last.pt an epoch (the epoch's end writes the last one)
+    n = max(1, g.steps_per_epoch // 3)
+    assert overhead(2, every=n) == 5 + 2 * (2 * (1 + (g.steps_per_epoch - 1) // n) + 1)
+
+
+def test_the_estimate_adds_the_preparing_of_every_training_batch_on_the_data(monkeypatch):
+    """Each step waits for its batch (read, cropped, augmented in the training process): where the data is on
+    this machine (scikit-learn's digits here) the estimate times its first batches and adds one to every step."""
+    import importlib
+
+    est = importlib.import_module("poolskip.experiments.reproduce.estimate")
+    r = plan("table1", "tiny")[0]
+    e = est.estimate(r, time_steps=1)
+    assert e.batch_seconds is not None and e.data_seconds is not None and e.overhead_seconds is not None
+    steps, evals = est._steps_and_evals(r)
+    assert e.wall_seconds == pytest.approx(
+        (e.step_seconds + e.batch_seconds) * steps + e.eval_seconds * evals + e.data_seconds + e.overhead_seconds
+    )
+    # the first batch of an epoch is left out where there are more: it pays for starting the epoch
+    clock = iter([0.0, 1.0, 1.0, 1.4, 1.4, 2.0, 2.0])  # 1.0 s, then 0.4 and 0.6 s, then no batch is left
+    monkeypatch.setattr(est.time, "perf_counter", lambda: next(clock))
+    assert est._time_batches(iter(range(3))) == pytest.approx(0.5)
+    assert est._time_batches(iter(())) is None
 
 
 def test_step_time_is_the_median_after_warm_up_not_the_fastest_call(monkeypatch):

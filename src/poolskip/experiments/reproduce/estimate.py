@@ -12,12 +12,15 @@ evaluation batch, and wall time (preprocessing, training steps, evaluations).
   output of any module at the real evaluation size and the logits (whole inputs: a batch of them; sliding
   windows: a batch of windows plus the whole volume's accumulated logits and probabilities, as MONAI's
   ``sliding_window_inference`` keeps them).
-- Wall time (:func:`estimate`): a few training steps and one evaluation forward pass timed here on
-  synthetic batches of the run's batch size, memory format (``channels_last``) and torch threads (a
-  smaller batch, then a smaller input, scaled by MACs, when the real one would take long on this
-  machine), times the steps and evaluations of the schedule, plus the task's data preparation (decoding
-  and caching, then loading the cache) timed once per dataset where the data is on this machine. In the dry
-  run, a run whose row already has finished runs on disk takes their median measured wall time instead.
+- Wall time (:func:`estimate`): training steps and evaluation forward passes timed here on synthetic
+  batches in the run's batch size, input size, memory format (``channels_last``) and torch threads (where one
+  call would take long on this machine, first at a smaller batch, then a smaller input, scaled by MACs, and
+  again at the real size where that predicts at most :data:`_REAL_SECONDS`), times the steps and evaluations of
+  the schedule; plus building the network and writing the checkpoints (timed once), and, where the data is on
+  this machine, the task's data preparation (decoding and caching, then loading the cache) timed once per
+  dataset and the preparing of its training batches (reading, cropping, augmenting), which every step waits
+  for. In the dry run, a run whose row already has finished runs on disk takes their median
+  measured wall time instead.
 """
 
 from __future__ import annotations
@@ -162,8 +165,14 @@ def peak_memory(run_: Run) -> tuple[int, int]:
 
 # ------------------------------------------------------------------------------------------ time
 
-#: Multiply-adds one timed forward pass may take here; larger inputs are timed smaller and scaled by MACs.
+#: Multiply-adds one timed forward pass may take here at first; larger inputs are timed smaller and scaled by MACs.
 _TIMING_MACS = 1e10
+#: Seconds one call at the run's real batch and input may take (as the smaller input's timing predicts it): up
+#: to this, the real size is timed as well and its time is the estimate. Per-sample time depends on the
+#: batch and the input size, so a scaled time is a last resort (measured on 2 CPU threads: DeepLabv3+ MobileNetV2
+#: evaluating 360x480 CamVid frames, 0.19 s an image one at a time, 0.28 s in batches of 8, 0.22 s scaled up
+#: from 180x240; a V-Net training step on two 40x56x40 Hippocampus patches 4.7 s, 8.5 s scaled up from 20x28x20).
+_REAL_SECONDS = 20.0
 
 
 def _loss(out):
@@ -173,11 +182,10 @@ def _loss(out):
 
 
 def _timing_input(macs: int, batch: int, shape: tuple[int, ...], least: int) -> tuple[int, tuple[int, ...], float]:
-    """``(batch, shape, factor)``: the input timed here and the factor its time is multiplied by to give a
-    pass of ``batch`` inputs of ``shape`` (``macs`` each). The run's own batch and input where one pass costs
-    under :data:`_TIMING_MACS`, since per-sample time on a CPU depends on the batch; otherwise the batch
-    halved (down to ``least``), then the spatial sizes halved (MACs scale with the number of pixels/voxels for
-    these fully convolutional networks)."""
+    """``(batch, shape, factor)``: the input timed here first and the factor its time is multiplied by to give
+    a pass of ``batch`` inputs of ``shape`` (``macs`` each). The run's own batch and input where one pass costs
+    under :data:`_TIMING_MACS`; otherwise the batch halved (down to ``least``), then the spatial sizes halved
+    (MACs scale with the number of pixels/voxels for these fully convolutional networks)."""
     shape, timed, pixels = tuple(shape), batch, 1.0
     while macs * timed > _TIMING_MACS and timed > least:
         timed = max(least, timed // 2)
@@ -188,19 +196,41 @@ def _timing_input(macs: int, batch: int, shape: tuple[int, ...], least: int) -> 
     return timed, shape, batch / timed * pixels
 
 
-def _time(fn, steps: int, budget: float = 4.0, most: int = 15) -> float:
+def _time(fn, steps: int, budget: float = 4.0, most: int = 15, warmup: int = 2) -> float:
     """The median of at least ``steps`` calls (more, up to ``most``, while they take under ``budget`` seconds
-    in all), after two warm-up calls. A run's steps average what the median sees: the fastest call is one a
-    whole run rarely repeats (measured, ResNet18 width 8 on one CPU thread: the fastest of 15 steps 0.14 s,
-    their median 0.18 s, a 4-epoch run 0.18 s a step), and the first calls pay for allocation."""
-    fn()
-    fn()
+    in all), after ``warmup`` warm-up calls. A run's steps average what the median sees: the fastest call is
+    one a whole run rarely repeats (measured, ResNet18 width 8 on one CPU thread: the fastest of 15 steps
+    0.14 s, their median 0.18 s, a 4-epoch run 0.18 s a step), and the first calls pay for allocation."""
+    for _ in range(warmup):
+        fn()
     times: list[float] = []
     while len(times) < max(1, steps) or (sum(times) < budget and len(times) < most):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def _time_pass(make, macs: int, batch: int, shape: tuple[int, ...], least: int, steps: int) -> float:
+    """Seconds of one pass of ``batch`` inputs of ``shape`` (``macs`` each), where ``make(batch, shape)`` returns
+    the pass to call: timed at that size where it is cheap enough, else first at a smaller one
+    (:func:`_timing_input`) and then at the real size too if that predicts at most :data:`_REAL_SECONDS` a
+    call. A smaller input the network cannot take (a size its poolings do not divide, e.g. nnU-Net's 40x56x40
+    patch halved) is timed at the real input with the smaller batch."""
+    timed, small, factor = _timing_input(macs, batch, shape, least)
+    if factor == 1.0:
+        return _time(make(batch, tuple(shape)), steps)
+    try:
+        seconds = _time(make(timed, small), steps) * factor
+    except RuntimeError:
+        if small == tuple(shape):
+            raise
+        seconds = _time(make(timed, tuple(shape)), steps) * batch / timed
+        if timed == batch:
+            return seconds
+    if seconds > _REAL_SECONDS:
+        return seconds
+    return _time(make(batch, tuple(shape)), steps, warmup=1)
 
 
 @contextmanager
@@ -228,80 +258,147 @@ def _layout(run_: Run, net, x):
 
 def _time_train_step(run_: Run, g: NominalGeometry, macs: int, steps: int) -> float:
     """Seconds of one training step at the run's batch size, measured on synthetic batches (the run's own
-    batch, memory format and threads where that is cheap enough; see :func:`_timing_input`)."""
+    batch, memory format and threads where that is cheap enough; see :func:`_time_pass`)."""
     import torch
 
     full = int(run_.config["optim"]["batch_size"])
-    batch, shape, factor = _timing_input(macs, full, g.train_shape, 16 if len(g.train_shape) <= 3 else 2)
-    net, x = _layout(run_, _net(run_, g, "cpu").train(), torch.randn(batch, *shape))
-    y = torch.randint(0, g.classes, (batch,))
+    net = _net(run_, g, "cpu").train()
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        out = net(x)
-        loss = (
-            torch.nn.functional.cross_entropy(out, y)
-            if isinstance(out, torch.Tensor) and out.dim() == 2
-            else _loss(out)
-        )
-        loss.backward()
-        opt.step()
+    def make(batch: int, shape: tuple[int, ...]):
+        model, x = _layout(run_, net, torch.randn(batch, *shape))
+        y = torch.randint(0, g.classes, (batch,))
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            out = model(x)
+            loss = (
+                torch.nn.functional.cross_entropy(out, y)
+                if isinstance(out, torch.Tensor) and out.dim() == 2
+                else _loss(out)
+            )
+            loss.backward()
+            opt.step()
+
+        return step
 
     with _as_the_run(run_):
-        return _time(step, steps) * factor
+        return _time_pass(make, macs, full, g.train_shape, 16 if len(g.train_shape) <= 3 else 2, steps)
 
 
 def _time_eval(run_: Run, g: NominalGeometry, macs: int, steps: int) -> float:
-    """Seconds of one evaluation of the run (its evaluation split at full size), from one timed forward pass
-    of whole inputs or of sliding windows (``macs``: per training input, scaled to the pass's input)."""
+    """Seconds of one evaluation of the run (its evaluation split at full size), from timed forward passes of
+    whole inputs or of sliding windows (``macs``: per training input, scaled to the pass's input), each with
+    the class decision every task's metric makes (the argmax over classes) on the logits in float32."""
     import torch
 
     unit = g.eval_window or g.eval_shape
     full = max(1, min(g.eval_batch, g.eval_windows) if g.eval_window else g.eval_batch)  # inputs of one pass
     pixels = math.prod(unit[1:]) / math.prod(g.train_shape[1:])
-    batch, shape, factor = _timing_input(int(macs * pixels), full, unit, 1)
-    net, x = _layout(run_, _net(run_, g, "cpu").eval(), torch.randn(batch, *shape))
+    net = _net(run_, g, "cpu").eval()
+
+    def make(batch: int, shape: tuple[int, ...]):
+        model, x = _layout(run_, net, torch.randn(batch, *shape))
+
+        def forward():
+            out = model(x)
+            if isinstance(out, torch.Tensor):
+                out.float().argmax(1)
+
+        return forward
+
     with torch.no_grad(), _as_the_run(run_):
-        seconds = _time(lambda: net(x), steps)
-    return seconds * factor / full * g.n_eval * g.eval_windows
+        seconds = _time_pass(make, int(macs * pixels), full, unit, 1, steps)
+    return seconds / full * g.n_eval * g.eval_windows
 
 
-def _time_data(run_: Run, _cache: dict) -> tuple[float | None, float | None, str]:
-    """(first preparation, each later load) of the run's data in seconds, timed by building the task twice
-    (decoding and caching, then reading the cache); None where the data is not on this machine."""
+def _time_overhead(run_: Run, g: NominalGeometry) -> float:
+    """Seconds of what a run does besides its steps and evaluations, each timed once here: building the network
+    as the run builds it, and the engine's own atomic checkpoint writes, ``last.pt`` (weights and the
+    optimiser's state) every epoch and every ``run.checkpoint_every`` steps, ``best.pt`` (weights) every epoch
+    (measured, MONAI's V-Net on Hippocampus: about 3 s to build the first time in a process, its import
+    included, and 1.9 s of checkpoints an epoch, a third of its 14-second two-step tiny run)."""
+    import tempfile
+
+    from ...engine.checkpoint import save_checkpoint
+
+    t = time.perf_counter()
+    net = _net(run_, g, "cpu")
+    built = time.perf_counter() - t
+    weights = net.state_dict()
+    moments = 2 if run_.config["optim"]["optimizer"] == "adamw" else 1  # AdamW: two moments; SGD: the momentum
+    state = [p.detach().clone() for p in net.parameters() if p.requires_grad for _ in range(moments)]
+    with tempfile.TemporaryDirectory(prefix="poolskip-estimate-") as d:
+        t = time.perf_counter()
+        save_checkpoint(Path(d) / "last.pt", {"model": weights, "optimizer": state})
+        last = time.perf_counter() - t
+        save_checkpoint(Path(d) / "best.pt", {"model": weights})
+        best = time.perf_counter() - last - t
+    every, epochs = int(run_.config["run"].get("checkpoint_every") or 0), int(run_.config["optim"]["epochs"])
+    lasts = 1 + ((g.steps_per_epoch - 1) // every if every else 0)  # at the end of each epoch, and every N steps
+    return built + (last * lasts + best) * epochs
+
+
+def _time_batches(batches, most: int = 10, budget: float = 2.0) -> float | None:
+    """The median seconds of drawing one of the first batches of ``batches`` (up to ``most``, while they take
+    under ``budget`` seconds), the first left out where there are more (it pays for starting the epoch)."""
+    times: list[float] = []
+    batches = iter(batches)
+    while len(times) < most and sum(times) < budget:
+        t = time.perf_counter()
+        try:
+            next(batches)
+        except StopIteration:
+            break
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[1:] or times) if times else None
+
+
+def _time_data(run_: Run, _cache: dict) -> tuple[float | None, float | None, float | None, str]:
+    """(first preparation, each later load, one training batch) of the run's data in seconds, timed by building
+    the task twice (decoding and caching, then reading the cache) and drawing its first training batches (the
+    reading, cropping and augmenting every step waits for: the loaders run in the training process); None
+    where the data is not on this machine."""
     import torch
 
     from ...engine.config import make_config
     from ...engine.trainer import build_task
 
     cfg = run_.config
-    key = json.dumps([cfg.get("task"), cfg.get("data"), cfg.get(cfg.get("task"))], sort_keys=True, default=str)
+    key = json.dumps(
+        [cfg.get("task"), cfg.get("data"), cfg.get(cfg.get("task")), cfg["optim"]["batch_size"], cfg["run"]["seed"]],
+        sort_keys=True,
+        default=str,
+    )
     if key not in _cache:
         c = make_config(cfg)
-        times, note = [], ""
+        times, batch, note = [], None, ""
         try:
             for _ in range(2):
                 t = time.perf_counter()
-                build_task(c, torch.device("cpu"))  # the engine's own way, as the run will
+                task = build_task(c, torch.device("cpu"))  # the engine's own way, as the run will
                 times.append(time.perf_counter() - t)
+            batch = _time_batches(task.train_batches(0))
         except Exception as e:  # no data here (or an unreadable copy): no preparation time, said why
             note = f"data not timed: {str(e).splitlines()[0][:80]}"
-        _cache[key] = (*times, note) if times else (None, None, note)
+        _cache[key] = (*times, batch, note) if times else (None, None, None, note)
     return _cache[key]
 
 
 @dataclass
 class Estimate:
-    """A run's cost: parameters, MACs, memory, measured step time and the estimated wall time."""
+    """A run's cost: parameters, MACs, memory, measured step, evaluation and overhead times and the estimated
+    wall time."""
 
     params: int | None = None
     macs: int | None = None
     train_bytes: int | None = None  # peak memory of a training step
     eval_bytes: int | None = None  # peak memory of an evaluation batch
-    step_seconds: float | None = None  # one optimiser step of the run's batch, measured here
+    step_seconds: float | None = None  # one optimiser step of the run's batch (its computation), measured here
     eval_seconds: float | None = None  # one whole evaluation
     data_seconds: float | None = None  # loading the prepared data, once per run
+    batch_seconds: float | None = None  # reading, cropping and augmenting one training batch, every step
+    overhead_seconds: float | None = None  # building the network once and writing the checkpoints every epoch
     prepare_seconds: float | None = None  # decoding and caching the data, once per dataset
     wall_seconds: float | None = None  # the run's steps, evaluations and data loading
     note: str = ""
@@ -339,17 +436,23 @@ def estimate(run_: Run, time_steps: int = 2, _cache: dict | None = None) -> Esti
             try:
                 e.step_seconds = _time_train_step(run_, g, e.macs, time_steps)
                 e.eval_seconds = _time_eval(run_, g, e.macs, time_steps)
+                e.overhead_seconds = _time_overhead(run_, g)
             except Exception as err:
                 e.note = (e.note + "; " if e.note else "") + f"not timed: {err}"
         cache[key] = e
     e = cache[key]
     est = Estimate(**vars(e))
     if time_steps > 0 and est.step_seconds is not None:
-        first, later, note = _time_data(run_, cache.setdefault("data", {}))
+        first, later, batch, note = _time_data(run_, cache.setdefault("data", {}))
         est.note = "; ".join(n for n in (est.note, note) if n)
-        est.prepare_seconds, est.data_seconds = first, later
+        est.prepare_seconds, est.data_seconds, est.batch_seconds = first, later, batch
         steps, evals = _steps_and_evals(run_)
-        est.wall_seconds = est.step_seconds * steps + (est.eval_seconds or 0.0) * evals + (later or 0.0)
+        est.wall_seconds = (
+            (est.step_seconds + (batch or 0.0)) * steps
+            + (est.eval_seconds or 0.0) * evals
+            + (later or 0.0)
+            + (est.overhead_seconds or 0.0)
+        )
     return est
 
 
@@ -357,12 +460,14 @@ def estimate(run_: Run, time_steps: int = 2, _cache: dict | None = None) -> Esti
 
 
 def _human(seconds: float | None) -> str:
+    """Seconds to three significant places at most, in s, min, h or d (a run's estimate can be set against its
+    measured wall time to a few per cent)."""
     if seconds is None:
         return "—"
     if seconds < 120:
-        return f"{seconds:.0f} s"
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
     if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
+        return f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} d"
@@ -393,7 +498,8 @@ def _finished_walls(row: Path) -> list[float]:
 
 def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
     """The plan as text: every run with its status, params, MACs, peak memory of a training step and of an
-    evaluation batch, step and evaluation times, and its estimated wall time; then the totals.
+    evaluation batch, the time of a step (its computation and the preparing of its batch) and of an evaluation,
+    and its estimated wall time; then the totals.
 
     A run whose row (the same config but for the seed or fold) has finished runs on disk is estimated by their
     median measured wall time instead of the timed synthetic steps: identical runs on one machine agree more
@@ -440,7 +546,7 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
             f"{(f'{e.params / 1e6:.2f}M' if e.params is not None else '—'):>9s} "
             f"{(f'{e.macs / 1e6:.1f}M' if e.macs is not None else '—'):>10s} "
             f"{_gib(e.train_bytes).replace(' ', ''):>10s} {_gib(e.eval_bytes).replace(' ', ''):>10s} "
-            f"{(f'{e.step_seconds:.3f}s' if e.step_seconds is not None else '—'):>8s} "
+            f"{(f'{e.step_seconds + (e.batch_seconds or 0.0):.3f}s' if e.step_seconds is not None else '—'):>8s} "
             f"{_human(e.eval_seconds):>7s} {_human(e.wall_seconds):>9s}  {e.note}"
         )
     total += sum(prepared.values())
@@ -451,7 +557,8 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
     if time_steps > 0:
         lines.append(
             f"estimated {_human(total)} left on this machine ({platform.machine()}, {os.cpu_count()} CPUs): "
-            f"training steps and evaluations timed on synthetic batches, data preparation timed on the data "
-            f"({_human(sum(prepared.values()))} of it), one process at a time"
+            f"training steps and evaluations timed on synthetic batches, each step's batch and the data's "
+            f"preparation ({_human(sum(prepared.values()))} of it) on the data, building and checkpoints once; "
+            f"one process at a time"
         )
     return "\n".join(lines)
