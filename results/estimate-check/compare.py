@@ -3,10 +3,11 @@
     python results/estimate-check/compare.py > results/estimate-check/compare.md
 
 Estimates: ``NAME.dry-run.txt`` (the output of ``poolskip reproduce ... --dry-run``, made just before the runs)
-and ``NAME.dry-run-after.txt`` (the same dry run into an empty folder, made after them; see README.md).
+``NAME.dry-run-after.txt`` (the same dry run into an empty folder, made after them; see README.md) and
+``NAME.dry-run-NETWORK.txt`` (table1_rows.py's, with its log ``NAME-NETWORK.log``).
 Measured: each run's ``summary.json`` (``wall_seconds``: the whole run, data loading included) and
 ``metrics.jsonl`` (``epoch_seconds``: one epoch's training steps; ``eval_seconds``: one evaluation), and the
-total of ``NAME.log`` ("N run(s) trained in T s"). A run's step count comes from its ``config.yaml`` through
+total of the command's log ("N run(s) trained in T s"). A run's step count comes from its ``config.yaml`` through
 the same :func:`~poolskip.experiments.reproduce.estimate.geometry` the dry run used.
 """
 
@@ -85,7 +86,9 @@ def main() -> None:
                 f"{'—' if measured_eval is None else f'{measured_eval:.1f}'} | {off(evaluation, measured_eval)} | "
                 f"{wall if wall is None else f'{wall:.0f}'} / {measured_wall:.0f} | {off(wall, measured_wall)} |"
             )
-        log = HERE / f"{name}.log"
+        suffix = dry.name[len(f"{name}.dry-run") : -len(".txt")]  # "-MobileNet": table1-quick-MobileNet.log
+        log = HERE / f"{name}{suffix}.log"
+        log = log if log.exists() else HERE / f"{name}.log"
         trained = re.search(r"(\d+) run\(s\) trained in (\d+) s", log.read_text()) if log.exists() else None
         if trained:
             print(
@@ -93,8 +96,10 @@ def main() -> None:
                 f"first preparation, which the dry run itself made (the runs found it cached); {trained[1]} runs "
                 f"trained in {trained[2]} s: {off(total - prepared, float(trained[2]))} without the preparation.\n"
             )
-        else:
+        elif log.exists():
             print("\nWhole command: not finished.\n")
+        else:
+            print("\nWhole command: no log of its own (a dry run made after the runs).\n")
         within = sum(abs(e - m) <= 0.2 * m for e, m in walls if e is not None)
         counts.append(f"| `{dry.name}` | {within} of {len(walls)} |")
     print("Runs whose wall-time estimate is within 20 % of the measured wall time, per dry run:\n")
