@@ -19,8 +19,8 @@ evaluation batch, and wall time (preprocessing, training steps, evaluations).
   the schedule; plus building the network and writing the checkpoints (timed once), and, where the data is on
   this machine, the task's data preparation (decoding and caching, then loading the cache) timed once per
   dataset and the preparing of its training batches (reading, cropping, augmenting), which every step waits
-  for. In the dry run, a run whose row already has finished runs on disk takes their median
-  measured wall time instead.
+  for. In the dry run, a run whose row already has finished runs on disk also shows their median measured
+  wall time, beside its estimate.
 """
 
 from __future__ import annotations
@@ -233,11 +233,26 @@ def _time_pass(make, macs: int, batch: int, shape: tuple[int, ...], least: int, 
     return _time(make(batch, tuple(shape)), steps, warmup=1)
 
 
+#: Bytes of the buffer :func:`_as_the_run` allocates and frees: glibc's largest dynamic mmap threshold (32 MiB on
+#: 64-bit) less a margin.
+_FREED_BUFFER = 30 * 2**20
+
+
 @contextmanager
 def _as_the_run(run_: Run):
-    """Time as the run will compute: with its ``threads`` torch threads (where it sets them)."""
+    """Time as the run will compute: with its ``threads`` torch threads (where it sets them), in a process that
+    has freed a large buffer. glibc's malloc serves a block above its mmap threshold (128 KiB at first) with
+    fresh pages from the kernel, and raises the threshold to the size of each such block freed (up to 32 MiB on
+    64-bit); a run's process frees large buffers reading its data before its first step, so its activations
+    come from the heap, while a dry run's process had freed none and every step's activations were fresh pages,
+    page faults included. Measured (plain MobileNet width 8, one CPU thread, its training step timed three times
+    in each of four fresh processes): 0.12-0.17 s a step, the first timing 1.10-1.33x the second, against
+    0.104-0.118 s in four processes that had freed one 30 MiB buffer, the first within 6 % of the next two
+    (results/estimate-check/fresh.txt); which is why the dry runs had overestimated the first rows they timed,
+    the small plain networks', by 16-44 % (plain MobileNet width 8: +40 % before, -5 % after)."""
     import torch
 
+    torch.empty(_FREED_BUFFER, dtype=torch.uint8)  # allocated and freed at once: the threshold a run's process has
     before, threads = torch.get_num_threads(), run_.config.get("run", {}).get("threads")
     if threads:
         torch.set_num_threads(int(threads))
@@ -256,13 +271,14 @@ def _layout(run_: Run, net, x):
     return net, x
 
 
-def _time_train_step(run_: Run, g: NominalGeometry, macs: int, steps: int) -> float:
+def _time_train_step(run_: Run, g: NominalGeometry, macs: int, steps: int, net=None) -> float:
     """Seconds of one training step at the run's batch size, measured on synthetic batches (the run's own
-    batch, memory format and threads where that is cheap enough; see :func:`_time_pass`)."""
+    batch, memory format and threads where that is cheap enough; see :func:`_time_pass`) with ``net`` (the
+    run's network, built here where not given; its weights are trained by the timed steps)."""
     import torch
 
     full = int(run_.config["optim"]["batch_size"])
-    net = _net(run_, g, "cpu").train()
+    net = (net if net is not None else _net(run_, g, "cpu")).train()
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
 
     def make(batch: int, shape: tuple[int, ...]):
@@ -286,16 +302,17 @@ def _time_train_step(run_: Run, g: NominalGeometry, macs: int, steps: int) -> fl
         return _time_pass(make, macs, full, g.train_shape, 16 if len(g.train_shape) <= 3 else 2, steps)
 
 
-def _time_eval(run_: Run, g: NominalGeometry, macs: int, steps: int) -> float:
+def _time_eval(run_: Run, g: NominalGeometry, macs: int, steps: int, net=None) -> float:
     """Seconds of one evaluation of the run (its evaluation split at full size), from timed forward passes of
-    whole inputs or of sliding windows (``macs``: per training input, scaled to the pass's input), each with
-    the class decision every task's metric makes (the argmax over classes) on the logits in float32."""
+    whole inputs or of sliding windows (``macs``: per training input, scaled to the pass's input) with ``net``
+    (built here where not given), each with the class decision every task's metric makes (the argmax over
+    classes) on the logits in float32."""
     import torch
 
     unit = g.eval_window or g.eval_shape
     full = max(1, min(g.eval_batch, g.eval_windows) if g.eval_window else g.eval_batch)  # inputs of one pass
     pixels = math.prod(unit[1:]) / math.prod(g.train_shape[1:])
-    net = _net(run_, g, "cpu").eval()
+    net = (net if net is not None else _net(run_, g, "cpu")).eval()
 
     def make(batch: int, shape: tuple[int, ...]):
         model, x = _layout(run_, net, torch.randn(batch, *shape))
@@ -312,19 +329,17 @@ def _time_eval(run_: Run, g: NominalGeometry, macs: int, steps: int) -> float:
     return seconds / full * g.n_eval * g.eval_windows
 
 
-def _time_overhead(run_: Run, g: NominalGeometry) -> float:
-    """Seconds of what a run does besides its steps and evaluations, each timed once here: building the network
-    as the run builds it, and the engine's own atomic checkpoint writes, ``last.pt`` (weights and the
-    optimiser's state) every epoch and every ``run.checkpoint_every`` steps, ``best.pt`` (weights) every epoch
-    (measured, MONAI's V-Net on Hippocampus: about 3 s to build the first time in a process, its import
-    included, and 1.9 s of checkpoints an epoch, a third of its 14-second two-step tiny run)."""
+def _time_overhead(run_: Run, g: NominalGeometry, net, built: float) -> float:
+    """Seconds of what a run does besides its steps and evaluations: building the network (``built`` seconds,
+    timed by the caller, which built ``net`` as the run builds it) and the engine's own atomic checkpoint writes
+    of ``net``, timed once here, ``last.pt`` (weights and the optimiser's state) every epoch and every
+    ``run.checkpoint_every`` steps, ``best.pt`` (weights) every epoch (measured, MONAI's V-Net on Hippocampus:
+    about 3 s to build the first time in a process, its import included, and 1.9 s of checkpoints an epoch, a
+    third of its 14-second two-step tiny run)."""
     import tempfile
 
     from ...engine.checkpoint import save_checkpoint
 
-    t = time.perf_counter()
-    net = _net(run_, g, "cpu")
-    built = time.perf_counter() - t
     weights = net.state_dict()
     moments = 2 if run_.config["optim"]["optimizer"] == "adamw" else 1  # AdamW: two moments; SGD: the momentum
     state = [p.detach().clone() for p in net.parameters() if p.requires_grad for _ in range(moments)]
@@ -433,10 +448,12 @@ def estimate(run_: Run, time_steps: int = 2, _cache: dict | None = None) -> Esti
             e.note = f"cost not counted: {err}"
         if time_steps > 0 and e.macs is not None:
             g = geometry(cfg)
-            try:
-                e.step_seconds = _time_train_step(run_, g, e.macs, time_steps)
-                e.eval_seconds = _time_eval(run_, g, e.macs, time_steps)
-                e.overhead_seconds = _time_overhead(run_, g)
+            try:  # the network built once: its building and checkpoints timed, then its steps and evaluation
+                t = time.perf_counter()
+                net = _net(run_, g, "cpu")
+                e.overhead_seconds = _time_overhead(run_, g, net, time.perf_counter() - t)
+                e.step_seconds = _time_train_step(run_, g, e.macs, time_steps, net)
+                e.eval_seconds = _time_eval(run_, g, e.macs, time_steps, net)
             except Exception as err:
                 e.note = (e.note + "; " if e.note else "") + f"not timed: {err}"
         cache[key] = e
@@ -501,9 +518,12 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
     evaluation batch, the time of a step (its computation and the preparing of its batch) and of an evaluation,
     and its estimated wall time; then the totals.
 
-    A run whose row (the same config but for the seed or fold) has finished runs on disk is estimated by their
-    median measured wall time instead of the timed synthetic steps: identical runs on one machine agree more
-    closely than a few seconds of timing does (results/timing-spread.md)."""
+    Every run is estimated by timing, on the machine as it is now. A run whose row (the same config but for
+    the seed or fold) has finished runs on disk also shows their median measured wall time in its note: a
+    measured time says what the machine did then, which need not be what it does now (on the 2-core VM of
+    results/estimate-check/, seeds of two rows run a day apart took 1.35x and 1.51x their seed 3's wall time,
+    whose timed steps were 9 % and 17 % off; the seeds of one row varied up to 1.70x on one day,
+    results/timing-spread.md)."""
     import platform
 
     from ..results import run_status
@@ -529,8 +549,8 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
                 finished[row] = _finished_walls(row)
             walls = finished[row]
         if walls and status != "finished":
-            measured = f"est. wall: median of {len(walls)} finished run{'s' * (len(walls) > 1)} of its row"
-            e.wall_seconds = statistics.median(walls)
+            plural = "s" * (len(walls) > 1)
+            measured = f"its row's {len(walls)} finished run{plural}: {_human(statistics.median(walls))} (median)"
             e.note = "; ".join(x for x in (e.note, measured) if x)
         if e.wall_seconds and status != "finished":
             total += e.wall_seconds
