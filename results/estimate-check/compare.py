@@ -4,7 +4,8 @@
 
 Estimates: ``NAME.dry-run.txt`` (the output of ``poolskip reproduce ... --dry-run``, made just before the runs)
 ``NAME.dry-run-after.txt`` (the same dry run into an empty folder, made after them; see README.md) and
-``NAME.dry-run-NETWORK.txt`` (table1_rows.py's, with its log ``NAME-NETWORK.log``).
+``NAME.dry-run-NETWORK[-seedSEED].txt`` (rows.py's, with its log ``NAME-NETWORK[-seedSEED].log``, and its
+``NAME.dry-run-after-NETWORK[-seedSEED].txt``). ``paired.txt`` (paired.py's) is summarised at the end.
 Measured: each run's ``summary.json`` (``wall_seconds``: the whole run, data loading included) and
 ``metrics.jsonl`` (``epoch_seconds``: one epoch's training steps; ``eval_seconds``: one evaluation), and the
 total of the command's log ("N run(s) trained in T s"). A run's step count comes from its ``config.yaml`` through
@@ -87,8 +88,8 @@ def main() -> None:
                 f"{wall if wall is None else f'{wall:.0f}'} / {measured_wall:.0f} | {off(wall, measured_wall)} |"
             )
         suffix = dry.name[len(f"{name}.dry-run") : -len(".txt")]  # "-MobileNet": table1-quick-MobileNet.log
-        log = HERE / f"{name}{suffix}.log"
-        log = log if log.exists() else HERE / f"{name}.log"
+        log = HERE / f"{name}{suffix}.log"  # rows.py's; run.sh's dry runs, before and after, share NAME.log
+        log = HERE / f"{name}.log" if suffix in ("", "-after") else log
         trained = re.search(r"(\d+) run\(s\) trained in (\d+) s", log.read_text()) if log.exists() else None
         if trained:
             print(
@@ -105,6 +106,14 @@ def main() -> None:
     print("Runs whose wall-time estimate is within 20 % of the measured wall time, per dry run:\n")
     print("| dry run | within 20 % |\n|---|---:|")
     print("\n".join(counts))
+    paired = HERE / "paired.txt"
+    if paired.exists():
+        print("\nThe dry run's step timing (with its batch) against the engine's own loop on the data, interleaved")
+        print("in one process (`paired.py`, `paired.txt`): estimator / engine per round of steps.\n")
+        print("| run | median ratio | range over the rounds |\n|---|---:|---|")
+        line = re.compile(r"^(\S+): ratio median ([\d.]+), range ([\d.]+-[\d.]+) over (.*)$", re.M)
+        for m in line.finditer(paired.read_text()):
+            print(f"| {m[1]} | {m[2]} | {m[3]} ({m[4]}) |")
 
 
 if __name__ == "__main__":
