@@ -108,16 +108,10 @@ for rnd in range(rounds + 1):
         flush = fn == "flush"
         f = cap[-1] if flush else fn
         torch.set_flush_denormal(flush)
-        for _ in range(2):
-            f()
-        ts = []
-        for _ in range(block):
-            t = time.perf_counter()
-            f()
-            ts.append(time.perf_counter() - t)
+        x = E._time(f, block, budget=0.0, most=block)  # 2 warm-up calls, the median of BLOCK
         torch.set_flush_denormal(False)
         if rnd:
-            res[k].append(statistics.median(ts))
+            res[k].append(x)
 a = res["A estimator closure"]
 for k, v in res.items():
     ratio = [x / y for x, y in zip(v, a)]

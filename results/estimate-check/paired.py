@@ -81,14 +81,7 @@ def main() -> None:
 
     def estimator() -> float:
         batch = E._time_batches(task.train_batches(0))
-        for _ in range(2):
-            synthetic()
-        times = []
-        for _ in range(block):
-            t = time.perf_counter()
-            synthetic()
-            times.append(time.perf_counter() - t)
-        return statistics.median(times) + batch
+        return E._time(synthetic, block, budget=0.0, most=block) + batch  # 2 warm-up calls, the median of BLOCK
 
     engine(), estimator()  # both warmed up once
     ratios = []
