@@ -606,8 +606,8 @@ def test_the_estimate_adds_the_preparing_of_every_training_batch_on_the_data(mon
 def test_timing_runs_in_a_process_that_has_freed_a_large_buffer_as_a_runs_has(monkeypatch):
     """glibc's malloc serves blocks above its mmap threshold with fresh pages until a block that large was freed; a
     run's process has freed large buffers reading its data, a dry run's had not (its steps paid page faults: the
-    small networks' estimates 16-47 % high). Every timing frees one buffer near glibc's largest threshold first,
-    and times with the run's threads."""
+    small networks' estimates 16-44 % high, 47 % beside the test suite). Every timing frees one buffer near
+    glibc's largest threshold first, and times with the run's threads."""
     import importlib
 
     est = importlib.import_module("poolskip.experiments.reproduce.estimate")

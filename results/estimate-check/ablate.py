@@ -7,36 +7,24 @@ after the data was read, each variant's step timed in turn (2 warm-up calls, the
 e.g. ``table1 MobileNet plain 6 20``. Output of 2026-12-02 ~19:57 UTC (estimator of d449d4f): ``ablate.txt``.
 """
 
-import importlib
 import itertools
 import statistics
 import sys
-import time
-from functools import partial
 
 import torch
+from paired import E, engine_blocks, estimator_step, planned
 
 from poolskip.engine.checkpoint import model_from_config
 from poolskip.engine.config import make_config
 from poolskip.engine.optim import make_optimizer
-from poolskip.engine.trainer import Position, build_task, train_one_epoch
-from poolskip.experiments.reproduce import plan
-from poolskip.progress import Progress
+from poolskip.engine.trainer import build_task
 
-E = importlib.import_module("poolskip.experiments.reproduce.estimate")
 table, network, row, rounds, block = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-runs = plan(
-    table, "quick", dataset="imagefolder", data_dir="../shared/data/cifar10-jpg", seeds=[3], controls=True, threads=1
-)
-r = next(r for r in runs if f"_{network}-" in r.name and r.key == row)
-g, macs = E.geometry(r.config), E.run_cost(r)[1]
-cap = []
-timer, E._time = E._time, lambda fn, *a, **k: cap.append(fn) or 0.0
-E._time_train_step(r, g, macs, 2)
-E._time = timer
+r, g, macs = planned(table, network, row)
+synthetic = estimator_step(r, g, macs)
 cfg = make_config(r.config)
 task = build_task(cfg, torch.device("cpu"))
-torch.set_num_threads(1)
+engine_block = engine_blocks(cfg, task)  # sets the run's one thread
 real = list(itertools.islice(task.train_batches(0), 20))
 cl = torch.channels_last
 
@@ -65,30 +53,8 @@ def step_fn(net_from, inputs, opt_kind):
     return step
 
 
-model = model_from_config(cfg, task.model_spec()).to(memory_format=cl)
-eopt = make_optimizer(cfg.optim, model)
-scaler, ac = torch.amp.GradScaler("cpu", enabled=False), partial(torch.autocast, "cpu", enabled=False)
-
-
-class Few:
-    def __init__(s, n):
-        s.n = n
-
-    def __getattr__(s, k):
-        return getattr(task, k)
-
-    def train_batches(s, epoch, start=0):
-        return itertools.islice(task.train_batches(epoch, start), s.n)
-
-
-def engine_block(n):
-    t = time.perf_counter()
-    train_one_epoch(model, Few(n), eopt, scaler, cfg, Position(), ac, 1, lambda s: None, Progress(n, "", enabled=False))
-    return (time.perf_counter() - t) / n
-
-
 variants = {
-    "A estimator closure": cap[-1],
+    "A estimator closure": synthetic,
     "B randn, estimator net+SGD": step_fn("estimator", "randn", "sgd"),
     "C real batches": step_fn("estimator", "real", "sgd"),
     "D engine net": step_fn("engine", "randn", "sgd"),
@@ -106,7 +72,7 @@ for rnd in range(rounds + 1):
                 res[k].append(x)
             continue
         flush = fn == "flush"
-        f = cap[-1] if flush else fn
+        f = synthetic if flush else fn
         torch.set_flush_denormal(flush)
         x = E._time(f, block, budget=0.0, most=block)  # 2 warm-up calls, the median of BLOCK
         torch.set_flush_denormal(False)

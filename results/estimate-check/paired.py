@@ -50,21 +50,27 @@ class FirstBatches:
         return itertools.islice(self.task.train_batches(epoch, start), self.n)
 
 
-def main() -> None:
-    table, network, row, rounds, block = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+def planned(table: str, network: str, row: str):
+    """``(run, geometry, MACs)`` of ``network``'s ``row`` in ``table``'s quick plan (seed 3, one thread)."""
     runs = plan(table, "quick", dataset="imagefolder", data_dir=DATA, seeds=[3], controls=True, threads=1)
     r = next(r for r in runs if f"_{network}-" in r.name and r.key == row)
-    g, macs = E.geometry(r.config), E.run_cost(r)[1]
-    steps = []  # the step function the estimator times, caught instead of timed
+    return r, E.geometry(r.config), E.run_cost(r)[1]
+
+
+def estimator_step(r, g, macs: int):
+    """The synthetic step function ``_time_train_step`` builds and times, caught instead of timed."""
+    steps = []
     timer, E._time = E._time, lambda fn, *a, **k: steps.append(fn) or 0.0
     try:
         E._time_train_step(r, g, macs, 2)
     finally:
         E._time = timer
-    synthetic = steps[-1]
+    return steps[-1]
 
-    cfg = make_config(r.config)
-    task = build_task(cfg, torch.device("cpu"))
+
+def engine_blocks(cfg, task):
+    """``block(n)``: seconds per step of the engine's ``train_one_epoch`` over the task's first ``n`` batches, with
+    the network and optimiser the engine builds for ``cfg`` (one of each, trained on by every block)."""
     torch.set_num_threads(cfg.run.threads)
     model = model_from_config(cfg, task.model_spec())
     if cfg.run.channels_last:
@@ -72,12 +78,26 @@ def main() -> None:
     optimizer = make_optimizer(cfg.optim, model)
     scaler, autocast = torch.amp.GradScaler("cpu", enabled=False), partial(torch.autocast, "cpu", enabled=False)
 
-    def engine() -> float:
+    def block(n: int) -> float:
         t = time.perf_counter()
-        quiet = Progress(block, "", enabled=False)
-        train_one_epoch(model, FirstBatches(task, block), optimizer, scaler, cfg, Position(), autocast, 1,
+        quiet = Progress(n, "", enabled=False)
+        train_one_epoch(model, FirstBatches(task, n), optimizer, scaler, cfg, Position(), autocast, 1,
                         lambda s: None, quiet)  # fmt: skip
-        return (time.perf_counter() - t) / block
+        return (time.perf_counter() - t) / n
+
+    return block
+
+
+def main() -> None:
+    table, network, row, rounds, block = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    r, g, macs = planned(table, network, row)
+    synthetic = estimator_step(r, g, macs)
+    cfg = make_config(r.config)
+    task = build_task(cfg, torch.device("cpu"))
+    engine_block = engine_blocks(cfg, task)
+
+    def engine() -> float:
+        return engine_block(block)
 
     def estimator() -> float:
         batch = E._time_batches(task.train_batches(0))
