@@ -642,3 +642,24 @@ def test_step_time_is_the_median_after_warm_up_not_the_fastest_call(monkeypatch)
     # two warm-up calls (9, 8) ignored; then at least 3 calls, more while under the 1.4 s budget: 0.1..0.2
     # (1.5 s); the 1000 s call is not reached. The fastest call (0.1) is not the answer.
     assert est._time(step, 3, budget=1.4) == pytest.approx(0.3)
+
+
+def test_a_run_with_fewer_inputs_than_its_batch_is_timed_and_sized_on_those_inputs(monkeypatch):
+    """A tiny run of 64 images at batch size 128 steps once on 64: its step is timed, and its memory counted, at
+    64 inputs (timed at 128, fig3's tiny Pool Skip step was estimated 1.7x the run's)."""
+    import importlib
+
+    est = importlib.import_module("poolskip.experiments.reproduce.estimate")
+    r = next(r for r in plan("fig3", "tiny") if r.key == "pool_skip")
+    g = est.geometry(r.config)
+    assert r.config["optim"]["batch_size"] == 128 and g.n_train == 64 and g.steps_per_epoch == 1
+    assert est._step_batch(r, g) == 64
+    big = dataclasses.replace(g, n_train=1000, steps_per_epoch=8)
+    assert est._step_batch(r, big) == 128
+    batches = []
+    monkeypatch.setattr(est, "_time_pass", lambda make, macs, batch, shape, least, steps: batches.append(batch) or 1.0)
+    est._time_train_step(r, g, 10**6, 1, net=torch.nn.Conv2d(3, 10, 1))
+    sized = []
+    monkeypatch.setattr(est, "_train_bytes", lambda net, batch, shape, opt: sized.append(batch) or (1, 1))
+    est.peak_memory(r)
+    assert batches == [64] and sized == [64]

@@ -158,9 +158,16 @@ def peak_memory(run_: Run) -> tuple[int, int]:
     """Estimated peak bytes of ``(a training step, an evaluation batch)`` of the run on one device."""
     g = geometry(run_.config)
     net = _net(run_, g, "meta")
-    cfg = run_.config
-    train = _train_bytes(net, int(cfg["optim"]["batch_size"]), g.train_shape, cfg["optim"]["optimizer"])
+    train = _train_bytes(net, _step_batch(run_, g), g.train_shape, run_.config["optim"]["optimizer"])
     return train[0], _eval_bytes(net, g)
+
+
+def _step_batch(run_: Run, g: NominalGeometry) -> int:
+    """Inputs of one training step: the run's batch size, or its whole training set where an epoch is one step on
+    fewer (a tiny run of 64 images at batch size 128 steps once, on 64; a patch-sampling task's steps draw their
+    batch from any number of volumes and keep it)."""
+    batch = int(run_.config["optim"]["batch_size"])
+    return g.n_train if g.steps_per_epoch == 1 and 0 < g.n_train < batch else batch
 
 
 # ------------------------------------------------------------------------------------------ time
@@ -272,12 +279,12 @@ def _layout(run_: Run, net, x):
 
 
 def _time_train_step(run_: Run, g: NominalGeometry, macs: int, steps: int, net=None) -> float:
-    """Seconds of one training step at the run's batch size, measured on synthetic batches (the run's own
-    batch, memory format and threads where that is cheap enough; see :func:`_time_pass`) with ``net`` (the
-    run's network, built here where not given; its weights are trained by the timed steps)."""
+    """Seconds of one training step of the run's inputs (:func:`_step_batch`), measured on synthetic batches (the
+    run's own batch, memory format and threads where that is cheap enough; see :func:`_time_pass`) with ``net``
+    (the run's network, built here where not given; its weights are trained by the timed steps)."""
     import torch
 
-    full = int(run_.config["optim"]["batch_size"])
+    full = _step_batch(run_, g)
     net = (net if net is not None else _net(run_, g, "cpu")).train()
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
 
