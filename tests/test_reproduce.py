@@ -663,3 +663,12 @@ def test_a_run_with_fewer_inputs_than_its_batch_is_timed_and_sized_on_those_inpu
     monkeypatch.setattr(est, "_train_bytes", lambda net, batch, shape, opt: sized.append(batch) or (1, 1))
     est.peak_memory(r)
     assert batches == [64] and sized == [64]
+
+
+def test_a_data_dir_the_runs_do_not_read_is_said(tmp_path, capsys):
+    """The tiny scales train on scikit-learn's digits, which ship with it: a --data-dir given there is not read,
+    and the command says so instead of planning on digits in silence."""
+    _run(_args("table5", tmp_path, "--scale", "tiny", "--dry-run", "--time-steps", "0", "--data-dir", "somewhere"))
+    assert "--data-dir somewhere is not read by the runs on digits" in capsys.readouterr().out
+    _run(_args("table5", tmp_path, "--scale", "tiny", "--dry-run", "--time-steps", "0"))
+    assert "is not read" not in capsys.readouterr().out

@@ -148,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
         getattr(args, "train_subset", None), getattr(args, "threads", None),
     )  # fmt: skip
     _check_datasets(runs)
+    bundled = sorted({r.dataset for r in runs if r.dataset == "digits"})  # ships with scikit-learn: no directory
+    if args.data_dir and bundled:
+        print(
+            f"note: --data-dir {args.data_dir} is not read by the runs on {', '.join(bundled)} (scikit-learn's "
+            f"bundled copy); --dataset names the data a scale trains on instead of its own"
+        )
     for r in runs:
         r.note = check(r)
     root = Path(args.out) / f"{args.command}-{args.scale}"
