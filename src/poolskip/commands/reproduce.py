@@ -148,11 +148,10 @@ def run(args: argparse.Namespace) -> int:
         getattr(args, "train_subset", None), getattr(args, "threads", None),
     )  # fmt: skip
     _check_datasets(runs)
-    bundled = sorted({r.dataset for r in runs if r.dataset == "digits"})  # ships with scikit-learn: no directory
-    if args.data_dir and bundled:
+    if args.data_dir and any(r.dataset == "digits" for r in runs):  # ships with scikit-learn: no directory
         print(
-            f"note: --data-dir {args.data_dir} is not read by the runs on {', '.join(bundled)} (scikit-learn's "
-            f"bundled copy); --dataset names the data a scale trains on instead of its own"
+            f"note: --data-dir {args.data_dir} is not read by the runs on digits (scikit-learn's bundled copy); "
+            f"--dataset names the data a scale trains on instead of its own"
         )
     for r in runs:
         r.note = check(r)
