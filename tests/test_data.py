@@ -47,6 +47,14 @@ def make_imagefolder(root, size=(6, 5), classes=("cat", "dog"), per_class=2, fmt
                 Image.fromarray(arr).save(root / split / c / f"{i}.{fmt.lower()}", fmt)
 
 
+def test_a_data_dir_digits_does_not_read_is_said(recwarn):
+    """digits ships with scikit-learn: a data_dir given with it is not read, and loading says so."""
+    with pytest.warns(UserWarning, match="data_dir somewhere is not read: digits is scikit-learn's bundled copy"):
+        load_dataset("digits", "somewhere")
+    load_dataset("digits")
+    assert not [w for w in recwarn if "is not read" in str(w.message)]
+
+
 def test_digits_is_uint8_with_a_fixed_split():
     d = load_dataset("digits")
     assert d.train_x.dtype == torch.uint8 and d.train_x.shape[1:] == (1, 8, 8)

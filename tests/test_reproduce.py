@@ -670,5 +670,8 @@ def test_a_data_dir_the_runs_do_not_read_is_said(tmp_path, capsys):
     and the command says so instead of planning on digits in silence."""
     _run(_args("table5", tmp_path, "--scale", "tiny", "--dry-run", "--time-steps", "0", "--data-dir", "somewhere"))
     assert "--data-dir somewhere is not read by the runs on digits" in capsys.readouterr().out
+    runs = plan("table5", "tiny", data_dir="somewhere")
+    assert runs and all(r.dataset == "digits" and r.config["data"]["data_dir"] is None for r in runs)
+    assert plan("table2", "tiny", data_dir="somewhere")[0].config["data"]["data_dir"] == "somewhere"
     _run(_args("table5", tmp_path, "--scale", "tiny", "--dry-run", "--time-steps", "0"))
     assert "is not read" not in capsys.readouterr().out

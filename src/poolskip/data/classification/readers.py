@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,12 @@ def load_dataset(
     tree decodes only those (the other formats hold the images in a few files that are read whole).
     """
     if name == "digits":
+        if data_dir is not None:  # ships with scikit-learn: a directory given here would be ignored in silence
+            warnings.warn(
+                f"data_dir {data_dir} is not read: digits is scikit-learn's bundled copy; to train on the data "
+                f"there, name its dataset ({', '.join(DATASETS[1:])})",
+                stacklevel=2,
+            )
         return _subset(_load_digits(), train_subset)
     if name in _CIFAR:
         root = _cifar_root(name, data_dir, download)

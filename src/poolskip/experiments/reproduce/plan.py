@@ -118,7 +118,8 @@ def plan(
 ) -> list[Run]:
     """The runs of ``command`` at ``scale``; ``dataset``, ``seeds`` and the command line's ``data_dir``,
     ``epochs`` (a multistep schedule is squeezed to fit), ``train_subset`` and ``threads`` override the
-    scale's, each as a layer of its own."""
+    scale's, each as a layer of its own. A run on digits (scikit-learn's bundled copy) gets no ``data_dir``:
+    it reads none, and its config does not say it read one."""
     if command not in COMMANDS:
         raise ValueError(f"unknown reproduction {command!r}; choose one of {', '.join(COMMANDS)}")
     if scale not in SCALES:
@@ -171,7 +172,7 @@ def plan(
                                 "row": layer,
                                 "scale": dict(scale_layer),
                                 "dataset": dataset_overrides(ds),
-                                "cli": dict(cli),
+                                "cli": {k: v for k, v in cli.items() if not (k == "data_dir" and ds == "digits")},
                             },
                             group=net.label,
                             depth=net.depth,
