@@ -20,6 +20,8 @@ from pathlib import Path
 import yaml
 
 VARIANTS = ("plain", "pool_skip")
+#: Each variant's name in the tables, by the ``{v}`` of :func:`read_pair`'s pattern.
+NAMES = {"false": "plain", "true": "Pool Skip"}
 
 
 def read_pair(folder: Path, pattern: str) -> tuple[dict[str, list[Path]], dict[str, list[dict]], dict, str]:
@@ -43,6 +45,14 @@ def pair_records(summaries: Mapping[str, list[dict]], value: Callable[[dict], fl
         for v, ss in summaries.items()
         for s in ss
     ]  # fmt: skip
+
+
+def report_pair(folder: Path, pattern: str, value: Callable[[dict], float]) -> tuple[dict, dict]:
+    """:func:`read_pair` of ``folder``, its report (:func:`write_report` of ``value`` of each summary, the model
+    labelled from its config) written there and printed; returns the run directories and summaries."""
+    runs, summaries, _, model = read_pair(folder, pattern)
+    print(write_report(pair_records(summaries, value, model=model), folder))
+    return runs, summaries
 
 
 def _cell(values: list[float]) -> str:

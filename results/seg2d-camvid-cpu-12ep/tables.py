@@ -17,15 +17,12 @@ from pathlib import Path
 
 here = Path(__file__).resolve().parent
 sys.path.insert(0, str(here.parent))
-from legacy_report import pair_records, read_pair, write_report  # noqa: E402
+from legacy_report import NAMES, report_pair  # noqa: E402
 
-VARIANTS = {"false": "plain", "true": "Pool Skip"}
-runs, summaries, config, model = read_pair(here, "runs/pool_skip_{v}")
-records = pair_records(summaries, lambda s: s["final"], model=model)
-print(write_report(records, here))
+runs, summaries = report_pair(here, "runs/pool_skip_{v}", lambda s: s["final"])
 print("| run | mIoU, epoch 6 | mIoU, epoch 12 | pixel acc. | mean class acc. | test loss | train loss (epoch 12) |")
 print("|---|---:|---:|---:|---:|---:|---:|")
-for v, name in VARIANTS.items():
+for v, name in NAMES.items():
     for d, s in zip(runs[v], summaries[v]):
         history = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines() if line.strip()]
         evals = " | ".join(f"{r['miou']:.2f}" for r in history if "miou" in r)
@@ -33,8 +30,8 @@ for v, name in VARIANTS.items():
         print(f"| {name}, seed {s['seed']} | {evals} | {f['pixel_acc']:.2f} | {f['mean_acc']:.2f} "
               f"| {f['eval_loss']:.3f} | {f['train_loss']:.3f} |")  # fmt: skip
 print("\n| run | IoU per class |\n|---|---|")
-for v, name in VARIANTS.items():
+for v, name in NAMES.items():
     for s in summaries[v]:
         print(f"| {name}, seed {s['seed']} | {', '.join(f'{x:.1f}' for x in s['final_metrics']['class_iou'])} |")
-print("\nwall seconds:", ", ".join(f"{VARIANTS[v]} seed {s['seed']} {s['wall_seconds']:,.0f}" for v in VARIANTS
+print("\nwall seconds:", ", ".join(f"{NAMES[v]} seed {s['seed']} {s['wall_seconds']:,.0f}" for v in NAMES
                                 for s in summaries[v]))  # fmt: skip

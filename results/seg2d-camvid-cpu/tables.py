@@ -15,20 +15,17 @@ from pathlib import Path
 
 here = Path(__file__).resolve().parent
 sys.path.insert(0, str(here.parent))
-from legacy_report import pair_records, read_pair, write_report  # noqa: E402
+from legacy_report import NAMES, report_pair  # noqa: E402
 
-VARIANTS = {"false": "plain", "true": "Pool Skip"}
-runs, summaries, config, model = read_pair(here, "runs/pool_skip_{v}")
-records = pair_records(summaries, lambda s: s["final"], model=model)
-print(write_report(records, here))
+runs, summaries = report_pair(here, "runs/pool_skip_{v}", lambda s: s["final"])
 print("| run | mIoU | pixel acc. | mean class acc. | eval loss |\n|---|---:|---:|---:|---:|")
-for v, name in VARIANTS.items():
+for v, name in NAMES.items():
     for s in summaries[v]:
         f = s["final_metrics"]
         print(f"| {name}, seed {s['seed']} | {f['miou']:.2f} | {f['pixel_acc']:.2f} | {f['mean_acc']:.2f} "
               f"| {f['eval_loss']:.3f} |")  # fmt: skip
 print("\nclass IoU % (CamVid's 11 classes in order), eval seconds, wall seconds:")
-for v, name in VARIANTS.items():
+for v, name in NAMES.items():
     for s in summaries[v]:
         f = s["final_metrics"]
         below2 = sum(x < 2 for x in f["class_iou"])

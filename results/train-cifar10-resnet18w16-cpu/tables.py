@@ -16,7 +16,7 @@ from pathlib import Path
 
 here = Path(__file__).resolve().parent
 sys.path.insert(0, str(here.parent))
-from legacy_report import pair_records, read_pair, write_report  # noqa: E402
+from legacy_report import NAMES, pair_records, read_pair, write_report  # noqa: E402
 
 runs, summaries, config, model = read_pair(here, "runs/resnet18w16_ps-{v}")
 dataset = f"{config['dataset']}:{Path(config['data_dir']).name}"
@@ -24,7 +24,7 @@ records = pair_records(
     summaries, lambda s: s["final_error"], model=model, dataset=dataset, metric="test_error", mode="min"
 )
 print(write_report(records, here))
-for v, name in (("false", "plain"), ("true", "Pool Skip")):
+for v, name in NAMES.items():
     history = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in runs[v]]
     epochs = [" -> ".join(f"{r['test_error']:.2f}" for r in h) for h in history]
     per_run = ", ".join(
