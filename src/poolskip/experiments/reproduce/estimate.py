@@ -578,8 +578,9 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
         )
     total += sum(prepared.values())
     lines.append(
-        f"{len(runs)} runs; {unavailable} not runnable here yet; peak memory (estimated, one device): "
-        f"training step {_gib(peak[0][0])} ({peak[0][1]}), evaluation batch {_gib(peak[1][0])} ({peak[1][1]})"
+        f"{len(runs)} run{'s' * (len(runs) != 1)}; {unavailable} not runnable here yet; "
+        f"peak memory (estimated, one device): training step {_gib(peak[0][0])} ({peak[0][1]}), "
+        f"evaluation batch {_gib(peak[1][0])} ({peak[1][1]})"
     )
     if time_steps > 0:
         lines.append(
