@@ -97,7 +97,7 @@ def main() -> None:
         if trained:
             print(
                 f"\nWhole command: estimated {total:.0f} s (rounded as printed), of which {prepared:.0f} s the data's "
-                f"first preparation, which the dry run itself made (the runs found it cached); {trained[1]} runs "
+                f"first preparation, which the dry run itself made (the runs found it cached); {trained[1]} run(s) "
                 f"trained in {trained[2]} s: {off(total - prepared, float(trained[2]))} without the preparation.\n"
             )
         elif log.exists():
