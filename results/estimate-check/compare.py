@@ -23,8 +23,10 @@ from pathlib import Path
 from poolskip.experiments.results import read_config, read_history, read_summary
 
 HERE = Path(__file__).resolve().parent
-CHECKS = ("table2-tiny", "table3-tiny", "table4-quick", "table2-quick", "table1-quick", "fig3-tiny", "fig4-tiny")
-CHECKS += ("table3-quick",)
+CHECKS = (
+    "table2-tiny", "table3-tiny", "table4-quick", "table2-quick", "table1-quick", "table3-quick", "fig3-tiny",
+    "fig4-tiny",
+)  # fmt: skip
 UNIT = {"s": 1, "min": 60, "h": 3600, "d": 86400}
 SPAN = r"([\d.]+) (s|min|h|d)|—"
 LINE = re.compile(rf"^(\S+/(?:seed\d+-)?(?:seed|fold)\d+)\s+\S+\s+.*?\s(\d+\.\d+)s\s+(?:{SPAN})\s+(?:{SPAN})")
