@@ -146,6 +146,47 @@ def test_nominal_geometry_of_segmentation3d():
     assert _geometry("segmentation3d", DataConfig("nnunet")) is None  # any dataset: only its files can tell
 
 
+def test_nominal_geometry_of_segmentation3d_reads_the_data_folder(tmp_path):
+    """Where the data is there, its dataset.json and NIfTI headers tell the geometry: not Hippocampus' numbers
+    for any Decathlon task, and the windows of volumes of different sizes (their mean), not of one assumed."""
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("nibabel")
+    import json
+
+    import volumetric_data as vd
+    from poolskip.data.seg3d import load_volumes, make_splits
+    from poolskip.tasks.segmentation3d import _planned_patch, sliding_windows
+
+    shapes = [(30, 40, 20), (34, 40, 20), (30, 52, 24), (38, 44, 28), (30, 40, 20)]  # 2 mm along x
+    training = []
+    for i, shape in enumerate(shapes):
+        name = f"case_{i}.nii.gz"
+        vd.save(tmp_path / "imagesTr" / name, np.zeros((*shape, 2), np.float32), spacing=(2.0, 1.0, 1.0))
+        vd.save(tmp_path / "labelsTr" / name, np.zeros(shape, np.uint8), spacing=(2.0, 1.0, 1.0))
+        training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
+    desc = {"name": "Two", "modality": {"0": "T1", "1": "T2"}, "labels": {str(c): f"c{c}" for c in range(4)},
+            "numTraining": 5, "training": training, "test": []}  # fmt: skip
+    (tmp_path / "dataset.json").write_text(json.dumps(desc))
+
+    data = DataConfig("decathlon", data_dir=str(tmp_path))
+    g = _geometry("segmentation3d", data, eval_batch_size=8, patch_size=[32, 40, 20], target_spacing=[1.0, 1, 1],
+                  num_folds=2)  # fmt: skip
+    val = make_splits(load_volumes("decathlon", str(tmp_path)), 2, 0)["folds"][0]["val"]  # the run's fold 0
+    at_1mm = {f"case_{i}": (2 * x, y, z) for i, (x, y, z) in enumerate(shapes)}
+    windows = dict(zip(at_1mm, (3, 4, 12, 16, 3)))  # of the 32x40x20 patch at overlap 0.5, counted by hand
+    assert (g.classes, g.n_train, g.n_eval, g.model_spec) == (4, 2, 3, ModelSpec(2, 4, 3)) and len(val) == 3
+    assert g.train_shape == g.eval_window == (2, 32, 40, 20)
+    assert g.eval_shape == (2, *np.max([at_1mm[i] for i in val], 0))  # the largest evaluated volume
+    assert g.eval_windows == pytest.approx(sum(windows[i] for i in val) / 3)
+    assert [sliding_windows(at_1mm[i], (32, 40, 20), 0.5) for i in at_1mm] == list(windows.values())
+    g = _geometry("segmentation3d", data)  # 5 folds; the median spacing (2 mm along x) and shape plan the patch
+    assert (g.n_train, g.n_eval) == (4, 1)  # the median 30x40x20 voxels, padded by nnU-Net's planner as the task pads
+    assert g.train_shape == (2, *_planned_patch(get_task("segmentation3d").Options(), [30, 40, 20], (2.0, 1, 1)))
+    assert g.train_shape == (2, 32, 40, 20)
+    missing = DataConfig("decathlon", data_dir=str(tmp_path / "absent"))  # no folder: NOMINAL's Hippocampus
+    assert _geometry("segmentation3d", missing).model_spec == ModelSpec(1, 3, 3)
+
+
 def test_sliding_windows_counts_the_windows_monai_evaluates():
     inferers = pytest.importorskip("monai.inferers")
     import torch

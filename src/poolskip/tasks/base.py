@@ -215,13 +215,15 @@ class PicturesPredictions(Protocol):
 
 @dataclass(frozen=True)
 class NominalGeometry:
-    """A config's data as a cost estimate sees it, told by the task from its context alone (no data read).
+    """A config's data as a cost estimate sees it, told by the task from its context (no image or voxel read).
 
-    The numbers are the dataset's standard copy (CIFAR's 50,000 / 10,000 images, VOC's trainaug set, ...)
-    or a stated assumption where only the data could tell (a CT volume's size after resampling), after the
-    config's ``train_subset`` / ``eval_subset``. Evaluation is either whole inputs, ``eval_batch`` of them
-    per forward pass, or sliding windows: ``eval_windows`` windows of shape ``eval_window`` per input,
-    ``eval_batch`` windows per forward pass."""
+    The numbers are the dataset's standard copy (CIFAR's 50,000 / 10,000 images, VOC's trainaug set, ...),
+    what the data folder's listing or headers tell (an ImageFolder tree's files, a 3D dataset's ``dataset.json``
+    and NIfTI headers) or a stated assumption where only the data could tell and is not there (a CT volume's
+    size after resampling), after the config's ``train_subset`` / ``eval_subset``. Evaluation is either whole
+    inputs, ``eval_batch`` of them per forward pass, or sliding windows: ``eval_windows`` windows of shape
+    ``eval_window`` per input (the mean over inputs of different sizes), ``eval_batch`` windows per forward
+    pass; ``eval_shape`` is the largest input."""
 
     classes: int
     n_train: int  # training samples (images or volumes)
@@ -231,7 +233,7 @@ class NominalGeometry:
     steps_per_epoch: int  # global optimisation steps in one epoch
     eval_batch: int  # inputs (whole, or windows) of one evaluation forward pass
     eval_window: tuple[int, ...] | None = None  # sliding-window evaluation: one window (C, *spatial); None: whole
-    eval_windows: int = 1  # windows per evaluation input (1: whole inputs)
+    eval_windows: float = 1  # windows per evaluation input, their mean over the inputs (1: whole inputs)
 
     @property
     def model_spec(self) -> ModelSpec:

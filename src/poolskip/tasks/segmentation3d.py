@@ -24,6 +24,7 @@ are computed in the preprocessed (resampled, cropped) space at the target spacin
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,7 +47,9 @@ from ..data.seg3d import (
     Seg3dAugment,
     crop_patch,
     default_splits_name,
+    header_geometry,
     load_volumes,
+    make_splits,
     patch_start,
     plan_geometry,
     preprocess_all,
@@ -82,7 +85,8 @@ __all__ = [
 #: of one fold (BTCV 18, AMOS 240, Hippocampus 260 cross-validated volumes in 5 folds), classes, channels,
 #: the median shape the patch is planned from, capped at 128 (Hippocampus: nnU-Net's planned patch) and a
 #: whole evaluation volume (CT: 512x512 slices, at most 200 slices after resampling: an upper bound we
-#: choose, not a count). ``decathlon`` is the Decathlon's Hippocampus task, the recipes' stand-in.
+#: choose, not a count). ``decathlon`` is the Decathlon's Hippocampus task, the recipes' stand-in. Used only
+#: where the data folder is not there to tell (:func:`_read_geometry`).
 NOMINAL = {
     "btcv": (14, 4, 14, 1, (128, 128, 128), (512, 512, 200)),
     "amos": (192, 48, 16, 1, (128, 128, 128), (512, 512, 200)),
@@ -151,6 +155,52 @@ def sliding_windows(volume: Sequence[int], patch: Sequence[int], overlap: float)
         step = max(1, int(p * (1 - overlap)))
         n *= 1 if v <= p else math.ceil((v - p) / step) + 1
     return n
+
+
+@functools.lru_cache(maxsize=16)
+def _read_geometry(
+    dataset: str,
+    data_dir: str | None,
+    split_seed: int,
+    target_spacing: tuple[float, ...] | None,
+    fold: int,
+    num_folds: int,
+):
+    """``(n_train, n_eval, classes, channels, median shape, the evaluated volumes' shapes, target spacing)`` of
+    the fold (the seeded split of :func:`~poolskip.data.seg3d.make_splits`; ``fold`` -1: all of them, the fixed
+    test set evaluated), from the data folder's ``dataset.json`` and its images' NIfTI headers (no voxel read), at
+    ``target_spacing`` (else the median spacing, as the task plans it); None where the folder is not there or
+    not readable (the run itself will say why). Cached: a dry run asks once per run."""
+    if not data_dir or not Path(data_dir).is_dir():
+        return None
+    try:
+        ds = load_volumes(dataset, data_dir, split_seed)
+        if fold < 0:
+            n_train, evaluated = len(ds.train_ids), list(ds.test_ids)
+        else:
+            part = make_splits(ds, num_folds, split_seed)["folds"][fold]
+            n_train, evaluated = len(part["train"]), part["val"]
+        geo = {i: header_geometry(ds.cases[i]) for i in [*ds.train_ids, *evaluated]}
+    except (DatasetError, ValueError, OSError, ImportError, IndexError):
+        return None
+    spacing = {i: np.asarray(g[0]) for i, g in geo.items()}
+    planned = np.median([spacing[i] for i in ds.train_ids], 0)  # as the task plans: from every fold's cases
+    target = planned if target_spacing is None else np.asarray(target_spacing, dtype=float)
+    shape = {i: np.asarray(g[1]) * spacing[i] / target for i, g in geo.items()}  # resampled, as plan_geometry
+    median = [int(math.ceil(s)) for s in np.median([shape[i] for i in ds.train_ids], 0)]
+    volumes = [tuple(int(round(v)) for v in shape[i]) for i in evaluated] or [tuple(median)]  # as resampled
+    return n_train, len(evaluated), ds.num_classes, len(ds.channels), median, volumes, tuple(float(t) for t in target)
+
+
+def _planned_patch(o: Segmentation3dOptions, median: Sequence[int], spacing: Sequence[float]) -> list[int]:
+    """``patch_size``, else the median shape capped at ``patch_max``, rounded up to ``patch_multiple`` and padded
+    as nnU-Net pads its planned patch (to the total stride)."""
+    from ..models import get_planner  # the registry: nnU-Net's rule, without naming a model module
+
+    if o.patch_size is not None:
+        return list(o.patch_size)
+    patch = [math.ceil(min(s, o.patch_max) / o.patch_multiple) * o.patch_multiple for s in median]
+    return list(get_planner("nnunet_3d_fullres")(patch, spacing).patch_size)
 
 
 def _window_batch(eval_batch_size: int) -> int:
@@ -224,26 +274,37 @@ class Segmentation3dTask:
 
     @classmethod
     def nominal_geometry(cls, ctx: TaskContext) -> NominalGeometry | None:
-        """One fold of the dataset as :data:`NOMINAL` assumes it: patches of ``patch_size`` (or the median shape
-        capped at ``patch_max`` and rounded up to ``patch_multiple``; nnU-Net's planner is not asked), an
-        epoch of ``iterations`` steps, each evaluation volume whole by sliding windows of the patch."""
+        """One fold of the dataset: patches of ``patch_size``, an epoch of ``iterations`` steps, each evaluation
+        volume whole by sliding windows of the patch. Where the data folder is readable, its ``dataset.json`` and
+        its images' headers tell the cases, classes, channels and the volumes' shapes at the target spacing (the
+        windows: their mean over the volumes; the evaluation's memory: the largest volume), and a patch left
+        unset is planned as the task plans it; elsewhere :data:`NOMINAL` assumes them (the patch: its median
+        shape capped at ``patch_max`` and rounded up to ``patch_multiple``; None for a dataset it does not
+        know)."""
         o, d = ctx.options, ctx.data
-        if d.dataset not in NOMINAL:
-            return None
-        n_train, n_eval, classes, channels, median, volume = NOMINAL[d.dataset]
-        if o.patch_size is not None:
-            patch = tuple(o.patch_size)
-        else:
+        spacing = None if o.target_spacing is None else tuple(float(v) for v in o.target_spacing)
+        read = _read_geometry(d.dataset, d.data_dir, o.split_seed, spacing, o.fold, o.num_folds)
+        if read is not None:  # the patch planned as the task plans it
+            n_train, n_eval, classes, channels, median, volumes, target = read
+            patch = tuple(_planned_patch(o, median, target))
+        elif d.dataset in NOMINAL:
+            n_train, n_eval, classes, channels, median, volume = NOMINAL[d.dataset]
+            volumes = [volume]
             m = o.patch_multiple
-            patch = tuple(math.ceil(min(s, o.patch_max) / m) * m for s in median)
+            patch = tuple(o.patch_size or (math.ceil(min(s, o.patch_max) / m) * m for s in median))
+        else:
+            return None
         if d.train_subset:
             n_train = min(n_train, d.train_subset)
         if o.eval_subset:
             n_eval = min(n_eval, o.eval_subset)
+            volumes = volumes[: o.eval_subset] if read is not None else volumes  # the first ones, as evaluated
+        largest = tuple(int(v) for v in np.max(volumes, 0))
+        windows = sum(sliding_windows(v, patch, o.sw_overlap) for v in volumes) / len(volumes)
         return NominalGeometry(
-            classes, n_train, n_eval, (channels, *patch), (channels, *volume), steps_per_epoch=o.iterations,
+            classes, n_train, n_eval, (channels, *patch), (channels, *largest), steps_per_epoch=o.iterations,
             eval_batch=_window_batch(ctx.eval_batch_size), eval_window=(channels, *patch),
-            eval_windows=sliding_windows(volume, patch, o.sw_overlap),
+            eval_windows=windows,
         )  # fmt: skip
 
     # -- capability: CrossValidated
@@ -278,15 +339,8 @@ class Segmentation3dTask:
 
     def _plan(self) -> tuple[tuple[float, ...], list[int]]:
         """Spacing and patch, planned once per dataset from the whole training part (every fold: one network)."""
-        from ..models import get_planner  # the registry: nnU-Net's rule, without naming a model module
-
-        o = self.options
-        spacing, median = plan_geometry(self.ds, self.ds.train_ids, o.target_spacing)
-        if o.patch_size is not None:
-            return spacing, list(o.patch_size)
-        # the median shape, capped, padded as nnU-Net pads its planned patch (to the total stride)
-        patch = [math.ceil(min(s, o.patch_max) / o.patch_multiple) * o.patch_multiple for s in median]
-        return spacing, list(get_planner("nnunet_3d_fullres")(patch, spacing).patch_size)
+        spacing, median = plan_geometry(self.ds, self.ds.train_ids, self.options.target_spacing)
+        return spacing, _planned_patch(self.options, median, spacing)
 
     # -- the contract
 

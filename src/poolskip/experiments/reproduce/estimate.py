@@ -317,7 +317,7 @@ def _time_eval(run_: Run, g: NominalGeometry, macs: int, steps: int, net=None) -
     import torch
 
     unit = g.eval_window or g.eval_shape
-    full = max(1, min(g.eval_batch, g.eval_windows) if g.eval_window else g.eval_batch)  # inputs of one pass
+    full = max(1, min(g.eval_batch, math.ceil(g.eval_windows)) if g.eval_window else g.eval_batch)  # one pass's inputs
     pixels = math.prod(unit[1:]) / math.prod(g.train_shape[1:])
     net = (net if net is not None else _net(run_, g, "cpu")).eval()
 
