@@ -101,14 +101,20 @@ for metric in ("dice", "nsd", "iou"):
 # estimate-check: runs made to time the dry run's estimate, in the quick regimes of Tables 2 and 3 (one run at a
 # time, each with its own seed; see that folder's README): Table 2 quick (DeepLabv3+ on CamVid, 540 steps, the
 # regime of seg2d-camvid-cpu-12ep) seeds 0 and 1; Table 3 quick's nnU-Net rows (Hippocampus fold 0, 500 steps,
-# the regime of med3d-hippocampus-cpu-500steps) seed 0
+# the regime of med3d-hippocampus-cpu-500steps) and V-Net rows seed 0; Fig. 3 quick's ResNet50 (width 4, 6 epochs
+# of CIFAR-10) seed 0
 t2q = "estimate-check/table2-quick/table2-quick/runs/camvid-as-cityscapes_DLP_MobileNet_{}/seed*/summary.json"
 add("estimate-check (Table 2 quick)", "Pool Skip vs plain", "mIoU %", run_values(t2q.format("pool_skip")),
     run_values(t2q.format("plain")), "higher")  # fmt: skip
-t3q = "estimate-check/table3-quick/table3-quick/runs/decathlon-as-btcv_nnUNet_{}/fold0/summary.json"
-for metric in ("dice", "nsd", "iou"):
-    add("estimate-check (Table 3 quick)", "nnU-Net: Pool Skip vs plain", f"{metric} %",
-        run_values(t3q.format("pool_skip"), metric), run_values(t3q.format("plain"), metric), "higher")  # fmt: skip
+t3q = "estimate-check/table3-quick/table3-quick/runs/decathlon-as-btcv_{}_{}/fold0/summary.json"
+for net, label in (("nnUNet", "nnU-Net"), ("V-Net", "V-Net")):
+    for metric in ("dice", "nsd", "iou"):
+        add("estimate-check (Table 3 quick)", f"{label}: Pool Skip vs plain", f"{metric} %",
+            run_values(t3q.format(net, "pool_skip"), metric), run_values(t3q.format(net, "plain"), metric),
+            "higher")  # fmt: skip
+f3q = "estimate-check/fig3-quick/fig3-quick/runs/imagefolder-as-cifar10_ResNet50-width-4-_{}/seed*/summary.json"
+add("estimate-check (Fig. 3 quick)", "ResNet50 w4: Pool Skip vs plain", "test error %",
+    run_values(f3q.format("pool_skip")), run_values(f3q.format("plain")), "lower")  # fmt: skip
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ from poolskip.experiments.results import read_config, read_history, read_summary
 
 HERE = Path(__file__).resolve().parent
 CHECKS = (
-    "table2-tiny", "table3-tiny", "table4-quick", "table2-quick", "table1-quick", "table3-quick", "fig3-tiny",
-    "fig4-tiny",
+    "table2-tiny", "table3-tiny", "table4-quick", "table2-quick", "table1-quick", "table3-quick", "table5-quick",
+    "fig3-tiny", "fig4-tiny", "fig3-quick",
 )  # fmt: skip
 UNIT = {"s": 1, "min": 60, "h": 3600, "d": 86400}
 SPAN = r"([\d.]+) (s|min|h|d)|—"
