@@ -51,9 +51,11 @@ from ..data.seg3d import (
     load_volumes,
     make_splits,
     patch_start,
+    plan_from_headers,
     plan_geometry,
     preprocess_all,
     read_splits,
+    resampled_size,
 )
 from ..metrics import VolumeScores, score_volume
 from ..optional import require
@@ -183,13 +185,9 @@ def _read_geometry(
         geo = {i: header_geometry(ds.cases[i]) for i in [*ds.train_ids, *evaluated]}
     except (DatasetError, ValueError, OSError, ImportError, IndexError):
         return None
-    spacing = {i: np.asarray(g[0]) for i, g in geo.items()}
-    planned = np.median([spacing[i] for i in ds.train_ids], 0)  # as the task plans: from every fold's cases
-    target = planned if target_spacing is None else np.asarray(target_spacing, dtype=float)
-    shape = {i: np.asarray(g[1]) * spacing[i] / target for i, g in geo.items()}  # resampled, as plan_geometry
-    median = [int(math.ceil(s)) for s in np.median([shape[i] for i in ds.train_ids], 0)]
-    volumes = [tuple(int(round(v)) for v in shape[i]) for i in evaluated] or [tuple(median)]  # as resampled
-    return n_train, len(evaluated), ds.num_classes, len(ds.channels), median, volumes, tuple(float(t) for t in target)
+    target, median = plan_from_headers([geo[i] for i in ds.train_ids], target_spacing)  # as the task plans
+    volumes = [tuple(resampled_size(geo[i][1], geo[i][0], target)) for i in evaluated] or [tuple(median)]
+    return n_train, len(evaluated), ds.num_classes, len(ds.channels), median, volumes, target
 
 
 def _planned_patch(o: Segmentation3dOptions, median: Sequence[int], spacing: Sequence[float]) -> list[int]:
@@ -298,7 +296,7 @@ class Segmentation3dTask:
             n_train = min(n_train, d.train_subset)
         if o.eval_subset:
             n_eval = min(n_eval, o.eval_subset)
-            volumes = volumes[: o.eval_subset] if read is not None else volumes  # the first ones, as evaluated
+            volumes = volumes[: o.eval_subset]  # the first ones, as evaluated
         largest = tuple(int(v) for v in np.max(volumes, 0))
         windows = sum(sliding_windows(v, patch, o.sw_overlap) for v in volumes) / len(volumes)
         return NominalGeometry(

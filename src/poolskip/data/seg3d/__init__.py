@@ -6,11 +6,13 @@ from .augment import Seg3dAugment
 from .preprocess import (
     Preprocessing,
     header_geometry,
+    plan_from_headers,
     plan_geometry,
     preprocess_all,
     preprocess_case,
     ras_spacing,
     read_case,
+    resampled_size,
 )
 from .readers import LAYOUTS, Case, VolumeDataset, load_volumes
 from .sampling import PatchSampler, crop_patch, patch_start
@@ -30,10 +32,12 @@ __all__ = [
     "load_volumes",
     "make_splits",
     "patch_start",
+    "plan_from_headers",
     "plan_geometry",
     "preprocess_all",
     "preprocess_case",
     "ras_spacing",
     "read_case",
     "read_splits",
+    "resampled_size",
 ]

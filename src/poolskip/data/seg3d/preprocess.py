@@ -194,9 +194,13 @@ def header_geometry(case: Case) -> tuple[tuple[float, float, float], tuple[int, 
 
 
 def plan_geometry(ds: VolumeDataset, ids: Sequence[str], spacing: Sequence[float] | None = None):
-    """nnU-Net's defaults from the headers of ``ids``: the median spacing (unless ``spacing`` is given) and the
-    median shape after resampling to it (before foreground cropping)."""
-    geo = [header_geometry(ds.cases[i]) for i in ids]
+    """nnU-Net's defaults from the headers of ``ids``: see :func:`plan_from_headers`."""
+    return plan_from_headers([header_geometry(ds.cases[i]) for i in ids], spacing)
+
+
+def plan_from_headers(geo: Sequence[tuple[Sequence[float], Sequence[int]]], spacing: Sequence[float] | None = None):
+    """nnU-Net's defaults from cases' ``(spacing, shape)`` (:func:`header_geometry`): the median spacing (unless
+    ``spacing`` is given) and the median shape after resampling to it (before foreground cropping)."""
     sp = np.array([g[0] for g in geo])
     target = np.median(sp, 0) if spacing is None else np.asarray(spacing, dtype=float)
     shapes = np.array([g[1] for g in geo]) * sp / target
@@ -219,11 +223,16 @@ def _locations(label: torch.Tensor, num_classes: int, seed: int) -> dict[str, to
 MAX_RESAMPLED_VOXELS = 2**31
 
 
+def resampled_size(shape: Sequence[int], spacing: Sequence[float], target: Sequence[float]) -> list[int]:
+    """Voxels per axis of a volume of ``shape`` at ``spacing`` mm once resampled to ``target`` mm."""
+    return [round(n * s / t) for n, s, t in zip(shape, spacing, target)]
+
+
 def _check_resampled_size(case: Case, shape: Sequence[int], spacing: Sequence[float], target: Sequence[float]):
     """Refuse a header spacing (zero, non-finite, or absurd next to ``target``) that resampling cannot follow."""
     if not all(math.isfinite(s) and s > 0 for s in spacing):
         raise DatasetError(f"{case.images[0]}: its affine gives voxel spacing {list(spacing)} mm; fix its header")
-    new = [round(n * s / t) for n, s, t in zip(shape, spacing, target)]
+    new = resampled_size(shape, spacing, target)
     if math.prod(new) > MAX_RESAMPLED_VOXELS:
         raise DatasetError(
             f"{case.images[0]}: resampling its {list(shape)} voxels of spacing {list(spacing)} mm to "
