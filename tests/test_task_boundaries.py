@@ -154,7 +154,7 @@ def test_nominal_geometry_of_segmentation3d_reads_the_data_folder(tmp_path):
     import json
 
     import volumetric_data as vd
-    from poolskip.data.seg3d import load_volumes, make_splits
+    from poolskip.data.seg3d import default_splits_name, load_volumes, make_splits
     from poolskip.tasks.segmentation3d import _planned_patch, sliding_windows
 
     shapes = [(30, 40, 20), (34, 40, 20), (30, 52, 24), (38, 44, 28), (30, 40, 20)]  # 2 mm along x
@@ -183,6 +183,26 @@ def test_nominal_geometry_of_segmentation3d_reads_the_data_folder(tmp_path):
     assert (g.n_train, g.n_eval) == (4, 1)  # the median 30x40x20 voxels, padded by nnU-Net's planner as the task pads
     assert g.train_shape == (2, *_planned_patch(get_task("segmentation3d").Options(), [30, 40, 20], (2.0, 1, 1)))
     assert g.train_shape == (2, 32, 40, 20)
+    # the run's fold is its splits file's where one is there (folds edited by hand are used as written)
+    splits = make_splits(load_volumes("decathlon", str(tmp_path)), 2, 0)
+    splits["folds"] = [{"train": ["case_0", "case_1", "case_4"], "val": ["case_2", "case_3"]},
+                       {"train": ["case_2", "case_3"], "val": ["case_0", "case_1", "case_4"]}]  # fmt: skip
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps(splits))
+    kw = dict(patch_size=[32, 40, 20], target_spacing=[1.0, 1, 1], num_folds=2)
+    g = _geometry("segmentation3d", data, split_file=str(mine), **kw)
+    assert (g.n_train, g.n_eval, g.eval_shape) == (3, 2, (2, 76, 52, 28))  # case_2 and case_3, not the seeded fold
+    assert g.eval_windows == pytest.approx((12 + 16) / 2)
+    cached = DataConfig("decathlon", data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))
+    assert _geometry("segmentation3d", cached, **kw).n_eval == 3  # no file yet: the seeded split, none written
+    assert not (tmp_path / "cache").exists()
+    beside = tmp_path / "cache" / "volumetric" / default_splits_name(load_volumes("decathlon", str(tmp_path)), 2, 0)
+    beside.parent.mkdir(parents=True)
+    beside.write_text(json.dumps(splits))  # the file a run writes beside the cache, edited: read as the run reads it
+    assert (
+        _geometry("segmentation3d", cached, **kw).n_eval,
+        _geometry("segmentation3d", cached, fold=1, **kw).n_eval,
+    ) == (2, 3)
     missing = DataConfig("decathlon", data_dir=str(tmp_path / "absent"))  # no folder: NOMINAL's Hippocampus
     assert _geometry("segmentation3d", missing).model_spec == ModelSpec(1, 3, 3)
 

@@ -45,6 +45,7 @@ from ..data.seg3d import (
     PatchSampler,
     Preprocessing,
     Seg3dAugment,
+    VolumeDataset,
     crop_patch,
     default_splits_name,
     header_geometry,
@@ -159,35 +160,59 @@ def sliding_windows(volume: Sequence[int], patch: Sequence[int], overlap: float)
     return n
 
 
+def _splits_path(
+    ds: VolumeDataset, split_file: str | None, num_folds: int, split_seed: int, cache_dir: str | None
+) -> Path:
+    """The run's splits file: ``split_file``, else one beside the cache named by the case list, folds and seed."""
+    return Path(split_file or cache_root(cache_dir) / "volumetric" / default_splits_name(ds, num_folds, split_seed))
+
+
+def _fold_parts(ds: VolumeDataset, splits: dict, fold: int) -> tuple[list[str], list[str]]:
+    """The training and evaluated case ids of ``fold`` in ``splits`` (-1: every training case, the test set
+    evaluated)."""
+    if fold >= 0:
+        part = splits["folds"][fold]
+        return list(part["train"]), list(part["val"])
+    if not splits["test"]:
+        raise DatasetError(
+            f"segmentation3d.fold=-1 evaluates on the test set, but {ds.root} ({ds.layout}) has no labelled test "
+            "set; train a fold (0..num_folds-1) instead"
+        )
+    return sorted(ds.train_ids), list(splits["test"])
+
+
 @functools.lru_cache(maxsize=16)
-def _read_geometry(
-    dataset: str,
-    data_dir: str | None,
-    split_seed: int,
-    target_spacing: tuple[float, ...] | None,
-    fold: int,
-    num_folds: int,
-):
+def _dataset_headers(dataset: str, data_dir: str, split_seed: int) -> tuple[VolumeDataset, dict[str, Any]]:
+    """The dataset at ``data_dir`` and a cache of its cases' NIfTI headers, filled as they are asked for: a dry
+    run reads each header once, however many runs it sizes."""
+    return load_volumes(dataset, data_dir, split_seed), {}
+
+
+def _read_geometry(dataset: str, data_dir: str | None, cache_dir: str | None, o: Segmentation3dOptions):
     """``(n_train, n_eval, classes, channels, median shape, the evaluated volumes' shapes, target spacing)`` of
-    the fold (the seeded split of :func:`~poolskip.data.seg3d.make_splits`; ``fold`` -1: all of them, the fixed
-    test set evaluated), from the data folder's ``dataset.json`` and its images' NIfTI headers (no voxel read), at
-    ``target_spacing`` (else the median spacing, as the task plans it); None where the folder is not there or
-    not readable (the run itself will say why). Cached: a dry run asks once per run."""
-    if not data_dir or not Path(data_dir).is_dir():
+    the run's fold, from the data folder's ``dataset.json`` and its images' NIfTI headers (no voxel read), at
+    ``target_spacing`` (else the median spacing, as the task plans it). The fold is the run's: its splits file
+    where one is there (``split_file``, or the one beside the cache; its folds may have been edited by hand),
+    else the seeded split the run will write (:func:`~poolskip.data.seg3d.make_splits`); nothing is written.
+    None where the folder or the splits file is not there or not readable (the run itself will say why)."""
+    if not data_dir or not Path(data_dir).expanduser().is_dir():
         return None
     try:
-        ds = load_volumes(dataset, data_dir, split_seed)
-        if fold < 0:
-            n_train, evaluated = len(ds.train_ids), list(ds.test_ids)
+        ds, headers = _dataset_headers(dataset, data_dir, o.split_seed)
+        path = _splits_path(ds, o.split_file, o.num_folds, o.split_seed, cache_dir)
+        if path.is_file():  # read_splits writes only a missing file
+            splits = read_splits(path, ds, o.num_folds, o.split_seed)
         else:
-            part = make_splits(ds, num_folds, split_seed)["folds"][fold]
-            n_train, evaluated = len(part["train"]), part["val"]
-        geo = {i: header_geometry(ds.cases[i]) for i in [*ds.train_ids, *evaluated]}
+            splits = make_splits(ds, o.num_folds, o.split_seed)
+        train, evaluated = _fold_parts(ds, splits, o.fold)
+        for i in {*ds.train_ids, *evaluated} - headers.keys():
+            headers[i] = header_geometry(ds.cases[i])
     except (DatasetError, ValueError, OSError, ImportError, IndexError):
         return None
-    target, median = plan_from_headers([geo[i] for i in ds.train_ids], target_spacing)  # as the task plans
-    volumes = [tuple(resampled_size(geo[i][1], geo[i][0], target)) for i in evaluated] or [tuple(median)]
-    return n_train, len(evaluated), ds.num_classes, len(ds.channels), median, volumes, target
+    spacing = None if o.target_spacing is None else tuple(float(v) for v in o.target_spacing)
+    target, median = plan_from_headers([headers[i] for i in ds.train_ids], spacing)  # as the task plans
+    volumes = [tuple(resampled_size(headers[i][1], headers[i][0], target)) for i in evaluated] or [tuple(median)]
+    return len(train), len(evaluated), ds.num_classes, len(ds.channels), median, volumes, target
 
 
 def _planned_patch(o: Segmentation3dOptions, median: Sequence[int], spacing: Sequence[float]) -> list[int]:
@@ -239,11 +264,9 @@ class Segmentation3dTask:
             self.split_path = state.get("split_file")
         else:
             spacing, patch = self._plan()  # reads the training part's headers: a 2D image is refused before any write
-            name = default_splits_name(self.ds, o.num_folds, o.split_seed)  # keyed by the case list
-            self.split_path = o.split_file or str(cache / "volumetric" / name)
-            self.train_ids, self.eval_ids = self._split(
-                read_splits(self.split_path, self.ds, o.num_folds, o.split_seed)
-            )
+            self.split_path = str(_splits_path(self.ds, o.split_file, o.num_folds, o.split_seed, d.cache_dir))
+            splits = read_splits(self.split_path, self.ds, o.num_folds, o.split_seed)
+            self.train_ids, self.eval_ids = _fold_parts(self.ds, splits, o.fold)
             if d.train_subset is not None:
                 order = np.random.default_rng(o.split_seed).permutation(len(self.train_ids))
                 self.train_ids = sorted(self.train_ids[i] for i in order[: d.train_subset])
@@ -275,13 +298,12 @@ class Segmentation3dTask:
         """One fold of the dataset: patches of ``patch_size``, an epoch of ``iterations`` steps, each evaluation
         volume whole by sliding windows of the patch. Where the data folder is readable, its ``dataset.json`` and
         its images' headers tell the cases, classes, channels and the volumes' shapes at the target spacing (the
-        windows: their mean over the volumes; the evaluation's memory: the largest volume), and a patch left
-        unset is planned as the task plans it; elsewhere :data:`NOMINAL` assumes them (the patch: its median
-        shape capped at ``patch_max`` and rounded up to ``patch_multiple``; None for a dataset it does not
-        know)."""
+        windows: their mean over the volumes; the evaluation's memory: the largest volume) of the run's fold (as
+        its splits file has it where one is there, else the seeded split), and a patch left unset is planned as
+        the task plans it; elsewhere :data:`NOMINAL` assumes them (the patch: its median shape capped at
+        ``patch_max`` and rounded up to ``patch_multiple``; None for a dataset it does not know)."""
         o, d = ctx.options, ctx.data
-        spacing = None if o.target_spacing is None else tuple(float(v) for v in o.target_spacing)
-        read = _read_geometry(d.dataset, d.data_dir, o.split_seed, spacing, o.fold, o.num_folds)
+        read = _read_geometry(d.dataset, d.data_dir, d.cache_dir, o)
         if read is not None:  # the patch planned as the task plans it
             n_train, n_eval, classes, channels, median, volumes, target = read
             patch = tuple(_planned_patch(o, median, target))
@@ -322,18 +344,6 @@ class Segmentation3dTask:
         return dataclasses.replace(
             options, fold=-1 if fold is None else fold, split_file=options.split_file or split_file
         )
-
-    def _split(self, splits: dict) -> tuple[list[str], list[str]]:
-        o = self.options
-        if o.fold >= 0:
-            fold = splits["folds"][o.fold]
-            return list(fold["train"]), list(fold["val"])
-        if not splits["test"]:
-            raise DatasetError(
-                f"segmentation3d.fold=-1 evaluates on the test set, but {self.ds.root} ({self.ds.layout}) has no "
-                "labelled test set; train a fold (0..num_folds-1) instead"
-            )
-        return sorted(self.ds.train_ids), list(splits["test"])
 
     def _plan(self) -> tuple[tuple[float, ...], list[int]]:
         """Spacing and patch, planned once per dataset from the whole training part (every fold: one network)."""
