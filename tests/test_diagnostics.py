@@ -219,7 +219,7 @@ def test_diagnose_command_on_run_dirs(tiny_runs, tmp_path, capsys):
 
     out = tmp_path / "diag"
     args = ["diagnose", str(tiny_runs["plain"]), str(tiny_runs["ps"] / "checkpoints" / "last.pt")]
-    argv = [*args, "--labels", "plain", "S2", "--probe-size", "40", "--out", str(out), "--checkpoint", "best"]
+    argv = [*args, "--labels", "plain", "S2", "--probe-size", "40", "--out", str(out), "--which", "best"]
     assert main(argv) == 0  # the plain run's best.pt (weights only), the Pool Skip run's last.pt
     printed = capsys.readouterr().out
     assert "plain: small_cnn (plain), epoch 1" in printed and "S2: small_cnn (Pool Skip), epoch 1" in printed
@@ -241,6 +241,7 @@ def test_diagnose_command_on_run_dirs(tiny_runs, tmp_path, capsys):
         ([*args, "--labels", "only-one"], "one label per path"),
         (["diagnose", str(tmp_path / "nothing.pt")], "nothing.pt not found: expected a checkpoint"),
         ([*args, "--data", "nope"], "unknown dataset 'nope'"),
+        ([*args, "--dataset", "nope", "--checkpoint", "best"], "unknown dataset 'nope'"),  # eval's spelling, or this
     ):
         assert main(argv) == 2
         assert message in capsys.readouterr().err

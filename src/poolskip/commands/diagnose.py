@@ -68,7 +68,8 @@ def _measures_line(d) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_CHECKPOINT", help="run directories or checkpoint files")
-    p.add_argument(
+    p.add_argument(  # --dataset and --which as eval spells them; --data and --checkpoint as this command did
+        "--dataset",
         "--data",
         dest="dataset",
         default=None,
@@ -78,7 +79,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probe-size", type=int, default=256, help="test images in the probe set (default: 256)")
     p.add_argument("--probe-seed", type=int, default=0, help="seed of the probe subset, same for all models")
     p.add_argument("--batch-size", type=int, default=128, help="probe images per forward/backward pass")
-    p.add_argument("--checkpoint", choices=("last", "best"), default="last", help="which checkpoint of a run dir")
+    p.add_argument(
+        "--which", "--checkpoint", dest="checkpoint", choices=("last", "best"), default="last",
+        help="which checkpoint of a run directory",
+    )  # fmt: skip
     p.add_argument("--labels", nargs="+", default=None, help="one legend label per path (default: run dir names)")
     p.add_argument("--out", default="diagnose", help="output directory for CSVs, summary.json, PNGs")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")

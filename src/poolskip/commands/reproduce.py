@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dataset", help="train on this dataset instead of the table's (e.g. imagefolder)")
     parser.add_argument("--data-dir", help="the dataset's directory")
-    parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: 5 at paper scale, 3 quick, 1 tiny)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the scale's, which --dry-run lists)")
     parser.add_argument("--epochs", type=int, help="override the scale's epochs (a step schedule is squeezed to fit)")
     parser.add_argument("--train-subset", type=int, help="override the scale's training subset (images)")
     parser.add_argument("--out", default="reproduce", help="output folder (runs, table, figure); default ./reproduce")
