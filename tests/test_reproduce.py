@@ -12,8 +12,7 @@ import torch
 from poolskip.commands import reproduce as command_line
 from poolskip.experiments import reproduce
 from poolskip.experiments.reproduce import COMMANDS, Run, collect, plan, render_table
-from poolskip.experiments.reproduce.execute import LOCAL_KEYS, _flat
-from poolskip.experiments.results import ResultsError, read_summary, run_status
+from poolskip.experiments.results import LOCAL_KEYS, ResultsError, flat_config, read_summary, run_status
 
 
 def _args(command, tmp_path, *extra):
@@ -213,7 +212,8 @@ def test_quick_cells_are_their_committed_calibration_runs(command, dataset, mode
     assert (cell.seed, cell.fold) == (0, 0 if command == "table3" else None)
 
     def how(config):  # 0.2 * 6 is 1.2000000000000002
-        return {k: round(v, 9) if isinstance(v, float) else v for k, v in _flat(config).items() if k not in _PLACE}
+        flat = flat_config(config)
+        return {k: round(v, 9) if isinstance(v, float) else v for k, v in flat.items() if k not in _PLACE}
 
     assert how(cell.config) == how(make_config(committed).to_dict())
 

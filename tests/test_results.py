@@ -83,6 +83,37 @@ def test_report_keeps_pool_skip_its_ablation_and_controls_apart(runs, tmp_path, 
     assert "no summary.json" in capsys.readouterr().err
 
 
+def test_report_keeps_runs_trained_differently_apart_and_counts_each_run_once(runs, tmp_path, capsys):
+    """Runs of one model and placement trained with other epochs are another row, labelled by what differs,
+    paired with the plain row of their own protocol; a run named twice is read once; two runs of one row and
+    seed are refused (either would be a silently wrong mean)."""
+    import yaml
+
+    tree = tmp_path / "tree"
+    for name in ("plain", "pool_skip"):
+        shutil.copytree(runs / name / "seed0", tree / name / "seed0", ignore=shutil.ignore_patterns(".lock"))
+        longer = tree / f"{name}_e9" / "seed0"
+        shutil.copytree(runs / name / "seed0", longer, ignore=shutil.ignore_patterns(".lock"))
+        config = yaml.safe_load((longer / "config.yaml").read_text())
+        config["optim"]["epochs"] = 9
+        (longer / "config.yaml").write_text(yaml.safe_dump(config))
+        summary = json.loads((longer / "summary.json").read_text())
+        (longer / "summary.json").write_text(json.dumps({**summary, "final": {"plain": 10.0, "pool_skip": 7.0}[name]}))
+    capsys.readouterr()
+    assert main(["report", str(tree), str(tree / "plain" / "seed0"), "--out", str(tmp_path / "rep")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "rep" / "report.csv")))
+    assert [(r["protocol"], r["placement"].split(" (")[0], r["ours_n"]) for r in rows] == [
+        ("epochs=1", "plain", "1"), ("epochs=1", "Pool Skip", "1"), ("epochs=9", "plain", "1"),
+        ("epochs=9", "Pool Skip", "1"),
+    ]  # fmt: skip
+    plain, ours = (read_summary(runs / name / "seed0").final for name in ("plain", "pool_skip"))
+    assert float(rows[1]["vs_plain"]) == pytest.approx(ours - plain) and float(rows[3]["vs_plain"]) == -3.0
+    shutil.copytree(runs / "pool_skip" / "seed0", tree / "again" / "seed0", ignore=shutil.ignore_patterns(".lock"))
+    assert main(["report", str(tree), "--out", str(tmp_path / "rep2")]) == 2
+    err = capsys.readouterr().err
+    assert "are two finished runs of one row (seed 0, the same config)" in err and str(tree / "again") in err
+
+
 def test_a_summary_without_required_fields_is_a_one_line_error_naming_the_file(runs, tmp_path, capsys):
     run = tmp_path / "old" / "seed0"
     shutil.copytree(runs / "plain" / "seed0", run)
@@ -134,6 +165,11 @@ def test_placement_groups_what_builds_the_same_network():
     ]  # fmt: skip
     label = placement_label(of({"variant": "conv_skip", "groups": "depthwise"}))
     assert label.startswith("Pool Skip {Conv,Skip}, depthwise (") and f"{paper['sites']} sites" in label
+    # inner convs without bias, or started as the identity: another network (or start), another row; the
+    # defaults are not written, so a default placement reads as it did before these were recorded
+    assert "bias" not in paper and "zero_init" not in paper and of({"bias": True, "zero_init": False}) == paper
+    assert of({"bias": False}) == {**paper, "bias": False} and of({"zero_init": True}) == {**paper, "zero_init": True}
+    assert placement_label(of({"bias": False, "zero_init": True})).startswith("Pool Skip, no bias, zero init (")
 
 
 def test_one_renderer_for_markdown_and_csv():

@@ -27,7 +27,9 @@ def placement(model_name: str, pool_skip: object, model: nn.Module) -> dict[str,
     """``{"pool_skip": False}`` for a plain network; otherwise ``pool_skip: True`` with the ``policy`` name
     (None: convert's every-conv default), the number of ``sites``, the distinct ``pool_size``\\ s, and the
     inner convs' ``variant`` (the Table 4 ablation, ``full`` = the paper's), ``groups`` (1, ``depthwise``
-    or an int) and ``kernel_size``, each one value or ``mixed``."""
+    or an int) and ``kernel_size``, each one value or ``mixed``; and, only where they are not the module's
+    defaults (so a default placement reads the same as before they were recorded), ``bias: false`` (inner
+    convs without bias) and ``zero_init: true`` (started as the identity)."""
     sites = [m for m in model.modules() if isinstance(m, PoolSkip)]
     if is_plain(pool_skip) or not sites:
         return {"pool_skip": False}
@@ -38,6 +40,12 @@ def placement(model_name: str, pool_skip: object, model: nn.Module) -> dict[str,
         return values.pop() if len(values) == 1 else "mixed"
 
     groups = {"depthwise" if s.groups == s.channels and s.groups > 1 else s.groups for s in sites}
+    convs = [s.conv for s in sites if s.conv is not None]
+    extra: dict[str, Any] = {}
+    if convs and any(c.bias is None for c in convs):
+        extra["bias"] = one({c.bias is not None for c in convs})
+    if spec.get("zero_init"):
+        extra["zero_init"] = True
     return {
         "pool_skip": True,
         "policy": policy if policy is None or isinstance(policy, str) else getattr(policy, "name", str(policy)),
@@ -46,6 +54,7 @@ def placement(model_name: str, pool_skip: object, model: nn.Module) -> dict[str,
         "variant": one({s.variant for s in sites}),
         "groups": one(groups),
         "kernel_size": one({s.kernel_size[0] if len(set(s.kernel_size)) == 1 else tuple(s.kernel_size) for s in sites}),
+        **extra,
     }
 
 

@@ -28,9 +28,12 @@ __all__ = [
     "curve",
     "dataset_label",
     "find_runs",
+    "flat_config",
+    "LOCAL_KEYS",
     "model_label",
     "placement_key",
     "placement_label",
+    "protocol",
     "read_config",
     "read_history",
     "read_summary",
@@ -48,6 +51,19 @@ STATUSES = {
 
 #: The fields a run's summary.json must hold to be read.
 REQUIRED = ("task", "model", "model_kwargs", "dataset", "seed", "monitor", "final", "placement")
+
+#: Config keys that say where and how a run is computed, not what it learns: runs may differ in them and still
+#: be the same experiment (a results folder moved to another machine, another device or thread count).
+LOCAL_KEYS = frozenset(
+    {"data.data_dir", "data.cache_dir", "data.download", "run.device", "run.threads", "run.out_dir",
+     "run.run_name", "run.eval_batch_size"}
+)  # fmt: skip
+
+#: Config keys that tell apart the runs of one row (seed, fold and the splits file the folds share) or that
+#: the row names itself (the model with its options, the placement).
+_CELL_KEYS = frozenset(
+    {"run.seed", "segmentation3d.fold", "segmentation3d.split_file", "model", "model_kwargs", "pool_skip"}
+)
 
 #: The Table 4 ablations (module.py's ``variant``) by the paper's names.
 _ABLATIONS = {"pool_skip": "{Pool,Skip}", "conv_skip": "{Conv,Skip}", "pool_conv": "{Pool,Conv}"}
@@ -128,6 +144,25 @@ def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return out
 
 
+def flat_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config with its sections flattened to ``section.key`` (``model_kwargs`` and a ``pool_skip``
+    mapping kept whole: each is one value)."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and key not in ("model_kwargs", "pool_skip"):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+def protocol(config: dict[str, Any]) -> dict[str, Any]:
+    """What a run's config says about how it was trained and evaluated, beyond its row's own label and its cell:
+    the flattened config without :data:`LOCAL_KEYS` and the seed, fold, model and placement. Two runs whose
+    protocols differ in a key both hold (epochs, lr, train_subset, ...) are never one row."""
+    return {k: v for k, v in flat_config(config).items() if k not in LOCAL_KEYS and k not in _CELL_KEYS}
+
+
 def curve(history: list[dict[str, Any]], metric: str) -> list[tuple[int, float]]:
     """``(epoch, value)`` of ``metric`` at each evaluated epoch of ``history``."""
     return [(r["epoch"], r[metric]) for r in history if r.get(metric) is not None]
@@ -191,18 +226,20 @@ def read_summary(run_dir: str | os.PathLike) -> Summary:
 
 
 def find_runs(paths: list[str | os.PathLike]) -> list[Path]:
-    """Finished run directories (holding summary.json) at or below each path, sorted."""
-    found = set()
+    """Finished run directories (holding summary.json) at or below each path, sorted; each once, however many
+    of the paths reach it (compared resolved: ``runs`` and ``runs/plain/seed0`` name that run twice)."""
+    found: dict[Path, Path] = {}
     for p in map(Path, paths):
         if (p / "summary.json").is_file():
-            found.add(p)
+            found.setdefault(p.resolve(), p)
         elif p.is_dir():
-            found.update(s.parent for s in p.rglob("summary.json"))
+            for s in p.rglob("summary.json"):
+                found.setdefault(s.parent.resolve(), s.parent)
         else:
             raise ResultsError(f"{p} is not a run directory or a directory of runs")
     if not found:
         raise ResultsError(f"no summary.json under {', '.join(map(str, paths))}: is a run still going?")
-    return sorted(found)
+    return sorted(found.values())
 
 
 # ------------------------------------------------------------------------------------------ labels
@@ -214,12 +251,26 @@ def model_label(model: str, model_kwargs: dict[str, Any]) -> str:
     return model + (f" ({kwargs})" if kwargs else "")
 
 
+#: Datasets that are whatever folder ``data_dir`` names (a layout, not one dataset): the folder is part of
+#: what a run trained on, though not its path on one machine.
+FOLDER_DATASETS = ("imagefolder", "segfolder", "decathlon", "nnunet")
+
+
+def data_folder(config: dict[str, Any]) -> str | None:
+    """The name of the folder a run of a :data:`FOLDER_DATASETS` layout read (e.g. ``cifar10-jpg``), the part
+    of its ``data_dir`` that survives moving a results folder to another machine; None for a named dataset."""
+    data = config.get("data") or {}
+    if data.get("dataset") not in FOLDER_DATASETS or not data.get("data_dir"):
+        return None
+    return Path(str(data["data_dir"])).expanduser().resolve().name
+
+
 def dataset_label(summary: Summary, config: dict[str, Any]) -> str:
     """The dataset; a folder dataset (``imagefolder``, ``segfolder``) with its directory's name; a Decathlon /
     nnU-Net raw folder by its dataset's name (``Hippocampus``), not by its layout."""
     data_dir = (config.get("data") or {}).get("data_dir")
     if summary.dataset in ("imagefolder", "segfolder") and data_dir:
-        return f"{summary.dataset}:{Path(data_dir).name}"
+        return f"{summary.dataset}:{data_folder({'data': {'dataset': summary.dataset, 'data_dir': data_dir}})}"
     if summary.dataset in ("decathlon", "nnunet") and data_dir:
         return _layout_dataset_name(Path(data_dir))
     return summary.dataset
@@ -257,5 +308,9 @@ def placement_label(placement: dict[str, Any]) -> str:
         name += f", kernel {kernel}"
     sizes = placement.get("pool_size") or []
     pool = "/".join("x".join(map(str, s)) if len(set(s)) > 1 else str(s[0]) for s in sizes) or "?"
+    if placement.get("bias", True) is not True:
+        name += ", no bias" if placement["bias"] is False else f", bias {placement['bias']}"
+    if placement.get("zero_init"):
+        name += ", zero init"
     where = [placement.get("policy") or "every conv", f"{placement.get('sites', '?')} sites", f"pool {pool}"]
     return f"{name} ({', '.join(map(str, where))})"

@@ -8,26 +8,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..results import ResultsError, read_config, run_status
+from ..results import LOCAL_KEYS, ResultsError, data_folder, flat_config, read_config, run_status
 from .plan import Run
 
 __all__ = ["execute", "refuse_held"]
-
-#: config keys that say where and how a run is computed, not what it learns: a run on disk may differ in them
-LOCAL_KEYS = frozenset(
-    {"data.data_dir", "data.cache_dir", "data.download", "run.device", "run.threads", "run.out_dir",
-     "run.run_name", "run.eval_batch_size"}
-)  # fmt: skip
-
-
-def _flat(config: dict) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and key not in ("model_kwargs", "pool_skip"):
-            out.update({f"{key}.{k}": v for k, v in value.items()})
-        else:
-            out[key] = value
-    return out
 
 
 def _refuse_changed(r: Run, run_dir: Path) -> None:
@@ -37,8 +21,12 @@ def _refuse_changed(r: Run, run_dir: Path) -> None:
 
     if not (run_dir / "config.yaml").is_file():  # nothing to compare with (the table's reading names it)
         return
-    planned, stored = _flat(make_config(r.config).to_dict()), _flat(read_config(run_dir))
+    resolved, config = make_config(r.config).to_dict(), read_config(run_dir)
+    planned, stored = flat_config(resolved), flat_config(config)
     changed = [k for k in planned if k in stored and k not in LOCAL_KEYS and planned[k] != stored[k]]
+    folders = data_folder(resolved), data_folder(config)  # the folder a layout was read from, wherever it lives
+    if None not in folders and folders[0] != folders[1]:
+        changed.insert(0, "data.data_dir")
     if changed:
         k, more = changed[0], f" (and {len(changed) - 1} more key(s))" if len(changed) > 1 else ""
         raise ResultsError(
