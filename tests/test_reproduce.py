@@ -253,6 +253,29 @@ def test_execute_refuses_a_run_another_process_holds_and_writes_nothing(tmp_path
     assert calls == [] and (held / "config.yaml").is_file() and not list(held.parent.glob("*.stale-*"))
 
 
+def test_a_run_on_disk_that_read_another_data_folder_is_refused(tmp_path):
+    """A folder dataset is whatever its folder holds: runs on disk of one ImageFolder tree are not this plan's
+    runs of another (they were skipped as finished and their numbers tabulated); the same folder moved to
+    another place on another machine is the same data."""
+    import yaml
+
+    from poolskip.engine.config import make_config
+
+    r = plan("table1", "tiny", dataset="imagefolder", data_dir=str(tmp_path / "a" / "cifar10-jpg"))[0]
+    run_dir = tmp_path / "out" / "runs" / r.name
+    run_dir.mkdir(parents=True)
+    (run_dir / "summary.json").write_text("{}")
+    config = make_config(r.config).to_dict()
+    for folder, refused in (("/elsewhere/cifar10-jpg", False), ("/data/cifar100-jpg", True)):
+        config["data"]["data_dir"] = folder
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+        if refused:
+            with pytest.raises(ResultsError, match=r"was trained with data.data_dir '/data/cifar100-jpg' where this"):
+                reproduce.refuse_held([r], tmp_path / "out")
+        else:
+            assert reproduce.refuse_held([r], tmp_path / "out") == ["finished"]
+
+
 def test_execute_skips_finished_resumes_partial_and_keeps_stale_starts(tmp_path, monkeypatch):
     import poolskip.engine.trainer as trainer
 
