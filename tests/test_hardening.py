@@ -1361,6 +1361,59 @@ def test_a_model_factory_that_returns_no_module_is_one_line(tmp_path, monkeypatc
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_finished_run_given_more_epochs_is_never_finished_by_its_old_summary(finished_run, tmp_path, monkeypatch):
+    """Resumed with --epochs 2 and stopped after epoch 2's last.pt but before its summary, the run kept its
+    1-epoch summary.json: it read as finished, every later resume returned that summary, and reproduce put the
+    1-epoch number in a 2-epoch table. The old summary goes when the run goes on; one of fewer epochs than
+    last.pt is written again from it."""
+    import poolskip.engine.trainer as trainer
+    from poolskip.experiments.results import read_summary, run_status
+
+    run = _finished_copy(finished_run, tmp_path)
+    old = (run / "summary.json").read_text()
+
+    def stopped(self):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(trainer._Session, "summary", stopped)
+        assert main(["train", "--resume", str(run), "--epochs", "2"]) != 0  # "interrupted"
+    assert run_status(run) == "incomplete" and torch.load(run / "checkpoints" / "last.pt")["epoch"] == 2
+    for summary in (None, old):  # none (this code), or the 1-epoch one an earlier version left
+        if summary is not None:
+            (run / "summary.json").write_text(summary)
+        assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
+        assert read_summary(run).raw["epochs"] == 2 and len(read_summary(run).raw["final_metrics"]) > 0
+
+
+def test_best_pt_is_written_before_last_pt(finished_run, tmp_path, monkeypatch):
+    """last.pt records the best as saved; written first, a stop before best.pt left a run whose best.pt was
+    missing (or an older epoch's) for good, as the resume took the best as already saved."""
+    import poolskip.engine.trainer as trainer
+
+    run = _finished_copy(finished_run, tmp_path)
+    (run / "checkpoints" / "best.pt").unlink()
+    written, save = [], trainer._Session.save
+
+    def recording(self, name):
+        written.append((name, self.pos.epoch))
+        save(self, name)
+
+    monkeypatch.setattr(trainer._Session, "save", recording)
+    monkeypatch.setattr(trainer._Session, "evaluation_due", lambda self: True)
+    monkeypatch.setattr(trainer._Session, "end_epoch", _improving(trainer._Session.end_epoch))
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
+    assert written == [("best", 2), ("last", 2)]
+
+
+def _improving(end_epoch):
+    def wrapped(self, record):
+        self.pos.best = float("nan")  # whatever was measured improves on it
+        end_epoch(self, record)
+
+    return wrapped
+
+
 def test_resuming_a_finished_run_changes_nothing(finished_run, tmp_path, capsys):
     """It wrote summary.json again, its wall_seconds now the checkpoint's plus this start's, not the run's."""
     run = _finished_copy(finished_run, tmp_path)

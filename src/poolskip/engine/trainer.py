@@ -324,14 +324,17 @@ def train(
 def _train(cfg, rundir: RunDir, dinfo, resume: bool, overwrite: bool, callbacks: list, allow_external: bool, log):
     callbacks, log = (callbacks, log) if dinfo.is_main else ([], lambda *a, **k: None)
     run = _Session(cfg, rundir, dinfo, allow_external, resume, overwrite)
+    summary_file = rundir.path / "summary.json"
     if resume and run.pos.epoch >= cfg.optim.epochs:  # nothing left to train: a readable summary stays as is
         try:
-            summary = json.loads((rundir.path / "summary.json").read_text())
+            summary = json.loads(summary_file.read_text())
         except (OSError, ValueError):
             summary = None  # written again below, from the checkpoint
-        if isinstance(summary, dict):
+        if isinstance(summary, dict) and summary.get("epochs") == run.pos.epoch:  # else one of fewer epochs
             log(f"{rundir.path} finished its {cfg.optim.epochs} epochs before; nothing to train (raise --epochs)")
             return summary
+    elif resume and dinfo.is_main:  # a finished run given more epochs: its summary is no longer the run's
+        summary_file.unlink(missing_ok=True)  # (stopped before the new end, it is incomplete, not finished)
     run_log = _RunLog(run, log)
     for cb in callbacks:
         cb.start(run.task, run.raw)
@@ -472,9 +475,9 @@ class _Session:
         pos.history.append(record)
         pos.epoch, pos.step = pos.epoch + 1, 0
         pos.sums = torch.zeros(2, dtype=torch.float64, device=self.device)
-        self.save("last")
-        if improved:
+        if improved:  # before last.pt, which records the best as saved: a stop between the two redoes the epoch
             self.save("best")
+        self.save("last")
 
     # ------------------------------------------------------------------------------- checkpoints
 
