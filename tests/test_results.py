@@ -202,20 +202,20 @@ def test_ours_minus_paper_only_on_the_papers_dataset_at_the_papers_scale():
 
 def test_folds_read_their_status_through_the_reader(runs, tmp_path):
     """run_folds keeps a finished fold as it is (its status, not a file test of its own)."""
+    import yaml
+
+    from poolskip.engine.config import make_config
     from poolskip.experiments import folds3d
 
     fold = tmp_path / "f" / "fold0"
     shutil.copytree(runs / "plain" / "seed0", fold)
     before = (fold / "summary.json").read_text()
-
-    class Cfg:  # only what run_folds reads before training a fold
-        task = "segmentation3d"
-
-        class options:
-            num_folds, split_file = 1, "splits.json"
-
+    cfg = make_config({"task": "segmentation3d", "model": "vnet", "data": {"dataset": "decathlon"},
+                       "segmentation3d": {"num_folds": 2}})  # fmt: skip
+    task = folds3d._cross_validated(cfg.task)
+    (fold / "config.yaml").write_text(yaml.safe_dump(folds3d._fold_config(cfg, task, 0, tmp_path / "f").to_dict()))
     said = []
-    assert folds3d.run_folds(Cfg, tmp_path / "f", log=said.append) == [fold]
+    assert folds3d.run_folds(cfg, tmp_path / "f", folds=[0], log=said.append) == [fold]
     assert "finished" in said[0] and (fold / "summary.json").read_text() == before
     assert torch.load(fold / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
 

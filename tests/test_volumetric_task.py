@@ -244,6 +244,37 @@ def test_run_folds_trains_resumes_or_keeps_each_fold(setup, tmp_path, monkeypatc
     assert calls == [(1, False, True), (2, False, True)]  # --overwrite: every fold afresh, finished ones too
 
 
+def test_run_folds_refuses_to_keep_or_resume_a_fold_trained_with_another_config(setup, tmp_path, monkeypatch):
+    """A finished fold was kept, and a half-done one resumed, under a --folds command of other epochs
+    and lr: the ensemble mixed folds of two protocols, and the resume wrote the new config over the old."""
+    import yaml
+
+    from poolskip.engine.rundir import RunDirError
+    from poolskip.experiments import folds3d
+
+    calls = []
+    monkeypatch.setattr(folds3d, "train", lambda cfg, run_dir, resume, overwrite: calls.append(cfg.options.fold))
+    cfg = setup()
+    for k, done in ((0, "summary.json"), (1, "checkpoints/last.pt")):
+        fold = tmp_path / f"fold{k}"
+        (fold / done).parent.mkdir(parents=True, exist_ok=True)
+        (fold / done).write_text("{}")
+        stored = folds3d._fold_config(cfg, folds3d._cross_validated(cfg.task), k, tmp_path).to_dict()
+        stored["run"]["threads"] = 7  # where it ran does not count
+        (fold / "config.yaml").write_text(yaml.safe_dump(stored))
+    assert [a for _, _, a in folds3d.plan_folds(cfg, tmp_path, [0, 1])] == ["keep", "resume"]
+    more = make_config({**cfg.to_dict(), "optim": {**cfg.to_dict()["optim"], "epochs": 9, "lr": 0.5}})
+    for k in (0, 1):
+        with pytest.raises(
+            RunDirError,
+            match=rf"fold {k} \(.*fold{k}\) was trained with optim.epochs 200 where this plan has 9 \(and 1 more",
+        ):
+            folds3d.run_folds(more, tmp_path, folds=[k], log=lambda *a: None)
+    assert calls == []
+    folds3d.run_folds(more, tmp_path, folds=[0, 1], log=lambda *a: None, overwrite=True)
+    assert calls == [0, 1]  # --overwrite trains them afresh with this config
+
+
 def test_a_restored_state_is_checked_before_anything_is_preprocessed(setup, tmp_path):
     """A fold's state rebuilt on a CT twin of its MRI data: refused naming both, nothing cached; a state
     written before the normalisation was recorded is compared by its channels."""

@@ -18,7 +18,7 @@ from ..engine.trainer import build_task, train
 from ..errors import repeated
 from ..tasks import CrossValidated, get_task, list_tasks
 from ..tasks.segmentation3d import check_ensemble_members, check_ensemble_test_set, ensemble
-from .results import run_status
+from .results import config_change, run_status
 
 __all__ = ["ensemble_runs", "fold_list", "plan_folds", "run_folds"]
 
@@ -48,9 +48,11 @@ def plan_folds(
     """What :func:`run_folds` does with each fold, checked and decided before anything is written:
     ``(k, run_dir, action)`` with action ``keep`` (finished), ``resume`` (checkpointed), ``restart`` (stopped
     before its first checkpoint: nothing to resume, trained afresh) or ``train``; with ``overwrite`` every
-    fold is trained afresh. A fold another process is writing, or a fold directory that is a link leading
-    out of ``out_dir``, is refused."""
+    fold is trained afresh. A fold another process is writing, a fold directory that is a link leading out of
+    ``out_dir``, or a fold to keep or resume that was trained with another config (its number would enter this
+    config's ensemble) is refused."""
     out_dir = Path(out_dir)
+    task = _cross_validated(cfg.task)
     plan = []
     for k in fold_list(cfg, folds):
         run_dir = out_dir / f"fold{k}"
@@ -65,6 +67,13 @@ def plan_folds(
             action = "train"
         else:
             action = {"finished": "keep", "incomplete": "resume", "stale": "restart"}.get(status, "train")
+        if action in ("keep", "resume"):
+            changed = config_change(_fold_config(cfg, task, k, out_dir).to_dict(), run_dir)
+            if changed:
+                raise RunDirError(
+                    f"fold {k} ({run_dir}) was trained with {changed}; train the folds afresh with --overwrite, "
+                    "into another --out-dir, or go on with that fold's own config (train --resume)"
+                )
         if action != "keep":
             RunDir(run_dir).check(resume=action == "resume", overwrite=action != "resume")
         plan.append((k, run_dir, action))
@@ -95,8 +104,7 @@ def run_folds(
         if action == "keep":
             log(f"fold {k}: finished ({run_dir}), kept")
             continue
-        c = copy.deepcopy(cfg)
-        c.options = task.fold_options(cfg.options, k, str(split_file))
+        c = _fold_config(cfg, task, k, out_dir)
         said = {"resume": "resuming", "restart": "stopped before its first checkpoint; training afresh"}
         log(f"fold {k}: {said.get(action, 'training')} -> {run_dir}")
         try:
@@ -107,6 +115,14 @@ def run_folds(
                 split_file.unlink(missing_ok=True)
             raise
     return [run_dir for _, run_dir, _ in plan]
+
+
+def _fold_config(cfg, task, k: int, out_dir: Path):
+    """``cfg`` for fold ``k``: the task's options for that fold, the splits file shared in ``out_dir`` unless
+    the options name one."""
+    c = copy.deepcopy(cfg)
+    c.options = task.fold_options(cfg.options, k, str(out_dir / "splits.json"))
+    return c
 
 
 def ensemble_runs(

@@ -28,6 +28,7 @@ __all__ = [
     "curve",
     "dataset_label",
     "find_runs",
+    "config_change",
     "flat_config",
     "LOCAL_KEYS",
     "model_label",
@@ -53,17 +54,16 @@ STATUSES = {
 REQUIRED = ("task", "model", "model_kwargs", "dataset", "seed", "monitor", "final", "placement")
 
 #: Config keys that say where and how a run is computed, not what it learns: runs may differ in them and still
-#: be the same experiment (a results folder moved to another machine, another device or thread count).
+#: be the same experiment (a results folder moved to another machine, another device or thread count; a splits
+#: file's path, whose content is checked against the dataset, seed and fold count when it is read).
 LOCAL_KEYS = frozenset(
     {"data.data_dir", "data.cache_dir", "data.download", "run.device", "run.threads", "run.out_dir",
-     "run.run_name", "run.eval_batch_size"}
+     "run.run_name", "run.eval_batch_size", "segmentation3d.split_file"}
 )  # fmt: skip
 
-#: Config keys that tell apart the runs of one row (seed, fold and the splits file the folds share) or that
-#: the row names itself (the model with its options, the placement).
-_CELL_KEYS = frozenset(
-    {"run.seed", "segmentation3d.fold", "segmentation3d.split_file", "model", "model_kwargs", "pool_skip"}
-)
+#: Config keys that tell apart the runs of one row (seed, fold) or that the row names itself (the model with
+#: its options, the placement).
+_CELL_KEYS = frozenset({"run.seed", "segmentation3d.fold", "model", "model_kwargs", "pool_skip"})
 
 #: The Table 4 ablations (module.py's ``variant``) by the paper's names.
 _ABLATIONS = {"pool_skip": "{Pool,Skip}", "conv_skip": "{Conv,Skip}", "pool_conv": "{Pool,Conv}"}
@@ -154,6 +154,25 @@ def flat_config(config: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def config_change(planned: dict[str, Any], run_dir: str | os.PathLike) -> str:
+    """How the run on disk at ``run_dir`` was trained otherwise than the resolved config ``planned`` would train
+    it, e.g. ``optim.epochs 1 where this plan has 2 (and 1 more key(s))``; empty where it was not (keys one of
+    them lacks, and :data:`LOCAL_KEYS`, do not count; a folder dataset's folder name does) or where the run
+    holds no config.yaml. Skipping, keeping or resuming a changed run would put its numbers under this plan."""
+    if not (Path(run_dir) / "config.yaml").is_file():
+        return ""
+    config = read_config(run_dir)
+    now, then = flat_config(planned), flat_config(config)
+    changed = [k for k in now if k in then and k not in LOCAL_KEYS and now[k] != then[k]]
+    folders = data_folder(planned), data_folder(config)  # the folder a layout was read from, wherever it lives
+    if None not in folders and folders[0] != folders[1]:
+        changed.insert(0, "data.data_dir")
+    if not changed:
+        return ""
+    k, more = changed[0], f" (and {len(changed) - 1} more key(s))" if len(changed) > 1 else ""
+    return f"{k} {then[k]!r} where this plan has {now[k]!r}{more}"
 
 
 def protocol(config: dict[str, Any]) -> dict[str, Any]:

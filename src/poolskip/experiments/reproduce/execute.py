@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..results import LOCAL_KEYS, ResultsError, data_folder, flat_config, read_config, run_status
+from ..results import ResultsError, config_change, run_status
 from .plan import Run
 
 __all__ = ["execute", "refuse_held"]
@@ -19,19 +19,11 @@ def _refuse_changed(r: Run, run_dir: Path) -> None:
     or resuming it would put its numbers under this plan's table (e.g. an --epochs 1 run in an --epochs 2 one)."""
     from ...engine.config import make_config
 
-    if not (run_dir / "config.yaml").is_file():  # nothing to compare with (the table's reading names it)
-        return
-    resolved, config = make_config(r.config).to_dict(), read_config(run_dir)
-    planned, stored = flat_config(resolved), flat_config(config)
-    changed = [k for k in planned if k in stored and k not in LOCAL_KEYS and planned[k] != stored[k]]
-    folders = data_folder(resolved), data_folder(config)  # the folder a layout was read from, wherever it lives
-    if None not in folders and folders[0] != folders[1]:
-        changed.insert(0, "data.data_dir")
+    changed = config_change(make_config(r.config).to_dict(), run_dir)
     if changed:
-        k, more = changed[0], f" (and {len(changed) - 1} more key(s))" if len(changed) > 1 else ""
         raise ResultsError(
-            f"{run_dir} was trained with {k} {stored[k]!r} where this plan has {planned[k]!r}{more}; choose "
-            "another --out for this plan, or remove that run to train it again"
+            f"{run_dir} was trained with {changed}; choose another --out for this plan, or remove that run to train "
+            "it again"
         )
 
 
