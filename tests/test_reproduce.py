@@ -355,6 +355,33 @@ def test_table_in_the_papers_layout_with_paper_numbers_and_differences(tmp_path)
     assert cells[3] == "30.50 ± 0.71 (n=2)" and cells[4] == "27.84" and cells[5] == "+2.66" and cells[6] == "—"
 
 
+def test_no_ours_minus_paper_where_the_paper_scored_otherwise_or_the_protocol_was_shortened(tmp_path):
+    """Table 3's paper numbers are 5-fold ensembles on the test set, ours each fold on its validation part: not
+    set beside them even at the paper's scale; nor a paper-scale table shortened by --epochs / --train-subset.
+    A row's params and MACs are each column's network's where they differ (nnU-Net's AMOS placement)."""
+    from poolskip.commands.reproduce import _scale_label
+
+    runs = [r for r in plan("table3", "paper") if r.fold in (0, 1)]
+    for r in runs:
+        _fake_summary(tmp_path / "runs" / r.name, 80.0 + r.fold)
+    records = [{**r, "metric": "dice", "mode": "max"} for r in collect(runs, tmp_path)]
+    md = render_table("table3", records, "paper")
+    assert "ours − paper" not in md and "82.47" not in md and "scored otherwise: the paper scores the 5 folds'" in md
+    row = next(ln for ln in md.splitlines() if ln.startswith("| nnUNet +ours |"))
+    params = [c.strip() for c in row.strip("|").split("|")][1]
+    ours = {(r["row"], r["column"]): r["params"] for r in records}
+    assert ours[("nnUNet +ours", "btcv")] != ours[("nnUNet +ours", "amos")]
+    assert params == " / ".join(f"{ours[('nnUNet +ours', c)] / 1e6:.2f} M" for c in ("btcv", "amos"))
+    assert "a / b: each column's network" in md and "(n=2)" in md and "n = runs finished: seeds, or Table 3's" in md
+    t4 = [{**r, "dataset": r["column"]} for r in collect(plan("table4", "paper", seeds=[0]), tmp_path / "none")]
+    assert "ours − paper" in render_table("table4", t4, "paper")
+    for extra, label in ((["--epochs", "1"], "paper with --epochs 1"), (["--train-subset", "500"], None)):
+        label = label or "paper with --train-subset 500"
+        assert _scale_label(_args("table4", tmp_path, "--scale", "paper", *extra)) == label
+        md = render_table("table4", t4, label)
+        assert "ours − paper" not in md and f"Scale: **{label}** — a shortened run, NOT the paper's protocol" in md
+
+
 def test_stand_in_dataset_has_no_difference_to_the_papers_number(tmp_path):
     runs = [r for r in plan("table2", "quick", seeds=[0]) if r.key in ("plain", "pool_skip")]
     for r in runs:

@@ -123,6 +123,13 @@ def _check_datasets(runs) -> None:
             )
 
 
+def _scale_label(args: argparse.Namespace) -> str:
+    """The scale as a table names it: with the overrides that shorten it (``paper with --epochs 1``), which make
+    even the paper's scale a shortened run that is never set beside the paper's numbers."""
+    cut = [f"--{k.replace('_', '-')} {v}" for k in ("epochs", "train_subset") if (v := getattr(args, k, None))]
+    return args.scale + (f" with {' '.join(cut)}" if cut else "")
+
+
 def _table_only(args: argparse.Namespace, runs, root: Path) -> int:
     """``--table-only``: the table/figure of the plan's runs finished under ``root`` (each checked against the
     plan as a skipped run is); the others are counted, not trained."""
@@ -130,8 +137,8 @@ def _table_only(args: argparse.Namespace, runs, root: Path) -> int:
         raise UsageError(f"--table-only: no runs under {root / 'runs'}; nothing of this plan was trained under --out")
     statuses = refuse_held(runs, root, training=False)
     records = collect(runs, root)
-    written = write_outputs(args.command, args.scale, records, root)
-    print(render_table(args.command, records, args.scale))
+    written = write_outputs(args.command, _scale_label(args), records, root)
+    print(render_table(args.command, records, _scale_label(args)))
     finished = sum(s == "finished" for s in statuses)
     print(
         f"table of the {finished} finished run(s) of {len(runs)} planned ({len(runs) - finished} not finished, "
@@ -176,8 +183,8 @@ def run(args: argparse.Namespace) -> int:
 
     done = execute(runs, root, jobs=args.jobs, **launch_options(args))
     records = collect(runs, root)
-    written = write_outputs(args.command, args.scale, records, root)
-    print(render_table(args.command, records, args.scale))
+    written = write_outputs(args.command, _scale_label(args), records, root)
+    print(render_table(args.command, records, _scale_label(args)))
     trained = sum(s == "trained" for _, s in done)
     print(f"{trained} run(s) trained in {time.time() - t:.0f} s; wrote {', '.join(str(p) for p in written)}")
     return 1 if any(s == "unavailable" for _, s in done) and not trained else 0

@@ -109,23 +109,34 @@ def _record(r: Run) -> dict[str, Any]:
     }
 
 
-def _costs(rec: Mapping[str, Any]) -> tuple[str, str]:
-    params = f"{rec['params'] / 1e6:.2f} M" if rec.get("params") is not None else None
-    macs = f"{rec['macs'] / 1e6:.1f} M" if rec.get("macs") is not None else None
-    return params, macs
+def _costs(recs: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None]:
+    """A row's params and MACs: one value where its columns' networks agree, else each column's, joined by
+    " / " in the columns' order (Table 3's nnU-Net has AMOS' own placement, a CIFAR-100 head is not a
+    CIFAR-10 one)."""
+
+    def one(key: str, fmt: str) -> str | None:
+        values = [fmt.format(r[key] / 1e6) if r.get(key) is not None else "—" for r in recs]
+        if len(set(values)) == 1:
+            return None if values[0] == "—" else values[0]
+        return " / ".join(values)
+
+    return one("params", "{:.2f} M"), one("macs", "{:.1f} M")
 
 
 def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str) -> str:
     """The table in the paper's layout (Markdown, through the one renderer :mod:`..tables`).
 
     At ``scale == "paper"`` each dataset column shows ours, the paper's number, ours − paper and ours − our
-    plain. At a shortened scale our number is never set beside the paper's (a shortened protocol is not the
-    paper's experiment): the columns are ours, ours − our plain, and the paper's own difference of that row
-    from its plain network, the direction to compare with."""
+    plain. At a shortened scale (or the paper's with ``--epochs`` / ``--train-subset``: ``scale`` then names
+    them), or where the paper scored its numbers otherwise than ours (``scored_otherwise`` in
+    ``paper_numbers.yaml``: Table 3's fold ensembles on the test set), our number is never set beside the
+    paper's: the columns are ours, ours − our plain, and the paper's own difference of that row from its plain
+    network, the direction to compare with."""
     data = paper_numbers()[command]
     columns = list(dict.fromkeys(r["column"] for r in records))
     datasets = {r["column"]: r["dataset"] for r in records}
-    at_paper_scale = scale == "paper"
+    otherwise = data.get("scored_otherwise")
+    at_paper_scale = scale == "paper" and not otherwise
     cols = [Column("row", "row", False), Column("params", "params"), Column("macs", "MACs/sample")]
     for c in columns:
         label = PAPER_DATASET_LABELS.get(c, c)
@@ -140,8 +151,7 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
     plain_of = {(r["group"], r["column"]): r for r in records if r["key"] == "plain"}
     rows = []
     for row in dict.fromkeys(r["row"] for r in records):
-        first = next(r for r in records if r["row"] == row)
-        params, macs = _costs(first)
+        params, macs = _costs([by_key[(row, c)] for c in columns if (row, c) in by_key])
         cells: dict[str, Any] = {"row": row, "params": params, "macs": macs}
         for c in columns:
             rec = by_key.get((row, c))
@@ -168,7 +178,13 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
         f"## {title}" if at_paper_scale else f"## {title} (the paper's caption; ours: {scale} scale, n per cell)",
         "",
     ]
-    if not at_paper_scale:
+    if scale == "paper" and otherwise:
+        lines += [
+            f"Scale: **paper**, scored otherwise: {otherwise}. Our numbers are not the paper's measurement and "
+            "are not shown beside them; compare directions (ours − our plain vs the paper's row − its plain).",
+            "",
+        ]
+    elif not at_paper_scale:
         lines += [
             f"Scale: **{scale}** — a shortened run, NOT the paper's protocol: our numbers are not comparable with "
             "the paper's and are not shown beside them; compare directions (ours − our plain vs the paper's row − "
@@ -183,9 +199,14 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
     lines += [
         "",
         f"Metric: {metric} ({'lower' if mode == 'min' else 'higher'} is better), final evaluation of each "
-        "run, mean ± sample std over seeds (n = seeds finished). Paper: its reported number for the model and "
-        "dataset the row stands for (paper_numbers.yaml, with sources). MACs: multiply-adds of one forward pass "
-        "per sample (convolutions and matrix products, meta-device count).",
+        "run, mean ± sample std over a cell's runs (n = runs finished: seeds, or Table 3's folds). Paper: its "
+        "reported number for the model and dataset the row stands for (paper_numbers.yaml, with sources). MACs: "
+        "multiply-adds of one forward pass per sample (convolutions and matrix products, meta-device count)"
+        + (
+            "; a / b: each column's network, in the columns' order."
+            if any(" / " in str(r.get("params")) + str(r.get("macs")) for r in rows)
+            else "."
+        ),
     ]
     stand_ins = [c for c in columns if datasets[c] != c]
     if stand_ins:
