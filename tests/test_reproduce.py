@@ -329,6 +329,9 @@ def test_fig4_tabulates_the_largest_layer_l2_l1_of_each_checkpoint_beside_the_pa
     assert plain["paper"]["mean"] == 0.35 and s2["paper"]["mean"] == s4["paper"]["mean"] == 0.1  # CIFAR-10 text
     md = render_table("fig4", records, "quick")
     assert "| ResNet350 (width 4) Pool Skip S2 |" in md and "Test error (%) of the same runs" in md
+    (tmp_path / "runs" / runs[0].name / "checkpoints" / "last.pt").unlink()  # as results/ keeps runs
+    with pytest.raises(ResultsError, match=r"last.pt is missing: Fig. 4's l2/l1 is read from each finished run's"):
+        collect(runs, tmp_path)
 
 
 def test_table_in_the_papers_layout_with_paper_numbers_and_differences(tmp_path):

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..figures import save_figure
 from ..paper import paper_entry, paper_numbers
-from ..results import read_summary, run_status
+from ..results import ResultsError, read_summary, run_status
 from ..stats import format_mean_std, mean_std
 from ..tables import Column, Stat, markdown, ours_minus_paper
 from .plan import Run
@@ -311,6 +311,11 @@ def layer_l2_l1(run_dir: Path) -> list[float]:
     from ...diagnostics.measures import l2_l1
 
     ckpt = Path(run_dir) / "checkpoints" / "last.pt"
+    if not ckpt.is_file():
+        raise ResultsError(
+            f"{ckpt} is missing: Fig. 4's l2/l1 is read from each finished run's last checkpoint (a copy of the "
+            "runs without their checkpoints, as results/ keeps them, cannot make the table again)"
+        )
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     sd = state.get("model", state) if isinstance(state, Mapping) else state
     return [l2_l1(w) for k, w in sd.items() if k.endswith(".weight") and w.dim() >= 3 and ".pool_skip." not in k]
