@@ -150,6 +150,34 @@ def test_run_status_tells_each_state_apart(runs, tmp_path):
     assert run_status(runs / "plain" / "seed0") == "finished"
 
 
+def test_a_lock_is_tested_as_nfs_allows(tmp_path, monkeypatch):
+    """On NFS, flock is a byte-range lock: an exclusive one on a file opened read-only fails (EBADF). The test
+    opened .lock read-only and took any failure as held, so every started run there read as "running"."""
+    import errno
+    import fcntl
+
+    from poolskip.engine.rundir import lock_held
+
+    flock = fcntl.flock
+
+    def nfs_flock(fh, op):
+        if op & fcntl.LOCK_EX and "r" == getattr(fh, "mode", ""):
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return flock(fh, op)
+
+    monkeypatch.setattr(fcntl, "flock", nfs_flock)
+    d = tmp_path / "run"
+    holder = RunDir(d)
+    holder.open(resume=False)
+    try:
+        assert lock_held(d) and run_status(d) == "running"
+    finally:
+        holder.close()
+    assert not lock_held(d) and run_status(d) == "new"  # only its .lock stays
+    monkeypatch.setattr(fcntl, "flock", lambda fh, op: (_ for _ in ()).throw(OSError(errno.ENOLCK, "No locks")))
+    assert not lock_held(d)  # a lock that cannot be tested at all is not taken as held
+
+
 def test_placement_groups_what_builds_the_same_network():
     def of(value):
         return placement("resnet18", value, create_model("resnet18", width=4, pool_skip=value))

@@ -44,7 +44,10 @@ OWN_FILES = (".lock", *RUN_FILES, "checkpoints/last.pt", "checkpoints/best.pt")
 
 def lock_held(run_dir: str | os.PathLike) -> bool:
     """Whether a live process holds ``run_dir/.lock``, the one-writer lock :class:`RunDir` takes (tested by
-    taking it without blocking and letting go at once)."""
+    taking it without blocking and letting go at once). Only a lock another holds counts: on NFS, where
+    ``flock`` is a byte-range lock that must be taken exclusive on a file open for writing, the file is opened
+    so (a shared lock where it cannot be written), and a lock that cannot be tested at all is not taken as
+    held (every run there read as "running" and every rerun of a table was refused)."""
     lock = Path(run_dir) / ".lock"
     if not lock.is_file():
         return False
@@ -52,11 +55,17 @@ def lock_held(run_dir: str | os.PathLike) -> bool:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: RunDir takes no lock either
         return False
-    with open(lock) as fh:
+    try:
+        fh, how = open(lock, "a"), fcntl.LOCK_EX  # appends nothing: the file is left as it is
+    except OSError:  # a run directory this user cannot write (a copy of someone's results)
+        fh, how = open(lock), fcntl.LOCK_SH
+    with fh:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+            fcntl.flock(fh, how | fcntl.LOCK_NB)
+        except BlockingIOError:  # EWOULDBLOCK: another open file holds it
             return True
+        except OSError:  # no lock to be had here (e.g. ENOLCK): nothing says another process writes the run
+            return False
         fcntl.flock(fh, fcntl.LOCK_UN)
     return False
 
