@@ -1386,6 +1386,25 @@ def test_a_finished_run_given_more_epochs_is_never_finished_by_its_old_summary(f
         assert read_summary(run).raw["epochs"] == 2 and len(read_summary(run).raw["final_metrics"]) > 0
 
 
+def test_a_mid_epoch_checkpoint_resumes_only_with_its_batch_size(finished_run, tmp_path, capsys):
+    """A checkpoint_every checkpoint resumes at its step of the epoch's batches: with another batch size (or
+    training subset) that step names other samples, and the epoch repeated some and skipped others."""
+    run = _finished_copy(finished_run, tmp_path)
+    (run / "summary.json").unlink()
+    last = run / "checkpoints" / "last.pt"
+    ck = torch.load(last, weights_only=True)
+    torch.save({**ck, "epoch": 0, "step": 3}, last)
+    before = snapshot(run)
+    assert main(["train", "--resume", str(run), "--set", "batch_size=64"]) == 2
+    err = one_line_error(capsys.readouterr().err, "train")
+    assert (
+        f"{last} was written mid-epoch (step 3 of epoch 1) with batch_size 128; resuming it with batch_size 64" in err
+    )
+    assert main(["train", "--resume", str(run), "--set", "train_subset=32"]) == 2
+    assert "with train_subset 64; resuming it with train_subset 32 would repeat" in capsys.readouterr().err
+    assert {k: v for k, v in snapshot(run).items() if k != ".lock"} == before
+
+
 def test_best_pt_is_written_before_last_pt(finished_run, tmp_path, monkeypatch):
     """last.pt records the best as saved; written first, a stop before best.pt left a run whose best.pt was
     missing (or an older epoch's) for good, as the resume took the best as already saved."""

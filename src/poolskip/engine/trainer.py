@@ -352,6 +352,21 @@ def _train(cfg, rundir: RunDir, dinfo, resume: bool, overwrite: bool, callbacks:
     return summary
 
 
+def _refuse_mid_epoch_change(last: Path, ck: dict, cfg: TrainConfig) -> None:
+    """A checkpoint taken mid-epoch (``checkpoint_every``) resumes at its step of that epoch's batches: with
+    another batch size or training subset the step names other samples, and the rest of the epoch would repeat
+    some and skip others."""
+    then = ck.get("config") or {}
+    for section, key in (("optim", "batch_size"), ("data", "train_subset")):
+        old, new = (then.get(section) or {}).get(key), getattr(getattr(cfg, section), key)
+        if old != new:
+            raise ConfigError(
+                f"{last} was written mid-epoch (step {ck['step']} of epoch {ck['epoch'] + 1}) with {key} {old}; "
+                f"resuming it with {key} {new} would repeat some samples of that epoch and skip others: resume with "
+                f"{key} {old} (change it at an epoch boundary, or train afresh)"
+            )
+
+
 class _Session:
     """One training session's pieces: the task, the model (and its DDP/compiled wrapper), the optimiser,
     AMP, and the :class:`Position`; it checkpoints itself."""
@@ -366,6 +381,8 @@ class _Session:
                 f"{rundir.path} ran {ck['epoch']} epochs; --epochs (optim.epochs) must be >= {ck['epoch']} to "
                 f"resume it, got {cfg.optim.epochs}"
             )
+        if ck is not None and ck["step"]:
+            _refuse_mid_epoch_change(rundir.last, ck, cfg)
         torch.manual_seed(cfg.run.seed)
         self.task = build_task(cfg, dinfo, ck["task_state"] if ck else None)
         self.spec = self.task.model_spec()
