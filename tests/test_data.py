@@ -113,6 +113,26 @@ def test_imagefolder_png_is_exact_and_jpeg_decodes(tmp_path):
     assert j.test_x.shape == (4, 3, 5, 6) and j.test_x.dtype == torch.uint8
 
 
+def test_imagefolder_of_linked_class_folders_is_cached_by_what_the_links_hold(tmp_path):
+    """A tree whose class folders are symbolic links (as torchvision's ImageFolder follows them) listed no
+    file, so every such tree shared one cache entry: a second dataset was read as the first's images and
+    classes, and re-pointed links kept the old images."""
+    make_imagefolder(tmp_path / "pool_a", classes=("cat", "dog"), seed=1)
+    make_imagefolder(tmp_path / "pool_b", classes=("ant", "bee", "cow"), seed=2)
+    for tree, pool, classes in (("a", "pool_a", ("cat", "dog")), ("b", "pool_b", ("ant", "bee", "cow"))):
+        for split in ("train", "test"):
+            (tmp_path / tree / split).mkdir(parents=True)
+            for c in classes:
+                (tmp_path / tree / split / c).symlink_to(tmp_path / pool / split / c, target_is_directory=True)
+    a = load_dataset("imagefolder", tmp_path / "a", cache_dir=tmp_path / "c")
+    b = load_dataset("imagefolder", tmp_path / "b", cache_dir=tmp_path / "c")
+    assert a.classes == ["cat", "dog"] and b.classes == ["ant", "bee", "cow"] and len(b.train_x) == 6
+    (tmp_path / "a" / "train" / "cat").unlink()
+    (tmp_path / "a" / "train" / "cat").symlink_to(tmp_path / "pool_b" / "train" / "ant", target_is_directory=True)
+    again = load_dataset("imagefolder", tmp_path / "a", cache_dir=tmp_path / "c")
+    assert torch.equal(again.train_x[:2], b.train_x[:2]) and not torch.equal(again.train_x[:2], a.train_x[:2])
+
+
 def test_imagefolder_sizes_must_agree_unless_resized(tmp_path):
     make_imagefolder(tmp_path, size=(6, 6))
     Image.fromarray(np.zeros((9, 7, 3), np.uint8)).save(tmp_path / "train" / "dog" / "odd.png")

@@ -23,15 +23,18 @@ def file_listing(files: list[Path]) -> list[tuple[str, int, int]]:
 
 
 def tree_listing(roots: list[Path]) -> list[tuple[str, int, int]]:
-    """:func:`file_listing` of every file under ``roots`` (one stat per file: 60k files in seconds)."""
+    """:func:`file_listing` of every file under ``roots`` (one stat per file: 60k files in seconds), following
+    symbolic links to folders as torchvision's ImageFolder does (a tree of linked class folders listed nothing,
+    so two such trees, or one re-pointed, shared one cache entry), each file named by its folder's real path."""
     out = []
     for root in roots:
         root = str(root.resolve())
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             dirnames.sort()
+            real = os.path.realpath(dirpath)
             for name in sorted(filenames):
                 st = os.stat(os.path.join(dirpath, name))
-                out.append((os.path.join(dirpath, name), st.st_size, st.st_mtime_ns))
+                out.append((os.path.join(real, name), st.st_size, st.st_mtime_ns))
     return out
 
 
