@@ -190,9 +190,15 @@ def test_preprocessing_resamples_normalises_and_caches(tmp_path, monkeypatch):
     assert v["image"].shape[1:] == v["label"].shape and v["label"].shape[2] > vd.SHAPE[2]  # z resampled to 1 mm
     assert 0.0 <= float(v["image"].min()) and float(v["image"].max()) <= 1.0  # the CT window, scaled
     assert set(v["locations"]) == {"1", "2"} and v["label"].dtype == torch.uint8
-    monkeypatch.setattr(V, "preprocess_case", lambda *a: pytest.fail("the cache was not used"))
-    again = V.preprocess_all(ds, ["task_000"], prep, tmp_path / "cache")
+    with monkeypatch.context() as m:
+        m.setattr(V, "preprocess_case", lambda *a: pytest.fail("the cache was not used"))
+        again = V.preprocess_all(ds, ["task_000"], prep, tmp_path / "cache")
     assert torch.equal(again["task_000"]["image"], v["image"])
+    # dataset.json's modality mended (CT -> MRI): the same files, another normalisation, not the cached volumes
+    desc = json.loads((root / "dataset.json").read_text())
+    (root / "dataset.json").write_text(json.dumps({**desc, "modality": {"0": "MRI"}}))
+    mri = V.preprocess_all(V.load_volumes("decathlon", root), ["task_000"], prep, tmp_path / "cache")["task_000"]
+    assert float(mri["image"].min()) < 0.0 and mri["modalities"] == ["MRI"]  # z-scored
 
 
 def test_mri_is_z_scored(msd, tmp_path):

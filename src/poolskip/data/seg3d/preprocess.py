@@ -290,6 +290,7 @@ def _fingerprint(ds: VolumeDataset, ids: Sequence[str], prep: Preprocessing) -> 
     h.update(json.dumps({"v": CACHE_VERSION, "layout": ds.layout, "classes": ds.classes, **prep.key()}).encode())
     for cid in ids:
         c = ds.cases[cid]
+        h.update(json.dumps(list(c.modalities)).encode())  # a channel's modality picks its CT window or z-score
         for p in [*c.images, c.label]:
             if p is not None:
                 st = p.stat()
