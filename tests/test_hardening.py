@@ -304,6 +304,9 @@ BAD_3D = [
      "got {{'zero': 'MRI'}}"),
     ("channel_names zero", "nnunet", _set("channel_names", {"zero": "CT"}), [],
      "{root}/dataset.json: 'channel_names' must map the channel indices 0..C-1 to modality names"),
+    ("nnunet ignore label", "nnunet", _set("labels", {"background": 0, "organ1": 1, "ignore": 2}), [],
+     "{root}/dataset.json: the 'ignore' label (value 2, nnU-Net v2's voxels left out of the loss) is not supported: it "
+     "would be trained and scored as a class"),
     ("nnunet labels not int", "nnunet", _set("labels", {"background": 0, "organ1": "1", "organ2": 2}), [],
      "{root}/dataset.json: 'labels' must map class names to integer values (nnU-Net v2), got {{'background': 0, "
      "'organ1': '1', 'organ2': 2}}"),

@@ -186,6 +186,12 @@ def read_nnunet_raw(root: Path) -> VolumeDataset:
                            f"got {labels!r}")  # fmt: skip
     if any(isinstance(v, (list, tuple)) for v in labels.values()):
         raise DatasetError(f"{desc}: region-based labels (lists of values) are not supported; use one value per class")
+    if "ignore" in labels:  # nnU-Net v2's unlabelled voxels: not a class to learn or score
+        raise DatasetError(
+            f"{desc}: the 'ignore' label (value {labels['ignore']!r}, nnU-Net v2's voxels left out of the loss) is not "
+            "supported: it would be trained and scored as a class; remove it and those voxels' labels, or train with "
+            "nnU-Net's own pipeline (poolskip's nnU-Net plugin)"
+        )
     if any(_int_key(v) is None or isinstance(v, str) for v in labels.values()):
         raise DatasetError(f"{desc}: 'labels' must map class names to integer values (nnU-Net v2), got {labels!r}")
     classes = _classes_from_values({str(v): k for k, v in labels.items()}, desc)
