@@ -5,9 +5,13 @@ Conventions (checked against MONAI in the tests):
 - Dice = 2 TP / (|P| + |G|) and IoU = TP / |P ∪ G| of each foreground class, from ``bincount`` of the label
   maps: MONAI's ``DiceMetric`` / ``MeanIoU`` give the same numbers from one-hot tensors, 13x slower with the
   one-hot conversion (96 x 96 x 64 voxels, 8 classes, one CPU thread, ``benchmarks/bench_metrics.py``);
-- NSD is MONAI's ``compute_surface_dice`` (Nikolov et al. 2021): the fraction of both surfaces' voxels
-  within ``tolerance`` mm of the other surface, distances measured with the volume's voxel ``spacing``
-  (given boolean one-hot masks, 1 byte a voxel; the distance search dominates a volume's scoring time);
+- NSD is MONAI's ``compute_surface_dice`` with its default: the fraction of both surfaces' boundary
+  **voxels** within ``tolerance`` mm of the other surface, distances measured with the volume's voxel
+  ``spacing`` (given boolean one-hot masks, 1 byte a voxel; the distance search dominates a volume's scoring
+  time). It is not Nikolov et al.'s (2021) surface Dice as DeepMind's ``surface-distance`` and the MSD /
+  AMOS evaluations compute it, which weights each surface element by its area (MONAI's
+  ``use_subvoxels=True``) and reads higher (a plate 1 voxel thick shifted by one: 0.90 here, 0.94 by area;
+  more apart with thick slices): compare our NSD with ours, not with published numbers;
 - a class absent from both prediction and ground truth of a volume is NaN for all three and left out of
   that class's mean over volumes. MONAI's ``DiceMetric`` / ``MeanIoU`` report 1 for it with
   ``ignore_empty=False`` and NaN with ``ignore_empty=True`` (which also gives NaN when only the ground truth
