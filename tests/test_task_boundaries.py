@@ -88,8 +88,9 @@ def test_capabilities():
     assert cls.num_folds(options) == 3
     fold2 = cls.fold_options(options, 2, "shared.json")
     assert (fold2.fold, fold2.split_file, options.fold) == (2, "shared.json", 0)
-    test = cls.fold_options(cls.Options(split_file="mine.json"), None, "shared.json")
-    assert (test.fold, test.split_file) == (-1, "mine.json")
+    test = cls.fold_options(cls.Options(split_file="mine.json", eval_subset=2), None, "shared.json")
+    assert (test.fold, test.split_file, test.eval_subset) == (-1, "mine.json", None)  # the whole test set
+    assert cls.fold_options(cls.Options(eval_subset=2), 1).eval_subset == 2  # a fold evaluates as it was told
     with pytest.raises(ValueError, match="folds 0..2"):
         cls.fold_options(options, 3)
 
