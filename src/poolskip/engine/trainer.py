@@ -333,8 +333,6 @@ def _train(cfg, rundir: RunDir, dinfo, resume: bool, overwrite: bool, callbacks:
         if isinstance(summary, dict) and summary.get("epochs") == run.pos.epoch:  # else one of fewer epochs
             log(f"{rundir.path} finished its {cfg.optim.epochs} epochs before; nothing to train (raise --epochs)")
             return summary
-    elif resume and dinfo.is_main:  # a finished run given more epochs: its summary is no longer the run's
-        summary_file.unlink(missing_ok=True)  # (stopped before the new end, it is incomplete, not finished)
     run_log = _RunLog(run, log)
     for cb in callbacks:
         cb.start(run.task, run.raw)
@@ -549,6 +547,8 @@ class _Session:
                 wall_seconds=self.wall_seconds(),
                 rng=_rng_state(self.device),
             )
+        if self.config_pending:  # a resumed run's first progress: a summary of its earlier end is not its own now
+            (self.rundir.path / "summary.json").unlink(missing_ok=True)  # (stopped before the new end: incomplete)
         save_checkpoint(self.rundir.checkpoints / f"{name}.pt", state)
         if self.config_pending:
             self.rundir.write_config(self.cfg.to_dict())
