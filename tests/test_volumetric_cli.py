@@ -80,7 +80,7 @@ def test_report_draws_slices_of_both_variants(tmp_path, capsys):
     # Table 3's metrics: Dice (monitored), NSD and IoU of each placement, read from the runs' summaries
     assert "| nnunet | Tiny | dice (higher is better) | plain |" in out  # the dataset.json's name, not the layout's
     m = json.loads((tmp_path / "runs" / "true" / "seed0" / "summary.json").read_text())["final_metrics"]
-    assert f"{m['dice']:.2f} (n=1) |" in out and f"| {m['nsd']:.2f} (n=1) | {m['iou']:.2f} (n=1) | 0 |" in out
+    assert f"{m['dice']:.2f} (n=1) |" in out and f"| {m['nsd']:.2f} (n=1) | {m['iou']:.2f} (n=1) | 0/fold0 |" in out
     assert (tmp_path / "rep" / "predictions_nnunet_Tiny.png").read_bytes()[:4] == b"\x89PNG"
 
 
