@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..controls import CONTROLS, control_spec, has_width
@@ -70,20 +71,23 @@ class Run:
         return self
 
 
-def _paper_column(dataset: str, paper: Sequence[str]) -> str:
+def _paper_column(dataset: str, paper: Sequence[str], data_dir: str | None = None) -> str:
+    """The paper's column a stand-in dataset is compared with: CIFAR-100's where the dataset or its folder's
+    name says 100 (an ImageFolder copy of CIFAR-100, ``cifar100-jpg``), else the table's last column."""
     if dataset in paper:
         return dataset
-    return "cifar100" if "cifar100" in paper and "100" in dataset else paper[-1]
+    name = dataset + (" " + Path(str(data_dir)).expanduser().resolve().name if data_dir else "")
+    return "cifar100" if "cifar100" in paper and "100" in name else paper[-1]
 
 
-def _columns(command: str, scale: str, dataset: str | None) -> list[tuple[str, str]]:
+def _columns(command: str, scale: str, dataset: str | None, data_dir: str | None = None) -> list[tuple[str, str]]:
     """(dataset to train on, paper column compared with) of the table at ``scale``."""
     table, ov = PAPER[command], overlay(command, scale)
     columns = list(ov.columns or [(c, c) for c in table.columns])
     if dataset is None:
         return columns
     if table.column_by_name:
-        return [(dataset, _paper_column(dataset, table.columns))]
+        return [(dataset, _paper_column(dataset, table.columns, data_dir))]
     return [(dataset, column) for _, column in columns[:1]]
 
 
@@ -137,7 +141,7 @@ def plan(
     if epochs is not None:
         cli["epochs"] = epochs
     runs = []
-    for ds, column in _columns(command, scale, dataset):
+    for ds, column in _columns(command, scale, dataset, data_dir):
         for net in ov.nets or table.nets:
             model = net.model
             recipe = ov.recipe or table.recipe(column, net.paper_model or model)
