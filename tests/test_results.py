@@ -80,7 +80,7 @@ def test_report_keeps_pool_skip_its_ablation_and_controls_apart(runs, tmp_path, 
     assert "paper" not in out  # a report cannot know the runs followed the paper's protocol
     assert (tmp_path / "rep" / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["report", str(tmp_path / "rep")]) == 2
-    assert "no summary.json" in capsys.readouterr().err
+    assert "no finished run (summary.json) under" in capsys.readouterr().err
 
 
 def test_report_keeps_runs_trained_differently_apart_and_counts_each_run_once(runs, tmp_path, capsys):
@@ -108,6 +108,17 @@ def test_report_keeps_runs_trained_differently_apart_and_counts_each_run_once(ru
     ]  # fmt: skip
     plain, ours = (read_summary(runs / name / "seed0").final for name in ("plain", "pool_skip"))
     assert float(rows[1]["vs_plain"]) == pytest.approx(ours - plain) and float(rows[3]["vs_plain"]) == -3.0
+    held = RunDir(tree / "plain_e9" / "seed0")  # a run another process writes (resumed with more epochs, say)
+    held.open(resume=True)
+    try:
+        assert main(["report", str(tree), "--out", str(tmp_path / "rep3")]) == 0
+        out, err = capsys.readouterr()
+        assert "note: left out 1 run(s) another process is writing" in err and "epochs=9" in out
+        assert [r["placement"].split(" (")[0] for r in csv.DictReader(open(tmp_path / "rep3" / "report.csv"))] == [
+            "plain", "Pool Skip", "Pool Skip",
+        ]  # fmt: skip
+    finally:
+        held.close()
     shutil.copytree(runs / "pool_skip" / "seed0", tree / "again" / "seed0", ignore=shutil.ignore_patterns(".lock"))
     assert main(["report", str(tree), "--out", str(tmp_path / "rep2")]) == 2
     err = capsys.readouterr().err

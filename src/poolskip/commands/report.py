@@ -1,11 +1,12 @@
-"""``poolskip report RUN_DIR...``: one row per model, dataset, metric and Pool Skip placement (plain, Pool
-Skip, each control and ablation apart), mean ± std over seeds with the difference from plain, and the
-monitored metric's curves, from the files runs wrote; for segmentation runs also a picture of a few
-evaluation samples with each placement's predictions."""
+"""``poolskip report RUN_DIR...``: one row per model, dataset, metric, protocol (how it was trained) and Pool Skip
+placement (plain, Pool Skip, each control and ablation apart), mean ± std over seeds with the difference from
+plain, and the monitored metric's curves, from the files runs wrote; for segmentation runs also a picture of a
+few evaluation samples with each placement's predictions."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .common import UsageError
@@ -26,7 +27,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.pictures < 0:
         raise UsageError(f"--pictures must be >= 0 (0 = none), got {args.pictures}")
-    groups = collect(find_runs(args.runs))
+    busy: list[Path] = []
+    groups = collect(find_runs(args.runs, busy))
+    if busy:
+        print(
+            f"note: left out {len(busy)} run(s) another process is writing (e.g. {busy[0]}): their summary.json "
+            "may be an earlier end's",
+            file=sys.stderr,
+        )
     out = Path(args.out)
     try:  # a missing folder is made; one that cannot be (a file in the way, no permission) is said so
         out.mkdir(parents=True, exist_ok=True)

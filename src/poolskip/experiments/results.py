@@ -244,9 +244,11 @@ def read_summary(run_dir: str | os.PathLike) -> Summary:
     )
 
 
-def find_runs(paths: list[str | os.PathLike]) -> list[Path]:
+def find_runs(paths: list[str | os.PathLike], busy: list[Path] | None = None) -> list[Path]:
     """Finished run directories (holding summary.json) at or below each path, sorted; each once, however many
-    of the paths reach it (compared resolved: ``runs`` and ``runs/plain/seed0`` name that run twice)."""
+    of the paths reach it (compared resolved: ``runs`` and ``runs/plain/seed0`` name that run twice). A run
+    another process is writing (its lock held: a finished run resumed with more epochs still holds its earlier
+    end's summary until its first new checkpoint) is left out, and added to ``busy`` when given."""
     found: dict[Path, Path] = {}
     for p in map(Path, paths):
         if (p / "summary.json").is_file():
@@ -256,9 +258,13 @@ def find_runs(paths: list[str | os.PathLike]) -> list[Path]:
                 found.setdefault(s.parent.resolve(), s.parent)
         else:
             raise ResultsError(f"{p} is not a run directory or a directory of runs")
-    if not found:
-        raise ResultsError(f"no summary.json under {', '.join(map(str, paths))}: is a run still going?")
-    return sorted(found.values())
+    held = sorted(d for d in found.values() if lock_held(d))
+    if busy is not None:
+        busy.extend(held)
+    done = sorted(d for d in found.values() if d not in held)
+    if not done:
+        raise ResultsError(f"no finished run (summary.json) under {', '.join(map(str, paths))}: is a run still going?")
+    return done
 
 
 # ------------------------------------------------------------------------------------------ labels
