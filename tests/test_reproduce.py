@@ -337,8 +337,12 @@ def test_fig4_tabulates_the_largest_layer_l2_l1_of_each_checkpoint_beside_the_pa
     assert plain["paper"]["mean"] == 0.35 and s2["paper"]["mean"] == s4["paper"]["mean"] == 0.1  # CIFAR-10 text
     md = render_table("fig4", records, "quick")
     assert "| ResNet350 (width 4) Pool Skip S2 |" in md and "Test error (%) of the same runs" in md
-    (tmp_path / "runs" / runs[0].name / "checkpoints" / "last.pt").unlink()  # as results/ keeps runs
-    with pytest.raises(ResultsError, match=r"last.pt is missing: Fig. 4's l2/l1 is read from each finished run's"):
+    # results/ keeps no checkpoint: the l2/l1 written beside the run's files the first time makes the table again
+    first = tmp_path / "runs" / runs[0].name
+    (first / "checkpoints" / "last.pt").unlink()
+    assert [r["values"] for r in collect(runs, tmp_path)] == [r["values"] for r in records]
+    (first / "weights_l2_l1.json").unlink()
+    with pytest.raises(ResultsError, match=r"last.pt is missing, and so is weights_l2_l1.json: Fig. 4's l2/l1 is"):
         collect(runs, tmp_path)
 
 

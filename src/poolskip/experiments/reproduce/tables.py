@@ -304,21 +304,44 @@ def _plot_fig3(records: Sequence[Mapping[str, Any]], root: Path) -> Path:
     return save_figure(fig, root / "fig3.png")
 
 
+#: Beside a finished run's files: its last checkpoint's per-layer l2/l1, so Fig. 4 is made again without the
+#: checkpoint (results/ keeps this file with config.yaml, metrics.jsonl and summary.json, never checkpoints).
+L2_L1_FILE = "weights_l2_l1.json"
+
+
 def layer_l2_l1(run_dir: Path) -> list[float]:
-    """Per-layer l2/l1 of the conv weights of a run's last checkpoint, layers in output order (Fig. 4)."""
+    """Per-layer l2/l1 of the conv weights of a run's last checkpoint, layers in output order (Fig. 4): read from
+    :data:`L2_L1_FILE` where the run has it (written here the first time, where the folder can be written),
+    else from the checkpoint."""
     import torch
 
     from ...diagnostics.measures import l2_l1
+    from ...files import atomic_write_text
 
-    ckpt = Path(run_dir) / "checkpoints" / "last.pt"
-    if not ckpt.is_file():
-        raise ResultsError(
-            f"{ckpt} is missing: Fig. 4's l2/l1 is read from each finished run's last checkpoint (a copy of the "
-            "runs without their checkpoints, as results/ keeps them, cannot make the table again)"
-        )
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    sd = state.get("model", state) if isinstance(state, Mapping) else state
-    return [l2_l1(w) for k, w in sd.items() if k.endswith(".weight") and w.dim() >= 3 and ".pool_skip." not in k]
+    kept, ckpt = Path(run_dir) / L2_L1_FILE, Path(run_dir) / "checkpoints" / "last.pt"
+    if ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        sd = state.get("model", state) if isinstance(state, Mapping) else state
+        ratios = [l2_l1(w) for k, w in sd.items() if k.endswith(".weight") and w.dim() >= 3 and ".pool_skip." not in k]
+        try:
+            atomic_write_text(kept, json.dumps({"epoch": state.get("epoch"), "l2_l1": ratios}) + "\n")
+        except OSError:  # a copy of someone's runs: read-only, the checkpoint is the record
+            pass
+        return ratios
+    if kept.is_file():
+        try:
+            data = json.loads(kept.read_text())
+            ratios, epoch = [float(v) for v in data["l2_l1"]], data.get("epoch")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ResultsError(f"{kept} is unreadable or not a list of l2/l1 values ({e}); rerun that run") from None
+        ran = read_summary(run_dir).raw.get("epochs")
+        if epoch != ran:
+            raise ResultsError(f"{kept} holds the weights of epoch {epoch}, the run's summary says it ran {ran} epochs")
+        return ratios
+    raise ResultsError(
+        f"{ckpt} is missing, and so is {kept.name}: Fig. 4's l2/l1 is read from each finished run's last "
+        "checkpoint (a copy of the runs without either cannot make the table again)"
+    )
 
 
 def _plot_fig4(records: Sequence[Mapping[str, Any]], root: Path) -> Path:
@@ -335,7 +358,7 @@ def _plot_fig4(records: Sequence[Mapping[str, Any]], root: Path) -> Path:
                 continue
             try:
                 ratios = layer_l2_l1(Path(r["run_dirs"][0]))
-            except (OSError, KeyError, RuntimeError) as e:
+            except (OSError, KeyError, RuntimeError, ResultsError) as e:
                 ax.text(0.5, 0.5, f"no checkpoint: {e}", transform=ax.transAxes, ha="center", fontsize=7)
                 continue
             label = {"plain": "plain", "pool_skip_s2": "Pool Skip S2", "pool_skip_s4": "Pool Skip S4"}.get(r["key"])
