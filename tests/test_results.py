@@ -161,6 +161,15 @@ def test_run_status_tells_each_state_apart(runs, tmp_path):
     assert run_status(runs / "plain" / "seed0") == "finished"
 
 
+def test_a_model_option_at_its_default_is_the_same_network():
+    """resnet18 with width=64 written out and resnet18 without it are one network: they were two rows."""
+    from poolskip.experiments.results import model_label
+
+    assert model_label("resnet18", {"width": 64}) == model_label("resnet18", {}) == "resnet18"
+    assert model_label("resnet18", {"width": 8}) == "resnet18 (width=8)"
+    assert model_label("pkg.mod:make", {"width": 64}) == "pkg.mod:make (width=64)"  # not registered: as written
+
+
 def test_a_lock_is_tested_as_nfs_allows(tmp_path, monkeypatch):
     """On NFS, flock is a byte-range lock: an exclusive one on a file opened read-only fails (EBADF). The test
     opened .lock read-only and took any failure as held, so every started run there read as "running"."""

@@ -271,7 +271,15 @@ def find_runs(paths: list[str | os.PathLike], busy: list[Path] | None = None) ->
 
 
 def model_label(model: str, model_kwargs: dict[str, Any]) -> str:
-    """The model with its factory options, e.g. ``resnet18 (width=16)``."""
+    """The model with its factory options, e.g. ``resnet18 (width=16)``; an option set to the registered
+    factory's own default is left out (``width=64`` for resnet18 is resnet18: one network, one row)."""
+    import inspect
+
+    from ..models import get_model_entry, list_models
+
+    if model in list_models():
+        params = inspect.signature(get_model_entry(model).factory).parameters
+        model_kwargs = {k: v for k, v in model_kwargs.items() if k not in params or params[k].default != v}
     kwargs = ", ".join(f"{k}={v}" for k, v in sorted(model_kwargs.items()))
     return model + (f" ({kwargs})" if kwargs else "")
 
