@@ -554,7 +554,8 @@ def test_eval_checks_the_models_spec_where_the_state_is_silent(finished_run, tmp
 
     make_cifar(tmp_path / "data")
     ck = torch.load(finished_run / "checkpoints" / "last.pt", weights_only=True)
-    ck["task_state"] = {**ck["task_state"], "mean": [0.5] * 3, "std": [0.25] * 3}
+    names = [f"c{i}" for i in range(10)]  # the fixture's classes
+    ck["task_state"] = {**ck["task_state"], "mean": [0.5] * 3, "std": [0.25] * 3, "classes": names}
     torch.save(ck, tmp_path / "crafted.pt")
     assert (
         main(["eval", str(tmp_path / "crafted.pt"), "--dataset", "cifar10", "--data-dir", str(tmp_path / "data")]) == 2
@@ -563,6 +564,16 @@ def test_eval_checks_the_models_spec_where_the_state_is_silent(finished_run, tmp
     assert (
         f"{tmp_path / 'crafted.pt'}: its model was built for in_channels 1, but cifar10 at {tmp_path / 'data'} asks "
         "for in_channels 3" in err
+    )
+    # as many classes as the data, in another order: every label would mean another class, without a word
+    ck["task_state"]["classes"] = [names[1], names[0], *names[2:]]
+    torch.save(ck, tmp_path / "swapped.pt")
+    assert (
+        main(["eval", str(tmp_path / "swapped.pt"), "--dataset", "cifar10", "--data-dir", str(tmp_path / "data")]) == 2
+    )
+    err = one_line_error(capsys.readouterr().err, "eval")
+    assert (
+        "the checkpoint was trained on class names ['c1', 'c0', 'c2'," in err and "has class names ['c0', 'c1'," in err
     )
 
 

@@ -93,6 +93,8 @@ class ClassificationTask:
             found = {"channels": data.channels, "classes": data.num_classes}
             where = f"{d.dataset}" + (f" at {d.data_dir}" if d.data_dir else "")
             check_state({"channels": len(state["mean"]), "classes": len(state["classes"])}, found, where)
+            # as many classes, in another order or others: every label would mean another class, silently
+            check_state({"class names": list(state["classes"])}, {"class names": list(data.classes)}, where)
             mean, std = state["mean"], state["std"]
         elif o.mean is not None:
             mean, std = o.mean, o.std
