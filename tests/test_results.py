@@ -163,11 +163,12 @@ def test_run_status_tells_each_state_apart(runs, tmp_path):
 
 def test_a_model_option_at_its_default_is_the_same_network():
     """resnet18 with width=64 written out and resnet18 without it are one network: they were two rows."""
-    from poolskip.experiments.results import model_label
+    from poolskip.experiments.results import model_key, model_label
 
-    assert model_label("resnet18", {"width": 64}) == model_label("resnet18", {}) == "resnet18"
-    assert model_label("resnet18", {"width": 8}) == "resnet18 (width=8)"
-    assert model_label("pkg.mod:make", {"width": 64}) == "pkg.mod:make (width=64)"  # not registered: as written
+    assert model_key("resnet18", {"width": 64}) == model_key("resnet18", {}) == "resnet18"
+    assert model_key("resnet18", {"width": 8}) == "resnet18 (width=8)"
+    assert model_key("pkg.mod:make", {"width": 64}) == "pkg.mod:make (width=64)"  # not registered: as written
+    assert model_label("resnet18", {"width": 64}) == "resnet18 (width=64)"  # a row is shown as its runs wrote it
 
 
 def test_a_lock_is_tested_as_nfs_allows(tmp_path, monkeypatch):

@@ -28,6 +28,7 @@ from .results import (
     curve,
     dataset_label,
     find_runs,
+    model_key,
     model_label,
     placement_key,
     placement_label,
@@ -63,10 +64,12 @@ def _labels(protocols: list[dict]) -> list[str]:
 def collect(run_dirs: list[Path]) -> dict[tuple[str, str, str, str, str], list[dict]]:
     """(model label, dataset, metric, protocol label, placement key) -> [{summary, curve, dir, placement}, ...]."""
     family: dict[tuple[str, str, str], list[dict]] = defaultdict(list)  # their protocols, in order found
+    shown: dict[tuple[str, str, str], str] = {}  # the model as the first run of a family wrote it
     found = []
     for d in run_dirs:
         s, config = read_summary(d), read_config(d)
-        key = (model_label(s.model, s.model_kwargs), dataset_label(s, config), s.metric)
+        key = (model_key(s.model, s.model_kwargs), dataset_label(s, config), s.metric)
+        shown.setdefault(key, model_label(s.model, s.model_kwargs))
         how = protocol(config)
         known = family[key]
         i = next((i for i, p in enumerate(known) if _same(p, how)), None)
@@ -86,7 +89,7 @@ def collect(run_dirs: list[Path]) -> dict[tuple[str, str, str, str, str], list[d
     groups: dict[tuple[str, str, str, str, str], list[dict]] = defaultdict(list)
     cells: dict[tuple, Path] = {}
     for key, i, placed, cell, run in found:
-        group = (*key, labels[key][i], placed)
+        group = (shown[key], *key[1:], labels[key][i], placed)
         other = cells.setdefault((group, cell), run["dir"])
         if other != run["dir"]:
             what = f"seed {cell[0]}" + ("" if cell[1] is None else f", fold {cell[1]}")

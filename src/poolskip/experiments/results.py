@@ -31,6 +31,7 @@ __all__ = [
     "config_change",
     "flat_config",
     "LOCAL_KEYS",
+    "model_key",
     "model_label",
     "placement_key",
     "placement_label",
@@ -270,9 +271,9 @@ def find_runs(paths: list[str | os.PathLike], busy: list[Path] | None = None) ->
 # ------------------------------------------------------------------------------------------ labels
 
 
-def model_label(model: str, model_kwargs: dict[str, Any]) -> str:
-    """The model with its factory options, e.g. ``resnet18 (width=16)``; an option set to the registered
-    factory's own default is left out (``width=64`` for resnet18 is resnet18: one network, one row)."""
+def model_key(model: str, model_kwargs: dict[str, Any]) -> str:
+    """What makes two runs' networks the same: :func:`model_label` without the options set to the registered
+    factory's own default (``width=64`` written out for resnet18 is resnet18: one network, one row)."""
     import inspect
 
     from ..models import get_model_entry, list_models
@@ -280,6 +281,11 @@ def model_label(model: str, model_kwargs: dict[str, Any]) -> str:
     if model in list_models():
         params = inspect.signature(get_model_entry(model).factory).parameters
         model_kwargs = {k: v for k, v in model_kwargs.items() if k not in params or params[k].default != v}
+    return model_label(model, model_kwargs)
+
+
+def model_label(model: str, model_kwargs: dict[str, Any]) -> str:
+    """The model with its factory options as the run's config wrote them, e.g. ``resnet18 (width=16)``."""
     kwargs = ", ".join(f"{k}={v}" for k, v in sorted(model_kwargs.items()))
     return model + (f" ({kwargs})" if kwargs else "")
 
