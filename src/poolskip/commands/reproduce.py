@@ -137,8 +137,9 @@ def _table_only(args: argparse.Namespace, runs, root: Path) -> int:
         raise UsageError(f"--table-only: no runs under {root / 'runs'}; nothing of this plan was trained under --out")
     statuses = refuse_held(runs, root, training=False)
     records = collect(runs, root)
-    written = write_outputs(args.command, _scale_label(args), records, root)
-    print(render_table(args.command, records, _scale_label(args)))
+    scale = _scale_label(args)
+    written = write_outputs(args.command, scale, records, root)
+    print(render_table(args.command, records, scale))
     finished = sum(s == "finished" for s in statuses)
     print(
         f"table of the {finished} finished run(s) of {len(runs)} planned ({len(runs) - finished} not finished, "
@@ -183,8 +184,9 @@ def run(args: argparse.Namespace) -> int:
 
     done = execute(runs, root, jobs=args.jobs, **launch_options(args))
     records = collect(runs, root)
-    written = write_outputs(args.command, _scale_label(args), records, root)
-    print(render_table(args.command, records, _scale_label(args)))
+    scale = _scale_label(args)
+    written = write_outputs(args.command, scale, records, root)
+    print(render_table(args.command, records, scale))
     trained = sum(s == "trained" for _, s in done)
     print(f"{trained} run(s) trained in {time.time() - t:.0f} s; wrote {', '.join(str(p) for p in written)}")
     return 1 if any(s == "unavailable" for _, s in done) and not trained else 0

@@ -324,10 +324,9 @@ def train(
 def _train(cfg, rundir: RunDir, dinfo, resume: bool, overwrite: bool, callbacks: list, allow_external: bool, log):
     callbacks, log = (callbacks, log) if dinfo.is_main else ([], lambda *a, **k: None)
     run = _Session(cfg, rundir, dinfo, allow_external, resume, overwrite)
-    summary_file = rundir.path / "summary.json"
     if resume and run.pos.epoch >= cfg.optim.epochs:  # nothing left to train: a readable summary stays as is
         try:
-            summary = json.loads(summary_file.read_text())
+            summary = json.loads((rundir.path / "summary.json").read_text())
         except (OSError, ValueError):
             summary = None  # written again below, from the checkpoint
         if isinstance(summary, dict) and summary.get("epochs") == run.pos.epoch:  # else one of fewer epochs

@@ -309,7 +309,7 @@ def dataset_label(summary: Summary, config: dict[str, Any]) -> str:
     nnU-Net raw folder by its dataset's name (``Hippocampus``), not by its layout."""
     data_dir = (config.get("data") or {}).get("data_dir")
     if summary.dataset in ("imagefolder", "segfolder") and data_dir:
-        return f"{summary.dataset}:{data_folder({'data': {'dataset': summary.dataset, 'data_dir': data_dir}})}"
+        return f"{summary.dataset}:{data_folder(config)}"
     if summary.dataset in ("decathlon", "nnunet") and data_dir:
         return _layout_dataset_name(Path(data_dir))
     return summary.dataset
