@@ -201,6 +201,22 @@ def test_preprocessing_resamples_normalises_and_caches(tmp_path, monkeypatch):
     assert float(mri["image"].min()) < 0.0 and mri["modalities"] == ["MRI"]  # z-scored
 
 
+def test_the_crop_keeps_every_label_voxel_where_the_image_is_zero(tmp_path):
+    """Cropping to the image's non-zero box alone cut off foreground outside it, and evaluation (which scores the
+    preprocessed volumes) never saw it: a smaller reference, a silently higher Dice."""
+    root = vd.decathlon(tmp_path / "msd", n=2)
+    img, seg = vd.volume(0)
+    assert (seg[12:] > 0).any()
+    img[12:] = 0  # the scanner's zeros over part of the labelled structure
+    vd.save(root / "imagesTr" / "task_000.nii.gz", img)
+    ds = V.load_volumes("decathlon", root)
+    v = V.preprocess_case(ds.cases["task_000"], 3, V.Preprocessing((1.0, 1.0, 1.0)))
+    for c in (1, 2):
+        assert int((v["label"] == c).sum()) == int((seg == c).sum())
+    xs = np.nonzero((seg > 0).any((1, 2)))[0]
+    assert v["image"].shape[1] == max(12, xs.max() + 1)  # the box: the image's x < 12 and the label's foreground
+
+
 def test_mri_is_z_scored(msd, tmp_path):
     ds = V.load_volumes("decathlon", msd)
     v = V.preprocess_case(ds.cases["task_002"], 3, V.Preprocessing((1.0, 1.0, 1.0)))

@@ -2,7 +2,8 @@
 
 Preprocessing (MONAI transforms, once per case, cached with :func:`poolskip.files.atomic_save`): RAS
 orientation, resampling to the target spacing (trilinear image, nearest label), cropping to the
-image's non-zero box, then per channel a CT window clipped and scaled to [0, 1] or a per-volume z-score.
+box of the image's non-zero voxels and the label's foreground (no label voxel is cut off: evaluation scores these
+volumes, so a dropped voxel would be a silently missing part of the reference), then per channel a CT window clipped and scaled to [0, 1] or a per-volume z-score.
 Each cached case also holds up to 10,000 voxel positions per foreground class for oversampling.
 """
 
@@ -36,7 +37,8 @@ __all__ = [
     "read_case",
 ]
 
-CACHE_VERSION = 2  # 2: cases are checked finite when cached (a cache of 1 may hold NaN volumes)
+# 2: cases are checked finite when cached (a cache of 1 may hold NaN volumes); 3: the crop keeps every label voxel
+CACHE_VERSION = 3
 MAX_LOCATIONS = 10_000
 
 
@@ -261,7 +263,10 @@ def preprocess_case(case: Case, num_classes: int, prep: Preprocessing) -> dict[s
     img = d["image"].as_tensor().float()
     lab = d["label"].as_tensor()[0].round().to(torch.uint8) if label is not None else None
     if prep.crop_foreground:
-        nz = torch.nonzero((img != 0).any(0))
+        keep = (img != 0).any(0)
+        if lab is not None:  # a label voxel where the image is zero is kept: it is part of what evaluation scores
+            keep |= lab > 0
+        nz = torch.nonzero(keep)
         if len(nz):
             lo, hi = nz.min(0).values.tolist(), (nz.max(0).values + 1).tolist()
             sl = tuple(slice(a, b) for a, b in zip(lo, hi))
