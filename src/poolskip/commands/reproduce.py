@@ -26,7 +26,6 @@ from ..experiments.reproduce import (
     execute,
     plan,
     refuse_held,
-    render_table,
     write_outputs,
 )
 from .common import UsageError
@@ -130,16 +129,20 @@ def _scale_label(args: argparse.Namespace) -> str:
     return args.scale + (f" with {' '.join(cut)}" if cut else "")
 
 
+def _write_and_show(args: argparse.Namespace, records, root: Path) -> list[Path]:
+    """The table/figure files of ``records`` written under ``root``, the table printed as written (rendered once)."""
+    written = write_outputs(args.command, _scale_label(args), records, root)
+    print(written[0].read_text())  # write_outputs writes the markdown table first
+    return written
+
+
 def _table_only(args: argparse.Namespace, runs, root: Path) -> int:
     """``--table-only``: the table/figure of the plan's runs finished under ``root`` (each checked against the
     plan as a skipped run is); the others are counted, not trained."""
     if not (root / "runs").is_dir():
         raise UsageError(f"--table-only: no runs under {root / 'runs'}; nothing of this plan was trained under --out")
     statuses = refuse_held(runs, root, training=False)
-    records = collect(runs, root)
-    scale = _scale_label(args)
-    written = write_outputs(args.command, scale, records, root)
-    print(render_table(args.command, records, scale))
+    written = _write_and_show(args, collect(runs, root), root)
     finished = sum(s == "finished" for s in statuses)
     print(
         f"table of the {finished} finished run(s) of {len(runs)} planned ({len(runs) - finished} not finished, "
@@ -183,10 +186,7 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments.launch import launch_options
 
     done = execute(runs, root, jobs=args.jobs, **launch_options(args))
-    records = collect(runs, root)
-    scale = _scale_label(args)
-    written = write_outputs(args.command, scale, records, root)
-    print(render_table(args.command, records, scale))
+    written = _write_and_show(args, collect(runs, root), root)
     trained = sum(s == "trained" for _, s in done)
     print(f"{trained} run(s) trained in {time.time() - t:.0f} s; wrote {', '.join(str(p) for p in written)}")
     return 1 if any(s == "unavailable" for _, s in done) and not trained else 0

@@ -6,12 +6,14 @@ row (:func:`~.estimate.run_cost`, the count the dry run prints). Fig. 3 and Fig.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ...files import atomic_write_text
 from ..figures import save_figure
 from ..paper import paper_entry, paper_numbers
 from ..results import ResultsError, read_summary, run_status
@@ -229,47 +231,35 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
 
 
 def write_outputs(command: str, scale: str, records: Sequence[Mapping[str, Any]], root: Path) -> list[Path]:
-    written = []
-    md = render_table(command, records, scale)
-    (root / f"{command}.md").write_text(md)
-    written.append(root / f"{command}.md")
-    with open(root / f"{command}.csv", "w", newline="") as f:
-        w = csv.writer(f)
+    """The table of ``records`` written under ``root`` as ``COMMAND.md`` (first in the list returned), ``.csv`` and
+    ``.json``, each atomically (a stop mid-write leaves the previous file), then Fig. 3's or 4's plot."""
+    md = root / f"{command}.md"
+    atomic_write_text(md, render_table(command, records, scale))
+    rows = io.StringIO(newline="")
+    w = csv.writer(rows)
+    w.writerow(
+        ["row", "column", "dataset", "metric", "n", "mean", "std", "values", "paper_mean", "paper_std", "paper_source"]
+    )
+    for r in records:
+        v = r["values"]
+        p = r.get("paper") or {}
         w.writerow(
             [
-                "row",
-                "column",
-                "dataset",
-                "metric",
-                "n",
-                "mean",
-                "std",
-                "values",
-                "paper_mean",
-                "paper_std",
-                "paper_source",
+                r["row"],
+                r["column"],
+                r["dataset"],
+                r["metric"],
+                len(v),
+                *("" if x is None else x for x in mean_std(v)),
+                " ".join(f"{x:.4f}" for x in v),
+                p.get("mean", ""),
+                p.get("std", ""),
+                p.get("source", ""),
             ]
         )
-        for r in records:
-            v = r["values"]
-            p = r.get("paper") or {}
-            w.writerow(
-                [
-                    r["row"],
-                    r["column"],
-                    r["dataset"],
-                    r["metric"],
-                    len(v),
-                    *("" if x is None else x for x in mean_std(v)),
-                    " ".join(f"{x:.4f}" for x in v),
-                    p.get("mean", ""),
-                    p.get("std", ""),
-                    p.get("source", ""),
-                ]
-            )
-    written.append(root / f"{command}.csv")
-    (root / f"{command}.json").write_text(json.dumps(list(records), indent=1, default=str))
-    written.append(root / f"{command}.json")
+    atomic_write_text(root / f"{command}.csv", rows.getvalue())
+    atomic_write_text(root / f"{command}.json", json.dumps(list(records), indent=1, default=str))
+    written = [md, root / f"{command}.csv", root / f"{command}.json"]
     if command == "fig3":
         written.append(_plot_fig3(records, root))
     if command == "fig4":
@@ -316,7 +306,6 @@ def layer_l2_l1(run_dir: Path) -> list[float]:
     import torch
 
     from ...diagnostics.measures import l2_l1
-    from ...files import atomic_write_text
 
     kept, ckpt = Path(run_dir) / L2_L1_FILE, Path(run_dir) / "checkpoints" / "last.pt"
     if ckpt.is_file():
