@@ -80,6 +80,10 @@ def plan_folds(
     return plan
 
 
+#: The one splits file of a folds folder, shared by its folds (unless their options name another).
+SPLITS_FILE = "splits.json"
+
+
 def run_folds(
     cfg,
     out_dir: str | Path,
@@ -98,7 +102,7 @@ def run_folds(
     out_dir = Path(out_dir)
     task = _cross_validated(cfg.task)
     plan = plan_folds(cfg, out_dir, folds, overwrite)
-    split_file = out_dir / "splits.json"
+    split_file = out_dir / SPLITS_FILE
     made_splits = not split_file.exists()
     for k, run_dir, action in plan:
         if action == "keep":
@@ -121,7 +125,7 @@ def _fold_config(cfg, task, k: int, out_dir: Path):
     """``cfg`` for fold ``k``: the task's options for that fold, the splits file shared in ``out_dir`` unless
     the options name one."""
     c = copy.deepcopy(cfg)
-    c.options = task.fold_options(cfg.options, k, str(out_dir / "splits.json"))
+    c.options = task.fold_options(cfg.options, k, str(out_dir / SPLITS_FILE))
     return c
 
 
