@@ -1454,3 +1454,23 @@ def test_resuming_a_finished_run_changes_nothing(finished_run, tmp_path, capsys)
     assert main(["train", "--resume", str(run)]) == 0
     assert f"{run} finished its 1 epochs before; nothing to train (raise --epochs)" in capsys.readouterr().out
     assert {k: v for k, v in snapshot(run).items() if k != ".lock"} == before
+
+
+def test_a_run_started_from_backbone_weights_loads_and_resumes_without_that_file(tmp_path, capsys):
+    """The ImageNet file initialises the backbone only; the checkpoint holds every weight. Building the model from
+    it again (eval, diagnose, ensemble, resume) on a machine without the file failed, or downloaded weights that
+    the checkpoint then replaced."""
+    from torchvision.models import mobilenet_v2
+
+    imagenet = tmp_path / "mobilenet_v2.pth"
+    torch.save(mobilenet_v2().state_dict(), imagenet)
+    data = _camvid(tmp_path / "camvid")
+    out = ["--data-dir", str(data), "--set", f"cache_dir={tmp_path / 'cache'}", "--out-dir", str(tmp_path / "runs")]
+    argv = ["train", *SEG, "--batch-size", "2", *out, "--run-name", "r", "--set", f"backbone_weights={imagenet}"]
+    assert main(argv) == 0
+    imagenet.unlink()
+    run = tmp_path / "runs" / "r" / "seed0"
+    capsys.readouterr()
+    assert main(["eval", str(run), "--device", "cpu", "--json"]) == 0, capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0, capsys.readouterr().err
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 2

@@ -43,10 +43,18 @@ class CheckpointError(PoolskipError):
     """A checkpoint is missing, corrupt, foreign, or names code the user did not allow."""
 
 
-def model_from_config(cfg: TrainConfig, spec: ModelSpec, allow_external: bool = True) -> nn.Module:
+#: Model factory options that only initialise weights (a file read, or weights downloaded): a model whose weights a
+#: checkpoint then replaces is built without them, so a checkpoint loads (and a run resumes) where that file is not.
+INITIAL_WEIGHTS = ("backbone_weights",)
+
+
+def model_from_config(
+    cfg: TrainConfig, spec: ModelSpec, allow_external: bool = True, initial_weights: bool = True
+) -> nn.Module:
     """The model of ``cfg`` fitted to ``spec`` by :func:`poolskip.models.build`, every error a ConfigError
     naming the model; ``model_kwargs`` win over what the spec offers. ``package.module:factory`` is imported
     only with ``allow_external`` (the user named it, rather than a checkpoint or run config they are loading).
+    ``initial_weights=False`` (the weights come from a checkpoint next) leaves out :data:`INITIAL_WEIGHTS`.
     """
     if ":" in cfg.model and not allow_external:
         raise CheckpointError(
@@ -58,8 +66,9 @@ def model_from_config(cfg: TrainConfig, spec: ModelSpec, allow_external: bool = 
             f"unknown model {cfg.model!r}{did_you_mean(cfg.model, list_models())} (known: "
             f"{', '.join(list_models())}, or package.module:factory)"
         )
+    kwargs = {k: v for k, v in cfg.model_kwargs.items() if initial_weights or k not in INITIAL_WEIGHTS}
     try:
-        return build(cfg.model, spec, cfg.pool_skip, **cfg.model_kwargs)
+        return build(cfg.model, spec, cfg.pool_skip, **kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(
             f"model {cfg.model!r} for task {cfg.task!r} on {cfg.data.dataset!r} (model_kwargs {cfg.model_kwargs}, "
@@ -154,7 +163,7 @@ def load_checkpoint(
         cfg = make_config(ck["config"])
     except ConfigError as e:
         raise CheckpointError(f"{file}: its stored config is invalid: {e}") from None
-    model = model_from_config(cfg, stored_model_spec(file, ck["model_spec"]), allow_external)
+    model = model_from_config(cfg, stored_model_spec(file, ck["model_spec"]), allow_external, initial_weights=False)
     try:
         model.load_state_dict(ck["model"])
     except RuntimeError as e:

@@ -383,7 +383,7 @@ class _Session:
         torch.manual_seed(cfg.run.seed)
         self.task = build_task(cfg, dinfo, ck["task_state"] if ck else None)
         self.spec = self.task.model_spec()
-        model = model_from_config(cfg, self.spec, allow_external)
+        model = model_from_config(cfg, self.spec, allow_external, initial_weights=ck is None)  # resumed: ck's
         _refuse_untrainable(model, cfg, dinfo.world_size)
         self.params = sum(p.numel() for p in model.parameters())
         self.placement = placement(cfg.model, cfg.pool_skip, model)
