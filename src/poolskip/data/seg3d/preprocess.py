@@ -1,10 +1,11 @@
 """3D preprocessing, once per case, cached.
 
 Preprocessing (MONAI transforms, once per case, cached with :func:`poolskip.files.atomic_save`): RAS
-orientation, resampling to the target spacing (trilinear image, nearest label), cropping to the
-box of the image's non-zero voxels and the label's foreground (no label voxel is cut off: evaluation scores these
-volumes, so a dropped voxel would be a silently missing part of the reference), then per channel a CT window clipped and scaled to [0, 1] or a per-volume z-score.
-Each cached case also holds up to 10,000 voxel positions per foreground class for oversampling.
+orientation, resampling to the target spacing (trilinear image, nearest label), cropping to the box of the
+image's non-zero voxels and the label's foreground (no label voxel is cut off: evaluation scores these volumes,
+so a dropped voxel would be a silently missing part of the reference), then per channel a CT window clipped and
+scaled to [0, 1] or a per-volume z-score. Each cached case also holds up to 10,000 voxel positions per foreground
+class for oversampling.
 """
 
 from __future__ import annotations
