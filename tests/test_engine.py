@@ -174,6 +174,40 @@ def test_a_run_writes_its_directory_and_evaluates(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nope.pt")]) == 2
 
 
+def test_eval_scores_a_checkpoint_as_the_run_did_and_names_what_it_read(tmp_path, capsys):
+    """eval ran in fp32 what the run evaluated under bf16 (another number than summary.json's, no word), named a
+    mid-epoch last.pt by its completed epoch, read last.pt when asked --which best of that file, and printed NaN,
+    which is not JSON."""
+    code, run = tiny_run(tmp_path, "--epochs", "2", "--set", "amp=bf16")
+    assert code == 0
+    summary = json.loads((run / "summary.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["test_loss"] == summary["final_metrics"]["test_loss"] and evaluated["amp"] == "bf16"
+    assert main(["eval", str(run), "--json", "--amp", "none"]) == 0  # asked for: fp32
+    assert json.loads(capsys.readouterr().out)["amp"] == "none"
+
+    last = run / "checkpoints" / "last.pt"
+    assert main(["eval", str(last), "--which", "best"]) == 2
+    assert f"{last} is the last checkpoint, but --which best asks for the best one" in capsys.readouterr().err
+    ck = torch.load(last, weights_only=True)
+    torch.save({**ck, "step": 3}, tmp_path / "mid.pt")  # what a stop after 3 steps of epoch 3 leaves
+    assert main(["eval", str(tmp_path / "mid.pt")]) == 0
+    assert f"{tmp_path / 'mid.pt'} (epoch 2 + 3 steps of epoch 3, bf16): " in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "mid.pt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 3
+
+
+def test_eval_json_is_strict_json(tmp_path, capsys, monkeypatch):
+    from poolskip.commands import evaluate
+
+    monkeypatch.setattr(evaluate, "evaluate_checkpoint", lambda *a, **k: {"iou_per_class": [1.0, float("nan")],
+                        "epoch": 1, "step": 0, "amp": "none", "eval_seconds": 0.1})  # fmt: skip
+    assert main(["eval", str(tmp_path / "x.pt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out, parse_constant=pytest.fail)["iou_per_class"] == [1.0, None]
+
+
 def test_seeds_make_one_run_dir_each(tmp_path):
     assert main(["train", *TINY, "--epochs", "1", "--seeds", "3", "4", "--out-dir", str(tmp_path)]) == 0
     runs = sorted(tmp_path.glob("*/seed*/summary.json"))

@@ -171,6 +171,13 @@ def train_one_epoch(
 
 
 @torch.no_grad()
+def autocast_context(amp: str, device: torch.device) -> Callable:
+    """The context factory a run's forward passes (training and evaluation) run under: ``run.amp`` (``none``,
+    ``bf16``, ``fp16``) on ``device``'s type."""
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    return partial(torch.autocast, device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+
+
 def evaluate(model: nn.Module, task: Task, autocast: Callable) -> dict[str, Any]:
     """``task.evaluate`` in eval mode, restoring the model's mode afterwards."""
     was_training = model.training
@@ -400,8 +407,7 @@ class _Session:
         self.model = torch.compile(model) if cfg.run.compile else model
         self.optimizer = make_optimizer(cfg.optim, self.raw)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.run.amp == "fp16")
-        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.run.amp)
-        self.autocast = partial(torch.autocast, device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+        self.autocast = autocast_context(cfg.run.amp, device)
         self.pos = Position()
         self.config_pending = ck is not None  # a resumed run's overrides are persisted once it saved progress
         if ck is not None:
