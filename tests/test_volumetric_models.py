@@ -88,7 +88,8 @@ def test_nnunet_amos_placement_leaves_the_bottleneck_out():
 
 
 def test_nnunet_is_nnunets_own_network():
-    """Same modules and parameter count as nnU-Net v2 builds from an equivalent plans entry."""
+    """Same modules, parameter count and initial weights (nnU-Net's He init, zero biases; the model kept
+    PyTorch's default init before) as nnU-Net v2 builds from an equivalent plans entry."""
     pytest.importorskip("nnunetv2")
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
@@ -101,13 +102,17 @@ def test_nnunet_is_nnunets_own_network():
         "dropout_op": None, "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU",
         "nonlin_kwargs": {"inplace": True},
     }  # fmt: skip
+    torch.manual_seed(0)
     theirs = get_network_from_plans(
         "dynamic_network_architectures.architectures.unet.PlainConvUNet", arch,
         ["conv_op", "norm_op", "dropout_op", "nonlin"], 1, 3, allow_init=True, deep_supervision=True,
     )  # fmt: skip
+    torch.manual_seed(0)
     ours = create_model("nnunet", num_classes=3, patch_size=(40, 56, 40))
     assert [k for k in ours.state_dict()] == [k for k in theirs.state_dict()]
     assert sum(t.numel() for t in ours.parameters()) == sum(t.numel() for t in theirs.parameters())
+    for (k, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+        assert torch.equal(a, b), k
 
 
 def test_vnet_placements_and_odd_deep_maps():

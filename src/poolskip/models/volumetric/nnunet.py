@@ -35,10 +35,12 @@ __all__ = ["NNUNET_AMOS", "NNUNET_BTCV", "build_plain_conv_unet", "nnunet"]
 
 
 def build_plain_conv_unet(plan: Plan, in_channels: int, num_classes: int, deep_supervision: bool = True) -> nn.Module:
-    """nnU-Net's ``PlainConvUNet`` for ``plan``, with nnU-Net's 3d_fullres settings."""
+    """nnU-Net's ``PlainConvUNet`` for ``plan``, with nnU-Net's 3d_fullres settings and initialisation (He with
+    negative slope 1e-2, zero biases: ``network.apply(network.initialize)``, as nnU-Net v2's
+    ``get_network_from_plans`` does)."""
     unet = require("dynamic_network_architectures.architectures.unet", "med", "the nnunet model")
     n = plan.n_stages
-    return unet.PlainConvUNet(
+    net = unet.PlainConvUNet(
         input_channels=in_channels, n_stages=n, features_per_stage=list(plan.features), conv_op=nn.Conv3d,
         kernel_sizes=[list(k) for k in plan.kernel_sizes], strides=[list(s) for s in plan.strides],
         n_conv_per_stage=[2] * n, num_classes=num_classes, n_conv_per_stage_decoder=[2] * (n - 1),
@@ -46,6 +48,8 @@ def build_plain_conv_unet(plan: Plan, in_channels: int, num_classes: int, deep_s
         dropout_op=None, dropout_op_kwargs=None, nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True},
         deep_supervision=deep_supervision,
     )  # fmt: skip
+    net.apply(net.initialize)
+    return net
 
 
 def _encoder_stages(model: nn.Module) -> list[str]:
