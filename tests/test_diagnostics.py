@@ -222,7 +222,8 @@ def test_diagnose_command_on_run_dirs(tiny_runs, tmp_path, capsys):
     argv = [*args, "--labels", "plain", "S2", "--probe-size", "40", "--out", str(out), "--which", "best"]
     assert main(argv) == 0  # the plain run's best.pt (weights only), the Pool Skip run's last.pt
     printed = capsys.readouterr().out
-    assert "plain: small_cnn (plain), epoch 1" in printed and "S2: small_cnn (Pool Skip), epoch 1" in printed
+    assert "plain: small_cnn (plain), epoch 1" in printed
+    assert "S2: small_cnn (pool_skip, policy every_conv, 3 sites, pool 2), epoch 1" in printed
     assert "(None)" not in printed and "(True)" not in printed and "at layer" not in printed
     best_model, best_info = load_checkpoint(tiny_runs["plain"], "best")
     assert "optimizer" not in best_info and best_info["metric"].keys() == {"test_error"}
@@ -245,3 +246,26 @@ def test_diagnose_command_on_run_dirs(tiny_runs, tmp_path, capsys):
     ):
         assert main(argv) == 2
         assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "pool_skip, words",
+    [
+        ("none", "plain"),
+        ("plain", "plain"),
+        (False, "plain"),
+        (4, "pool_skip, policy every_conv, 3 sites, pool 4"),
+        ({"variant": "conv_skip"}, "pool_skip-conv_skip, policy every_conv, 3 sites, pool 2"),
+        ({"groups": "depthwise"}, "pool_skip-depthwise, policy every_conv, 3 sites, pool 2"),
+        ({"pool_size": [2, 3]}, "pool_skip, policy every_conv, 3 sites, pool 2x3"),
+    ],
+)
+def test_diagnose_model_line_names_the_placement_as_train_does(pool_skip, words):
+    """A plain run configured `pool_skip: none` is plain, and an ablation/control dict is named as `train`
+    names it (placement_name), not "Pool Skip policy none" / "Pool Skip pool size {...}"."""
+    from poolskip.commands.diagnose import _model_line
+    from poolskip.models import create_model
+
+    model = create_model("small_cnn", num_classes=10, in_channels=1, width=4, pool_skip=pool_skip)
+    info = {"config": {"model": "small_cnn", "pool_skip": pool_skip}, "epoch": 3}
+    assert _model_line(info, model) == f"small_cnn ({words}), epoch 3"

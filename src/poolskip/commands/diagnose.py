@@ -34,18 +34,26 @@ def probe_set(path: str, args: argparse.Namespace):
     return model, info, inputs, targets, task.probe_loss
 
 
-def _variant(pool_skip) -> str:
-    """The run's ``pool_skip`` config value in words."""
-    if pool_skip is None or pool_skip is False:
-        return "plain"
-    if pool_skip is True:
-        return "Pool Skip"
-    return f"Pool Skip {'policy' if isinstance(pool_skip, str) else 'pool size'} {pool_skip}"
+def _placement_words(info: dict, model) -> str:
+    """The run's placement as ``train`` names it (:func:`~poolskip.engine.placement.placement_name`: ``plain``,
+    ``pool_skip``, ``pool_skip-conv_skip``, ``pool_skip-depthwise``, ...), then the policy, sites and pool sizes
+    the built model has (:func:`~poolskip.engine.placement.placement`)."""
+    from ..engine.placement import placement, placement_name
 
-
-def _model_line(info: dict) -> str:
     cfg = info["config"]
-    return f"{cfg['model']} ({_variant(cfg.get('pool_skip'))}), epoch {info.get('epoch')}"
+    name = placement_name(cfg["model"], cfg.get("pool_skip"))
+    if name == "plain":
+        return name
+    placed = placement(cfg["model"], cfg.get("pool_skip"), model)
+    if not placed["pool_skip"]:
+        return f"{name}, no Pool Skip site built"
+    policy = f"policy {placed['policy']}, " if placed["policy"] is not None else ""
+    sizes = "/".join("x".join(map(str, p)) if len(set(p)) > 1 else str(p[0]) for p in placed["pool_size"])
+    return f"{name}, {policy}{placed['sites']} site{'s' * (placed['sites'] != 1)}, pool {sizes}"
+
+
+def _model_line(info: dict, model) -> str:
+    return f"{info['config']['model']} ({_placement_words(info, model)}), epoch {info.get('epoch')}"
 
 
 def _measures_line(d) -> str:
@@ -110,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         model, info, x, y, loss_fn = probe_set(path, args)
         d = diagnose(model, x, y, loss_fn=loss_fn, batch_size=args.batch_size)
         diagnoses[label] = d
-        print(f"{label}: {_model_line(info)}, probe {len(x)}: {_measures_line(d)}")
+        print(f"{label}: {_model_line(info, model)}, probe {len(x)}: {_measures_line(d)}")
     paths = write_report(diagnoses, args.out)
     pngs = ", ".join(p.name for p in paths.values() if p.suffix == ".png")
     print(f"wrote one CSV per model, summary.json and {pngs} to {args.out}")
