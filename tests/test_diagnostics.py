@@ -158,6 +158,40 @@ def test_gradient_stops_at_a_dead_layer():
     assert diagnose(nn.Sequential(first), torch.randn(2, 2)).layers[0].grad_norm is None  # no targets
 
 
+def test_a_loss_over_valid_pixels_is_the_same_at_every_batch_size():
+    """Segmentation's probe loss is a mean over the pixels not ignored: weighted by their count
+    (loss_weight), split batches give the loss and gradients of the whole probe set, and a batch of
+    only ignored pixels adds nothing instead of NaN."""
+    import torch.nn.functional as F
+
+    ignore = 255
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 1))
+    x = torch.randn(5, 2, 6, 7)
+    y = torch.randint(0, 3, (5, 6, 7))
+    y[1, :4] = ignore  # images with different numbers of valid pixels
+    y[3, :, :2] = ignore
+    y[4] = ignore  # with batch_size 1 or 2 a batch of only ignored pixels
+
+    def loss(out, t):
+        return F.cross_entropy(out, t, ignore_index=ignore)
+
+    def valid(t):
+        return int((t != ignore).sum())
+
+    whole = diagnose(model, x, y, loss_fn=loss, loss_weight=valid)
+    with torch.no_grad():
+        assert whole.loss == pytest.approx(float(loss(model(x), y)))
+    for batch_size in (1, 2, 3):
+        split = diagnose(model, x, y, loss_fn=loss, loss_weight=valid, batch_size=batch_size)
+        assert math.isfinite(split.loss) and split.loss == pytest.approx(whole.loss, rel=1e-5)
+        for a, b in zip(whole.layers, split.layers):
+            assert b.grad_norm == pytest.approx(a.grad_norm, rel=1e-4), (batch_size, a.name)
+    nothing = diagnose(model, x[4:], y[4:], loss_fn=loss, loss_weight=valid)  # no pixel counts at all
+    assert math.isnan(nothing.loss) and all(s.grad_norm is None for s in nothing.layers)
+    assert nothing.activations[0].units == 4 * 6 * 7  # still probed
+
+
 def test_probe_measures_flat_floats_on_a_converted_resnet():
     from poolskip.models import create_model
 

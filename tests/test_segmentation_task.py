@@ -95,6 +95,27 @@ def test_task_conformance(tmp_path, camvid):
     px2, _ = task.probe_batch(5, seed=1)
     assert torch.equal(px, px2)
     assert task.probe_loss(torch.zeros(5, 11, 17, 21), py).shape == ()
+    assert task.probe_loss_weight(py) == int((py != IGNORE).sum())
+
+
+def test_diagnostics_probe_loss_does_not_depend_on_the_batch_size(tmp_path, camvid):
+    """The probe loss is a mean over pixels not ignored (padding of a crop larger than the image is ignored),
+    so the diagnostics weigh each batch by its count of them: any --batch-size gives the same loss and
+    gradient norms, and a batch of only ignored pixels is no NaN."""
+    from poolskip.diagnostics import diagnose
+
+    task = build_task(_cfg(tmp_path, data_dir=camvid, segmentation={"crop_size": [31, 41]}))
+    x, y = task.probe_batch(4, seed=0)
+    y[2] = IGNORE
+    assert (y == IGNORE).any() and len({int((t != IGNORE).sum()) for t in y}) > 2
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 11, 1))
+    kw = {"loss_fn": task.probe_loss, "loss_weight": task.probe_loss_weight}
+    whole = diagnose(model, x, y, **kw)
+    for batch_size in (1, 3):
+        split = diagnose(model, x, y, batch_size=batch_size, **kw)
+        assert math.isfinite(split.loss) and split.loss == pytest.approx(whole.loss, rel=1e-5)
+        assert [s.grad_norm for s in split.layers] == pytest.approx([s.grad_norm for s in whole.layers], rel=1e-4)
 
 
 @pytest.mark.parametrize(("key", "stored"), [("dataset", "voc"), ("classes", ["a", "b"]), ("ignore_index", 11)])

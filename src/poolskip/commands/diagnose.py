@@ -21,8 +21,9 @@ def _run_label(path: Path) -> str:
 
 
 def probe_set(path: str, args: argparse.Namespace):
-    """``(model, info, inputs, targets, loss_fn)``: the checkpoint's model and ``--probe-size`` evaluation
-    samples (a fixed random subset) prepared as the model was trained, through its task's own code."""
+    """``(model, info, inputs, targets, loss_fn, loss_weight)``: the checkpoint's model and ``--probe-size``
+    evaluation samples (a fixed random subset) prepared as the model was trained, with the loss, through its
+    task's own code (``loss_weight``: the task's ``probe_loss_weight``, None for a mean per sample)."""
     from ..engine.trainer import restore
 
     overrides = {"data.train_subset": None}
@@ -31,7 +32,7 @@ def probe_set(path: str, args: argparse.Namespace):
             overrides[name] = getattr(args, key)
     model, task, info = restore(path, args.checkpoint, args.device, overrides, args.allow_external_model)
     inputs, targets = task.probe_batch(args.probe_size, args.probe_seed)
-    return model, info, inputs, targets, task.probe_loss
+    return model, info, inputs, targets, task.probe_loss, getattr(task, "probe_loss_weight", None)
 
 
 def _placement_words(info: dict, model) -> str:
@@ -86,7 +87,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="where that dataset lives (default: the run's data_dir)")
     p.add_argument("--probe-size", type=int, default=256, help="test images in the probe set (default: 256)")
     p.add_argument("--probe-seed", type=int, default=0, help="seed of the probe subset, same for all models")
-    p.add_argument("--batch-size", type=int, default=128, help="probe images per forward/backward pass")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=128,
+        help="probe images per forward/backward pass (bounds memory; the measures do not depend on it)",
+    )
     p.add_argument(
         "--which", "--checkpoint", dest="checkpoint", choices=("last", "best"), default="last",
         help="which checkpoint of a run directory",
@@ -115,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
     diagnoses = {}
     for label, path in zip(labels, args.paths):
-        model, info, x, y, loss_fn = probe_set(path, args)
-        d = diagnose(model, x, y, loss_fn=loss_fn, batch_size=args.batch_size)
+        model, info, x, y, loss_fn, loss_weight = probe_set(path, args)
+        d = diagnose(model, x, y, loss_fn=loss_fn, loss_weight=loss_weight, batch_size=args.batch_size)
         diagnoses[label] = d
         print(f"{label}: {_model_line(info, model)}, probe {len(x)}: {_measures_line(d)}")
     paths = write_report(diagnoses, args.out)

@@ -78,7 +78,7 @@ class LayerStats:
 
     ``index`` is the layer's position among the layers a plain model has too (Pool Skip's inner convs
     excluded; for those it is their host's index); ``grad_norm`` is ``||dL/dW||_2`` for the mean probe
-    loss (None without targets or for a frozen weight).
+    loss (None without targets, for a frozen weight, or where no target counts: loss weight 0).
     """
 
     name: str
@@ -244,6 +244,10 @@ def _default_loss(output: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(output, targets)
 
 
+def _samples(targets: Tensor) -> int:
+    return len(targets)
+
+
 def _main_output(output):
     """The prediction tensor of a model's output: a tensor, ``output["out"]``, or the first element."""
     if isinstance(output, dict):
@@ -266,6 +270,7 @@ def diagnose(
     targets: Tensor | None = None,
     *,
     loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    loss_weight: Callable[[Tensor], float | Tensor] | None = None,
     batch_size: int | None = None,
     near_zero_tol: float = NEAR_ZERO_TOL,
     activation_types: Sequence[type[nn.Module]] = ACTIVATION_TYPES,
@@ -278,7 +283,11 @@ def diagnose(
     with ``torch.autograd.grad``). ``targets`` enable the gradient norms: the loss is
     ``loss_fn(output, targets)`` (default cross-entropy, which also fits (N, C, H, W) segmentation
     logits), averaged over the probe set. ``batch_size`` splits the probe set to bound memory; all
-    batches count as one probe set. A model output that is a dict uses ``["out"]``, a tuple its first item.
+    batches count as one probe set: each batch's mean loss is weighted by ``loss_weight(targets)``, what
+    that mean is over (default: the batch's number of samples; for a mean over the pixels that are not
+    ignored, their count), so loss and gradients are those of the whole probe set at any ``batch_size``.
+    A batch of weight 0 (only ignored pixels) adds nothing; a probe set of weight 0 has loss NaN and no
+    gradient norms. A model output that is a dict uses ``["out"]``, a tuple its first item.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"diagnose expects an nn.Module, got {type(model).__name__}")
@@ -288,6 +297,7 @@ def diagnose(
     if targets is not None and len(targets) != len(inputs):
         raise ValueError(f"targets has {len(targets)} samples but inputs has {len(inputs)}")
     loss_fn = loss_fn or _default_loss
+    weigh = loss_weight or _samples
     act_types = tuple(activation_types)
 
     names = {id(m): n for n, m in model.named_modules()}
@@ -351,17 +361,21 @@ def diagnose(
     device = next((p.device for p in model.parameters()), inputs.device)
     modes = {m: m.training for m in model.modules()}
     n_total = len(inputs)
+    # each batch's mean loss weighs what it is a mean over, so the sum is the probe set's mean loss
+    weights = [float(weigh(yb)) for _, yb in _batches(inputs, targets, batch_size)] if targets is not None else []
+    total_weight = sum(weights)
     try:
         model.eval()
-        for xb, yb in _batches(inputs, targets, batch_size):
+        for b, (xb, yb) in enumerate(_batches(inputs, targets, batch_size)):
             calls.clear()
             xb = xb.to(device)
-            want_grad = yb is not None and bool(grad_params)
+            counts = yb is not None and weights[b] > 0  # a batch of only ignored targets: no loss, no NaN
+            want_grad = counts and bool(grad_params)
             with torch.set_grad_enabled(want_grad):
                 out = _main_output(model(xb))
-                if yb is None:
+                if not counts:
                     continue
-                loss = loss_fn(out, yb.to(device)) * (len(xb) / n_total)
+                loss = loss_fn(out, yb.to(device)) * (weights[b] / total_weight)
                 total_loss += float(loss.detach())
             if want_grad and loss.requires_grad:
                 keys = list(grad_params)
@@ -458,7 +472,7 @@ def diagnose(
         layers=layers,
         activations=acts,
         probe_size=n_total,
-        loss=total_loss if targets is not None else None,
+        loss=None if targets is None else total_loss if total_weight > 0 else math.nan,
         near_zero_tol=near_zero_tol,
     )
 
@@ -495,21 +509,23 @@ def probe_measures(
 
 class ProbeMonitor:
     """A training-loop callback (:class:`poolskip.engine.Callback`): every ``every`` epochs,
-    :func:`probe_measures` on the task's fixed probe batch with the task's own probe loss, logged under
+    :func:`probe_measures` on the task's fixed probe batch with the task's own probe loss (and its
+    ``probe_loss_weight``, if it has one), logged under
     ``diagnostics`` in the epoch's metrics record (and so in TensorBoard as ``diagnostics/...``)."""
 
     def __init__(self, every: int, probe_size: int = 64, seed: int = 0):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.every, self.probe_size, self.seed = every, probe_size, seed
-        self.inputs = self.targets = self.loss_fn = None
+        self.inputs = self.targets = self.loss_fn = self.loss_weight = None
 
     def start(self, task, model: nn.Module) -> None:
         self.inputs, self.targets = task.probe_batch(self.probe_size, self.seed)
         self.loss_fn = task.probe_loss
+        self.loss_weight = getattr(task, "probe_loss_weight", None)
 
     def on_epoch_end(self, epoch: int, model: nn.Module) -> dict[str, dict[str, float]] | None:
         if epoch % self.every:
             return None
-        measures = probe_measures(model, self.inputs, self.targets, loss_fn=self.loss_fn)
+        measures = probe_measures(model, self.inputs, self.targets, loss_fn=self.loss_fn, loss_weight=self.loss_weight)
         return {"diagnostics": {k: float(v) for k, v in measures.items()}}

@@ -169,7 +169,11 @@ class Task(Protocol):
         the model sees them in evaluation, for the diagnostics."""
 
     def probe_loss(self, outputs: Any, targets: torch.Tensor) -> torch.Tensor:
-        """The scalar mean loss of a probe batch, whose gradients the diagnostics measure."""
+        """The scalar mean loss of a probe batch, whose gradients the diagnostics measure.
+
+        A mean per sample, or, where the task also has ``probe_loss_weight(targets)`` (optional), a mean over
+        what that counts (e.g. the pixels not ignored), so that the diagnostics can combine probe batches
+        into the loss of the whole probe set."""
 
 
 # ------------------------------------------------------------------------------ optional capabilities

@@ -276,7 +276,12 @@ class SegmentationTask:
         return self.eval.normalise(x), torch.stack(ys).to(self.device).long()
 
     def probe_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The mean cross-entropy over the batch's pixels that are not ignored (NaN if there are none)."""
         return F.cross_entropy(outputs.float(), targets, ignore_index=IGNORE)
+
+    def probe_loss_weight(self, targets: torch.Tensor) -> int:
+        """How many pixels :meth:`probe_loss` is a mean over (not ignored): its batch weight in the diagnostics."""
+        return int((targets != IGNORE).sum())
 
     # -- capability: PicturesPredictions
 
