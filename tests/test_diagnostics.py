@@ -2,7 +2,9 @@
 
 import copy
 import csv
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +12,8 @@ from torch import nn
 
 import poolskip
 from poolskip.diagnostics import channel_measures, diagnose, hoyer, l2_l1, near_zero, probe_measures, write_report
+
+FIGURES = {"l2_l1.png", "hoyer.png", "dead_units.png", "grad_norm.png"}
 
 
 def test_weight_measures_by_hand():
@@ -221,6 +225,60 @@ def test_write_report_csv_and_plots(tmp_path):
         write_report({"a b": diags["plain"], "a_b": diags["plain"]}, tmp_path)
 
 
+def test_write_report_refuses_an_earlier_report_and_overwrite_removes_only_its_files(tmp_path):
+    """A second report into one folder left the first one's CSVs beside the new summary.json."""
+    from poolskip.diagnostics import report_files
+
+    torch.manual_seed(0)
+    x, y = torch.randn(3, 3, 6, 6), torch.tensor([0, 1, 2])
+    d = diagnose(_cnn(), x, y)
+    assert report_files(tmp_path) == []
+    write_report({"plain": d, "S2": d}, tmp_path)
+    (tmp_path / "notes.csv").write_text("the user's own\n")
+    (tmp_path / ".S2.csv.abc123.tmp").write_text("a write stopped midway")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    earlier = {p.name for p in report_files(tmp_path)}
+    assert earlier == {*before} - {"notes.csv"}
+    with pytest.raises(FileExistsError, match="already holds a diagnose report"):
+        write_report({"S4": d}, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written
+    write_report({"S4": d}, tmp_path, overwrite=True)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {"S4.csv", "S4_channels.csv", "summary.json", "notes.csv"} | FIGURES
+    assert (tmp_path / "notes.csv").read_text() == "the user's own\n"
+    # a report stopped before its summary: its CSV pairs are its files too
+    (tmp_path / "summary.json").unlink()
+    assert {p.name for p in report_files(tmp_path)} == names - {"notes.csv", "summary.json"}
+
+
+def test_report_files_are_written_atomically(tmp_path, monkeypatch):
+    """A CSV or figure whose writing fails midway leaves the earlier file whole (it was truncated first)."""
+    from matplotlib.figure import Figure
+
+    from poolskip.diagnostics import plot_l2_l1, write_csv
+
+    torch.manual_seed(0)
+    d = diagnose(_cnn(), torch.randn(3, 3, 6, 6), torch.tensor([0, 1, 2]))
+    csv_path, png_path = write_csv(d, tmp_path / "m.csv"), plot_l2_l1({"m": d}, tmp_path / "l2_l1.png")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def broken_rows(self, rows):
+        self.writerow(next(iter(rows)))
+        raise OSError("disk full")
+
+    def broken_savefig(self, fname, **kw):
+        (fname.write if hasattr(fname, "write") else Path(fname).write_bytes)(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", broken_rows)
+    with pytest.raises(OSError, match="disk full"):
+        write_csv(d, csv_path)
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    with pytest.raises(OSError, match="disk full"):
+        plot_l2_l1({"m": d}, png_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
     """Two real `poolskip train` runs (plain, Pool Skip) of the demo's small CNN on 64 digits, 1 epoch."""
@@ -239,8 +297,6 @@ def tiny_runs(tmp_path_factory):
 
 
 def test_training_monitor_logs_probe_measures(tiny_runs):
-    import json
-
     record = json.loads((tiny_runs["ps"] / "metrics.jsonl").read_text().splitlines()[-1])
     diag = record["diagnostics"]
     assert {"l2_l1_max", "pool_skip_l2_l1_mean", "dead_units_mean", "grad_norm_min"} <= set(diag)
@@ -303,3 +359,25 @@ def test_diagnose_model_line_names_the_placement_as_train_does(pool_skip, words)
     model = create_model("small_cnn", num_classes=10, in_channels=1, width=4, pool_skip=pool_skip)
     info = {"config": {"model": "small_cnn", "pool_skip": pool_skip}, "epoch": 3}
     assert _model_line(info, model) == f"small_cnn ({words}), epoch 3"
+
+
+def test_diagnose_into_a_folder_with_a_report_needs_overwrite(tiny_runs, tmp_path, capsys):
+    """The default --out is `diagnose`, so a second run into it was easy: it replaced summary.json and the PNGs
+    but kept the first run's CSVs of other models beside them. Refused before any model is probed."""
+    from poolskip.cli import main
+
+    out = tmp_path / "diag"
+    common = ["--probe-size", "8", "--out", str(out)]
+    assert main(["diagnose", str(tiny_runs["plain"]), str(tiny_runs["ps"]), *common]) == 0
+    (out / "notes.txt").write_text("the user's own\n")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    again = ["diagnose", str(tiny_runs["ps"]), str(tmp_path / "nothing.pt"), "--labels", "PS-only", "x", *common]
+    assert main(again) == 2  # the --out error, not the missing checkpoint's: checked before probing
+    err = capsys.readouterr().err
+    assert f"--out {out} already holds a diagnose report (" in err and "plain.csv" in err and "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main(["diagnose", str(tiny_runs["ps"]), "--labels", "PS-only", *common, "--overwrite"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert names == {"PS-only.csv", "PS-only_channels.csv", "summary.json", "notes.txt"} | FIGURES
+    assert list(json.loads((out / "summary.json").read_text())) == ["PS-only"]

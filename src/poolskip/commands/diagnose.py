@@ -4,6 +4,11 @@ Each PATH is a run directory written by ``poolskip train`` (its ``checkpoints/la
 with ``--checkpoint best``) or a checkpoint file. The model is rebuilt from the config stored in the
 checkpoint and its weights loaded with ``torch.load(..., weights_only=True)``. All models are probed
 with the same fixed random subset of a dataset's test split, normalised as each model was trained.
+
+The report (a CSV pair per model, ``summary.json``, PNGs) is written to ``--out``, each file atomically. An
+``--out`` that already holds a diagnose report is refused before any model is probed (a second report
+would leave the first one's CSVs beside the new summary); ``--overwrite`` removes that report's files
+(only those) and writes the new one.
 """
 
 from __future__ import annotations
@@ -99,12 +104,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--labels", nargs="+", default=None, help="one legend label per path (default: run dir names)")
     p.add_argument("--out", default="diagnose", help="output directory for CSVs, summary.json, PNGs")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a diagnose report already in --out (its CSVs, summary.json and PNGs; only those)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--allow-external-model", action="store_true", help="import a package.module:factory model")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..diagnostics import diagnose, write_report
+    from ..diagnostics import diagnose, report_files, write_report
 
     if args.probe_size < 1 or args.batch_size < 1:
         raise UsageError(f"--probe-size and --batch-size must be >= 1, got {args.probe_size} and {args.batch_size}")
@@ -115,6 +125,12 @@ def run(args: argparse.Namespace) -> int:
     if blocker is not None and not blocker.is_dir():  # found now, not after every model was probed
         where = "" if blocker == out else f" cannot be made: {blocker}"
         raise UsageError(f"--out {out}{where} is a file, not a folder; choose another --out")
+    earlier = report_files(out)
+    if earlier and not args.overwrite:  # found now, not after every model was probed
+        raise UsageError(
+            f"--out {out} already holds a diagnose report ({', '.join(p.name for p in earlier)}); pass --overwrite "
+            "to replace it (its files only), or choose another --out"
+        )
     labels = args.labels or [_run_label(Path(p)) for p in args.paths]
     if len(set(labels)) != len(labels):
         raise UsageError(f"two paths get the same label {labels}; pass --labels")
@@ -125,7 +141,13 @@ def run(args: argparse.Namespace) -> int:
         d = diagnose(model, x, y, loss_fn=loss_fn, loss_weight=loss_weight, batch_size=args.batch_size)
         diagnoses[label] = d
         print(f"{label}: {_model_line(info, model)}, probe {len(x)}: {_measures_line(d)}")
-    paths = write_report(diagnoses, args.out)
+    try:
+        paths = write_report(diagnoses, out, overwrite=args.overwrite)
+    except FileExistsError:  # a report written there while the models were probed
+        raise UsageError(
+            f"--out {out} got a diagnose report while the models were probed; pass --overwrite to replace it, "
+            "or choose another --out"
+        ) from None
     pngs = ", ".join(p.name for p in paths.values() if p.suffix == ".png")
     print(f"wrote one CSV per model, summary.json and {pngs} to {args.out}")
     return 0

@@ -17,7 +17,15 @@ from .probe import (
     diagnose,
     probe_measures,
 )
-from .report import plot_dead_units, plot_grad_norms, plot_hoyer, plot_l2_l1, write_csv, write_report
+from .report import (
+    plot_dead_units,
+    plot_grad_norms,
+    plot_hoyer,
+    plot_l2_l1,
+    report_files,
+    write_csv,
+    write_report,
+)
 
 __all__ = [
     "ACTIVATION_TYPES",
@@ -38,6 +46,7 @@ __all__ = [
     "plot_hoyer",
     "plot_l2_l1",
     "probe_measures",
+    "report_files",
     "write_csv",
     "write_report",
 ]

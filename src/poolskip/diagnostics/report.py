@@ -2,36 +2,54 @@
 
 Plots overlay several models (e.g. plain vs Pool Skip S2 vs S4) on one axis, layers in output
 order. They use matplotlib's object API with the Agg canvas, so no global backend is switched.
+Every file is written atomically (:mod:`poolskip.files`): a run stopped mid-write leaves the old file or
+the new one, never half a file.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..files import atomic_write, atomic_write_text
 from .probe import Diagnosis
 
-__all__ = ["plot_dead_units", "plot_grad_norms", "plot_hoyer", "plot_l2_l1", "write_csv", "write_report"]
+__all__ = [
+    "FIGURES",
+    "SUMMARY",
+    "plot_dead_units",
+    "plot_grad_norms",
+    "plot_hoyer",
+    "plot_l2_l1",
+    "report_files",
+    "write_csv",
+    "write_report",
+]
+
+#: The files :func:`write_report` writes besides each model's two CSVs.
+SUMMARY = "summary.json"
+FIGURES = ("l2_l1.png", "hoyer.png", "dead_units.png", "grad_norm.png")
 
 
 def _write_rows(rows: list[dict[str, object]], path: Path) -> None:
     fields: list[str] = []
     for r in rows:
         fields += [k for k in r if k not in fields]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, restval="")
-        writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields, restval="")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    atomic_write_text(path, text.getvalue())
 
 
 def write_csv(diagnosis: Diagnosis, path: str | Path, channels_path: str | Path | None = None) -> Path:
     """One row per layer and activation site (forward order) to ``path``; per-channel rows to
     ``channels_path`` (default ``<stem>_channels.csv`` next to it). Returns ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     _write_rows(diagnosis.rows(), path)
     channels = Path(channels_path) if channels_path is not None else path.with_name(f"{path.stem}_channels.csv")
     _write_rows(diagnosis.channel_rows(), channels)
@@ -55,8 +73,9 @@ def _figure(title: str, ylabel: str, log: bool = False):
 def _save(fig, ax, path: str | Path) -> Path:
     ax.legend(loc="best", fontsize="small")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
+    atomic_write(path, lambda fh: fh.write(png.getvalue()))
     return path
 
 
@@ -108,30 +127,65 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "model"
 
 
-def write_report(diagnoses: Mapping[str, Diagnosis], out_dir: str | Path) -> dict[str, Path]:
+def report_files(out_dir: str | Path) -> list[Path]:
+    """The files of an earlier :func:`write_report` in ``out_dir``, sorted (none: ``[]``): ``summary.json`` and
+    the figures (which a new report would replace), the ``<label>.csv`` and ``<label>_channels.csv`` of each
+    model a diagnose summary names and any other such pair (a report stopped before its summary), and the
+    temporary files of a write stopped midway. Other files are not the report's."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return []
+    try:
+        summary = json.loads((out / SUMMARY).read_text())
+    except (OSError, ValueError):
+        summary = None
+    ours = isinstance(summary, dict) and all(isinstance(v, dict) and "probe_size" in v for v in summary.values())
+    stems = {_slug(label) for label in summary} if ours else set()
+    for p in out.glob("*_channels.csv"):
+        stem = p.name.removesuffix("_channels.csv")
+        if (out / f"{stem}.csv").is_file():
+            stems.add(stem)
+    names = {SUMMARY, *FIGURES, *(f"{stem}{end}" for stem in stems for end in (".csv", "_channels.csv"))}
+    found = [out / name for name in names if (out / name).is_file()]
+    # atomic_write's temporary files: ".<name>.<random>.tmp"
+    found += [p for p in out.glob(".*.tmp") if p.is_file() and p.name[1:-4].rpartition(".")[0] in names]
+    return sorted(found)
+
+
+def write_report(diagnoses: Mapping[str, Diagnosis], out_dir: str | Path, overwrite: bool = False) -> dict[str, Path]:
     """Write ``<label>.csv`` + ``<label>_channels.csv`` per model, ``summary.json`` (each model's
     :meth:`Diagnosis.summary`) and ``l2_l1.png``, ``hoyer.png``, ``dead_units.png``,
-    ``grad_norm.png`` to ``out_dir``.
+    ``grad_norm.png`` to ``out_dir``, each file atomically.
 
-    Returns the written paths by name (``csv:<label>``, ``summary``, ``l2_l1``, ...).
+    An ``out_dir`` that already holds a report (:func:`report_files`) is refused (``FileExistsError``), so
+    that no earlier model's CSVs stay beside the new summary as if they were part of it; ``overwrite``
+    removes that report's files first (only those). Returns the written paths by name (``csv:<label>``,
+    ``summary``, ``l2_l1``, ...).
     """
     if not diagnoses:
         raise ValueError("write_report needs at least one diagnosis")
+    slugs: dict[str, str] = {}
+    for label in diagnoses:
+        slug = _slug(label)
+        if slug in slugs.values():
+            raise ValueError(f"two models would write the same file {slug}.csv; give them distinct labels")
+        slugs[label] = slug
     out = Path(out_dir)
+    earlier = report_files(out)
+    if earlier and not overwrite:
+        raise FileExistsError(
+            f"{out} already holds a diagnose report ({', '.join(p.name for p in earlier)}); pass overwrite=True "
+            "to replace it"
+        )
+    for p in earlier:
+        p.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    slugs: set[str] = set()
     for label, d in diagnoses.items():
-        slug = _slug(label)
-        if slug in slugs:
-            raise ValueError(f"two models would write the same file {slug}.csv; give them distinct labels")
-        slugs.add(slug)
-        paths[f"csv:{label}"] = write_csv(d, out / f"{slug}.csv")
-    summary = out / "summary.json"
-    summary.write_text(json.dumps({label: d.summary() for label, d in diagnoses.items()}, indent=2) + "\n")
+        paths[f"csv:{label}"] = write_csv(d, out / f"{slugs[label]}.csv")
+    summary = out / SUMMARY
+    atomic_write_text(summary, json.dumps({label: d.summary() for label, d in diagnoses.items()}, indent=2) + "\n")
     paths["summary"] = summary
-    paths["l2_l1"] = plot_l2_l1(diagnoses, out / "l2_l1.png")
-    paths["hoyer"] = plot_hoyer(diagnoses, out / "hoyer.png")
-    paths["dead_units"] = plot_dead_units(diagnoses, out / "dead_units.png")
-    paths["grad_norm"] = plot_grad_norms(diagnoses, out / "grad_norm.png")
+    for name, plot in zip(FIGURES, (plot_l2_l1, plot_hoyer, plot_dead_units, plot_grad_norms)):
+        paths[name.removesuffix(".png")] = plot(diagnoses, out / name)
     return paths
