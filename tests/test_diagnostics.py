@@ -308,9 +308,9 @@ def test_diagnose_command_on_run_dirs(tiny_runs, tmp_path, capsys):
     from poolskip.engine.checkpoint import CheckpointError, load_checkpoint
 
     out = tmp_path / "diag"
-    args = ["diagnose", str(tiny_runs["plain"]), str(tiny_runs["ps"] / "checkpoints" / "last.pt")]
+    args = ["diagnose", str(tiny_runs["plain"]), str(tiny_runs["ps"] / "checkpoints" / "best.pt")]
     argv = [*args, "--labels", "plain", "S2", "--probe-size", "40", "--out", str(out), "--which", "best"]
-    assert main(argv) == 0  # the plain run's best.pt (weights only), the Pool Skip run's last.pt
+    assert main(argv) == 0  # the plain run's best.pt (weights only), the Pool Skip run's best.pt file
     printed = capsys.readouterr().out
     assert "plain: small_cnn (plain), epoch 1" in printed
     assert "S2: small_cnn (pool_skip, policy every_conv, 3 sites, pool 2), epoch 1" in printed
@@ -381,3 +381,16 @@ def test_diagnose_into_a_folder_with_a_report_needs_overwrite(tiny_runs, tmp_pat
     names = {p.name for p in out.iterdir()}
     assert names == {"PS-only.csv", "PS-only_channels.csv", "summary.json", "notes.txt"} | FIGURES
     assert list(json.loads((out / "summary.json").read_text())) == ["PS-only"]
+
+
+@pytest.mark.parametrize("flag", ["--which", "--checkpoint"])
+def test_diagnose_refuses_which_that_contradicts_a_checkpoint_file(tiny_runs, tmp_path, capsys, flag):
+    """`diagnose RUN/checkpoints/last.pt --which best` probed last.pt without a word."""
+    from poolskip.cli import main
+
+    last = tiny_runs["ps"] / "checkpoints" / "last.pt"
+    out = tmp_path / "diag"
+    assert main(["diagnose", str(tiny_runs["plain"]), str(last), flag, "best", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{last} is the last checkpoint, but --which best asks for the best one" in err
+    assert not out.exists()  # refused before any model was probed

@@ -1,7 +1,8 @@
 """``poolskip diagnose``: per-layer diagnostics of trained models, as CSVs and Fig. 4 style plots.
 
 Each PATH is a run directory written by ``poolskip train`` (its ``checkpoints/last.pt``, or ``best.pt``
-with ``--checkpoint best``) or a checkpoint file. The model is rebuilt from the config stored in the
+with ``--which best``) or a checkpoint file (``--which`` naming the other one of a ``last.pt``/``best.pt``
+file is refused, as the file is what would be read). The model is rebuilt from the config stored in the
 checkpoint and its weights loaded with ``torch.load(..., weights_only=True)``. All models are probed
 with the same fixed random subset of a dataset's test split, normalised as each model was trained.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import UsageError
+from .common import UsageError, checkpoint_choice
 
 __all__ = ["add_arguments", "run"]
 
@@ -25,17 +26,18 @@ def _run_label(path: Path) -> str:
     return path.name if path.is_dir() else (path.parent.parent.name if path.parent.name == "checkpoints" else path.stem)
 
 
-def probe_set(path: str, args: argparse.Namespace):
+def probe_set(path: str, args: argparse.Namespace, which: str = "last"):
     """``(model, info, inputs, targets, loss_fn, loss_weight)``: the checkpoint's model and ``--probe-size``
     evaluation samples (a fixed random subset) prepared as the model was trained, with the loss, through its
-    task's own code (``loss_weight``: the task's ``probe_loss_weight``, None for a mean per sample)."""
+    task's own code (``loss_weight``: the task's ``probe_loss_weight``, None for a mean per sample). ``which``:
+    the checkpoint of a run directory."""
     from ..engine.trainer import restore
 
     overrides = {"data.train_subset": None}
     for key, name in (("dataset", "data.dataset"), ("data_dir", "data.data_dir")):
         if getattr(args, key) is not None:
             overrides[name] = getattr(args, key)
-    model, task, info = restore(path, args.checkpoint, args.device, overrides, args.allow_external_model)
+    model, task, info = restore(path, which, args.device, overrides, args.allow_external_model)
     inputs, targets = task.probe_batch(args.probe_size, args.probe_seed)
     return model, info, inputs, targets, task.probe_loss, getattr(task, "probe_loss_weight", None)
 
@@ -99,8 +101,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="probe images per forward/backward pass (bounds memory; the measures do not depend on it)",
     )
     p.add_argument(
-        "--which", "--checkpoint", dest="checkpoint", choices=("last", "best"), default="last",
-        help="which checkpoint of a run directory",
+        "--which", "--checkpoint", dest="checkpoint", choices=("last", "best"), default=None,
+        help="which checkpoint of a run directory (default: last); a checkpoint file named for the other one "
+        "is refused",
     )  # fmt: skip
     p.add_argument("--labels", nargs="+", default=None, help="one legend label per path (default: run dir names)")
     p.add_argument("--out", default="diagnose", help="output directory for CSVs, summary.json, PNGs")
@@ -131,13 +134,14 @@ def run(args: argparse.Namespace) -> int:
             f"--out {out} already holds a diagnose report ({', '.join(p.name for p in earlier)}); pass --overwrite "
             "to replace it (its files only), or choose another --out"
         )
+    which = [checkpoint_choice(p, args.checkpoint, "last") for p in args.paths]  # last.pt --which best: refused
     labels = args.labels or [_run_label(Path(p)) for p in args.paths]
     if len(set(labels)) != len(labels):
         raise UsageError(f"two paths get the same label {labels}; pass --labels")
 
     diagnoses = {}
-    for label, path in zip(labels, args.paths):
-        model, info, x, y, loss_fn, loss_weight = probe_set(path, args)
+    for label, path, pick in zip(labels, args.paths, which):
+        model, info, x, y, loss_fn, loss_weight = probe_set(path, args, pick)
         d = diagnose(model, x, y, loss_fn=loss_fn, loss_weight=loss_weight, batch_size=args.batch_size)
         diagnoses[label] = d
         print(f"{label}: {_model_line(info, model)}, probe {len(x)}: {_measures_line(d)}")
