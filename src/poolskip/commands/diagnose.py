@@ -3,8 +3,15 @@
 Each PATH is a run directory written by ``poolskip train`` (its ``checkpoints/last.pt``, or ``best.pt``
 with ``--which best``) or a checkpoint file (``--which`` naming the other one of a ``last.pt``/``best.pt``
 file is refused, as the file is what would be read). The model is rebuilt from the config stored in the
-checkpoint and its weights loaded with ``torch.load(..., weights_only=True)``. All models are probed
-with the same fixed random subset of a dataset's test split, normalised as each model was trained.
+checkpoint and its weights loaded with ``torch.load(..., weights_only=True)``.
+
+Each model is probed with ``--probe-size`` samples that its task draws with ``--probe-seed``, prepared as
+the model was trained (its normalisation). What they are depends on the task: classification, a fixed
+random subset of the dataset's test split (the same images for every model of one dataset); 2D
+segmentation, images of the run's evaluation split (``segmentation.eval_split``), centre-cropped or padded
+to its crop size; 3D segmentation, patches of the run's own evaluated volumes, i.e. its fold's validation
+part (``fold: -1``: the test set), so runs of different folds are probed on different data (compare runs
+of one fold).
 
 The report (a CSV pair per model, ``summary.json``, PNGs) is written to ``--out``, each file atomically. An
 ``--out`` that already holds a diagnose report is refused before any model is probed (a second report
@@ -92,7 +99,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="dataset to probe with (one the run's task reads); default: the one each model trained on",
     )
     p.add_argument("--data-dir", default=None, help="where that dataset lives (default: the run's data_dir)")
-    p.add_argument("--probe-size", type=int, default=256, help="test images in the probe set (default: 256)")
+    p.add_argument("--probe-size", type=int, default=256, help="samples in the probe set (default: 256)")
     p.add_argument("--probe-seed", type=int, default=0, help="seed of the probe subset, same for all models")
     p.add_argument(
         "--batch-size",
