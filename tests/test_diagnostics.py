@@ -381,6 +381,13 @@ def test_diagnose_into_a_folder_with_a_report_needs_overwrite(tiny_runs, tmp_pat
     names = {p.name for p in out.iterdir()}
     assert names == {"PS-only.csv", "PS-only_channels.csv", "summary.json", "notes.txt"} | FIGURES
     assert list(json.loads((out / "summary.json").read_text())) == ["PS-only"]
+    # a run directory holds a summary.json too, not a report's: never replaced, --overwrite or not
+    run = tiny_runs["ps"]
+    kept = (run / "summary.json").read_bytes()
+    for extra in ([], ["--overwrite"]):
+        assert main(["diagnose", str(run), "--probe-size", "8", "--out", str(run), *extra]) == 2
+        assert "is not a diagnose report's (a run directory's?)" in capsys.readouterr().err
+    assert (run / "summary.json").read_bytes() == kept
 
 
 @pytest.mark.parametrize("flag", ["--which", "--checkpoint"])

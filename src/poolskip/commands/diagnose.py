@@ -135,7 +135,10 @@ def run(args: argparse.Namespace) -> int:
     if blocker is not None and not blocker.is_dir():  # found now, not after every model was probed
         where = "" if blocker == out else f" cannot be made: {blocker}"
         raise UsageError(f"--out {out}{where} is a file, not a folder; choose another --out")
-    earlier = report_files(out)
+    try:
+        earlier = report_files(out)
+    except FileExistsError as e:  # a folder holding another summary.json: never replaced, even with --overwrite
+        raise UsageError(f"--out {out}: {e}") from None
     if earlier and not args.overwrite:  # found now, not after every model was probed
         raise UsageError(
             f"--out {out} already holds a diagnose report ({', '.join(p.name for p in earlier)}); pass --overwrite "

@@ -131,7 +131,8 @@ def report_files(out_dir: str | Path) -> list[Path]:
     """The files of an earlier :func:`write_report` in ``out_dir``, sorted (none: ``[]``): ``summary.json`` and
     the figures (which a new report would replace), the ``<label>.csv`` and ``<label>_channels.csv`` of each
     model a diagnose summary names and any other such pair (a report stopped before its summary), and the
-    temporary files of a write stopped midway. Other files are not the report's."""
+    temporary files of a write stopped midway. Other files are not the report's. A ``summary.json`` that is not a
+    diagnose summary (a training run's, say) is a ``FileExistsError``: that folder is never a report's to replace."""
     out = Path(out_dir)
     if not out.is_dir():
         return []
@@ -140,6 +141,10 @@ def report_files(out_dir: str | Path) -> list[Path]:
     except (OSError, ValueError):
         summary = None
     ours = isinstance(summary, dict) and all(isinstance(v, dict) and "probe_size" in v for v in summary.values())
+    if (out / SUMMARY).exists() and not ours:
+        raise FileExistsError(
+            f"{out / SUMMARY} is not a diagnose report's (a run directory's?); write the report to another folder"
+        )
     stems = {_slug(label) for label in summary} if ours else set()
     for p in out.glob("*_channels.csv"):
         stem = p.name.removesuffix("_channels.csv")
