@@ -11,14 +11,16 @@ class UsageError(PoolskipError):
 
 def checkpoint_choice(path: str, which: str | None, default: str, flag: str = "--which") -> str:
     """The checkpoint (``last``/``best``) to read of ``path``: ``which``, or ``default`` where it was not given.
-    A checkpoint file given with a ``which`` that names the other one is refused: the file is what is read, so
-    ``last.pt --which best`` would silently score last.pt."""
+    A checkpoint file given with a ``which`` it is not is refused: the file is what is read, so ``last.pt --which
+    best`` would silently score last.pt."""
     from pathlib import Path
 
     p = Path(path)
-    if which is not None and not p.is_dir() and p.stem in ("last", "best") and p.stem != which:
-        raise UsageError(
-            f"{path} is the {p.stem} checkpoint, but {flag} {which} asks for the {which} one: give its run "
-            f"directory with {flag} {which}, or the file {p.with_name(which + '.pt')}"
-        )
+    if which is not None and not p.is_dir() and p.stem != which:
+        if p.stem in ("last", "best"):
+            raise UsageError(
+                f"{path} is the {p.stem} checkpoint, but {flag} {which} asks for the {which} one: give its run "
+                f"directory with {flag} {which}, or the file {p.with_name(which + '.pt')}"
+            )
+        raise UsageError(f"{flag} picks a run directory's checkpoint; {path} is a file, read as given: drop {flag}")
     return which or default
