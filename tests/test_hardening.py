@@ -501,6 +501,43 @@ def test_the_folds_of_one_split_still_score_and_one_fold_says_it_is_alone(runs3d
     assert capsys.readouterr().out.startswith("1 fold alone (not an ensemble) on the test set: dice ")
 
 
+def _crafted_fold(runs3d, to: Path, fold: str = "fold1", **config) -> Path:
+    """A copy of the cv run's ``fold`` whose best.pt's config has the ``section.key`` values of ``config``."""
+    shutil.copytree(runs3d[0] / "runs" / "cv" / "seed0" / fold, to)
+    best = to / "checkpoints" / "best.pt"
+    ck = torch.load(best, weights_only=True)
+    for key, value in config.items():
+        section, _, name = key.rpartition(".")
+        (ck["config"][section] if section else ck["config"])[name] = value
+    torch.save(ck, best)
+    return to
+
+
+def test_an_ensemble_member_of_another_config_or_not_finished_is_refused(runs3d, tmp_path, capsys):
+    """Fold 0 of one run with fold 1 of another (other lr, epochs, seed, Pool Skip) printed as "ensemble of 2
+    folds"; so did a fold still training or killed mid-way (its best.pt is written at its first evaluation)."""
+    root, _ = runs3d
+    fold0 = root / "runs" / FOLD0
+    lr = torch.load(fold0 / "checkpoints" / "best.pt", weights_only=True)["config"]["optim"]["lr"]
+    other = _crafted_fold(runs3d, tmp_path / "other" / "fold1", **{"optim.lr": 0.5, "run.seed": 1})
+    half = _crafted_fold(runs3d, tmp_path / "half" / "fold1")
+    (half / "summary.json").unlink()
+    before = snapshot(root), snapshot(tmp_path)
+    assert main(["ensemble", str(fold0), str(other)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and one_line_error(captured.err, "ensemble").endswith(
+        f"ensemble member {other} was trained with optim.lr 0.5 where {fold0} has {lr!r} (keys that differ: "
+        "optim.lr, run.seed); an ensemble's members are folds of one config (poolskip train --folds)"
+    )
+    assert main(["ensemble", str(fold0), str(half / "checkpoints" / "best.pt")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and (
+        f"ensemble member {half / 'checkpoints' / 'best.pt'}: its run {half} has not finished (incomplete: "
+        "checkpoints/last.pt but no summary.json: stopped, resumable)" in one_line_error(captured.err, "ensemble")
+    )
+    assert (snapshot(root), snapshot(tmp_path)) == before
+
+
 BAD_EVALS = [  # (run under runs/, eval flags with {name} a data folder, what the message says)
     ("mri/seed0", ["--data-dir", "{ct}"], "the checkpoint was trained on channels ['MRI'], normalisation "
      "['z-score'], but the decathlon data at {ct} has channels ['CT'], normalisation ['CT window [-175, 250]']"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from pathlib import Path
 
 import pytest
 import torch
@@ -160,29 +161,106 @@ def test_table3_layout_and_slices_png(tmp_path):
     assert png.stat().st_size > 1000
 
 
-def test_ensemble_runs_scores_the_folds_on_the_test_set(tmp_path):
-    from poolskip.experiments.folds3d import ensemble_runs
-
+def _amos_folds(tmp_path, split_file=None):
+    """Two folds of a tiny AMOS copy (4 cases + 2 test) as finished run directories ``tmp_path/fold<k>``
+    (summary.json written) and a fake ``load`` giving each fold's model, config and task state (a checkpoint
+    file in a run's checkpoints/ folder is read as its run)."""
     train, test = ["amos_0001", "amos_0002", "amos_0507", "amos_0600"], ["amos_0003", "amos_0540"]
     root = vd.listed(tmp_path / "amos", "dataset.json", {"training": train, "validation": test})
     cfg = make_config({
         "task": "segmentation3d", "model": "nnunet", "data": {"dataset": "amos", "data_dir": str(root),
         "cache_dir": str(tmp_path / "cache")}, "segmentation3d": {"num_folds": 2, "patch_size": [8, 8, 8],
-        "split_file": str(tmp_path / "splits.json")},
+        "split_file": split_file or str(tmp_path / "splits.json")},
     })  # fmt: skip
-    states = {}
-    for k in (0, 1):
-        fold = make_config({**cfg.to_dict(), "segmentation3d": {**cfg.to_dict()["segmentation3d"], "fold": k}})
-        states[f"fold{k}"] = build_task(fold).state()
-    assert states["fold0"]["normalisation"] == ["CT: CT window [-175, 250]; MRI: z-score"]  # AMOS: CT and MRI scans
+    configs, states, models = {}, {}, {}
     torch.manual_seed(0)
-    models = {d: create_model("nnunet", num_classes=3, patch_size=(8, 8, 8)) for d in ("fold0", "fold1")}
+    for k in (0, 1):
+        d = tmp_path / f"fold{k}"
+        (d / "checkpoints").mkdir(parents=True)
+        (d / "summary.json").write_text("{}")
+        configs[d] = make_config({**cfg.to_dict(), "segmentation3d": {**cfg.to_dict()["segmentation3d"], "fold": k}})
+        states[d] = build_task(configs[d]).state()
+        configs[d] = configs[d].to_dict()
+        models[d] = create_model("nnunet", num_classes=3, patch_size=(8, 8, 8))
 
     def load(d, which, device):
-        return models[d], {"config": cfg.to_dict(), "task_state": states[d]}
+        d = Path(d)
+        d = d.parent.parent if d.parent.name == "checkpoints" else d
+        return models[d], {"config": configs[d], "task_state": states[d]}
 
-    r = ensemble_runs(["fold0", "fold1"], load=load)
+    return list(configs), configs, states, load
+
+
+def test_ensemble_runs_scores_the_folds_on_the_test_set(tmp_path):
+    from poolskip.experiments.folds3d import ensemble_runs
+
+    dirs, configs, states, load = _amos_folds(tmp_path)
+    assert states[dirs[0]]["normalisation"] == ["CT: CT window [-175, 250]; MRI: z-score"]  # AMOS: CT and MRI scans
+    # where each fold ran does not count (LOCAL_KEYS), nor the fold itself
+    configs[dirs[1]]["run"].update(threads=3, device="cpu", run_name="elsewhere")
+    configs[dirs[1]]["segmentation3d"]["split_file"] = "moved/splits.json"
+    r = ensemble_runs(dirs, load=load)
     assert r["models"] == 2 and r["eval_volumes"] == 2  # AMOS's validation list is the test set
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [(None, "pool_skip", True), ("run", "seed", 1), ("optim", "lr", 0.5), ("model_kwargs", "width", 4),
+     ("segmentation3d", "sw_overlap", 0.25)],
+)  # fmt: skip
+def test_ensemble_runs_refuses_a_member_of_another_config(tmp_path, section, key, value):
+    """Plain fold 0 with Pool Skip fold 1, or seed0/fold0 with seed1/fold1, was scored as an ensemble of one run:
+    the members were compared only on their data, fold and test cases."""
+    from poolskip.engine import ConfigError
+    from poolskip.experiments.folds3d import ensemble_runs
+
+    dirs, configs, _, load = _amos_folds(tmp_path)
+    (configs[dirs[1]] if section is None else configs[dirs[1]][section])[key] = value
+    configs[dirs[1]]["optim"]["epochs"] = 7
+    name = {None: key, "model_kwargs": "model_kwargs"}.get(section, f"{section}.{key}")
+    with pytest.raises(ConfigError) as refused:
+        ensemble_runs(dirs, load=load)
+    message = str(refused.value)
+    differ = message.split("(keys that differ: ")[1].split(")")[0].split(", ")
+    assert sorted(differ) == sorted([name, "optim.epochs"])  # in the config's order, the first one's values shown
+    assert message.startswith(f"ensemble member {dirs[1]} was trained with {differ[0]} "), message
+    if section is None:  # pool_skip (None: plain) comes before optim.epochs
+        assert f"was trained with pool_skip True where {dirs[0]} has None (keys that differ: " in message
+    assert "an ensemble's members are folds of one config (poolskip train --folds)" in message
+
+
+def test_ensemble_runs_refuses_a_member_that_has_not_finished(tmp_path):
+    """A fold still training, or killed after its first evaluation, has a best.pt: it entered the ensemble
+    silently and lowered its score."""
+    from poolskip.engine import ConfigError
+    from poolskip.engine.rundir import RunDir
+    from poolskip.experiments.folds3d import ensemble_runs
+
+    dirs, _, _, load = _amos_folds(tmp_path)
+    (dirs[1] / "summary.json").unlink()
+    for name in ("last.pt", "best.pt"):
+        (dirs[1] / "checkpoints" / name).write_bytes(b"")
+    for member in (dirs[1], dirs[1] / "checkpoints" / "best.pt"):
+        with pytest.raises(
+            ConfigError, match=rf"ensemble member {member}: its run {dirs[1]} has not finished \(incomplete: "
+        ):  # fmt: skip
+            ensemble_runs([dirs[0], member], load=load)
+    (dirs[1] / "summary.json").write_text("{}")  # finished, then resumed for more epochs: being written
+    holder = RunDir(dirs[1])
+    holder.open(resume=True)
+    try:
+        with pytest.raises(ConfigError, match=rf"member {dirs[1]}: its run {dirs[1]} has not finished \(running: "):
+            ensemble_runs(dirs, load=load)
+    finally:
+        holder.close()
+    loose = tmp_path / "best.pt"
+    loose.write_bytes(b"")
+    with pytest.raises(ConfigError, match=rf"member {loose} is a checkpoint file outside a run's checkpoints/"):
+        ensemble_runs([dirs[0], loose], load=load)
+    with pytest.raises(ConfigError, match=rf"member {tmp_path / 'fold7'}: no such run directory or checkpoint"):
+        ensemble_runs([dirs[0], tmp_path / "fold7"], load=load)
+    r = ensemble_runs([dirs[0], dirs[1] / "checkpoints" / "best.pt"], load=load)  # a finished run's checkpoint
+    assert r["models"] == 2
 
 
 def _state(fold: int, train: list[str], val: list[str], **keys) -> dict:

@@ -2,11 +2,14 @@
 
 Each fold's model (``best.pt`` by default) predicts every test volume with a Gaussian sliding window; the
 softmax probabilities are averaged, the argmax scored (Dice, NSD in mm, IoU per class and mean), as the
-paper reports its 5-fold BTCV/AMOS numbers. The folds must be runs of one config (``poolskip train --folds``);
-the first run's test set is scored. Before any model predicts, the runs are refused (one line naming the run
-and why) when two are the same fold, one was trained or validated on a test case, or their data, channels,
-normalisation, classes, spacing or patch differ. One run is scored alone: that fold on the test set.
-Progress goes to stderr (a bar on a terminal, a line every few seconds otherwise); stdout holds the scores.
+paper reports its 5-fold BTCV/AMOS numbers. The folds must be finished runs of one config (``poolskip train
+--folds``); the first run's test set is scored. Before any model predicts, the runs are refused (one line
+naming the run and why) when one has not finished (no summary.json: still training, stopped or killed), two
+are the same fold, one was trained or validated on a test case, their data, channels, normalisation, classes,
+spacing or patch differ, or one was trained with another config than the first (model, pool_skip,
+model_kwargs, lr, epochs, seed, sliding-window overlap, ...: anything but the fold and where it ran). One run
+is scored alone: that fold on the test set. Progress goes to stderr (a bar on a terminal, a line every few
+seconds otherwise); stdout holds the scores.
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ from functools import partial
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", metavar="FOLD_RUN", help="the folds' run directories (RUN/seed0/fold0 ...)")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        metavar="FOLD_RUN",
+        help="the folds' run directories (RUN/seed0/fold0 ...): finished runs of one config",
+    )
     p.add_argument("--which", choices=("last", "best"), default="best", help="which checkpoint of each fold")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")

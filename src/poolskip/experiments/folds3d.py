@@ -18,7 +18,7 @@ from ..engine.trainer import build_task, train
 from ..errors import repeated
 from ..tasks import CrossValidated, get_task, list_tasks
 from ..tasks.segmentation3d import check_ensemble_members, check_ensemble_test_set, ensemble
-from .results import config_change, run_status
+from .results import STATUSES, config_change, config_differences, flat_config, run_status
 
 __all__ = ["ensemble_runs", "fold_list", "plan_folds", "run_folds"]
 
@@ -136,12 +136,19 @@ def ensemble_runs(
     from the first run's config (same options, so the same spacing and patch: its test set is the one
     scored) and call :func:`ensemble`.
 
-    Before any model predicts, the members are checked against each other and against the test set
-    (:func:`~poolskip.tasks.segmentation3d.check_ensemble_members`, then, once the test set is read,
-    :func:`~poolskip.tasks.segmentation3d.check_ensemble_test_set`): runs of another task, the same fold
-    twice, a member that was trained or validated on a test case, or members whose data, channels,
-    normalisation, classes, spacing or patch differ are a :class:`ConfigError` naming the member and why.
-    One run is scored alone (``models: 1`` in the result): that fold's model on the test set, not an ensemble.
+    Before any model is loaded, each member (a run directory, or a checkpoint file in a run's
+    ``checkpoints/``) must be a finished run (:func:`~poolskip.experiments.results.run_status`: its
+    summary.json written): a fold still training, stopped or killed mid-way has a ``best.pt`` already, and its
+    half-trained model would lower the ensemble's score. Before any model predicts, the members are checked
+    against each other and against the test set
+    (:func:`~poolskip.tasks.segmentation3d.check_ensemble_members`, then their configs, then, once the test set
+    is read, :func:`~poolskip.tasks.segmentation3d.check_ensemble_test_set`): runs of another task, the same
+    fold twice, a member that was trained or validated on a test case, members whose data, channels,
+    normalisation, classes, spacing or patch differ, or a member whose checkpoint's config differs from the
+    first's in anything but its fold and where it ran (:data:`~poolskip.experiments.results.LOCAL_KEYS`: the
+    model, ``pool_skip``, ``model_kwargs``, optimiser, epochs, seed, sliding-window overlap, ...) are a
+    :class:`ConfigError` naming the member and why. One run is scored alone (``models: 1`` in the result):
+    that fold's model on the test set, not an ensemble.
 
     ``load(run_dir, which, device) -> (model, info with "config" and "task_state")`` defaults to the engine's
     ``load_checkpoint``.
@@ -149,11 +156,14 @@ def ensemble_runs(
     load = load_checkpoint if load is None else load
     if not run_dirs:
         raise ConfigError("ensemble needs at least one fold run directory")
-    models, members, cfg = [], [], None
+    for d in run_dirs:
+        _check_finished(d)
+    models, members, configs, cfg = [], [], [], None
     for d in run_dirs:
         model, info = load(d, which, device)
         models.append(model.eval())
         members.append((str(d), info["task_state"]))
+        configs.append(info["config"])
         c = make_config(info["config"])
         if cfg is None:
             cfg = c
@@ -164,12 +174,46 @@ def ensemble_runs(
                 "members are folds of one run"
             )
     check_ensemble_members(members)
+    for d, config in zip(run_dirs[1:], configs[1:]):
+        changed = config_differences(config, configs[0], ignore=_FOLD_KEYS)
+        if changed:
+            k, theirs, ours = changed[0], flat_config(config), flat_config(configs[0])
+            raise ConfigError(
+                f"ensemble member {d} was trained with {k} {theirs[k]!r} where {run_dirs[0]} has {ours[k]!r} "
+                f"(keys that differ: {', '.join(changed)}); an ensemble's members are folds of one config "
+                "(poolskip train --folds)"
+            )
     test_cfg = copy.deepcopy(cfg)
     test_cfg.options = _cross_validated(cfg.task).fold_options(cfg.options, None)
     test_cfg.data.train_subset = None
     task = build_task(test_cfg, device)
     check_ensemble_test_set(task, members)
     return ensemble(task, models)
+
+
+#: Config keys that tell apart the folds of one config (the splits file's path is a :data:`LOCAL_KEYS`).
+_FOLD_KEYS = frozenset({"segmentation3d.fold"})
+
+
+def _check_finished(member: str | Path) -> None:
+    """Refuse an ensemble member that is not a finished run: a run directory, or a checkpoint file in a run's
+    ``checkpoints/`` (read as its run), whose :func:`run_status` is not ``finished``."""
+    path = Path(member)
+    if not os.path.lexists(path):
+        raise ConfigError(f"ensemble member {member}: no such run directory or checkpoint file")
+    run_dir = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else None
+    if run_dir is None:
+        raise ConfigError(
+            f"ensemble member {member} is a checkpoint file outside a run's checkpoints/ folder: whether its run "
+            "finished cannot be told; give the fold's run directory"
+        )
+    status = run_status(run_dir)
+    if status != "finished":
+        raise ConfigError(
+            f"ensemble member {member}: its run {run_dir} has not finished ({status}: {STATUSES[status]}); a fold "
+            "still training or stopped before its last epoch would lower the ensemble's score: finish it "
+            "(poolskip train --folds resumes it) or leave it out"
+        )
 
 
 def _cross_validated(name: str, who: str = "") -> type[CrossValidated]:

@@ -29,6 +29,7 @@ __all__ = [
     "dataset_label",
     "find_runs",
     "config_change",
+    "config_differences",
     "flat_config",
     "LOCAL_KEYS",
     "model_key",
@@ -157,21 +158,32 @@ def flat_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def config_differences(
+    config: dict[str, Any], reference: dict[str, Any], ignore: frozenset[str] | set[str] = frozenset()
+) -> list[str]:
+    """The keys of :func:`flat_config` in which the resolved config ``config`` differs from ``reference``, in
+    ``reference``'s order: keys one of them lacks, :data:`LOCAL_KEYS` and ``ignore`` do not count; a folder
+    dataset's folder name does (as ``data.data_dir``, first). Empty: the two configs train the same run."""
+    now, then = flat_config(reference), flat_config(config)
+    changed = [k for k in now if k in then and k not in LOCAL_KEYS and k not in ignore and now[k] != then[k]]
+    folders = data_folder(reference), data_folder(config)  # the folder a layout was read from, wherever it lives
+    if None not in folders and folders[0] != folders[1]:
+        changed.insert(0, "data.data_dir")
+    return changed
+
+
 def config_change(planned: dict[str, Any], run_dir: str | os.PathLike) -> str:
     """How the run on disk at ``run_dir`` was trained otherwise than the resolved config ``planned`` would train
-    it, e.g. ``optim.epochs 1 where this plan has 2 (and 1 more key(s))``; empty where it was not (keys one of
-    them lacks, and :data:`LOCAL_KEYS`, do not count; a folder dataset's folder name does) or where the run
-    holds no config.yaml. Skipping, keeping or resuming a changed run would put its numbers under this plan."""
+    it, e.g. ``optim.epochs 1 where this plan has 2 (and 1 more key(s))``; empty where it was not (see
+    :func:`config_differences`) or where the run holds no config.yaml. Skipping, keeping or resuming a changed
+    run would put its numbers under this plan."""
     if not (Path(run_dir) / "config.yaml").is_file():
         return ""
     config = read_config(run_dir)
-    now, then = flat_config(planned), flat_config(config)
-    changed = [k for k in now if k in then and k not in LOCAL_KEYS and now[k] != then[k]]
-    folders = data_folder(planned), data_folder(config)  # the folder a layout was read from, wherever it lives
-    if None not in folders and folders[0] != folders[1]:
-        changed.insert(0, "data.data_dir")
+    changed = config_differences(config, planned)
     if not changed:
         return ""
+    now, then = flat_config(planned), flat_config(config)
     k, more = changed[0], f" (and {len(changed) - 1} more key(s))" if len(changed) > 1 else ""
     return f"{k} {then[k]!r} where this plan has {now[k]!r}{more}"
 
