@@ -538,6 +538,21 @@ def test_an_ensemble_member_of_another_config_or_not_finished_is_refused(runs3d,
     assert (snapshot(root), snapshot(tmp_path)) == before
 
 
+def test_ensemble_loads_external_model_folds_with_allow_external_model(runs3d, tmp_path, capsys, monkeypatch):
+    """ensemble's error for a fold of a package.module:factory model said to pass --allow-external-model,
+    which ensemble did not accept: such folds could not be ensembled at all."""
+    (tmp_path / "extnets.py").write_text("from poolskip.models.volumetric.nnunet import nnunet as unet3d\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    folds = [str(_crafted_fold(runs3d, tmp_path / "ext" / f, f, model="extnets:unet3d")) for f in ("fold0", "fold1")]
+    assert main(["ensemble", *folds]) == 2
+    assert "pass --allow-external-model if you trust it" in one_line_error(capsys.readouterr().err, "ensemble")
+    assert main(["ensemble", *folds, "--allow-external-model", "--json"]) == 0
+    ext = json.loads(capsys.readouterr().out)
+    seed = runs3d[0] / "runs" / "cv" / "seed0"
+    assert main(["ensemble", str(seed / "fold0"), str(seed / "fold1"), "--json"]) == 0
+    assert ext == json.loads(capsys.readouterr().out) and ext["models"] == 2  # the same weights, the same scores
+
+
 BAD_EVALS = [  # (run under runs/, eval flags with {name} a data folder, what the message says)
     ("mri/seed0", ["--data-dir", "{ct}"], "the checkpoint was trained on channels ['MRI'], normalisation "
      "['z-score'], but the decathlon data at {ct} has channels ['CT'], normalisation ['CT window [-175, 250]']"),

@@ -8,8 +8,9 @@ naming the run and why) when one has not finished (no summary.json: still traini
 are the same fold, one was trained or validated on a test case, their data, channels, normalisation, classes,
 spacing or patch differ, or one was trained with another config than the first (model, pool_skip,
 model_kwargs, lr, epochs, seed, sliding-window overlap, ...: anything but the fold and where it ran). One run
-is scored alone: that fold on the test set. Progress goes to stderr (a bar on a terminal, a line every few
-seconds otherwise); stdout holds the scores.
+is scored alone: that fold on the test set. A fold trained with a ``package.module:factory`` model is loaded
+only with ``--allow-external-model``. Progress goes to stderr (a bar on a terminal, a line every few seconds
+otherwise); stdout holds the scores.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--which", choices=("last", "best"), default="best", help="which checkpoint of each fold")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    p.add_argument(
+        "--allow-external-model", action="store_true", help="import a package.module:factory model a fold names"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     device = str(resolve_device(args.device))  # a bad --device is named as such, not as a corrupt checkpoint
     with reporting(partial(print, file=sys.stderr, flush=True)):
-        scores = ensemble_runs(args.runs, args.which, device)
+        scores = ensemble_runs(args.runs, args.which, device, allow_external_model=args.allow_external_model)
     if args.json:
         print(json.dumps(strict_json(scores)))
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,11 @@ def _fold_config(cfg, task, k: int, out_dir: Path):
 
 
 def ensemble_runs(
-    run_dirs: Sequence[str | Path], which: str = "best", device: str = "cpu", load=None
+    run_dirs: Sequence[str | Path],
+    which: str = "best",
+    device: str = "cpu",
+    load=None,
+    allow_external_model: bool = False,
 ) -> dict[str, Any]:
     """The folds' ensemble on the test set: load each fold run's model, build the task with ``fold: -1``
     from the first run's config (same options, so the same spacing and patch: its test set is the one
@@ -151,9 +156,10 @@ def ensemble_runs(
     that fold's model on the test set, not an ensemble.
 
     ``load(run_dir, which, device) -> (model, info with "config" and "task_state")`` defaults to the engine's
-    ``load_checkpoint``.
+    ``load_checkpoint`` (importing a ``package.module:factory`` model a run names only with
+    ``allow_external_model``).
     """
-    load = load_checkpoint if load is None else load
+    load = partial(load_checkpoint, allow_external=allow_external_model) if load is None else load
     if not run_dirs:
         raise ConfigError("ensemble needs at least one fold run directory")
     for d in run_dirs:
