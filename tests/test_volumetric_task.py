@@ -263,6 +263,21 @@ def test_ensemble_runs_refuses_a_member_that_has_not_finished(tmp_path):
     assert r["models"] == 2
 
 
+def test_ensemble_from_another_directory_writes_no_splits_file(tmp_path, monkeypatch):
+    """Folds saved with the relative splits path of --out-dir runs: ensemble run from another directory wrote
+    a new runs/.../splits.json there."""
+    from poolskip.experiments.folds3d import ensemble_runs
+
+    monkeypatch.chdir(tmp_path)
+    dirs, _, _, load = _amos_folds(tmp_path, split_file="runs/x/seed0/splits.json")
+    assert (tmp_path / "runs/x/seed0/splits.json").is_file()
+    elsewhere = tmp_path / "analysis"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert ensemble_runs(dirs, load=load)["models"] == 2
+    assert list(elsewhere.rglob("*")) == []
+
+
 def _state(fold: int, train: list[str], val: list[str], **keys) -> dict:
     return {"train_ids": train, "eval_ids": val, "fold": fold, "split_file": "s.json", "channels": ["CT"],
             "classes": ["bg", "a"], "spacing": [1.0, 1.0, 1.0], "patch_size": [8, 8, 8], **keys}  # fmt: skip
@@ -320,6 +335,18 @@ def test_run_folds_trains_resumes_or_keeps_each_fold(setup, tmp_path, monkeypatc
     calls.clear()
     folds3d.run_folds(cfg, tmp_path, folds=[1, 2], log=lambda *a: None, overwrite=True)
     assert calls == [(1, False, True), (2, False, True)]  # --overwrite: every fold afresh, finished ones too
+
+
+def test_folds_name_their_splits_file_by_its_absolute_path(setup, tmp_path, monkeypatch):
+    """--out-dir runs stored runs/<name>/seed0/splits.json in each fold's config: read again from another
+    working directory (ensemble), it named another file, written there."""
+    from poolskip.experiments import folds3d
+
+    splits = []
+    monkeypatch.setattr(folds3d, "train", lambda cfg, run_dir, resume, overwrite: splits.append(cfg.options.split_file))
+    monkeypatch.chdir(tmp_path)
+    folds3d.run_folds(setup(), "runs", folds=[0, 1], log=lambda *a: None)
+    assert splits == [str(tmp_path.resolve() / "runs" / folds3d.SPLITS_FILE)] * 2
 
 
 def test_run_folds_refuses_to_keep_or_resume_a_fold_trained_with_another_config(setup, tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -124,9 +125,10 @@ def run_folds(
 
 def _fold_config(cfg, task, k: int, out_dir: Path):
     """``cfg`` for fold ``k``: the task's options for that fold, the splits file shared in ``out_dir`` unless
-    the options name one."""
+    the options name one. The shared file is named by its absolute path: a fold's config is read again from
+    other working directories (``ensemble``, ``--resume``), where ``runs/...`` would name another file."""
     c = copy.deepcopy(cfg)
-    c.options = task.fold_options(cfg.options, k, str(out_dir / SPLITS_FILE))
+    c.options = task.fold_options(cfg.options, k, str((out_dir / SPLITS_FILE).resolve()))
     return c
 
 
@@ -153,7 +155,8 @@ def ensemble_runs(
     first's in anything but its fold and where it ran (:data:`~poolskip.experiments.results.LOCAL_KEYS`: the
     model, ``pool_skip``, ``model_kwargs``, optimiser, epochs, seed, sliding-window overlap, ...) are a
     :class:`ConfigError` naming the member and why. One run is scored alone (``models: 1`` in the result):
-    that fold's model on the test set, not an ensemble.
+    that fold's model on the test set, not an ensemble. A refused ensemble writes no file (a refusal against the
+    test set comes after its volumes were read into the preprocessing cache).
 
     ``load(run_dir, which, device) -> (model, info with "config" and "task_state")`` defaults to the engine's
     ``load_checkpoint`` (importing a ``package.module:factory`` model a run names only with
@@ -192,7 +195,13 @@ def ensemble_runs(
     test_cfg = copy.deepcopy(cfg)
     test_cfg.options = _cross_validated(cfg.task).fold_options(cfg.options, None)
     test_cfg.data.train_subset = None
-    task = build_task(test_cfg, device)
+    with tempfile.TemporaryDirectory(prefix="poolskip-ensemble-") as tmp:
+        split_file = test_cfg.options.split_file
+        if split_file is not None and not Path(split_file).exists():
+            # a scoring command writes no splits file (a relative path of an older run would be written under
+            # the working directory): the test set is the layout's, the same in any splits file of the data
+            test_cfg.options.split_file = str(Path(tmp) / SPLITS_FILE)
+        task = build_task(test_cfg, device)
     check_ensemble_test_set(task, members)
     return ensemble(task, models)
 
