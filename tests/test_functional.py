@@ -27,11 +27,19 @@ def _inputs(spatial, channels=3, batch=2, dtype=torch.float32, seed=0, kernel=3)
     return y, w, b
 
 
-def _values_and_grads(fn, y, w, b, pool, grad_seed=1):
+def _reversed_spatial_layout(t):
+    """``t``'s values, laid out with the spatial dims in reverse order (W before H): dense, but neither
+    contiguous nor channels_last, so ``flatten(2)`` of it is a copy, not a view."""
+    order = [0, 1, *range(t.dim() - 1, 1, -1)]  # its own inverse
+    return t.permute(order).contiguous().permute(order)
+
+
+def _values_and_grads(fn, y, w, b, pool, grad_seed=1, grad_layout=lambda g: g):
     y, w = y.detach().requires_grad_(), w.detach().requires_grad_()
     b = None if b is None else b.detach().requires_grad_()
     out = fn(y, w, b, pool)
     g = torch.randn(out.shape, generator=torch.Generator().manual_seed(grad_seed), dtype=out.dtype)
+    g = grad_layout(g)
     leaves = [t for t in (y, w, b) if t is not None]
     return out, torch.autograd.grad(out, leaves, g)
 
@@ -121,6 +129,23 @@ def test_channels_last_inputs(spatial, pool):
     ref, ref_grads = _values_and_grads(pool_unpool_conv_reference, y, w, b, pool)  # contiguous input
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(grads[0], ref_grads[0])
+
+
+@pytest.mark.parametrize("spatial,pool", [((7, 9), 2), ((6, 8), (3, 2)), ((3, 5, 4), 2), ((4, 5, 6), (1, 2, 3))])
+@pytest.mark.parametrize("permuted", ["input", "output gradient", "both"])
+def test_permuted_layouts_match_plain_formulation(spatial, pool, permuted):
+    # an input or an output gradient whose spatial dims are laid out in another order (e.g. after a
+    # transpose(2, 3)) gets the same values and gradients as a contiguous one; the unpooled map once kept
+    # such a layout, so the scatter went into a copy: no Pool Skip branch, a zero weight gradient
+    y, w, b = _inputs(spatial, channels=4)
+    y_in = _reversed_spatial_layout(y) if permuted != "output gradient" else y
+    layout = _reversed_spatial_layout if permuted != "input" else (lambda g: g)
+    out, grads = _values_and_grads(pool_unpool_conv, y_in, w, b, pool, grad_layout=layout)
+    ref, ref_grads = _values_and_grads(pool_unpool_conv_reference, y, w, b, pool)  # contiguous everything
+    torch.testing.assert_close(out, ref)
+    assert len(grads) == len(ref_grads) == 3
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

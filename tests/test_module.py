@@ -51,6 +51,27 @@ def test_matches_loop_reference_values_and_grads(dim, spatial, pool, variant):
         torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("dim,spatial,pool", [(2, (5, 7), 2), (2, (6, 9), (2, 3)), (3, (3, 4, 5), 2)])
+def test_permuted_input_and_output_gradient_match_loop_reference(dim, spatial, pool):
+    # Y and the gradient arriving with their spatial dims swapped in memory (a transpose before or after
+    # Pool Skip), with autograd on: the output and every gradient are the reference's
+    m = _module(3, pool, dim)
+    order = [0, 1, *range(dim + 1, 1, -1)]
+    y = torch.randn(2, 3, *spatial, dtype=torch.float64).permute(order).contiguous().permute(order)
+    y.requires_grad_()
+    assert not y.is_contiguous()
+    out = m(y)
+    expected = reference_pool_skip(y, m.conv.weight, m.conv.bias, m.pool_size, "full")
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    g = torch.randn(out.permute(order).shape, dtype=torch.float64)
+    params = [y, *m.parameters()]
+    got = torch.autograd.grad((out.permute(order) * g).sum(), params)  # the gradient reaches m permuted
+    want = torch.autograd.grad((expected.permute(order) * g).sum(), params)
+    for a, e in zip(got, want):
+        assert a.abs().sum() > 0
+        torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10)
+
+
 def test_pool_unpool_keeps_one_max_per_block_even_with_ties():
     y = torch.zeros(1, 1, 4, 4, dtype=torch.float64)  # every entry ties
     out = max_pool_unpool(y + 1, 2)

@@ -125,13 +125,28 @@ def block_indices(offset: Tensor, pool: int | Sequence[int], spatial: Sequence[i
     return torch.take(to_relative, offset.long()) + start
 
 
-def _unpool(values: Tensor, indices: Tensor, like: Tensor) -> Tensor:
-    """``MaxUnpool``: ``values`` at their flat ``indices`` in a zero tensor shaped (and laid out) like ``like``.
+def _unpool_layout(like: Tensor) -> torch.memory_format:
+    """The layout of an unpooled map for ``like``: ``like``'s own where its spatial dims merge into one, so that
+    ``flatten(2)`` of the map is a view (channels_last / channels_last_3d, or contiguous); contiguous otherwise.
 
-    A scatter whose indices never collide (blocks are disjoint), so it is deterministic on every device.
+    Not ``like``'s strides as they are: a dense but permuted layout (H and W swapped, say) would make
+    ``flatten(2)`` a copy, and a scatter into that copy would leave the map all zeros.
     """
-    out = torch.zeros_like(like, dtype=values.dtype)
-    out.flatten(2).scatter_(2, indices.flatten(2), values.flatten(2))
+    if like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    if like.dim() == 5 and like.is_contiguous(memory_format=torch.channels_last_3d):
+        return torch.channels_last_3d
+    return torch.contiguous_format
+
+
+def _unpool(values: Tensor, indices: Tensor, like: Tensor) -> Tensor:
+    """``MaxUnpool``: ``values`` at their flat ``indices`` in a zero tensor shaped like ``like``.
+
+    Laid out as :func:`_unpool_layout` says (``like``'s channels_last layout is kept, any other becomes
+    contiguous). A scatter whose indices never collide (blocks are disjoint), deterministic on every device.
+    """
+    out = torch.zeros_like(like, dtype=values.dtype, memory_format=_unpool_layout(like))
+    out.flatten(2).scatter_(2, indices.flatten(2), values.flatten(2))  # a view of out, in either layout
     return out
 
 
