@@ -164,6 +164,45 @@ def test_cpu_autocast_matches_stock_ops(dtype, input_dtype):
         torch.testing.assert_close(got, want)
 
 
+def test_float64_under_autocast_stays_float64_with_and_without_autograd():
+    # stock autocast lowers float32 (and other floating) inputs, never float64: training (autograd) and
+    # evaluation (no_grad) run the same float64 convolution, as the stock ops do
+    y, w, b = _inputs((8, 7), channels=4, dtype=torch.float64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, grads = _values_and_grads(pool_unpool_conv, y, w, b, 2)
+        ref, ref_grads = _values_and_grads(pool_unpool_conv_reference, y, w, b, 2)
+        with torch.no_grad():
+            evaluated = pool_unpool_conv(y, w, b, 2)
+    assert out.dtype == ref.dtype == evaluated.dtype == torch.float64
+    assert [g.dtype for g in grads] == [torch.float64] * 3
+    torch.testing.assert_close(out, evaluated)
+    torch.testing.assert_close(out, ref)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize(
+    "y_dtype,w_dtype,autocast",
+    [
+        (torch.bfloat16, torch.float32, None),
+        (torch.float32, torch.float64, None),
+        (torch.float64, torch.float32, torch.bfloat16),
+    ],
+)
+@pytest.mark.parametrize("grad", [True, False], ids=["train", "eval"])
+def test_mixed_dtypes_raise_the_same_error_with_and_without_autograd(y_dtype, w_dtype, autocast, grad):
+    # a conv the stock ops refuse (input and weight dtypes that stay different) is refused on both paths,
+    # not cast silently on the autograd path while evaluation raises
+    y, w, b = _inputs((6, 6), channels=4)
+    y, w, b = y.to(y_dtype).requires_grad_(grad), w.to(w_dtype), b.to(w_dtype)
+    with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        with torch.set_grad_enabled(grad), pytest.raises(RuntimeError, match="needs one dtype, got input") as err:
+            pool_unpool_conv(y, w, b, 2)
+        with pytest.raises(RuntimeError):  # the stock formulation refuses them too
+            pool_unpool_conv_reference(y, w, b, 2)
+    assert str(y_dtype) in str(err.value) and str(w_dtype) in str(err.value)
+
+
 def _saved_bytes(fn, *args) -> int:
     """Bytes of distinct storages autograd keeps for backward while ``fn(*args)`` runs."""
     storages = {}

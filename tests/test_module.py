@@ -72,6 +72,17 @@ def test_permuted_input_and_output_gradient_match_loop_reference(dim, spatial, p
         torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10)
 
 
+def test_train_and_eval_agree_in_float64_under_autocast():
+    m = _module(4, 2, 2)  # float64 weights
+    y = torch.randn(2, 4, 6, 7, dtype=torch.float64, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        trained = m(y)
+        with torch.no_grad():
+            evaluated = m(y)
+    assert trained.dtype == evaluated.dtype == torch.float64
+    torch.testing.assert_close(trained, evaluated, rtol=1e-12, atol=1e-12)
+
+
 def test_pool_unpool_keeps_one_max_per_block_even_with_ties():
     y = torch.zeros(1, 1, 4, 4, dtype=torch.float64)  # every entry ties
     out = max_pool_unpool(y + 1, 2)

@@ -197,11 +197,35 @@ def pool_unpool_conv_reference(
 
 
 def _autocast_dtype(y: Tensor) -> torch.dtype | None:
-    """The dtype autocast would run a convolution in on ``y``'s device, or None if autocast is off."""
+    """The dtype autocast lowers a convolution's inputs to on ``y``'s device, or None if autocast is off."""
     kind = y.device.type
     if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
         return torch.get_autocast_dtype(kind)
     return None
+
+
+def _conv_dtype(y: Tensor, weight: Tensor, bias: Tensor | None) -> torch.dtype:
+    """The dtype the stock convolution of (the pooled) ``y`` with ``weight`` and ``bias`` runs in.
+
+    Stock autocast's rule: with autocast on for ``y``'s device, every floating input but a float64 one is
+    cast to the autocast dtype; float64 inputs stay float64, and so does everything without autocast. A
+    RuntimeError naming the dtypes where they then differ, as the stock convolution raises one: the same
+    error with and without autograd (training and evaluation), not a silent cast in one of them.
+    """
+    low = _autocast_dtype(y)
+    named = [("input", y), ("weight", weight)] + ([] if bias is None else [("bias", bias)])
+    runs = {
+        what: low if low is not None and t.is_floating_point() and t.dtype != torch.float64 else t.dtype
+        for what, t in named
+    }
+    if len(set(runs.values())) > 1:
+        given = ", ".join(f"{what} {t.dtype}" for what, t in named)
+        under = f" under autocast to {low} (which leaves float64 as it is)" if low is not None else ""
+        raise RuntimeError(
+            f"Pool Skip's convolution needs one dtype, got {given}{under}: cast the module and its input "
+            "to one dtype (module.to(dtype)), or run under torch.autocast with float32 weights and input"
+        )
+    return runs["input"]
 
 
 def _exporting() -> bool:
@@ -279,11 +303,14 @@ def pool_unpool_conv(
     With autograd: the memory-lean autograd function (block maxima + uint8 offsets saved, nothing of
     the input's size). Without (no_grad, inference, tracing, ONNX export): the plain formulation, which
     keeps nothing either and which every exporter understands. Under autocast the convolution runs in
-    the autocast dtype and the pooling in ``y``'s dtype, as with the stock ops.
+    the autocast dtype and the pooling in ``y``'s dtype, as with the stock ops (which leave a float64
+    input in float64). Inputs of dtypes that the stock convolution would refuse to mix (e.g. a bfloat16
+    ``y`` with a float32 ``weight`` without autocast) raise a RuntimeError, with and without autograd.
     """
     dim = _spatial_dim(y)
     pool = to_tuple(pool_size, dim, "pool_size")
     _check_groups(y, weight, groups)
+    dtype = _conv_dtype(y, weight, bias)
     if all(e == 1 for e in pool):
         return _CONV[dim](y, weight, bias, 1, same_padding(weight.shape[2:]), 1, groups)
     needs_grad = torch.is_grad_enabled() and (
@@ -291,6 +318,6 @@ def pool_unpool_conv(
     )
     if not needs_grad or _exporting():
         return pool_unpool_conv_reference(y, weight, bias, pool, groups)
-    autocast = _autocast_dtype(y)
-    with torch.autocast(y.device.type, enabled=False) if autocast else nullcontext():
-        return _PoolUnpoolConv.apply(y, weight, bias, pool, autocast or y.dtype, groups)
+    # the function casts to ``dtype`` itself: autocast off inside it, so that its ops keep the dtypes given
+    with torch.autocast(y.device.type, enabled=False) if _autocast_dtype(y) else nullcontext():
+        return _PoolUnpoolConv.apply(y, weight, bias, pool, dtype, groups)
