@@ -301,3 +301,54 @@ def test_the_policy_registry_is_complete_without_importing_the_models():
     names, same_after, nnunet = json.loads(out)
     assert {"deeplab", "deep_resnet", "nnunet_btcv", "tokenizer", "vnet"} <= set(names)
     assert same_after and nnunet == "nnunet_amos"
+
+
+def test_a_conv_already_followed_by_an_explicit_pool_skip_is_left_out_and_listed():
+    import warnings
+
+    # in an nn.Sequential the order says it: no example pass needed
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), PoolSkip(8), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a conv that already has Pool Skip is no mistake, as "already converted"
+        r = convert(m)
+    assert [p.name for p in r.converted] == ["4"]
+    assert r.skipped == [("0", "already followed by PoolSkip '1'")]
+    assert "0: already followed by PoolSkip '1'" in str(r)
+    assert sum(isinstance(x, PoolSkip) for x in m.modules()) == 2  # the explicit one and conv 4's
+    only = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), PoolSkip(8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = convert(only)
+    assert len(r) == 0 and "already followed by PoolSkip '1'" in r.reason
+
+    class Explicit(nn.Module):  # an explicit PoolSkip outside a Sequential: only a forward pass tells
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.ps = PoolSkip(8)
+            self.head = nn.Conv2d(8, 4, 3, padding=1)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.ps(self.conv(x))))
+
+    x = torch.randn(1, 3, 8, 8)
+    r = convert(Explicit(), example_input=x)
+    assert [p.name for p in r.converted] == ["head"]
+    assert r.skipped == [("conv", "already followed by PoolSkip 'ps'")]
+    with pytest.warns(UserWarning, match="already holds PoolSkip module\\(s\\) 'ps' .* Pass example_input="):
+        r = convert(Explicit())
+    assert [p.name for p in r.converted] == ["conv", "head"]
+
+
+def test_a_conv_the_example_pass_does_not_call_is_left_out_and_listed():
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            return self.used(x)
+
+    r = convert(Unused(), example_input=torch.randn(1, 3, 8, 8))
+    assert [p.name for p in r.converted] == ["used"]
+    assert r.skipped == [("unused", "not called by a forward pass of example_input")]

@@ -15,6 +15,7 @@ import fnmatch
 import importlib
 import re
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -205,17 +206,63 @@ def _matches(name: str, patterns: list[NamePattern]) -> bool:
     return False
 
 
-def _output_shapes(model: nn.Module, names: Sequence[str], example_input) -> dict[str, torch.Size]:
-    """Output shapes of the named modules for one forward pass of ``example_input`` (no grad)."""
+#: Why :func:`convert` leaves out a conv that already has Pool Skip: not a mistake, no warning for it alone.
+_ALREADY_CONVERTED = "already converted"
+_FOLLOWED_BY = "already followed by PoolSkip"
+
+
+def _explicit_pool_skips(model: nn.Module) -> dict[str, PoolSkip]:
+    """The model's own :class:`PoolSkip` modules, by name: those that no converted conv holds as its child."""
+    owned = {id(getattr(m, CHILD)) for m in model.modules() if is_converted(m)}
+    return {name: m for name, m in model.named_modules() if isinstance(m, PoolSkip) and id(m) not in owned}
+
+
+def _places_in_sequences(model: nn.Module, explicit: Mapping[str, PoolSkip]) -> tuple[dict[int, str], set[str]]:
+    """Where ``nn.Sequential`` order tells what feeds the ``explicit`` PoolSkips: ``{id(module before): its
+    name}`` for every module an explicit PoolSkip follows directly, and the names of the PoolSkips so placed
+    (the others' input is unknown without a forward pass)."""
+    names = {id(m): name for name, m in explicit.items()}
+    followed: dict[int, str] = {}
+    for seq in model.modules():
+        if isinstance(seq, nn.Sequential):
+            children = list(seq.children())
+            for before, after in zip(children, children[1:]):
+                if id(after) in names:
+                    followed[id(before)] = names[id(after)]
+    return followed, set(followed.values())
+
+
+def _already_has_pool_skip(why: str) -> bool:
+    """Whether a reason in the report's ``skipped`` says that the conv already has Pool Skip."""
+    return why == _ALREADY_CONVERTED or why.startswith(_FOLLOWED_BY)
+
+
+def _example_pass(
+    model: nn.Module, names: Sequence[str], example_input, explicit: Mapping[str, PoolSkip]
+) -> tuple[dict[str, torch.Size], dict[str, str]]:
+    """One forward pass of ``example_input`` (no grad): the output shapes of the named modules, and which of
+    them hand their output straight to one of the ``explicit`` PoolSkip modules (module name -> its name)."""
     shapes: dict[str, torch.Size] = {}
+    outputs: dict[int, tuple[weakref.ref, str]] = {}  # id(output) -> (the output, who made it), no copy kept
+    feeds: dict[str, str] = {}
     handles = []
     modules = dict(model.named_modules())
     for name in names:
 
         def hook(m, i, o, name=name):
             shapes[name] = o.shape
+            if isinstance(o, torch.Tensor):
+                outputs[id(o)] = (weakref.ref(o), name)
 
         handles.append(modules[name].register_forward_hook(hook))
+    for ps_name, ps in explicit.items():
+
+        def pre_hook(m, i, ps_name=ps_name):
+            made = outputs.get(id(i[0])) if i and isinstance(i[0], torch.Tensor) else None
+            if made is not None and made[0]() is i[0]:
+                feeds.setdefault(made[1], ps_name)
+
+        handles.append(ps.register_forward_pre_hook(pre_hook))
     was_training = model.training
     try:
         model.eval()
@@ -228,7 +275,7 @@ def _output_shapes(model: nn.Module, names: Sequence[str], example_input) -> dic
         model.train(was_training)
         for h in handles:
             h.remove()
-    return shapes
+    return shapes, feeds
 
 
 def convert(
@@ -251,15 +298,20 @@ def convert(
     true. ``pool_size`` is a number/tuple for all, or a function of ``(name, conv)`` returning one
     (``None`` leaves that conv out); default: the policy's size, else 2.
 
-    With ``example_input``, one forward pass records each conv's output size and convs whose output
-    is smaller than the pool in some dim (e.g. a 1x1 map) are left out; the report says so. Without
-    it such convs still work (a window never exceeds the map), they just pool nothing.
+    With ``example_input``, one forward pass records each conv's output size and leaves out convs whose
+    output is smaller than the pool in some dim (e.g. a 1x1 map) and convs that the pass does not call;
+    the report lists each with its reason. Without it such convs still work (a window never exceeds the
+    map), they just pool nothing.
 
     A conversion that selects nothing (e.g. the ``official`` policy on a network without ResNet blocks)
     warns, and its report's ``reason`` says which step left nothing. Converting again leaves already
-    converted convs alone (without a warning). ``pool_skip_kwargs`` go to
-    :class:`PoolSkip` (``kernel_size``, ``bias``, ``variant``, ``zero_init``, ``groups``; ``groups="depthwise"``
-    gives every inner conv one filter per channel, whatever its width).
+    converted convs alone (without a warning). So does a model that places :class:`PoolSkip` modules
+    itself: a conv that one of them directly follows in an ``nn.Sequential``, or (with ``example_input``)
+    whose output goes straight into one, is left out and listed ("already followed by PoolSkip");
+    without ``example_input``, PoolSkip modules whose input convert cannot tell give a warning.
+
+    ``pool_skip_kwargs`` go to :class:`PoolSkip` (``kernel_size``, ``bias``, ``variant``, ``zero_init``,
+    ``groups``; ``groups="depthwise"`` gives every inner conv one filter per channel, whatever its width).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"convert expects an nn.Module, got {type(model).__name__}")
@@ -275,6 +327,8 @@ def convert(
     report = ConvertReport()
     todo: list[tuple[str, nn.Module, tuple[int, ...]]] = []
     inner = {id(m) for ps in model.modules() if isinstance(ps, PoolSkip) for m in ps.modules()}
+    explicit = _explicit_pool_skips(model)
+    followed, placed = _places_in_sequences(model, explicit)
     counts = [0, 0, 0]  # convs of the types, of those the policy's, of those the filters'
     for name, module in model.named_modules():
         if not isinstance(module, types) or id(module) in inner:  # never Pool Skip's own conv
@@ -291,7 +345,10 @@ def convert(
             continue
         counts[2] += 1
         if is_converted(module):
-            report.skipped.append((name, "already converted"))
+            report.skipped.append((name, _ALREADY_CONVERTED))
+            continue
+        if id(module) in followed:
+            report.skipped.append((name, f"{_FOLLOWED_BY} {followed[id(module)]!r}"))
             continue
         size = pool_size(name, module) if callable(pool_size) else pool_size
         if size is None and not callable(pool_size):
@@ -303,11 +360,13 @@ def convert(
         todo.append((name, module, to_tuple(size, dim, f"pool_size for {name!r}")))
 
     if example_input is not None and todo:
-        shapes = _output_shapes(model, [n for n, _, _ in todo], example_input)
+        shapes, feeds = _example_pass(model, [n for n, _, _ in todo], example_input, explicit)
         kept = []
         for name, module, size in todo:
             shape = shapes.get(name)
-            if shape is None:
+            if name in feeds:
+                report.skipped.append((name, f"{_FOLLOWED_BY} {feeds[name]!r}"))
+            elif shape is None:
                 report.skipped.append((name, "not called by a forward pass of example_input"))
             elif any(s < e for s, e in zip(shape[2:], size)):
                 report.skipped.append((name, f"output size {tuple(shape[2:])} smaller than pool size {size}"))
@@ -315,6 +374,15 @@ def convert(
                 kept.append((name, module, size))
         todo = kept
 
+    untied = sorted(set(explicit) - placed)
+    if example_input is None and todo and untied:
+        warnings.warn(
+            f"convert: {type(model).__name__} already holds PoolSkip module(s) {', '.join(map(repr, untied))} "
+            "whose input it cannot tell without a forward pass; a conv whose output goes into one of them gets a "
+            "second Pool Skip. "
+            "Pass example_input= (convert then leaves such convs out) or leave them out with exclude=",
+            stacklevel=2,
+        )
     for name, module, size in todo:
         dim = module.weight.dim() - 2
         channels = module.out_channels
@@ -328,7 +396,7 @@ def convert(
         )
     if not report.converted:
         report.reason = _why_none(model, counts, chosen, transposed, report.skipped)
-        if any(why != "already converted" for _, why in report.skipped) or not report.skipped:
+        if not report.skipped or not all(_already_has_pool_skip(why) for _, why in report.skipped):
             warnings.warn(f"convert: {type(model).__name__} got no Pool Skip: {report.reason}", stacklevel=2)
     return report
 
