@@ -352,3 +352,34 @@ def test_a_conv_the_example_pass_does_not_call_is_left_out_and_listed():
     r = convert(Unused(), example_input=torch.randn(1, 3, 8, 8))
     assert [p.name for p in r.converted] == ["used"]
     assert r.skipped == [("unused", "not called by a forward pass of example_input")]
+
+
+def _conv_bn(bias):
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=bias), nn.BatchNorm2d(4), nn.ReLU())
+    m[1].running_mean.uniform_(-1, 1)
+    m[1].running_var.uniform_(0.5, 2)
+    return m
+
+
+def test_folding_batchnorm_into_a_bias_free_converted_conv_is_refused():
+    from torch.ao.quantization import fuse_modules
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    m = _conv_bn(bias=False)
+    convert(m)
+    m.eval()
+    x = torch.randn(2, 3, 8, 8)
+    m(x)  # unfused: runs
+    copy.deepcopy(m)(x)
+    pickle.loads(pickle.dumps(m))(x)
+    # the folded conv is a copy of the converted one, its hook and Pool Skip child included, now with a bias
+    # from the BN: Pool Skip would run after the BN instead of before it
+    with pytest.raises(RuntimeError, match="a BatchNorm was folded into it"):
+        fuse_conv_bn_eval(m[0], m[1])(x)
+    with pytest.raises(RuntimeError, match="Keep the BatchNorms of a converted model unfused"):
+        fuse_modules(m, [["0", "1", "2"]], inplace=False)(x)
+    # fusing the plain model first, then converting, runs (Pool Skip then follows the folded BN)
+    plain = fuse_modules(_conv_bn(bias=False).eval(), [["0", "1", "2"]], inplace=False)
+    assert len(convert(plain)) == 1
+    plain(x)

@@ -46,9 +46,27 @@ _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 CHILD = "pool_skip"
 
 
+#: The attribute of a converted conv's ``pool_skip`` child that says whether the conv had a bias when converted.
+_HOST_HAD_BIAS = "_host_had_bias"
+
+
 def _apply_pool_skip(module: nn.Module, inputs, output):
-    """Forward hook on a converted conv: its output goes through its ``pool_skip`` child."""
-    return module.pool_skip(output)
+    """Forward hook on a converted conv: its output goes through its ``pool_skip`` child.
+
+    Refuses a conv that gained a bias after :func:`convert`: that is what folding a BatchNorm into a bias-free
+    conv does (``torch.ao.quantization.fuse_modules``, ``torch.nn.utils.fusion.fuse_conv_bn_eval``; they copy
+    the conv with its hook and child), and Pool Skip would then run after the BN it should precede.
+    """
+    pool_skip = module.pool_skip
+    if getattr(pool_skip, _HOST_HAD_BIAS, None) is False and module.bias is not None:
+        raise RuntimeError(
+            f"this {type(module).__name__} carries Pool Skip (poolskip.convert) and has a bias that it did not have "
+            "when converted: a BatchNorm was folded into it (e.g. torch.ao.quantization.fuse_modules or "
+            "torch.nn.utils.fusion.fuse_conv_bn_eval), which moves that BN before Pool Skip instead of after it "
+            "and changes the output. Keep the BatchNorms of a converted model unfused (or fold them into the plain "
+            "model before convert, which is then another model: Pool Skip after the BN)"
+        )
+    return pool_skip(output)
 
 
 # --------------------------------------------------------------------------------------- policies
@@ -310,6 +328,13 @@ def convert(
     whose output goes straight into one, is left out and listed ("already followed by PoolSkip");
     without ``example_input``, PoolSkip modules whose input convert cannot tell give a warning.
 
+    Pool Skip runs in a forward hook on the conv, so nothing may fold a BatchNorm into a converted conv
+    (``torch.ao.quantization.fuse_modules``, ``torch.nn.utils.fusion.fuse_conv_bn_eval``): the folded
+    copy keeps the hook, and Pool Skip would run after the BN instead of before it. A bias-free conv
+    that gained a bias so raises a RuntimeError when called; a conv that had a bias cannot be told
+    apart and gives wrong outputs silently. Keep the BNs of a converted model unfused (fold them, if at
+    all, in the plain model before ``convert``: Pool Skip then follows the folded BN, another model).
+
     ``pool_skip_kwargs`` go to :class:`PoolSkip` (``kernel_size``, ``bias``, ``variant``, ``zero_init``,
     ``groups``; ``groups="depthwise"`` gives every inner conv one filter per channel, whatever its width).
     """
@@ -387,6 +412,7 @@ def convert(
         dim = module.weight.dim() - 2
         channels = module.out_channels
         ps = PoolSkip(channels, size, dim=dim, device=module.weight.device, dtype=module.weight.dtype, **kwargs)
+        setattr(ps, _HOST_HAD_BIAS, module.bias is not None)  # see _apply_pool_skip
         module.add_module(CHILD, ps)
         module.register_forward_hook(_apply_pool_skip)
         prefix = f"{name}.{CHILD}." if name else f"{CHILD}."
