@@ -215,3 +215,13 @@ def test_small_things_users_notice(tmp_path, capsys):
     assert main(["train", *TINY, "--out-dir", str(tmp_path), "--run-name", "one"]) == 0
     out = capsys.readouterr().out
     assert "1 epoch x" in out and "1 epochs" not in out
+
+
+@pytest.mark.parametrize("command", ["eval", "diagnose", "ensemble"])
+def test_which_that_contradicts_the_checkpoint_file_given_is_refused(command, tmp_path, capsys):
+    """`CMD RUN/checkpoints/best.pt --which last` read best.pt as given: the number of another checkpoint."""
+    best = tmp_path / "run" / "checkpoints" / "best.pt"
+    assert main([command, str(best), "--which", "last"]) == 2
+    assert f"{best} is the best checkpoint, but --which last asks for the last one" in capsys.readouterr().err
+    assert main([command, str(tmp_path / "model.pt"), "--which", "last"]) == 2
+    assert "--which picks a run directory's checkpoint" in capsys.readouterr().err

@@ -90,8 +90,9 @@ def test_reproduce_passes_jobs_and_devices_to_the_launcher(tmp_path, monkeypatch
     monkeypatch.setattr(launch, "run_local", lambda jobs, parallel, devices, log: calls.append((parallel, devices)))
     args = _args("table4", tmp_path, "--scale", "tiny", "--jobs", "2", "--devices", "cuda:0", "cuda:1")
     monkeypatch.setattr(reproduce, "collect", lambda runs, root: [])
-    monkeypatch.setattr(reproduce, "write_outputs", lambda *a: [])
-    monkeypatch.setattr(reproduce, "render_table", lambda *a: "")
+    table = tmp_path / "table4.md"  # the table as write_outputs wrote it, which the command prints
+    table.write_text("")
+    monkeypatch.setattr(reproduce, "write_outputs", lambda *a: [table])
     assert reproduce.run(args) == 0
     assert calls == [(2, ["cuda:0", "cuda:1"])]
 

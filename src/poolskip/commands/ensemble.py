@@ -20,6 +20,8 @@ import json
 import sys
 from functools import partial
 
+from .common import checkpoint_choice
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -28,7 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FOLD_RUN",
         help="the folds' run directories (RUN/seed0/fold0 ...): finished runs of one config",
     )
-    p.add_argument("--which", choices=("last", "best"), default="best", help="which checkpoint of each fold")
+    p.add_argument(
+        "--which", choices=("last", "best"), default=None,
+        help="which checkpoint of each fold's run directory (default: best; a checkpoint file is read as given)",
+    )  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     p.add_argument(
@@ -44,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
 
     device = str(resolve_device(args.device))  # a bad --device is named as such, not as a corrupt checkpoint
     with reporting(partial(print, file=sys.stderr, flush=True)):
-        scores = ensemble_runs(args.runs, args.which, device, allow_external_model=args.allow_external_model)
+        for r in args.runs:  # a checkpoint file that --which contradicts is refused, not read as given
+            checkpoint_choice(r, args.which, "best")
+        scores = ensemble_runs(args.runs, args.which or "best", device, allow_external_model=args.allow_external_model)
     if args.json:
         print(json.dumps(strict_json(scores)))
     else:
