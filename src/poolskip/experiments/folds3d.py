@@ -172,7 +172,6 @@ def ensemble_runs(
         model, info = load(d, which, device)
         models.append(model.eval())
         members.append((str(d), info["task_state"]))
-        configs.append(info["config"])
         c = make_config(info["config"])
         if cfg is None:
             cfg = c
@@ -182,9 +181,12 @@ def ensemble_runs(
                 f"ensemble member {d} is a {c.task!r} run, {run_dirs[0]} a {cfg.task!r} run; an ensemble's "
                 "members are folds of one run"
             )
+        same = copy.deepcopy(c)  # its config as every fold's: the task's fold options set to the test set's
+        same.options = _cross_validated(c.task).fold_options(c.options, None)
+        configs.append(same.to_dict())
     check_ensemble_members(members)
     for d, config in zip(run_dirs[1:], configs[1:]):
-        changed = config_differences(config, configs[0], ignore=_FOLD_KEYS)
+        changed = config_differences(config, configs[0])
         if changed:
             k, theirs, ours = changed[0], flat_config(config), flat_config(configs[0])
             raise ConfigError(
@@ -193,21 +195,18 @@ def ensemble_runs(
                 "(poolskip train --folds)"
             )
     test_cfg = copy.deepcopy(cfg)
-    test_cfg.options = _cross_validated(cfg.task).fold_options(cfg.options, None)
+    task_cls = _cross_validated(cfg.task)
+    test_cfg.options = task_cls.fold_options(cfg.options, None)
     test_cfg.data.train_subset = None
     with tempfile.TemporaryDirectory(prefix="poolskip-ensemble-") as tmp:
-        split_file = test_cfg.options.split_file
+        split_file = getattr(test_cfg.options, "split_file", None)
         if split_file is not None and not Path(split_file).exists():
             # a scoring command writes no splits file (a relative path of an older run would be written under
             # the working directory): the test set is the layout's, the same in any splits file of the data
-            test_cfg.options.split_file = str(Path(tmp) / SPLITS_FILE)
+            test_cfg.options = task_cls.fold_options(cfg.options, None, str(Path(tmp) / SPLITS_FILE), True)
         task = build_task(test_cfg, device)
     check_ensemble_test_set(task, members)
     return ensemble(task, models)
-
-
-#: Config keys that tell apart the folds of one config (the splits file's path is a :data:`LOCAL_KEYS`).
-_FOLD_KEYS = frozenset({"segmentation3d.fold"})
 
 
 def _check_finished(member: str | Path) -> None:

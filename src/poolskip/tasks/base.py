@@ -188,10 +188,13 @@ class CrossValidated(Protocol):
         """How many folds ``options`` split the training data into."""
 
     @classmethod
-    def fold_options(cls, options: Any, fold: int | None, split_file: str | None = None) -> Any:
+    def fold_options(
+        cls, options: Any, fold: int | None, split_file: str | None = None, replace_split_file: bool = False
+    ) -> Any:
         """A copy of ``options`` that trains fold ``fold`` and evaluates on its held-out part, or with
         ``fold=None`` trains on all the training data and evaluates on the test set; ``split_file``: where
-        the folds are written once and read by every fold (None: keep the options' choice)."""
+        the folds are written once and read by every fold, where the options name none (None: keep the options'
+        choice), or instead of theirs with ``replace_split_file``."""
 
 
 @dataclass(frozen=True)

@@ -335,14 +335,19 @@ class Segmentation3dTask:
 
     @classmethod
     def fold_options(
-        cls, options: Segmentation3dOptions, fold: int | None, split_file: str | None = None
+        cls,
+        options: Segmentation3dOptions,
+        fold: int | None,
+        split_file: str | None = None,
+        replace_split_file: bool = False,
     ) -> Segmentation3dOptions:
         """``options`` for fold ``fold`` (None: all folds, evaluated on the whole test set, i.e. ``fold: -1``
         without the folds' ``eval_subset``: an ensemble is scored on every test volume); ``split_file`` is the
-        splits file every fold shares, used where the options name none."""
+        splits file every fold shares, used where the options name none (or instead of theirs:
+        ``replace_split_file``)."""
         if fold is not None and not 0 <= fold < options.num_folds:
             raise ValueError(f"segmentation3d has folds 0..{options.num_folds - 1}, got fold {fold}")
-        split_file = options.split_file or split_file
+        split_file = split_file if replace_split_file else options.split_file or split_file
         if fold is None:
             return dataclasses.replace(options, fold=-1, split_file=split_file, eval_subset=None)
         return dataclasses.replace(options, fold=fold, split_file=split_file)
