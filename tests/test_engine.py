@@ -199,6 +199,20 @@ def test_eval_scores_a_checkpoint_as_the_run_did_and_names_what_it_read(tmp_path
     assert json.loads(capsys.readouterr().out)["step"] == 3
 
 
+def test_the_loop_evaluates_a_task_without_autograd(tmp_path):
+    """Task.evaluate is called under torch.no_grad() (its contract): a task without a decorator of its own must
+    not build graphs. The decorator once slid onto the function inserted above evaluate."""
+    import contextlib
+
+    from poolskip.engine.trainer import evaluate
+
+    class Task:
+        def evaluate(self, model, autocast):
+            return {"grad": torch.is_grad_enabled()}
+
+    assert evaluate(torch.nn.Linear(1, 1), Task(), contextlib.nullcontext) == {"grad": False}
+
+
 def test_eval_json_is_strict_json(tmp_path, capsys, monkeypatch):
     from poolskip.commands import evaluate
 

@@ -170,7 +170,6 @@ def train_one_epoch(
     return lr, seen
 
 
-@torch.no_grad()
 def autocast_context(amp: str, device: torch.device) -> Callable:
     """The context factory a run's forward passes (training and evaluation) run under: ``run.amp`` (``none``,
     ``bf16``, ``fp16``) on ``device``'s type."""
@@ -178,6 +177,7 @@ def autocast_context(amp: str, device: torch.device) -> Callable:
     return partial(torch.autocast, device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
 
 
+@torch.no_grad()
 def evaluate(model: nn.Module, task: Task, autocast: Callable) -> dict[str, Any]:
     """``task.evaluate`` in eval mode, restoring the model's mode afterwards."""
     was_training = model.training
