@@ -235,10 +235,10 @@ def _explicit_pool_skips(model: nn.Module) -> dict[str, PoolSkip]:
     return {name: m for name, m in model.named_modules() if isinstance(m, PoolSkip) and id(m) not in owned}
 
 
-def _places_in_sequences(model: nn.Module, explicit: Mapping[str, PoolSkip]) -> tuple[dict[int, str], set[str]]:
+def _places_in_sequences(model: nn.Module, explicit: Mapping[str, PoolSkip]) -> dict[int, str]:
     """Where ``nn.Sequential`` order tells what feeds the ``explicit`` PoolSkips: ``{id(module before): its
-    name}`` for every module an explicit PoolSkip follows directly, and the names of the PoolSkips so placed
-    (the others' input is unknown without a forward pass)."""
+    name}`` for every module an explicit PoolSkip follows directly (the others' input is unknown without a
+    forward pass)."""
     names = {id(m): name for name, m in explicit.items()}
     followed: dict[int, str] = {}
     for seq in model.modules():
@@ -247,7 +247,7 @@ def _places_in_sequences(model: nn.Module, explicit: Mapping[str, PoolSkip]) -> 
             for before, after in zip(children, children[1:]):
                 if id(after) in names:
                     followed[id(before)] = names[id(after)]
-    return followed, set(followed.values())
+    return followed
 
 
 def _already_has_pool_skip(why: str) -> bool:
@@ -353,7 +353,7 @@ def convert(
     todo: list[tuple[str, nn.Module, tuple[int, ...]]] = []
     inner = {id(m) for ps in model.modules() if isinstance(ps, PoolSkip) for m in ps.modules()}
     explicit = _explicit_pool_skips(model)
-    followed, placed = _places_in_sequences(model, explicit)
+    followed = _places_in_sequences(model, explicit)
     counts = [0, 0, 0]  # convs of the types, of those the policy's, of those the filters'
     for name, module in model.named_modules():
         if not isinstance(module, types) or id(module) in inner:  # never Pool Skip's own conv
@@ -399,7 +399,7 @@ def convert(
                 kept.append((name, module, size))
         todo = kept
 
-    untied = sorted(set(explicit) - placed)
+    untied = sorted(set(explicit) - set(followed.values()))  # PoolSkips whose input no Sequential tells
     if example_input is None and todo and untied:
         warnings.warn(
             f"convert: {type(model).__name__} already holds PoolSkip module(s) {', '.join(map(repr, untied))} "

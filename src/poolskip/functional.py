@@ -204,15 +204,15 @@ def _autocast_dtype(y: Tensor) -> torch.dtype | None:
     return None
 
 
-def _conv_dtype(y: Tensor, weight: Tensor, bias: Tensor | None) -> torch.dtype:
-    """The dtype the stock convolution of (the pooled) ``y`` with ``weight`` and ``bias`` runs in.
+def _conv_dtype(y: Tensor, weight: Tensor, bias: Tensor | None, low: torch.dtype | None) -> torch.dtype:
+    """The dtype the stock convolution of (the pooled) ``y`` with ``weight`` and ``bias`` runs in, ``low``
+    being :func:`_autocast_dtype` of ``y``.
 
     Stock autocast's rule: with autocast on for ``y``'s device, every floating input but a float64 one is
     cast to the autocast dtype; float64 inputs stay float64, and so does everything without autocast. A
     RuntimeError naming the dtypes where they then differ, as the stock convolution raises one: the same
     error with and without autograd (training and evaluation), not a silent cast in one of them.
     """
-    low = _autocast_dtype(y)
     named = [("input", y), ("weight", weight)] + ([] if bias is None else [("bias", bias)])
     runs = {
         what: low if low is not None and t.is_floating_point() and t.dtype != torch.float64 else t.dtype
@@ -310,7 +310,8 @@ def pool_unpool_conv(
     dim = _spatial_dim(y)
     pool = to_tuple(pool_size, dim, "pool_size")
     _check_groups(y, weight, groups)
-    dtype = _conv_dtype(y, weight, bias)
+    low = _autocast_dtype(y)
+    dtype = _conv_dtype(y, weight, bias, low)
     if all(e == 1 for e in pool):
         return _CONV[dim](y, weight, bias, 1, same_padding(weight.shape[2:]), 1, groups)
     needs_grad = torch.is_grad_enabled() and (
@@ -319,5 +320,5 @@ def pool_unpool_conv(
     if not needs_grad or _exporting():
         return pool_unpool_conv_reference(y, weight, bias, pool, groups)
     # the function casts to ``dtype`` itself: autocast off inside it, so that its ops keep the dtypes given
-    with torch.autocast(y.device.type, enabled=False) if _autocast_dtype(y) else nullcontext():
+    with torch.autocast(y.device.type, enabled=False) if low else nullcontext():
         return _PoolUnpoolConv.apply(y, weight, bias, pool, dtype, groups)

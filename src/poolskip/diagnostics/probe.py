@@ -244,10 +244,6 @@ def _default_loss(output: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(output, targets)
 
 
-def _samples(targets: Tensor) -> int:
-    return len(targets)
-
-
 def _main_output(output):
     """The prediction tensor of a model's output: a tensor, ``output["out"]``, or the first element."""
     if isinstance(output, dict):
@@ -297,7 +293,7 @@ def diagnose(
     if targets is not None and len(targets) != len(inputs):
         raise ValueError(f"targets has {len(targets)} samples but inputs has {len(inputs)}")
     loss_fn = loss_fn or _default_loss
-    weigh = loss_weight or _samples
+    weigh = loss_weight or len  # default: a mean per sample
     act_types = tuple(activation_types)
 
     names = {id(m): n for n, m in model.named_modules()}

@@ -167,24 +167,23 @@ def ensemble_runs(
         raise ConfigError("ensemble needs at least one fold run directory")
     for d in run_dirs:
         _check_finished(d)
-    models, members, configs, cfg = [], [], [], None
+    models, members, tests, task_cls = [], [], [], None
     for d in run_dirs:
         model, info = load(d, which, device)
         models.append(model.eval())
         members.append((str(d), info["task_state"]))
         c = make_config(info["config"])
-        if cfg is None:
-            cfg = c
-            _cross_validated(cfg.task, f"ensemble member {d}: ")
-        elif c.task != cfg.task:
+        if task_cls is None:
+            task_cls = _cross_validated(c.task, f"ensemble member {d}: ")
+        elif c.task != tests[0].task:
             raise ConfigError(
-                f"ensemble member {d} is a {c.task!r} run, {run_dirs[0]} a {cfg.task!r} run; an ensemble's "
+                f"ensemble member {d} is a {c.task!r} run, {run_dirs[0]} a {tests[0].task!r} run; an ensemble's "
                 "members are folds of one run"
             )
-        same = copy.deepcopy(c)  # its config as every fold's: the task's fold options set to the test set's
-        same.options = _cross_validated(c.task).fold_options(c.options, None)
-        configs.append(same.to_dict())
+        c.options = task_cls.fold_options(c.options, None)  # its config as every fold's: the test set's options
+        tests.append(c)
     check_ensemble_members(members)
+    configs = [c.to_dict() for c in tests]
     for d, config in zip(run_dirs[1:], configs[1:]):
         changed = config_differences(config, configs[0])
         if changed:
@@ -194,16 +193,14 @@ def ensemble_runs(
                 f"(keys that differ: {', '.join(changed)}); an ensemble's members are folds of one config "
                 "(poolskip train --folds)"
             )
-    test_cfg = copy.deepcopy(cfg)
-    task_cls = _cross_validated(cfg.task)
-    test_cfg.options = task_cls.fold_options(cfg.options, None)
+    test_cfg = tests[0]  # the first run's config, its fold options the test set's
     test_cfg.data.train_subset = None
     with tempfile.TemporaryDirectory(prefix="poolskip-ensemble-") as tmp:
         split_file = getattr(test_cfg.options, "split_file", None)
         if split_file is not None and not Path(split_file).exists():
             # a scoring command writes no splits file (a relative path of an older run would be written under
             # the working directory): the test set is the layout's, the same in any splits file of the data
-            test_cfg.options = task_cls.fold_options(cfg.options, None, str(Path(tmp) / SPLITS_FILE), True)
+            test_cfg.options = task_cls.fold_options(test_cfg.options, None, str(Path(tmp) / SPLITS_FILE), True)
         task = build_task(test_cfg, device)
     check_ensemble_test_set(task, members)
     return ensemble(task, models)
