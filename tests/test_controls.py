@@ -166,3 +166,37 @@ def test_a_planned_model_is_counted_at_the_input_it_is_planned_for():
         for kw in ({}, {"patch_size": [64, 64, 64]})
     ]
     assert params[0] == offered.params < params[1]
+
+
+def test_a_cost_is_counted_once_and_again_for_a_model_or_policy_registered_anew(monkeypatch):
+    """cost() keeps its counts (a plan asks for the same ones many times), keyed by the arguments and by the
+    factory and placement policy they resolve to: the same name registered anew is counted anew."""
+    import dataclasses
+    import importlib
+
+    from poolskip.experiments import controls
+    from poolskip.models import _registry
+
+    first = cost("resnet18", True, {"width": 4})
+    built = []
+    real_build = controls.build
+    monkeypatch.setattr(controls, "build", lambda *a, **k: built.append(a) or real_build(*a, **k))
+    assert cost("resnet18", True, {"width": 4}) == first and not built
+    entry = _registry.get_model_entry("resnet18")
+
+    def resnet18(num_classes: int = 10, width: int = 64, in_channels: int = 3):  # the same name, twice as wide
+        return entry.factory(num_classes, 2 * width, in_channels)
+
+    monkeypatch.setitem(_registry._MODELS, "resnet18", dataclasses.replace(entry, factory=resnet18))
+    wider = cost("resnet18", True, {"width": 4})
+    assert len(built) == 1 and wider.params > first.params
+    monkeypatch.setitem(_registry._MODELS, "resnet18", entry)
+    assert cost("resnet18", True, {"width": 4}) == first and len(built) == 1
+    convert = importlib.import_module("poolskip.convert")  # the module (poolskip.convert is also the function)
+    official = convert.get_policy("official")  # the placement registered anew: its first site only
+
+    def first_site(model):
+        return dict(list(official.select(model).items())[:1])
+
+    monkeypatch.setitem(convert._POLICIES, "official", dataclasses.replace(official, select=first_site))
+    assert cost("resnet18", None, {"width": 4}).params < cost("resnet18", True, {"width": 4}).params < first.params

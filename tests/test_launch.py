@@ -137,17 +137,17 @@ def test_a_requeued_slurm_job_resumes_once_it_has_a_checkpoint(tmp_path):
 
 
 def test_reproduce_on_submitits_local_executor_trains_skips_and_resumes(tmp_path, capsys):
-    """``reproduce table4 --scale tiny --launcher slurm`` with submitit's local executor: one job per run,
+    """``reproduce table1 --scale tiny --launcher slurm`` with submitit's local executor: one job per run,
     then nothing left to submit, then a run that lost its summary is resumed from its checkpoint."""
     slurm = ("--launcher", "slurm", "--slurm-executor", "local", "--slurm-gpus", "0", "--slurm-cpus", "1")
-    args = _args("table4", tmp_path, "--scale", "tiny", "--threads", "1", "--train-subset", "128", *slurm)
+    args = _args("table1", tmp_path, "--scale", "tiny", "--threads", "1", "--train-subset", "128", *slurm)
     assert reproduce.run(args) == 0
-    root = tmp_path / "table4-tiny"
-    runs = plan("table4", "tiny")
+    root = tmp_path / "table1-tiny"
+    runs = plan("table1", "tiny")
     for r in runs:
         assert read_summary(root / "runs" / r.name).raw["epochs"] == 1
     out = capsys.readouterr().out
-    assert out.count("submitted as local job") == len(runs) and "table4" in out
+    assert out.count("submitted as local job") == len(runs) and "table1" in out
     job_dirs = _job_dirs(root / "slurm")
     assert len(job_dirs) == len(runs) and all(list(d.glob("*_log.out")) for d in job_dirs)
 

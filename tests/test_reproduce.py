@@ -470,14 +470,15 @@ def test_tiny_table4_end_to_end_through_the_engine(tmp_path, capsys):
 
 
 def test_parallel_jobs_and_overrides_train_the_same_runs(tmp_path):
-    """--jobs 2 trains in spawned worker processes; --train-subset/--epochs reach every run's config."""
-    args = _args("table4", tmp_path, "--scale", "tiny", "--threads", "1", "--jobs", "2", "--train-subset", "128")
+    """--jobs 2 trains in spawned worker processes (both runs of table1's tiny plan at once); --train-subset
+    reaches every run's config."""
+    args = _args("table1", tmp_path, "--scale", "tiny", "--threads", "1", "--jobs", "2", "--train-subset", "128")
     assert _run(args) == 0
-    root = tmp_path / "table4-tiny"
+    root = tmp_path / "table1-tiny"
     plan_json = json.loads((root / "plan.json").read_text())
     assert {r["config"]["data"]["train_subset"] for r in plan_json} == {128}
     assert {r["layers"]["cli"]["train_subset"] for r in plan_json} == {128}
-    for r in plan("table4", "tiny"):
+    for r in plan("table1", "tiny"):
         assert read_summary(root / "runs" / r.name).raw["epochs"] == 1
 
 
@@ -725,7 +726,7 @@ def test_a_run_with_fewer_inputs_than_its_batch_is_timed_and_sized_on_those_inpu
     monkeypatch.setattr(est, "_time_pass", lambda make, macs, batch, shape, least, steps: batches.append(batch) or 1.0)
     est._time_train_step(r, g, 10**6, 1, net=torch.nn.Conv2d(3, 10, 1))
     sized = []
-    monkeypatch.setattr(est, "_train_bytes", lambda net, batch, shape, opt: sized.append(batch) or (1, 1))
+    monkeypatch.setattr(est, "_train_bytes", lambda net, batch, shape, opt: sized.append(batch) or (1, 1, 1))
     est.peak_memory(r)
     assert batches == [64] and sized == [64]
 

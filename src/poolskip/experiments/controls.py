@@ -16,13 +16,23 @@ Costs are counted on the meta device (no memory, no arithmetic) with the counter
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..models import ModelSpec, factory_parameters, get_factory, get_model_entry, list_models, resolve_pool_skip
+from ..convert import get_policy
+from ..models import (
+    ModelSpec,
+    factory_parameters,
+    get_factory,
+    get_model_entry,
+    list_models,
+    pool_skip_spec,
+    resolve_pool_skip,
+)
 from ..models import build as build_network
 from ..models.table import params_and_macs
 
@@ -88,9 +98,34 @@ def cost(
     input_shape: Sequence[int] = (3, 32, 32),
 ) -> Cost:
     """Parameters and multiply-adds per ``input_shape`` input of a registered model (meta device); a model that
-    plans for its input (nnU-Net) is planned for ``input_shape`` unless ``model_kwargs`` name its patch."""
-    net = build(model, pool_skip, model_kwargs or {}, num_classes, input_shape=input_shape)
-    return Cost(*params_and_macs(net, tuple(input_shape)))
+    plans for its input (nnU-Net) is planned for ``input_shape`` unless ``model_kwargs`` name its patch.
+
+    Counted once per process for each set of arguments (a count of a deep network on the meta device takes
+    seconds, and a plan or a width search asks for the same one many times); the model's factory and the
+    placement policy it resolves to are part of the key, so a model or policy registered again is counted
+    again."""
+    registered = _registered(model, pool_skip)
+    args = [model, pool_skip, dict(model_kwargs or {}), num_classes, list(input_shape)]
+    key = (json.dumps(args, sort_keys=True, default=repr), *map(id, registered))
+    if key not in _COSTS:
+        if len(_COSTS) >= _MOST_COSTS:
+            _COSTS.clear()
+        net = build(model, pool_skip, model_kwargs or {}, num_classes, input_shape=input_shape)
+        _COSTS[key] = (Cost(*params_and_macs(net, tuple(input_shape))), registered)  # held: their ids stay theirs
+    return _COSTS[key][0]
+
+
+#: :func:`cost`'s counts in this process, by arguments and the identities of the factory and policy (held beside
+#: the count); emptied past :data:`_MOST_COSTS`.
+_COSTS: dict[tuple, tuple[Cost, tuple[object, object]]] = {}
+_MOST_COSTS = 1024
+
+
+def _registered(model: str, pool_skip: object) -> tuple[object, object]:
+    """The factory ``model`` names and the placement policy ``pool_skip`` resolves to for it (None: none)."""
+    factory, paper = get_factory(model)
+    policy = (pool_skip_spec(pool_skip, paper) or {}).get("policy")
+    return factory, get_policy(policy) if isinstance(policy, str) else policy
 
 
 def models_with_width() -> list[str]:

@@ -11,7 +11,8 @@ evaluation batch, and wall time (preprocessing, training steps, evaluations).
   for the backward pass's working space; an evaluation batch holds the parameters, the largest input +
   output of any module at the real evaluation size and the logits (whole inputs: a batch of them; sliding
   windows: a batch of windows plus the whole volume's accumulated logits and probabilities, as MONAI's
-  ``sliding_window_inference`` keeps them).
+  ``sliding_window_inference`` keeps them); where the evaluation sees whole inputs of the training shape, the
+  training pass's count scaled to the evaluation batch (the same bytes, one meta pass fewer).
 - Wall time (:func:`estimate`): training steps and evaluation forward passes timed here on synthetic
   batches in the run's batch size, input size, memory format (``channels_last``) and torch threads (where one
   call would take long on this machine, first at a smaller batch, then a smaller input, scaled by MACs, and
@@ -158,8 +159,15 @@ def peak_memory(run_: Run) -> tuple[int, int]:
     """Estimated peak bytes of ``(a training step, an evaluation batch)`` of the run on one device."""
     g = geometry(run_.config)
     net = _net(run_, g, "meta")
-    train = _train_bytes(net, _step_batch(run_, g), g.train_shape, run_.config["optim"]["optimizer"])
-    return train[0], _eval_bytes(net, g)
+    batch = _step_batch(run_, g)
+    train, largest, out = _train_bytes(net, batch, g.train_shape, run_.config["optim"]["optimizer"])
+    if g.eval_window is None and tuple(g.eval_shape) == tuple(g.train_shape) and g.eval_batch >= 1:
+        # whole inputs of the training shape: the training pass's largest module input + output and its output,
+        # scaled to the evaluation batch (every tensor of these networks grows with the batch), are what an
+        # evaluation pass would count, without a second pass on the meta device
+        params = sum(p.numel() * p.element_size() for p in net.parameters())
+        return train, params + (largest + 2 * out) * g.eval_batch // batch
+    return train, _eval_bytes(net, g)
 
 
 def _step_batch(run_: Run, g: NominalGeometry) -> int:

@@ -27,8 +27,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import mobilenet_v2, resnet101
-from torchvision.models.mobilenetv2 import InvertedResidual
 
 from ...convert import Policy, list_policies, register_policy
 from ...errors import PoolskipError
@@ -163,6 +161,8 @@ class ResNetBackbone(nn.Module):
     def __init__(self, output_stride: int = 16, in_channels: int = 3) -> None:
         super().__init__()
         _check_output_stride(output_stride)
+        from torchvision.models import resnet101  # here, not at the top: torchvision takes seconds to import
+
         net = resnet101(weights=None, replace_stride_with_dilation=[False, output_stride == 8, True])
         self.conv1 = _stem(in_channels, net.conv1)
         for name in ("bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
@@ -189,6 +189,9 @@ class MobileNetV2Backbone(nn.Module):
     def __init__(self, output_stride: int = 16, in_channels: int = 3) -> None:
         super().__init__()
         _check_output_stride(output_stride)
+        from torchvision.models import mobilenet_v2
+        from torchvision.models.mobilenetv2 import InvertedResidual
+
         features = mobilenet_v2(weights=None).features[:-1]
         features[0][0] = _stem(in_channels, features[0][0])
         current, dilation = 2, 1  # the stem has stride 2
