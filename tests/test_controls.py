@@ -120,7 +120,7 @@ def test_paper_numbers_are_complete_and_sourced():
 @pytest.mark.parametrize(
     "model,kwargs,classes,shape",
     [
-        ("deeplabv3plus_mobilenet", {}, 11, (3, 90, 120)),
+        ("deeplabv3plus_mobilenet", {}, 11, (3, 45, 61)),
         ("nnunet", {"patch_size": [16, 24, 16]}, 3, (1, 16, 24, 16)),
     ],
 )
