@@ -401,3 +401,14 @@ def test_diagnose_refuses_which_that_contradicts_a_checkpoint_file(tiny_runs, tm
     err = capsys.readouterr().err
     assert f"{last} is the last checkpoint, but --which best asks for the best one" in err
     assert not out.exists()  # refused before any model was probed
+
+
+@pytest.mark.parametrize("name", ["vit_7_4_32", "cvt_7_4_32", "cct_7_3x1_32"])
+def test_a_transformers_mlp_activations_are_watched_sites(name):
+    """Each encoder layer's GELU is an activation site (ViT has no other: it reported none before)."""
+    from poolskip.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model(name, 10, dim=32, num_layers=2, num_heads=2, mlp_ratio=1)
+    sites = [a.name for a in diagnose(net, torch.randn(3, 3, 32, 32)).activation_sites()]
+    assert [s for s in sites if s.startswith("blocks.")] == ["blocks.0.activation", "blocks.1.activation"], sites

@@ -104,6 +104,7 @@ class EncoderLayer(nn.Module):
         self.self_attn = Attention(dim, num_heads, attention_dropout, dropout)
         self.norm1 = nn.LayerNorm(dim)
         self.linear1 = nn.Linear(dim, mlp_dim)
+        self.activation = nn.GELU()  # a module, not F.gelu: diagnostics watch activation modules (no parameters)
         self.dropout1 = nn.Dropout(dropout)
         self.linear2 = nn.Linear(mlp_dim, dim)
         self.dropout2 = nn.Dropout(dropout)
@@ -111,7 +112,7 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.norm1(x + self.drop_path(self.self_attn(self.pre_norm(x))))
-        return x + self.drop_path(self.dropout2(self.linear2(self.dropout1(F.gelu(self.linear1(x))))))
+        return x + self.drop_path(self.dropout2(self.linear2(self.dropout1(self.activation(self.linear1(x))))))
 
 
 class CompactTransformer(nn.Module):
