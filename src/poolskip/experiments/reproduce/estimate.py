@@ -137,15 +137,23 @@ def _train_bytes(net, batch: int, shape: tuple[int, ...], optimizer: str) -> tup
     return total, largest, _nbytes(out)
 
 
-def _eval_bytes(net, g: NominalGeometry) -> int:
+def _eval_bytes(net, g: NominalGeometry, train_pass: tuple[int, int, int] | None = None) -> int:
     """Peak bytes of an evaluation forward pass: the parameters, the largest module input + output of a batch,
     and the logits (whole inputs: the batch's and their float copy for the metric; sliding windows: the whole
-    input's accumulated logits, count and softmax, as MONAI's ``sliding_window_inference`` keeps them)."""
+    input's accumulated logits, count and softmax, as MONAI's ``sliding_window_inference`` keeps them).
+
+    ``train_pass``: ``(batch, largest module input + output, output bytes)`` of a training pass of ``net``
+    (:func:`_train_bytes`). Where the evaluation sees whole inputs of the training shape, those scaled to the
+    evaluation batch (every tensor of these networks grows with the batch) are what an evaluation pass counts,
+    without a second pass on the meta device."""
     import torch
 
     params = sum(p.numel() * p.element_size() for p in net.parameters())
     if g.eval_batch < 1:  # nothing to evaluate
         return params
+    if train_pass is not None and g.eval_window is None and tuple(g.eval_shape) == tuple(g.train_shape):
+        batch, largest, out = train_pass
+        return params + (largest + 2 * out) * g.eval_batch // batch
     net.eval()
     with torch.no_grad():
         if g.eval_window is not None:
@@ -161,13 +169,7 @@ def peak_memory(run_: Run) -> tuple[int, int]:
     net = _net(run_, g, "meta")
     batch = _step_batch(run_, g)
     train, largest, out = _train_bytes(net, batch, g.train_shape, run_.config["optim"]["optimizer"])
-    if g.eval_window is None and tuple(g.eval_shape) == tuple(g.train_shape) and g.eval_batch >= 1:
-        # whole inputs of the training shape: the training pass's largest module input + output and its output,
-        # scaled to the evaluation batch (every tensor of these networks grows with the batch), are what an
-        # evaluation pass would count, without a second pass on the meta device
-        params = sum(p.numel() * p.element_size() for p in net.parameters())
-        return train, params + (largest + 2 * out) * g.eval_batch // batch
-    return train, _eval_bytes(net, g)
+    return train, _eval_bytes(net, g, (batch, largest, out))
 
 
 def _step_batch(run_: Run, g: NominalGeometry) -> int:
