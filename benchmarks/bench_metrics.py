@@ -9,7 +9,7 @@ checks them to 1e-6); the table gives seconds per call and the library's time ov
 - Dice and IoU of a 3D label map: ``dice_iou`` vs MONAI's ``DiceMetric`` + ``MeanIoU`` on one-hot tensors
   (one-hot conversion included: that is what a label map costs them);
 - one volume's Dice + IoU + NSD: ``score_volume`` vs the same three from MONAI's metric classes on float one-hot
-  tensors (how ``score_volume`` computed them before it moved to ``poolskip.metrics``).
+  tensors, NSD by area (``use_subvoxels=True``, as ``score_volume``).
 
     python benchmarks/bench_metrics.py
     python benchmarks/bench_metrics.py --volume 160 160 128 --classes 14 --threads 2
@@ -44,7 +44,7 @@ def monai_scores(pred: torch.Tensor, label: torch.Tensor, k: int, spacing, toler
     iou = MeanIoU(include_background=False, reduction="none", ignore_empty=False)(p, y)[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        nsd = SurfaceDiceMetric([tolerance] * (k - 1), include_background=False, reduction="none")(
+        nsd = SurfaceDiceMetric([tolerance] * (k - 1), include_background=False, reduction="none", use_subvoxels=True)(
             p, y, spacing=list(spacing)
         )[0]
     return torch.stack([dice, nsd, iou])

@@ -5,13 +5,14 @@ Conventions (checked against MONAI in the tests):
 - Dice = 2 TP / (|P| + |G|) and IoU = TP / |P ∪ G| of each foreground class, from ``bincount`` of the label
   maps: MONAI's ``DiceMetric`` / ``MeanIoU`` give the same numbers from one-hot tensors, 13x slower with the
   one-hot conversion (96 x 96 x 64 voxels, 8 classes, one CPU thread, ``benchmarks/bench_metrics.py``);
-- NSD is MONAI's ``compute_surface_dice`` with its default: the fraction of both surfaces' boundary
-  **voxels** within ``tolerance`` mm of the other surface, distances measured with the volume's voxel
-  ``spacing`` (given boolean one-hot masks, 1 byte a voxel; the distance search dominates a volume's scoring
-  time). It is not Nikolov et al.'s (2021) surface Dice as DeepMind's ``surface-distance`` and the MSD /
-  AMOS evaluations compute it, which weights each surface element by its area (MONAI's
-  ``use_subvoxels=True``) and reads higher (a plate 1 voxel thick shifted by one: 0.90 here, 0.94 by area;
-  more apart with thick slices): compare our NSD with ours, not with published numbers;
+- NSD is Nikolov et al.'s (2018) surface Dice at ``tolerance`` mm, the metric the paper cites for Table 3,
+  as DeepMind's ``surface-distance`` package and the MSD / AMOS evaluations compute it: each surface element
+  (on the voxel-corner grid) weighted by its area, distances measured with the volume's voxel ``spacing``.
+  MONAI's ``compute_surface_dice(..., use_subvoxels=True)`` does the work (given boolean one-hot masks, 1
+  byte a voxel; the distance search dominates a volume's scoring time); the tests check it equals
+  ``surface_distance.compute_surface_dice_at_tolerance`` in 2D and 3D with anisotropic spacing. MONAI's
+  default (``use_subvoxels=False``) counts boundary voxels instead, and reads lower (a plate 1 voxel thick
+  grown by 2 voxels: 0.90 by voxels, 0.94 by area); poolskip before 2026-12-03 reported that count;
 - a class absent from both prediction and ground truth of a volume is NaN for all three and left out of
   that class's mean over volumes. MONAI's ``DiceMetric`` / ``MeanIoU`` report 1 for it with
   ``ignore_empty=False`` and NaN with ``ignore_empty=True`` (which also gives NaN when only the ground truth
@@ -54,7 +55,9 @@ def normalised_surface_dice(
     """NSD at ``tolerance`` mm of each foreground class of one label map (2D or 3D): float tensor (K-1,).
 
     ``spacing`` is the voxel size in mm per axis, in the axis order of ``pred``. NaN where a class is in
-    neither ``pred`` nor ``label``; MONAI's ``compute_surface_dice`` does the work.
+    neither ``pred`` nor ``label``, 0 where it is in one only. Surface elements are weighted by their area
+    (Nikolov et al. 2018, as DeepMind's ``surface-distance``); MONAI's ``compute_surface_dice`` with
+    ``use_subvoxels=True`` does the work.
     """
     require("monai", "med", "the NSD metric")
     from monai.metrics import compute_surface_dice
@@ -66,7 +69,12 @@ def normalised_surface_dice(
     with warnings.catch_warnings():  # MONAI warns for each empty class: those are the NaN / 0 cases above
         warnings.simplefilter("ignore")
         nsd = compute_surface_dice(
-            p, y, [float(tolerance)] * (num_classes - 1), include_background=False, spacing=[float(s) for s in spacing]
+            p,
+            y,
+            [float(tolerance)] * (num_classes - 1),
+            include_background=False,
+            spacing=[float(s) for s in spacing],
+            use_subvoxels=True,  # surface elements weighted by area (Nikolov et al.), not boundary voxels counted
         )
     return nsd[0].float().cpu()
 
