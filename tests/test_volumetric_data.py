@@ -217,6 +217,42 @@ def test_the_crop_keeps_every_label_voxel_where_the_image_is_zero(tmp_path):
     assert v["image"].shape[1] == max(12, xs.max() + 1)  # the box: the image's x < 12 and the label's foreground
 
 
+def _one_hot(label: torch.Tensor, k: int = 3) -> torch.Tensor:
+    return torch.nn.functional.one_hot(label.long(), k).movedim(-1, 0).float()
+
+
+def test_a_resampled_case_is_scored_in_the_grid_it_was_read_in(tmp_path):
+    """Scoring the resampled volumes (as evaluation did) compares a prediction with a resampled reference: a
+    prediction perfect there scored 100 Dice though, taken back to the scan's own voxels, it is not."""
+    from poolskip.metrics import dice_iou
+
+    spacing = (0.7, 0.9, 2.5)
+    root = vd.decathlon(tmp_path / "msd", n=1, spacing=spacing)
+    img, seg = vd.volume(0)
+    img[:, :3], seg[:, :3] = 0, 0  # a zero border: the crop takes it off
+    vd.save(root / "imagesTr" / "task_000.nii.gz", img, spacing)
+    vd.save(root / "labelsTr" / "task_000.nii.gz", seg, spacing)
+    case = V.load_volumes("decathlon", root).cases["task_000"]
+
+    coarse = V.preprocess_case(case, 3, V.Preprocessing((1.5, 1.5, 1.5)))
+    g = coarse["geometry"]
+    assert g["resampled"] and g["crop"][1][0] > 0  # resampled, and cropped in y
+    pred, label, at = V.to_original(_one_hot(coarse["label"]), coarse)
+    assert pred.shape == label.shape == seg.shape and at == pytest.approx(spacing)
+    assert np.array_equal(label.numpy(), seg)  # the label as read (the affine is RAS already)
+    dice = dice_iou(pred, label, 3)[0]
+    assert (0.6 < dice).all() and (dice < 0.97).all()  # what 1.5 mm voxels lose of 0.7 x 0.9 x 2.5 mm ones
+    assert dice_iou(coarse["label"], coarse["label"], 3)[0].tolist() == [1.0, 1.0]  # the old, resampled score
+
+    fine = V.preprocess_case(case, 3, V.Preprocessing(tuple(s / 2 for s in spacing)))  # each voxel split in 8
+    pred, label, _ = V.to_original(_one_hot(fine["label"]), fine)
+    assert np.array_equal(pred.numpy(), seg)  # back exactly: the way back is the way there, inverted
+
+    same = V.preprocess_case(case, 3, V.Preprocessing(spacing))  # not resampled: scored where it is
+    pred, label, at = V.to_original(_one_hot(same["label"]), same)
+    assert not same["geometry"]["resampled"] and label is same["label"] and torch.equal(pred, label.long())
+
+
 def test_mri_is_z_scored(msd, tmp_path):
     ds = V.load_volumes("decathlon", msd)
     v = V.preprocess_case(ds.cases["task_002"], 3, V.Preprocessing((1.0, 1.0, 1.0)))

@@ -13,6 +13,7 @@ pytest.importorskip("nibabel")
 pytest.importorskip("dynamic_network_architectures")
 
 import volumetric_data as vd  # noqa: E402
+from poolskip.data import seg3d as V  # noqa: E402
 from poolskip.engine import build_task, task_context  # noqa: E402
 from poolskip.engine.config import make_config  # noqa: E402
 from poolskip.metrics import score_volume  # noqa: E402
@@ -129,6 +130,25 @@ def test_ensemble_averages_softmax(setup, monkeypatch):
     ) / 2
     expected = score_volume(probs.argmax(0), vol["label"], 3, task.spacing)
     assert two["dice_per_class"] == pytest.approx([v * 100 for v in expected[0].tolist()], nan_ok=True)
+
+
+def test_evaluation_and_ensembles_score_each_case_in_its_own_voxel_grid(setup, monkeypatch):
+    """With ``target_spacing`` 2 mm the 1 mm cases are scored in their own grid: a prediction that is the
+    resampled label scores below 100 against the label as read, the same for evaluate and ensemble."""
+    import nibabel as nib
+
+    task = build_task(setup(target_spacing=[2.0, 2.0, 2.0], patch_size=[8, 8, 8]))
+    vol = task.eval_vols[0]
+    assert vol["label"].shape == (10, 12, 8)  # the 20 x 24 x 16 case at 2 mm
+    perfect = torch.nn.functional.one_hot(vol["label"].long(), 3).movedim(-1, 0).float()
+    monkeypatch.setattr(task, "predict", lambda model, image, autocast: perfect)
+    read = nib.load(str(task.ds.cases[task.eval_ids[0]].label)).get_fdata()
+    pred, label, spacing = V.to_original(perfect, vol)
+    assert label.shape == read.shape and (label.numpy() == read).all() and spacing == [1.0, 1.0, 1.0]
+    expected = [100 * v for v in score_volume(pred, label, 3, spacing)[0].tolist()]
+    metrics = task.evaluate(torch.nn.Identity(), nullcontext)
+    assert metrics["dice_per_class"] == pytest.approx(expected) and max(expected) < 99.0
+    assert ensemble(task, [torch.nn.Identity()])["dice_per_class"] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("recipe", ["nnunet_btcv", "nnunet_amos", "vnet_btcv", "vnet_amos", "hippocampus"])

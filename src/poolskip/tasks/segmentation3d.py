@@ -18,7 +18,8 @@ Evaluation: every validation volume whole, by MONAI's ``sliding_window_inference
 NaN handling: a class absent from both the prediction and the ground truth of a volume is NaN for all three
 metrics and left out of that class's mean (present in only one of them: 0). A class's score is the mean over
 the volumes where it is not NaN; ``dice``/``nsd``/``iou`` are the means over classes, in percent. Metrics
-are computed in the preprocessed (resampled, cropped) space at the target spacing.
+are computed in each case's own voxel grid at its own spacing, as nnU-Net does: the prediction's probabilities
+are resampled back from the target spacing and uncropped (:func:`poolskip.data.seg3d.to_original`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from ..data.seg3d import (
     preprocess_all,
     read_splits,
     resampled_size,
+    to_original,
 )
 from ..metrics import VolumeScores, score_volume
 from ..optional import require
@@ -460,8 +462,8 @@ class Segmentation3dTask:
         scores = VolumeScores(self.ds.num_classes, self.ds.classes, device=self.device)
         mine = self.dist.every_nth(self.eval_vols)  # this process's share
         for vol in track(mine, len(mine), "eval", "volumes"):
-            pred = self.predict(model, vol["image"], autocast).argmax(0).cpu()
-            scores.add(score_volume(pred, vol["label"], self.ds.num_classes, self.spacing, self.options.nsd_tolerance))
+            pred, label, spacing = to_original(self.predict(model, vol["image"], autocast), vol)
+            scores.add(score_volume(pred, label, self.ds.num_classes, spacing, self.options.nsd_tolerance))
         self.dist.all_reduce_sum(scores.totals)
         return scores.result()
 
@@ -633,7 +635,8 @@ def ensemble(
     """Average the models' softmax probabilities on ``volumes`` (default: the task's evaluation volumes,
     i.e. the test set with ``fold: -1``), take the argmax and score it (:class:`~poolskip.metrics.VolumeScores`).
 
-    With ``save_dir``, each volume's predicted label map is saved there as ``<case>.pt`` (uint8).
+    With ``save_dir``, each volume's predicted label map, in the case's own voxel grid (RAS-oriented, as it is
+    scored), is saved there as ``<case>.pt`` (uint8).
     """
     from contextlib import nullcontext
 
@@ -644,8 +647,9 @@ def ensemble(
         m.eval()
     for vol in track(volumes, len(volumes), f"ensemble of {len(models)}", "volumes"):
         probs = sum(task.predict(m, vol["image"], autocast) for m in models) / len(models)
-        pred = probs.argmax(0).cpu()
-        scores.add(score_volume(pred, vol["label"], task.ds.num_classes, task.spacing, task.options.nsd_tolerance))
+        pred, label, spacing = to_original(probs, vol)
+        pred = pred.cpu()
+        scores.add(score_volume(pred, label, task.ds.num_classes, spacing, task.options.nsd_tolerance))
         if save_dir is not None:
             from ..files import atomic_save
 

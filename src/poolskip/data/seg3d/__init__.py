@@ -13,6 +13,7 @@ from .preprocess import (
     ras_spacing,
     read_case,
     resampled_size,
+    to_original,
 )
 from .readers import LAYOUTS, Case, VolumeDataset, load_volumes
 from .sampling import PatchSampler, crop_patch, patch_start
@@ -40,4 +41,5 @@ __all__ = [
     "read_case",
     "read_splits",
     "resampled_size",
+    "to_original",
 ]

@@ -6,6 +6,11 @@ image's non-zero voxels and the label's foreground (no label voxel is cut off: e
 so a dropped voxel would be a silently missing part of the reference), then per channel a CT window clipped and
 scaled to [0, 1] or a per-volume z-score. Each cached case also holds up to 10,000 voxel positions per foreground
 class for oversampling.
+
+Evaluation scores in each case's own voxel grid, as nnU-Net and the paper's Table 3 do: a resampled case also
+keeps its label as read (RAS-oriented, not resampled) and the geometry to go back, and :func:`to_original`
+puts a prediction's probabilities back into the uncropped grid (background outside the crop), resamples them
+(trilinear, MONAI's ``SpatialResample`` between the two affines ``Spacingd`` mapped) and takes the argmax there.
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ __all__ = [
     "preprocess_case",
     "ras_spacing",
     "read_case",
+    "to_original",
 ]
 
-# 2: cases are checked finite when cached (a cache of 1 may hold NaN volumes); 3: the crop keeps every label voxel
-CACHE_VERSION = 3
+# 2: cases are checked finite when cached (a cache of 1 may hold NaN volumes); 3: the crop keeps every label voxel;
+# 4: a resampled case keeps its label as read and the geometry back to it (evaluation scores there)
+CACHE_VERSION = 4
 MAX_LOCATIONS = 10_000
 
 
@@ -257,12 +264,21 @@ def preprocess_case(case: Case, num_classes: int, prep: Preprocessing) -> dict[s
         d["label"] = MetaTensor(torch.from_numpy(label[None].astype(np.float32)), affine=torch.from_numpy(affine))
         keys.append("label")
     d = Orientationd(keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))(d)
-    _check_resampled_size(case, d["image"].shape[1:], ras_spacing(np.asarray(d["image"].affine)), prep.spacing)
-    if not np.allclose(ras_spacing(np.asarray(d["image"].affine)), prep.spacing, rtol=1e-3):
+    original_affine = torch.as_tensor(np.asarray(d["image"].affine), dtype=torch.float64)
+    original_spacing = ras_spacing(original_affine.numpy())
+    _check_resampled_size(case, d["image"].shape[1:], original_spacing, prep.spacing)
+    resampled = not np.allclose(original_spacing, prep.spacing, rtol=1e-3)
+    geometry: dict[str, Any] = {"resampled": resampled, "original_spacing": list(original_spacing)}
+    if resampled:
+        if label is not None:  # what evaluation scores against: the label as read, only reoriented
+            geometry["original_label"] = d["label"].as_tensor()[0].round().to(torch.uint8).contiguous()
+        geometry["original_affine"], geometry["original_shape"] = original_affine, list(d["image"].shape[1:])
         modes = ["bilinear", "nearest"][: len(keys)]
         d = Spacingd(keys, pixdim=prep.spacing, mode=modes, dtype=np.float32)(d)
+        geometry["affine"] = torch.as_tensor(np.asarray(d["image"].affine), dtype=torch.float64)
     img = d["image"].as_tensor().float()
     lab = d["label"].as_tensor()[0].round().to(torch.uint8) if label is not None else None
+    geometry["shape"], geometry["crop"] = list(img.shape[1:]), [[0, n] for n in img.shape[1:]]
     if prep.crop_foreground:
         keep = (img != 0).any(0)
         if lab is not None:  # a label voxel where the image is zero is kept: it is part of what evaluation scores
@@ -273,6 +289,7 @@ def preprocess_case(case: Case, num_classes: int, prep: Preprocessing) -> dict[s
             sl = tuple(slice(a, b) for a, b in zip(lo, hi))
             img = img[(slice(None), *sl)]
             lab = lab[sl] if lab is not None else None
+            geometry["crop"] = [[a, b] for a, b in zip(lo, hi)]
     out = torch.empty_like(img)
     for c, modality in enumerate(case.modalities):
         x = img[c]
@@ -284,11 +301,44 @@ def preprocess_case(case: Case, num_classes: int, prep: Preprocessing) -> dict[s
             out[c] = (x - x.mean()) / x.std().clamp_min(1e-8)
     if not torch.isfinite(out).all():  # finite input, but too large for float32 sums (|x| near 3e38)
         raise DatasetError(f"{case.images[0]}: normalising gave non-finite values (intensities too large for float32?)")
-    rec = {"id": case.id, "image": out.contiguous(), "spacing": list(prep.spacing), "modalities": list(case.modalities)}
+    rec = {"id": case.id, "image": out.contiguous(), "spacing": list(prep.spacing), "modalities": list(case.modalities),
+           "geometry": geometry}  # fmt: skip
     if lab is not None:
         rec["label"] = lab.contiguous()
         rec["locations"] = _locations(lab, num_classes, int(hashlib.sha1(case.id.encode()).hexdigest()[:8], 16))
     return rec
+
+
+def to_original(probs: torch.Tensor, rec: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+    """``(prediction, label, spacing)`` of one case in its own voxel grid (RAS-oriented), what evaluation scores:
+    ``probs`` (K, X, Y, Z) are class probabilities over the preprocessed (resampled, cropped) volume of ``rec``
+    (a :func:`preprocess_case` record with a label).
+
+    A case that was not resampled is scored where it is (the crop keeps every label voxel, and outside it the
+    prediction would be background: the same numbers); a resampled one has each class's probabilities put back
+    into the uncropped grid (background 1, the rest 0 outside the crop), resampled trilinearly to the grid the
+    case was read in, and the argmax taken there, one class at a time (two volumes of that size in memory).
+    """
+    g = rec["geometry"]
+    if not g["resampled"]:
+        return probs.argmax(0), rec["label"], list(g["original_spacing"])
+    from monai.data import MetaTensor
+    from monai.transforms import SpatialResample
+
+    resample = SpatialResample(mode="bilinear", padding_mode="border", dtype=torch.float32)
+    inside = tuple(slice(a, b) for a, b in g["crop"])
+    best = pred = None
+    for k in range(probs.shape[0]):
+        canvas = torch.full(g["shape"], float(k == 0), dtype=torch.float32, device=probs.device)
+        canvas[inside] = probs[k].float()
+        src = MetaTensor(canvas[None], affine=g["affine"].to(torch.float64))
+        back = resample(src, dst_affine=g["original_affine"], spatial_size=g["original_shape"]).as_tensor()[0]
+        if best is None:
+            best, pred = back, torch.zeros(back.shape, dtype=torch.uint8, device=back.device)
+        else:
+            better = back > best
+            best, pred = torch.where(better, back, best), torch.where(better, k, pred)
+    return pred, g["original_label"], list(g["original_spacing"])
 
 
 def _fingerprint(ds: VolumeDataset, ids: Sequence[str], prep: Preprocessing) -> str:
