@@ -60,6 +60,14 @@ def test_folds_and_their_ensemble_through_the_cli(tmp_path, capsys):
     assert main(["ensemble", str(seed / "fold0"), str(seed / "fold1"), "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert 0.0 <= scores["dice"] <= 100.0 and scores["models"] == 2 and scores["eval_volumes"] == 2
+    assert scores["amp"] == "none"  # the folds' run.amp
+    moved = tmp_path / "moved"
+    root.rename(moved)  # the data elsewhere on this machine: the same scores
+    folds = [str(seed / "fold0"), str(seed / "fold1")]
+    assert main(["ensemble", *folds, "--data-dir", str(moved), "--amp", "bf16"]) == 0
+    assert capsys.readouterr().out.startswith("ensemble of 2 folds on the test set (bf16): dice ")
+    assert main(["ensemble", *folds, "--data-dir", str(moved), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == scores
     assert main(["train", "--recipe", "digits", "--folds", "--out-dir", str(tmp_path / "x")]) == 2
     assert "--folds needs a task with cross-validation folds" in capsys.readouterr().err
 

@@ -283,6 +283,41 @@ def test_ensemble_runs_refuses_a_member_that_has_not_finished(tmp_path):
     assert r["models"] == 2
 
 
+def test_ensemble_runs_reads_moved_data_and_predicts_under_the_runs_precision(tmp_path, capsys, monkeypatch):
+    """The ensemble predicted in fp32 whatever the folds trained under (their own evaluations: their run.amp),
+    and could only read the data where the folds had it."""
+    import shutil
+
+    import poolskip.experiments.folds3d as folds3d
+    from poolskip.data import DatasetError
+    from poolskip.engine import ConfigError
+
+    dirs, configs, _, load = _amos_folds(tmp_path)
+    for d in dirs:
+        configs[d]["run"]["amp"] = "bf16"
+    seen = []
+    real = folds3d.ensemble
+    monkeypatch.setattr(
+        folds3d, "ensemble", lambda task, models, autocast: seen.append(autocast) or real(task, models, autocast)
+    )
+    r = folds3d.ensemble_runs(dirs, load=load)
+    assert r["amp"] == "bf16" and seen[-1].keywords == {"dtype": torch.bfloat16, "enabled": True}
+    fp32 = folds3d.ensemble_runs(dirs, load=load, amp="none")
+    assert fp32["amp"] == "none" and not seen[-1].keywords["enabled"] and fp32["dice"] != r["dice"]
+    for d in dirs:
+        configs[d]["run"]["amp"] = "fp16"  # trained on CUDA, scored on a CPU: fp32, said
+    assert folds3d.ensemble_runs(dirs, load=load)["amp"] == "none"
+    assert "trained under fp16, which needs CUDA; evaluating in fp32 on cpu" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--amp fp16 needs a CUDA device"):
+        folds3d.ensemble_runs(dirs, load=load, amp="fp16")
+
+    moved = tmp_path / "moved"
+    shutil.move(tmp_path / "amos", moved)
+    with pytest.raises(DatasetError, match="amos"):  # where the folds had it: gone
+        folds3d.ensemble_runs(dirs, load=load, amp="none")
+    assert folds3d.ensemble_runs(dirs, load=load, amp="none", data_dir=moved) == fp32
+
+
 def test_ensemble_from_another_directory_writes_no_splits_file(tmp_path, monkeypatch):
     """Folds saved with the relative splits path of --out-dir runs: ensemble run from another directory wrote
     a new runs/.../splits.json there."""

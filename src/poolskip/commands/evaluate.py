@@ -51,7 +51,7 @@ def evaluate_checkpoint(
     in fp32 off CUDA, said on stderr); progress lines go to stderr."""
     import torch
 
-    from ..engine.trainer import autocast_context, evaluate, restore
+    from ..engine.trainer import autocast_context, evaluate, evaluation_precision, restore
     from ..progress import reporting
 
     threads = torch.get_num_threads()
@@ -62,13 +62,7 @@ def evaluate_checkpoint(
         if run_threads:
             torch.set_num_threads(int(run_threads))
         where = next(model.parameters(), torch.empty(0)).device
-        precision = amp or run.get("amp") or "none"
-        if precision == "fp16" and where.type != "cuda":
-            if amp:
-                raise UsageError(f"--amp fp16 needs a CUDA device; this evaluation runs on {where}")
-            print(f"note: {info['path']} trained under fp16, which needs CUDA; evaluating in fp32 on {where}, so it "
-                  "may differ a little from the run's own evaluation", file=sys.stderr)  # fmt: skip
-            precision = "none"
+        precision = evaluation_precision(amp, run.get("amp"), where, str(info["path"]))
         t0 = time.perf_counter()
         with reporting(partial(print, file=sys.stderr, flush=True)):
             metrics = evaluate(model, task, autocast_context(precision, where))

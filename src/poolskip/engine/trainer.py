@@ -177,6 +177,23 @@ def autocast_context(amp: str, device: torch.device) -> Callable:
     return partial(torch.autocast, device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
 
 
+def evaluation_precision(requested: str | None, trained: str | None, device: torch.device, what: str) -> str:
+    """The mixed precision (``none``, ``bf16``, ``fp16``) an evaluation of a run trained under ``trained`` (its
+    ``run.amp``) runs under on ``device``: ``requested`` where given, else the run's own, as its evaluations
+    were. fp16 needs CUDA: asked for elsewhere it is a :class:`ConfigError`; a run's own fp16 is evaluated in
+    fp32 there, said on stderr (``what`` names the run)."""
+    import sys
+
+    precision = requested or trained or "none"
+    if precision == "fp16" and device.type != "cuda":
+        if requested:
+            raise ConfigError(f"--amp fp16 needs a CUDA device; this evaluation runs on {device}")
+        print(f"note: {what} trained under fp16, which needs CUDA; evaluating in fp32 on {device}, so it may "
+              "differ a little from the run's own evaluation", file=sys.stderr)  # fmt: skip
+        return "none"
+    return precision
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, task: Task, autocast: Callable) -> dict[str, Any]:
     """``task.evaluate`` in eval mode, restoring the model's mode afterwards."""

@@ -13,10 +13,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..engine.checkpoint import load_checkpoint
 from ..engine.config import ConfigError, make_config
 from ..engine.rundir import RunDir, RunDirError, confine
-from ..engine.trainer import build_task, train
+from ..engine.trainer import autocast_context, build_task, evaluation_precision, train
 from ..errors import repeated
 from ..tasks import CrossValidated, get_task, list_tasks
 from ..tasks.segmentation3d import check_ensemble_members, check_ensemble_test_set, ensemble
@@ -138,10 +140,14 @@ def ensemble_runs(
     device: str = "cpu",
     load=None,
     allow_external_model: bool = False,
+    data_dir: str | Path | None = None,
+    amp: str | None = None,
 ) -> dict[str, Any]:
     """The folds' ensemble on the test set: load each fold run's model, build the task with ``fold: -1``
     from the first run's config (same options, so the same spacing and patch: its test set is the one
-    scored) and call :func:`ensemble`.
+    scored; ``data_dir``: where that data is on this machine, default the run's) and call :func:`ensemble`
+    under the runs' mixed precision (``run.amp``, as their own evaluations; ``amp`` instead where given:
+    :func:`~poolskip.engine.trainer.evaluation_precision`). The result adds ``models`` and ``amp``.
 
     Before any model is loaded, each member (a run directory, or a checkpoint file in a run's
     ``checkpoints/``) must be a finished run (:func:`~poolskip.experiments.results.run_status`: its
@@ -195,15 +201,16 @@ def ensemble_runs(
             )
     test_cfg = tests[0]  # the first run's config, its fold options the test set's
     test_cfg.data.train_subset = None
+    if data_dir is not None:
+        test_cfg.data.data_dir = str(data_dir)
+    precision = evaluation_precision(amp, test_cfg.run.amp, torch.device(device), str(run_dirs[0]))
     with tempfile.TemporaryDirectory(prefix="poolskip-ensemble-") as tmp:
-        split_file = getattr(test_cfg.options, "split_file", None)
-        if split_file is not None and not Path(split_file).exists():
-            # a scoring command writes no splits file (a relative path of an older run would be written under
-            # the working directory): the test set is the layout's, the same in any splits file of the data
-            test_cfg.options = task_cls.fold_options(test_cfg.options, None, str(Path(tmp) / SPLITS_FILE), True)
+        # a scoring command writes no splits file (the runs' may be elsewhere, or a relative path that would be
+        # written under the working directory): the test set is the layout's, the same in any splits file
+        test_cfg.options = task_cls.fold_options(test_cfg.options, None, str(Path(tmp) / SPLITS_FILE), True)
         task = build_task(test_cfg, device)
     check_ensemble_test_set(task, members)
-    return ensemble(task, models)
+    return {**ensemble(task, models, autocast_context(precision, torch.device(device))), "amp": precision}
 
 
 def _check_finished(member: str | Path) -> None:
