@@ -669,6 +669,41 @@ def test_the_estimate_adds_the_preparing_of_every_training_batch_on_the_data(mon
     assert est._time_batches(iter(())) is None
 
 
+def test_the_estimate_adds_the_scoring_of_every_evaluated_volume(tmp_path, monkeypatch):
+    """A 3D evaluation scores each volume after its forward passes (Dice, IoU, surface distances in its own grid:
+    tens of seconds for a CT-sized map), which the estimate left out: the task times it on the first evaluated
+    case's label and scales it by voxels; every evaluated volume adds it; without the data it says so."""
+    import importlib
+
+    pytest.importorskip("monai")
+    pytest.importorskip("dynamic_network_architectures")
+    import poolskip.tasks.segmentation3d as seg3d
+    import volumetric_data as vd
+
+    est = importlib.import_module("poolskip.experiments.reproduce.estimate")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = vd.decathlon(tmp_path / "Task98_Tiny", n=5)
+    r = plan("table3", "tiny", data_dir=str(root))[0]
+    seconds, voxels = seg3d._timed_scoring.__wrapped__(str(root / "labelsTr" / "task_000.nii.gz"), 3, 1.0)
+    assert seconds > 0 and voxels == math.prod(vd.SHAPE)  # score_volume on a label map as read
+    timed = []
+    monkeypatch.setattr(seg3d, "_timed_scoring", lambda *a: timed.append(a) or (3.0, voxels // 2))
+    evaluated = seg3d._read_geometry("decathlon", str(root), None, seg3d.Segmentation3dOptions())[-1]
+    assert est.scoring_seconds(r.config) == pytest.approx(6.0)  # scaled to the evaluated volumes' size
+    assert timed == [(str(root / "labelsTr" / f"{evaluated[0]}.nii.gz"), 3, 1.0)]  # the first evaluated case's
+
+    for name, value in (("_time_overhead", 0.0), ("_time_train_step", 0.0), ("_time_eval", 1.0)):
+        monkeypatch.setattr(est, name, lambda *a, value=value: value)
+    monkeypatch.setattr(est, "_net", lambda *a: None)
+    g = est.geometry(r.config)
+    assert est.estimate(r, time_steps=1).eval_seconds == pytest.approx(1.0 + 6.0 * g.n_eval)
+    assert est.scoring_seconds(plan("table1", "tiny")[0].config) == 0.0  # a class decision: nothing beyond
+    gone = dataclasses.replace(r, config={**r.config, "data": {**r.config["data"], "data_dir": str(tmp_path / "no")}})
+    assert est.scoring_seconds(gone.config) is None
+    e = est.estimate(gone, time_steps=1)
+    assert e.eval_seconds == 1.0 and "scoring of each volume not timed (no data folder)" in e.note
+
+
 def test_timing_runs_in_a_process_that_has_freed_a_large_buffer_as_a_runs_has(monkeypatch):
     """glibc's malloc serves blocks above its mmap threshold with fresh pages until a block that large was freed; a
     run's process has freed large buffers reading its data, a dry run's had not (its steps paid page faults: the

@@ -2,7 +2,8 @@
 
 :mod:`.base` is the contract (:class:`Task` built from a :class:`TaskContext`, :class:`Monitor`,
 :class:`ModelSpec`), the optional capabilities (:class:`CrossValidated`, :class:`PicturesPredictions`,
-:class:`HasNominalGeometry`) and the registry; each module beside it registers one task. ``list_tasks()`` names them.
+:class:`HasNominalGeometry`, :class:`HasScoringCost`) and the registry; each module beside it registers one
+task. ``list_tasks()`` names them.
 """
 
 from . import base, classification, segmentation, segmentation3d  # noqa: F401  (importing registers the tasks)

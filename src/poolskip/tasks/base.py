@@ -21,9 +21,10 @@ naming both, before it prepares anything; the engine adds a generic check of the
 
 Beyond the contract a task may offer optional capabilities, each a runtime-checkable protocol that the
 commands and experiments test with ``isinstance`` instead of naming tasks: :class:`CrossValidated`
-(k-fold training, checked on the task class), :class:`PicturesPredictions` (a picture of its predictions)
-and :class:`HasNominalGeometry` (a config's :class:`NominalGeometry` from its context alone, without reading
-data: what ``poolskip reproduce --dry-run`` counts costs on).
+(k-fold training, checked on the task class), :class:`PicturesPredictions` (a picture of its predictions),
+:class:`HasNominalGeometry` (a config's :class:`NominalGeometry` from its context alone, without reading
+data: what ``poolskip reproduce --dry-run`` counts costs on) and :class:`HasScoringCost` (what scoring one
+evaluation input costs beyond its forward pass, for the dry run's time estimate).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "Autocast",
     "CrossValidated",
     "HasNominalGeometry",
+    "HasScoringCost",
     "ModelSpec",
     "Monitor",
     "NominalGeometry",
@@ -257,6 +259,17 @@ class HasNominalGeometry(Protocol):
         """The nominal sizes, input shapes, steps per epoch and evaluation of ``ctx`` (its options, ``data:``
         section and batch sizes; nothing is read but, at most, a folder's listing), or None where only the
         data can tell (e.g. a folder of the user's own images without a count of classes)."""
+
+
+@runtime_checkable
+class HasScoringCost(Protocol):
+    """A task class whose evaluation scores each input apart from its forward pass (a volume's surface distances:
+    seconds, not the argmax's microseconds): what that costs, for ``poolskip reproduce --dry-run``."""
+
+    @classmethod
+    def scoring_seconds(cls, ctx: TaskContext) -> float | None:
+        """Seconds to score one evaluation input of ``ctx`` after its forward pass, measured on this machine on
+        what the data folder holds; None where it cannot be measured (no data folder)."""
 
 
 # ------------------------------------------------------------------------------------------ registry

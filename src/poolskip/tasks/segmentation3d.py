@@ -191,7 +191,8 @@ def _dataset_headers(dataset: str, data_dir: str, split_seed: int) -> tuple[Volu
 
 
 def _read_geometry(dataset: str, data_dir: str | None, cache_dir: str | None, o: Segmentation3dOptions):
-    """``(n_train, n_eval, classes, channels, median shape, the evaluated volumes' shapes, target spacing)`` of
+    """``(n_train, n_eval, classes, channels, median shape, the evaluated volumes' shapes, target spacing, the
+    evaluated case ids)`` of
     the run's fold, from the data folder's ``dataset.json`` and its images' NIfTI headers (no voxel read), at
     ``target_spacing`` (else the median spacing, as the task plans it). The fold is the run's: its splits file
     where one is there (``split_file``, or the one beside the cache; its folds may have been edited by hand),
@@ -214,7 +215,25 @@ def _read_geometry(dataset: str, data_dir: str | None, cache_dir: str | None, o:
     spacing = None if o.target_spacing is None else tuple(float(v) for v in o.target_spacing)
     target, median = plan_from_headers([headers[i] for i in ds.train_ids], spacing)  # as the task plans
     volumes = [tuple(resampled_size(headers[i][1], headers[i][0], target)) for i in evaluated] or [tuple(median)]
-    return len(train), len(evaluated), ds.num_classes, len(ds.channels), median, volumes, target
+    return len(train), len(evaluated), ds.num_classes, len(ds.channels), median, volumes, target, evaluated
+
+
+@functools.lru_cache(maxsize=8)
+def _timed_scoring(label: str, num_classes: int, tolerance: float) -> tuple[float, int]:
+    """``(seconds, voxels)`` of :func:`~poolskip.metrics.score_volume` on the label map in the NIfTI file
+    ``label`` (at its own spacing) against itself moved by one voxel along its first axis (after a call on a
+    corner of it, which pays for importing MONAI's metrics once, as a run's first evaluation does)."""
+    import time
+
+    nib = require("nibabel", "med", "reading NIfTI volumes")
+    img = nib.load(label)
+    lab = torch.from_numpy(np.asarray(img.dataobj).reshape(img.shape[:3]).astype(np.uint8))
+    spacing = [float(z) for z in img.header.get_zooms()[:3]]
+    pred = torch.roll(lab, 1, 0)
+    score_volume(pred[:4, :4, :4], lab[:4, :4, :4], num_classes, spacing, tolerance)  # imports MONAI's metrics
+    t = time.perf_counter()
+    score_volume(pred, lab, num_classes, spacing, tolerance)
+    return time.perf_counter() - t, lab.numel()
 
 
 def _planned_patch(o: Segmentation3dOptions, median: Sequence[int], spacing: Sequence[float]) -> list[int]:
@@ -307,7 +326,7 @@ class Segmentation3dTask:
         o, d = ctx.options, ctx.data
         read = _read_geometry(d.dataset, d.data_dir, d.cache_dir, o)
         if read is not None:  # the patch planned as the task plans it
-            n_train, n_eval, classes, channels, median, volumes, target = read
+            n_train, n_eval, classes, channels, median, volumes, target, _ = read
             patch = tuple(_planned_patch(o, median, target))
         elif d.dataset in NOMINAL:
             n_train, n_eval, classes, channels, median, volume = NOMINAL[d.dataset]
@@ -328,6 +347,24 @@ class Segmentation3dTask:
             eval_batch=_window_batch(ctx.eval_batch_size), eval_window=(channels, *patch),
             eval_windows=windows,
         )  # fmt: skip
+
+    # -- capability: HasScoringCost
+
+    @classmethod
+    def scoring_seconds(cls, ctx: TaskContext) -> float | None:
+        """Seconds to score one evaluation volume after its forward pass (Dice, IoU and NSD in the case's own
+        grid): :func:`~poolskip.metrics.score_volume` timed on the first evaluated case's label as read, against
+        itself moved by one voxel (surfaces near, as a prediction's), scaled by voxels to the mean of the
+        evaluated cases. Not counted: resampling the probabilities back to that grid. None where the data
+        folder cannot be read."""
+        o, d = ctx.options, ctx.data
+        read = _read_geometry(d.dataset, d.data_dir, d.cache_dir, o)
+        if read is None or not read[-1]:
+            return None
+        evaluated = read[-1][: o.eval_subset] if o.eval_subset else read[-1]
+        ds, headers = _dataset_headers(d.dataset, d.data_dir, o.split_seed)
+        seconds, voxels = _timed_scoring(str(ds.cases[evaluated[0]].label), ds.num_classes, o.nsd_tolerance)
+        return seconds * float(np.mean([math.prod(headers[i][1]) for i in evaluated])) / voxels
 
     # -- capability: CrossValidated
 

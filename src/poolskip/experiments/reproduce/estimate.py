@@ -69,6 +69,19 @@ def geometry(config: Mapping[str, Any]) -> NominalGeometry:
     return g
 
 
+def scoring_seconds(config: Mapping[str, Any]) -> float | None:
+    """Seconds to score one evaluation input of a run's ``config`` beyond its forward pass, measured by its task
+    (:class:`~poolskip.tasks.HasScoringCost`: a volume's surface distances); 0 for a task whose metric is the
+    forward pass's class decision alone, None where the task cannot measure it (no data folder)."""
+    from ...engine.config import make_config
+    from ...engine.trainer import task_context
+    from ...tasks import HasScoringCost, get_task
+
+    cfg = make_config(dict(config))
+    cls = get_task(cfg.task)
+    return cls.scoring_seconds(task_context(cfg)) if isinstance(cls, HasScoringCost) else 0.0
+
+
 def _net(run_: Run, g: NominalGeometry, device: str):
     kwargs = run_.config.get("model_kwargs") or {}
     return build(run_.model, run_.config.get("pool_skip"), kwargs, g.classes, device=device, input_shape=g.train_shape)
@@ -427,7 +440,7 @@ class Estimate:
     train_bytes: int | None = None  # peak memory of a training step
     eval_bytes: int | None = None  # peak memory of an evaluation batch
     step_seconds: float | None = None  # one optimiser step of the run's batch (its computation), measured here
-    eval_seconds: float | None = None  # one whole evaluation
+    eval_seconds: float | None = None  # one whole evaluation: its forward passes and the scoring of each input
     data_seconds: float | None = None  # loading the prepared data, once per run
     batch_seconds: float | None = None  # reading, cropping and augmenting one training batch, every step
     overhead_seconds: float | None = None  # building the network once and writing the checkpoints every epoch
@@ -471,6 +484,11 @@ def estimate(run_: Run, time_steps: int = 2, _cache: dict | None = None) -> Esti
                 e.overhead_seconds = _time_overhead(run_, g, net, time.perf_counter() - t)
                 e.step_seconds = _time_train_step(run_, g, e.macs, time_steps, net)
                 e.eval_seconds = _time_eval(run_, g, e.macs, time_steps, net)
+                scoring = scoring_seconds(cfg)
+                if scoring is None:
+                    e.note = (e.note + "; " if e.note else "") + "scoring of each volume not timed (no data folder)"
+                else:
+                    e.eval_seconds += scoring * g.n_eval
             except Exception as err:
                 e.note = (e.note + "; " if e.note else "") + f"not timed: {err}"
         cache[key] = e
