@@ -27,7 +27,7 @@ def _fmt(v: float | None) -> str:
 
 
 def _paper(dataset: str, model: str, variant: str) -> list[float | None]:
-    """The paper's Dice, NSD and mIoU (%) for this row (``paper_numbers.yaml``, table3), None where absent."""
+    """The paper's Dice, NSD and mIoU (%) of this row (``paper_numbers.yaml``, table3), None where absent."""
     from .paper import paper_entry
 
     out = []
@@ -40,24 +40,24 @@ def _paper(dataset: str, model: str, variant: str) -> list[float | None]:
 def format_table3(rows: Sequence[Mapping]) -> str:
     """Table 3's layout as Markdown: per dataset and model, plain and ``+ours`` (Pool Skip); our Dice, NSD and
     mIoU (%) as mean ± sample std over the rows of that cell (seeds, folds; ``n``), Pool Skip's Dice minus the
-    plain one, and the paper's three numbers beside ours (BTCV and AMOS only). NaN values (a class absent
-    from every evaluated volume) are left out of a cell's mean.
+    plain one, and on a Pool Skip row of BTCV or AMOS the paper's +ours − plain (Dice / NSD / mIoU), the
+    direction to compare ours with. NaN values (a class absent from every evaluated volume) are left out of a
+    cell's mean.
     """
     groups: dict[tuple[str, str, str], list[Mapping]] = {}
     for r in rows:
         groups.setdefault((str(r["dataset"]), str(r["model"]), str(r["variant"])), []).append(r)
     datasets = list(dict.fromkeys([k[0] for k in groups] or ["BTCV", "AMOS"]))
     lines = [
-        "| dataset | model | n | Dice | NSD | mIoU | Dice − plain | paper: Dice | NSD | mIoU |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| dataset | model | n | Dice | NSD | mIoU | Dice − plain | paper: +ours − plain (Dice / NSD / mIoU) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for ds in datasets:
         for model in ("vnet", "nnunet"):
             base = None
             for variant in ("plain", "pool_skip"):
                 got = groups.get((ds, model, variant), [])
-                paper = _paper(ds, model, variant)
-                if not got and all(v is None for v in paper):
+                if not got:
                     continue
                 # NaN (a class absent from every evaluated volume) is left out of the cell
                 columns = [[float(r[m]) for r in got] for m in ("dice", "nsd", "iou")]
@@ -65,9 +65,13 @@ def format_table3(rows: Sequence[Mapping]) -> str:
                 ours = [format_mean_std(*st) for st in stats]
                 mean = stats[0][0]  # Dice
                 diff = f"{mean - base:+.2f}" if variant == "pool_skip" and None not in (mean, base) else ""
+                paper = ""
+                if variant == "pool_skip":
+                    theirs, plain = _paper(ds, model, variant), _paper(ds, model, "plain")
+                    if None not in (*theirs, *plain):
+                        paper = " / ".join(f"{a - b:+.2f}" for a, b in zip(theirs, plain))
                 name = _NAMES.get(model, model) + (" +ours" if variant == "pool_skip" else "")
-                pcells = " | ".join(_fmt(v) for v in paper)
-                lines.append(f"| {ds} | {name} | {len(got)} | {' | '.join(ours)} | {diff} | {pcells} |")
+                lines.append(f"| {ds} | {name} | {len(got)} | {' | '.join(ours)} | {diff} | {paper} |")
                 if variant == "plain":
                     base = mean
     return "\n".join(lines) + "\n"
