@@ -242,6 +242,12 @@ def test_a_resampled_case_is_scored_in_the_grid_it_was_read_in(tmp_path):
     assert np.array_equal(label.numpy(), seg)  # the label as read (the affine is RAS already)
     dice = dice_iou(pred, label, 3)[0]
     assert (0.6 < dice).all() and (dice < 0.97).all()  # what 1.5 mm voxels lose of 0.7 x 0.9 x 2.5 mm ones
+    soft = torch.softmax(torch.randn((3, *coarse["label"].shape), generator=torch.Generator().manual_seed(0)), 0)
+    together = V.to_original(soft, coarse)[0]
+    with pytest.MonkeyPatch.context() as m:  # classes resampled a few at a time: the same argmax as one by one
+        m.setattr("poolskip.data.seg3d.preprocess.CLASSES_AT_ONCE", 1)
+        assert torch.equal(V.to_original(soft, coarse)[0], together)
+    assert torch.equal(together, V.to_original(soft, coarse)[0]) and len(together.unique()) == 3
     assert dice_iou(coarse["label"], coarse["label"], 3)[0].tolist() == [1.0, 1.0]  # the old, resampled score
 
     fine = V.preprocess_case(case, 3, V.Preprocessing(tuple(s / 2 for s in spacing)))  # each voxel split in 8

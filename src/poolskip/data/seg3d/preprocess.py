@@ -47,6 +47,10 @@ __all__ = [
 # 2: cases are checked finite when cached (a cache of 1 may hold NaN volumes); 3: the crop keeps every label voxel;
 # 4: a resampled case keeps its label as read and the geometry back to it (evaluation scores there)
 CACHE_VERSION = 4
+#: Classes resampled together by :func:`to_original` (one resampling grid for them): 14 classes from 259x259x150 back
+#: to a 512x512x150 CT took 52.6 s one at a time, 33.2 s four at a time (2 CPU threads; peak RSS 2.8 -> 3.8 GiB);
+#: all 14 in one pass would hold 14 volumes of the CT's size.
+CLASSES_AT_ONCE = 4
 MAX_LOCATIONS = 10_000
 
 
@@ -317,7 +321,8 @@ def to_original(probs: torch.Tensor, rec: dict[str, Any]) -> tuple[torch.Tensor,
     A case that was not resampled is scored where it is (the crop keeps every label voxel, and outside it the
     prediction would be background: the same numbers); a resampled one has each class's probabilities put back
     into the uncropped grid (background 1, the rest 0 outside the crop), resampled trilinearly to the grid the
-    case was read in, and the argmax taken there, one class at a time (two volumes of that size in memory).
+    case was read in, and the argmax taken there, :data:`CLASSES_AT_ONCE` classes at a time (one resampling grid
+    for them; a few volumes of that size in memory, not one a class).
     """
     g = rec["geometry"]
     if not g["resampled"]:
@@ -328,16 +333,20 @@ def to_original(probs: torch.Tensor, rec: dict[str, Any]) -> tuple[torch.Tensor,
     resample = SpatialResample(mode="bilinear", padding_mode="border", dtype=torch.float32)
     inside = tuple(slice(a, b) for a, b in g["crop"])
     best = pred = None
-    for k in range(probs.shape[0]):
-        canvas = torch.full(g["shape"], float(k == 0), dtype=torch.float32, device=probs.device)
-        canvas[inside] = probs[k].float()
-        src = MetaTensor(canvas[None], affine=g["affine"].to(torch.float64))
-        back = resample(src, dst_affine=g["original_affine"], spatial_size=g["original_shape"]).as_tensor()[0]
+    for first in range(0, probs.shape[0], CLASSES_AT_ONCE):
+        ks = range(first, min(first + CLASSES_AT_ONCE, probs.shape[0]))
+        canvas = torch.zeros((len(ks), *g["shape"]), dtype=torch.float32, device=probs.device)
+        if first == 0:
+            canvas[0] = 1.0  # outside the crop: background
+        canvas[(slice(None), *inside)] = probs[first : ks.stop].float()
+        src = MetaTensor(canvas, affine=g["affine"].to(torch.float64))
+        back = resample(src, dst_affine=g["original_affine"], spatial_size=g["original_shape"]).as_tensor()
+        top, arg = back.max(0)
         if best is None:
-            best, pred = back, torch.zeros(back.shape, dtype=torch.uint8, device=back.device)
+            best, pred = top, arg.to(torch.uint8)
         else:
-            better = back > best
-            best, pred = torch.where(better, back, best), torch.where(better, k, pred)
+            better = top > best  # ties keep the lower class, as argmax does
+            best, pred = torch.where(better, top, best), torch.where(better, (arg + first).to(torch.uint8), pred)
     return pred, g["original_label"], list(g["original_spacing"])
 
 
