@@ -203,14 +203,15 @@ def ensemble_runs(
     test_cfg.data.train_subset = None
     if data_dir is not None:
         test_cfg.data.data_dir = str(data_dir)
-    precision = evaluation_precision(amp, test_cfg.run.amp, torch.device(device), str(run_dirs[0]))
+    where = torch.device(device)
+    precision = evaluation_precision(amp, test_cfg.run.amp, where, str(run_dirs[0]))
     with tempfile.TemporaryDirectory(prefix="poolskip-ensemble-") as tmp:
         # a scoring command writes no splits file (the runs' may be elsewhere, or a relative path that would be
         # written under the working directory): the test set is the layout's, the same in any splits file
         test_cfg.options = task_cls.fold_options(test_cfg.options, None, str(Path(tmp) / SPLITS_FILE), True)
         task = build_task(test_cfg, device)
     check_ensemble_test_set(task, members)
-    return {**ensemble(task, models, autocast_context(precision, torch.device(device))), "amp": precision}
+    return {**ensemble(task, models, autocast_context(precision, where)), "amp": precision}
 
 
 def _check_finished(member: str | Path) -> None:

@@ -22,10 +22,6 @@ __all__ = ["format_table3", "save_slices"]
 _NAMES = {"vnet": "V-Net", "nnunet": "nnUNet"}
 
 
-def _fmt(v: float | None) -> str:
-    return "-" if v is None or math.isnan(v) else f"{v:.2f}"
-
-
 def _paper(dataset: str, model: str, variant: str) -> list[float | None]:
     """The paper's Dice, NSD and mIoU (%) of this row (``paper_numbers.yaml``, table3), None where absent."""
     from .paper import paper_entry

@@ -494,13 +494,19 @@ class Segmentation3dTask:
         )  # fmt: skip
         return torch.softmax(torch.as_tensor(logits).float()[0], 0)
 
+    def score(self, probs: torch.Tensor, vol: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(prediction, per-class scores)`` of class probabilities ``probs`` over the evaluation volume ``vol``:
+        the argmax in the case's own grid (:func:`~poolskip.data.seg3d.to_original`) and its
+        :func:`~poolskip.metrics.score_volume` against the label as read, at the case's spacing."""
+        pred, label, spacing = to_original(probs, vol)
+        return pred, score_volume(pred, label, self.ds.num_classes, spacing, self.options.nsd_tolerance)
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, autocast: Autocast) -> dict[str, Any]:
         scores = VolumeScores(self.ds.num_classes, self.ds.classes, device=self.device)
         mine = self.dist.every_nth(self.eval_vols)  # this process's share
         for vol in track(mine, len(mine), "eval", "volumes"):
-            pred, label, spacing = to_original(self.predict(model, vol["image"], autocast), vol)
-            scores.add(score_volume(pred, label, self.ds.num_classes, spacing, self.options.nsd_tolerance))
+            scores.add(self.score(self.predict(model, vol["image"], autocast), vol)[1])
         self.dist.all_reduce_sum(scores.totals)
         return scores.result()
 
@@ -683,14 +689,12 @@ def ensemble(
     for m in models:
         m.eval()
     for vol in track(volumes, len(volumes), f"ensemble of {len(models)}", "volumes"):
-        probs = sum(task.predict(m, vol["image"], autocast) for m in models) / len(models)
-        pred, label, spacing = to_original(probs, vol)
-        pred = pred.cpu()
-        scores.add(score_volume(pred, label, task.ds.num_classes, spacing, task.options.nsd_tolerance))
+        pred, per_class = task.score(sum(task.predict(m, vol["image"], autocast) for m in models) / len(models), vol)
+        scores.add(per_class)
         if save_dir is not None:
             from ..files import atomic_save
 
-            atomic_save(pred.to(torch.uint8), Path(save_dir) / f"{vol['id']}.pt")
+            atomic_save(pred.to("cpu", torch.uint8), Path(save_dir) / f"{vol['id']}.pt")
     out = scores.result()
     out["models"] = len(models)
     return out

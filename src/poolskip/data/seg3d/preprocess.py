@@ -334,11 +334,11 @@ def to_original(probs: torch.Tensor, rec: dict[str, Any]) -> tuple[torch.Tensor,
     inside = tuple(slice(a, b) for a, b in g["crop"])
     best = pred = None
     for first in range(0, probs.shape[0], CLASSES_AT_ONCE):
-        ks = range(first, min(first + CLASSES_AT_ONCE, probs.shape[0]))
-        canvas = torch.zeros((len(ks), *g["shape"]), dtype=torch.float32, device=probs.device)
+        chunk = probs[first : first + CLASSES_AT_ONCE]
+        canvas = torch.zeros((len(chunk), *g["shape"]), dtype=torch.float32, device=probs.device)
         if first == 0:
             canvas[0] = 1.0  # outside the crop: background
-        canvas[(slice(None), *inside)] = probs[first : ks.stop].float()
+        canvas[(slice(None), *inside)] = chunk.float()
         src = MetaTensor(canvas, affine=g["affine"].to(torch.float64))
         back = resample(src, dst_affine=g["original_affine"], spatial_size=g["original_shape"]).as_tensor()
         top, arg = back.max(0)
