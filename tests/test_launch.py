@@ -2,6 +2,7 @@
 running a tiny table through ``reproduce --launcher slurm``, and the skip/resume rules on both launchers."""
 
 import argparse
+import json
 import threading
 from pathlib import Path
 
@@ -134,6 +135,35 @@ def test_a_requeued_slurm_job_resumes_once_it_has_a_checkpoint(tmp_path):
     (tmp_path / "run" / "checkpoints" / "last.pt").write_bytes(b"x")
     again = SlurmRun().checkpoint(job)
     assert isinstance(again.function, SlurmRun) and again.args[0].resume is True
+
+
+def test_an_ensemble_job_travels_as_a_slurm_job_and_is_scored_again_when_requeued(tmp_path, monkeypatch):
+    """Table 3's ensemble scoring is placed like a training run: pickled for a spawned process or a Slurm job with
+    absolute paths and no device (Slurm gives it its GPUs), requeued as it is (nothing half-written to resume),
+    and run on the slot's device."""
+    import pickle
+
+    from poolskip.experiments import folds3d
+    from poolskip.experiments.reproduce.ensembles import EnsembleJob
+
+    monkeypatch.chdir(tmp_path)
+    job = EnsembleJob(Path("out"), ("cell/fold0", "cell/fold1"), Path("out/ensembles/cell/seed0.json"), device="cpu")
+    portable = job.portable()
+    assert portable.device is None and portable.root.is_absolute() and portable.out.is_absolute()
+    assert pickle.loads(pickle.dumps(portable)) == portable
+    assert SlurmRun().checkpoint(job).args[0] is job
+    for k in (0, 1):
+        run = tmp_path / "out" / "runs" / "cell" / f"fold{k}"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(f'{{"fold": {k}}}')
+        (run / "config.yaml").write_text("run: {device: auto}\n")
+    seen = []
+    monkeypatch.setattr(folds3d, "ensemble_runs", lambda dirs, which, device: seen.append((dirs, which, device))
+                        or {"dice": float("nan"), "models": len(dirs)})  # fmt: skip
+    run_local([job], log=lambda *a: None)
+    assert seen == [([Path("out/runs/cell/fold0"), Path("out/runs/cell/fold1")], "best", "cpu")]
+    record = json.loads(Path("out/ensembles/cell/seed0.json").read_text())
+    assert record["scores"] == {"dice": None, "models": 2} and sorted(record["members"]) == ["cell/fold0", "cell/fold1"]
 
 
 def test_reproduce_on_submitits_local_executor_trains_skips_and_resumes(tmp_path, capsys):

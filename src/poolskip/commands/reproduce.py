@@ -1,8 +1,9 @@
 """``poolskip reproduce {table1,...,fig4}``: one command per table or figure of the paper.
 
 Plans every run of the table (``--scale paper`` is the recipes exactly, ``quick`` and ``tiny`` their
-declared overlays), trains what is left (finished runs skipped, half-done runs resumed), and writes the
-table in the paper's layout with the paper's numbers beside ours, params and MACs per row; ``--controls``
+declared overlays), trains what is left (finished runs skipped, half-done runs resumed), scores Table 3's
+folds' ensembles on the test set where the data has one, and writes the table in the paper's layout (the
+paper's numbers beside ours only at its scale, dataset and measurement), params and MACs per row; ``--controls``
 adds the cost-matched controls, ``--dry-run`` lists the runs with their estimated memory and time. The
 work is :mod:`poolskip.experiments.reproduce`.
 """

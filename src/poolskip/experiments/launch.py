@@ -1,7 +1,8 @@
-"""Run a list of training jobs: here, one device per concurrent job, or on Slurm through submitit.
+"""Run a list of jobs: here, one device per concurrent job, or on Slurm through submitit.
 
 A :class:`Job` is one engine run: a resolved config mapping, its run directory and whether it resumes
-(``checkpoints/last.pt``). Which runs to train and which to skip (finished) or resume (half done) is the
+(``checkpoints/last.pt``); other work (e.g. scoring the folds' ensemble of a Table 3 cell) is any object with
+the :class:`Work` methods. Which runs to train and which to skip (finished) or resume (half done) is the
 caller's decision (``poolskip reproduce``); this module only places the jobs:
 
 - :func:`run_local`: ``parallel`` jobs at once on this machine. Slot *k* trains on ``devices[k % len(devices)]``
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import PoolskipError
 
@@ -33,10 +34,12 @@ __all__ = [
     "Job",
     "LaunchError",
     "SlurmOptions",
+    "Work",
     "add_launch_arguments",
     "device_slots",
     "launch",
     "launch_options",
+    "run_job",
     "run_local",
     "run_slurm",
     "train_job",
@@ -53,6 +56,28 @@ class LaunchError(PoolskipError):
     exit_code = 1
 
 
+class Work(Protocol):
+    """What the launchers place: a frozen dataclass (picklable: a spawned process or a Slurm job runs it) with a
+    ``name`` for the log, a ``device`` the launcher sets (None: its own choice), and these methods."""
+
+    name: str
+    device: str | None
+
+    @property
+    def what(self) -> str:
+        """What it does, for the log (``training (VGG16, seed 0)``)."""
+
+    def run(self) -> Any:
+        """Do it in this process."""
+
+    def requeued(self) -> Work:
+        """What a Slurm job preempted or at its time limit is requeued with (e.g. resume from its checkpoint)."""
+
+    def portable(self) -> Work:
+        """This work as a Slurm job runs it: absolute paths (it may start elsewhere), no device (Slurm gives it
+        its GPUs)."""
+
+
 @dataclass(frozen=True)
 class Job:
     """One training run: the config mapping ``make_config`` resolves, where it writes, whether it resumes."""
@@ -67,6 +92,22 @@ class Job:
     @property
     def name(self) -> str:
         return self.label or str(self.run_dir)
+
+    @property
+    def what(self) -> str:
+        return f"{'resuming' if self.resume else 'training'}{f' ({self.detail})' if self.detail else ''}"
+
+    def run(self) -> str:
+        return train_job(self)
+
+    def requeued(self) -> Job:
+        from ..engine.rundir import RunDir
+
+        # resume what it wrote: from its checkpoint, or afresh if it stopped before its first one
+        return replace(self, resume=RunDir(self.run_dir).holds_run())
+
+    def portable(self) -> Job:
+        return replace(self, device=None, run_dir=Path(self.run_dir).resolve())
 
 
 @dataclass(frozen=True)
@@ -102,13 +143,18 @@ def train_job(job: Job) -> str:
     return str(job.run_dir)
 
 
-def _train_in_subprocess(job: Job) -> None:
-    """:func:`train_job` in a fresh spawned process (its own CUDA context, memory given back at its end)."""
+def run_job(job: Work) -> Any:
+    """``job.run()`` (a top-level function: what a spawned process calls)."""
+    return job.run()
+
+
+def _run_in_subprocess(job: Work) -> None:
+    """:func:`run_job` in a fresh spawned process (its own CUDA context, memory given back at its end)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pool.submit(train_job, job).result()
+        pool.submit(run_job, job).result()
 
 
 # ------------------------------------------------------------------------------------------ devices
@@ -135,30 +181,26 @@ def device_slots(parallel: int, devices: Sequence[str] | None = None) -> list[st
 # ------------------------------------------------------------------------------------------ local
 
 
-def _what(job: Job) -> str:
-    return f"{'resuming' if job.resume else 'training'}{f' ({job.detail})' if job.detail else ''}"
-
-
 def run_local(
-    jobs: Sequence[Job],
+    jobs: Sequence[Work],
     parallel: int = 1,
     devices: Sequence[str] | None = None,
     log: Callable[[str], None] = print,
-    runner: Callable[[Job], Any] | None = None,
+    runner: Callable[[Work], Any] | None = None,
 ) -> None:
-    """Train ``jobs`` here, ``parallel`` at a time, each concurrent slot on its own device (:func:`device_slots`).
+    """Run ``jobs`` here, ``parallel`` at a time, each concurrent slot on its own device (:func:`device_slots`).
 
-    Jobs start in list order as slots free up. A failed job is logged and the others still train; then
-    :class:`LaunchError` names every failure. ``runner`` trains one job (default: :func:`train_job` in this
+    Jobs start in list order as slots free up. A failed job is logged and the others still run; then
+    :class:`LaunchError` names every failure. ``runner`` runs one job (default: :func:`run_job` in this
     process for ``parallel == 1``, in a spawned process otherwise); tests pass a fake one.
     """
     slots = device_slots(parallel, devices)
     if runner is None:
-        runner = train_job if parallel == 1 else _train_in_subprocess
-    todo: queue.Queue[Job] = queue.Queue()
+        runner = run_job if parallel == 1 else _run_in_subprocess
+    todo: queue.Queue[Work] = queue.Queue()
     for job in jobs:
         todo.put(job)
-    failures: list[tuple[Job, BaseException]] = []
+    failures: list[tuple[Work, BaseException]] = []
     lock = threading.Lock()
 
     def slot(device: str | None) -> None:
@@ -168,7 +210,7 @@ def run_local(
             except queue.Empty:
                 return
             on = f" on {device}" if device else ""
-            log(f"{job.name}: {_what(job)}{on}")
+            log(f"{job.name}: {job.what}{on}")
             t = time.time()
             try:
                 runner(job)
@@ -192,7 +234,7 @@ def run_local(
     _raise_failures(failures, len(jobs))
 
 
-def _raise_failures(failures: list[tuple[Job, BaseException]], n: int) -> None:
+def _raise_failures(failures: list[tuple[Work, BaseException]], n: int) -> None:
     if failures:
         names = "; ".join(f"{j.name} ({type(e).__name__}: {e})" for j, e in failures)
         raise LaunchError(f"{len(failures)} of {n} run(s) failed: {names}") from failures[0][1]
@@ -202,19 +244,17 @@ def _raise_failures(failures: list[tuple[Job, BaseException]], n: int) -> None:
 
 
 class SlurmRun:
-    """What each Slurm job calls: train one :class:`Job`. On a time limit or preemption submitit calls
-    :meth:`checkpoint` and requeues the job, which then resumes from ``checkpoints/last.pt``."""
+    """What each Slurm job calls: run one job (:class:`Work`). On a time limit or preemption submitit calls
+    :meth:`checkpoint` and requeues the job as :meth:`Work.requeued` says (a training run: resumed from
+    ``checkpoints/last.pt``)."""
 
-    def __call__(self, job: Job) -> str:
-        return train_job(job)
+    def __call__(self, job: Work) -> Any:
+        return job.run()
 
-    def checkpoint(self, job: Job):
+    def checkpoint(self, job: Work):
         import submitit
 
-        from ..engine.rundir import RunDir
-
-        # resume what it wrote: from its checkpoint, or afresh if it stopped before its first one
-        return submitit.helpers.DelayedSubmission(self, replace(job, resume=RunDir(job.run_dir).holds_run()))
+        return submitit.helpers.DelayedSubmission(self, job.requeued())
 
 
 def _executor(folder: Path, options: SlurmOptions, name: str):
@@ -249,7 +289,7 @@ def _executor(folder: Path, options: SlurmOptions, name: str):
 
 
 def run_slurm(
-    jobs: Sequence[Job],
+    jobs: Sequence[Work],
     folder: str | Path,
     options: SlurmOptions | None = None,
     log: Callable[[str], None] = print,
@@ -270,16 +310,15 @@ def run_slurm(
     folder.mkdir(parents=True, exist_ok=True)
     executor = _executor(folder, options, name)
     runner = SlurmRun()
-    # absolute run directories: a job may start in another working directory; Slurm gives it its GPUs
-    portable = [replace(job, device=None, run_dir=Path(job.run_dir).resolve()) for job in jobs]
+    portable = [job.portable() for job in jobs]  # absolute paths, no device: Slurm gives each job its GPUs
     try:
         with executor.batch():
             submitted = [executor.submit(runner, job) for job in portable]
     except Exception as e:  # sbatch missing or refusing the options: say which, before anything ran
         raise LaunchError(f"submitting {len(jobs)} run(s) through submitit ({options.executor}) failed: {e}") from e
     for job, sub in zip(jobs, submitted):
-        log(f"{job.name}: {_what(job)}, submitted as {options.executor} job {sub.job_id} (logs: {folder / sub.job_id})")
-    failures: list[tuple[Job, BaseException]] = []
+        log(f"{job.name}: {job.what}, submitted as {options.executor} job {sub.job_id} (logs: {folder / sub.job_id})")
+    failures: list[tuple[Work, BaseException]] = []
     for job, sub in zip(jobs, submitted):
         try:
             sub.result()
@@ -295,7 +334,7 @@ def run_slurm(
 
 
 def launch(
-    jobs: Sequence[Job],
+    jobs: Sequence[Work],
     launcher: str = "local",
     parallel: int = 1,
     devices: Sequence[str] | None = None,
@@ -303,7 +342,7 @@ def launch(
     folder: str | Path = "slurm",
     log: Callable[[str], None] = print,
 ) -> None:
-    """Train ``jobs`` with ``launcher``: :func:`run_local` (``parallel``, ``devices``) or :func:`run_slurm`
+    """Run ``jobs`` with ``launcher``: :func:`run_local` (``parallel``, ``devices``) or :func:`run_slurm`
     (``slurm`` options, submitit's files under ``folder``)."""
     if launcher == "local":
         run_local(jobs, parallel, devices, log)

@@ -198,6 +198,11 @@ class CrossValidated(Protocol):
         the folds are written once and read by every fold, where the options name none (None: keep the options'
         choice), or instead of theirs with ``replace_split_file``."""
 
+    @classmethod
+    def test_cases(cls, ctx: TaskContext) -> list[str] | None:
+        """The labelled test cases of the data ``ctx`` names, which the folds' ensemble is scored on (empty where
+        the data has none); None where the data cannot be read here."""
+
 
 @dataclass(frozen=True)
 class PictureExamples:

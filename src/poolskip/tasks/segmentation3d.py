@@ -391,6 +391,20 @@ class Segmentation3dTask:
             return dataclasses.replace(options, fold=-1, split_file=split_file, eval_subset=None)
         return dataclasses.replace(options, fold=fold, split_file=split_file)
 
+    @classmethod
+    def test_cases(cls, ctx: TaskContext) -> list[str] | None:
+        """The layout's fixed labelled test set (BTCV's 12 of 30 scans, AMOS' 120 validation scans; none for the
+        Decathlon and nnU-Net's raw layout), from the data folder's ``dataset.json``; None where it cannot be
+        read."""
+        d = ctx.data
+        if not d.data_dir or not Path(d.data_dir).expanduser().is_dir():
+            return None
+        try:
+            ds, _ = _dataset_headers(d.dataset, d.data_dir, ctx.options.split_seed)
+        except (DatasetError, ValueError, OSError, ImportError):
+            return None
+        return sorted(ds.test_ids)
+
     def _plan(self) -> tuple[tuple[float, ...], list[int]]:
         """Spacing and patch, planned once per dataset from the whole training part (every fold: one network)."""
         spacing, median = plan_geometry(self.ds, self.ds.train_ids, self.options.target_spacing)

@@ -25,8 +25,12 @@ with Pool Skip: the {Conv, Skip} ablation (same cost, no pooling), a plain netwo
 Skip's MACs, and a depthwise Pool Skip. The question each table lets a reader answer: does Pool Skip
 beat a plain network that costs the same?
 
+Table 3 is scored as the paper scores it where it can be: each cell's folds' ensemble on the test set, once its
+folds have all finished (:mod:`.ensembles`).
+
 Modules: :mod:`.protocols` (tables, recipes, scale overlays), :mod:`.plan` (runs), :mod:`.estimate`
-(cost, memory, time, the dry run), :mod:`.execute` (training), :mod:`.tables` (the table and figures).
+(cost, memory, time, the dry run), :mod:`.execute` (training), :mod:`.ensembles` (Table 3's folds' ensembles),
+:mod:`.tables` (the table and figures).
 """
 
 from __future__ import annotations

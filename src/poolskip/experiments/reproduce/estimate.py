@@ -441,6 +441,7 @@ class Estimate:
     eval_bytes: int | None = None  # peak memory of an evaluation batch
     step_seconds: float | None = None  # one optimiser step of the run's batch (its computation), measured here
     eval_seconds: float | None = None  # one whole evaluation: its forward passes and the scoring of each input
+    score_seconds: float | None = None  # of that, the scoring of one evaluated input (0: its forward pass decides)
     data_seconds: float | None = None  # loading the prepared data, once per run
     batch_seconds: float | None = None  # reading, cropping and augmenting one training batch, every step
     overhead_seconds: float | None = None  # building the network once and writing the checkpoints every epoch
@@ -489,6 +490,7 @@ def estimate(run_: Run, time_steps: int = 2, _cache: dict | None = None) -> Esti
                     e.note = (e.note + "; " if e.note else "") + "scoring of each volume not timed (no data folder)"
                 else:
                     e.eval_seconds += scoring * g.n_eval
+                    e.score_seconds = scoring
             except Exception as err:
                 e.note = (e.note + "; " if e.note else "") + f"not timed: {err}"
         cache[key] = e
@@ -529,6 +531,36 @@ def _gib(n: int | None) -> str:
     if n is None:
         return "—"
     return f"{n / GiB:.2f} GiB" if n >= GiB / 10 else f"{n / 2**20:.1f} MiB"
+
+
+def _ensemble_lines(runs: Sequence[Run], root: Path, estimates: Mapping[str, Estimate]) -> tuple[list[str], float]:
+    """A line per cell of Table 3 whose folds' ensemble the reproduction will score on the test set
+    (:mod:`.ensembles`), and the seconds of those not scored yet: k folds' forward passes over each test volume
+    (per volume as a fold's evaluation, the test volumes taken to be the size of its validation volumes), each
+    volume scored once. A cell without one is named with why."""
+    from .ensembles import cells, read_ensemble, test_cases, why_not
+
+    lines, total = [], 0.0
+    for (cell, seed), members in cells(runs).items():
+        name = f"ensemble of {cell}/seed{seed}"
+        why = why_not(members, root, finished=False)
+        if why:
+            lines.append(f"{name:60s} {'none':9s}  no folds' ensemble on the test set: {why}")
+            continue
+        done = read_ensemble(members, root) is not None
+        e, k, n_test = estimates[members[0].name], len(members), len(test_cases(members) or ())
+        seconds = None
+        if e.eval_seconds is not None:
+            score = e.score_seconds or 0.0
+            forward = e.eval_seconds / geometry(members[0].config).n_eval - score
+            seconds = n_test * (k * forward + score)
+            total += 0.0 if done else seconds
+        lines.append(
+            f"{name:60s} {'finished' if done else 'new':9s} {'':>9s} {'':>10s} {'':>10s} {'':>10s} {'':>8s} "
+            f"{'':>7s} {_human(seconds):>9s}  {k} folds x {n_test} test volumes (sized as the folds' validation "
+            "volumes), each scored once"
+        )
+    return lines, total
 
 
 def _finished_walls(row: Path) -> list[float]:
@@ -573,8 +605,9 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
     total, prepared = 0.0, {}
     unavailable = 0
     peak = (0, None), (0, None)
+    estimates = {}
     for r in runs:
-        e = estimate(r, time_steps, cache)
+        e = estimates[r.name] = estimate(r, time_steps, cache)
         status = "n/a" if r.note else run_status(root / "runs" / r.name)
         unavailable += bool(r.note)
         walls: list[float] = []
@@ -604,7 +637,9 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
             f"{(f'{e.step_seconds + (e.batch_seconds or 0.0):.3f}s' if e.step_seconds is not None else '—'):>8s} "
             f"{_human(e.eval_seconds):>7s} {_human(e.wall_seconds):>9s}  {e.note}"
         )
-    total += sum(prepared.values())
+    ensembles, scoring = _ensemble_lines(runs, root, estimates)
+    lines += ensembles
+    total += sum(prepared.values()) + scoring
     lines.append(
         f"{len(runs)} run{'s' * (len(runs) != 1)}; {unavailable} not runnable here yet; "
         f"peak memory (estimated, one device): training step {_gib(peak[0][0])} ({peak[0][1]}), "

@@ -1,6 +1,6 @@
 """Running a reproduction's runs: finished ones skipped, half-done ones resumed, starts without a
-checkpoint moved aside, runs another process is training refused; where they train is
-:func:`poolskip.experiments.launch.launch`'s (local slots with one device each, or Slurm)."""
+checkpoint moved aside, runs another process is training refused, then the folds' ensembles of Table 3 scored;
+where they run is :func:`poolskip.experiments.launch.launch`'s (local slots with one device each, or Slurm)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,8 @@ def execute(
     devices: Sequence[str] | None = None,
     slurm=None,
 ) -> list[tuple[Run, str]]:
-    """Train every run not finished yet under ``root/runs/``: finished ones skipped, half-done ones resumed.
+    """Train every run not finished yet under ``root/runs/``: finished ones skipped, half-done ones resumed;
+    then score the folds' ensemble of each cell whose folds are all finished (:mod:`.ensembles`, Table 3).
 
     Seed-major order, so a stopped reproduction leaves whole seeds of the table. Every run's status is
     read before anything trains, so a run held by another process stops the command before it writes.
@@ -81,6 +82,7 @@ def execute(
     ``slurm`` options, submitit's files under ``root/slurm``).
     """
     from ..launch import Job, launch
+    from .ensembles import ensemble_jobs
 
     runs = sorted(runs, key=lambda r: r.seed)
     statuses = refuse_held(runs, root)  # read once, before anything is written
@@ -98,6 +100,10 @@ def execute(
     ]
     launch(work, launcher, jobs, devices, slurm, root / "slurm", log)
     done += [(r, "trained") for _, r, _ in todo]
+    # Table 3's measurement, once a cell's folds are all trained: their ensemble on the test set
+    scoring = ensemble_jobs(runs, root, log)
+    if scoring:
+        launch(scoring, launcher, jobs, devices, slurm, root / "slurm", log)
     return done
 
 

@@ -38,13 +38,19 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
 
     Fig. 4's value is the largest per-layer l2/l1 of the network's conv weights in the run's last checkpoint
     (:func:`layer_l2_l1`, the number the paper's text quotes); its runs' test errors go to ``test_error``.
+    Table 3's row whose every seed has its folds' ensemble on the test set (:mod:`.ensembles`) has one value per
+    seed, that ensemble's (``"scored": "ensemble"``, its scores in ``ensembles``); else each fold's own
+    (``"scored": "folds"``).
     """
     records: dict[tuple[str, str], dict[str, Any]] = {}
     table = runs[0].command if runs else None
+    ensembles = _ensembles(runs, root)
     for r in runs:
         if (r.row, r.column) not in records:
             records[(r.row, r.column)] = _record(r)
         rec = records[(r.row, r.column)]
+        if (r.row, r.column) in ensembles:
+            continue  # scored as its folds' ensembles below
         run_dir = root / "runs" / r.name
         if run_status(run_dir) == "finished":
             summary = read_summary(run_dir)
@@ -58,6 +64,17 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
                 rec["folds"].append(r.fold)
             rec["metric"], rec["mode"] = metric, mode
             rec["run_dirs"].append(str(run_dir))
+    for key, scored in ensembles.items():
+        rec = records[key]
+        rec["scored"] = "ensemble"
+        for seed, members, record in scored:
+            monitor = _monitor(members)
+            rec["values"].append(float(record["scores"][monitor.metric]))
+            rec["seeds"].append(seed)
+            rec["folds"] += sorted(r.fold for r in members)
+            rec["metric"], rec["mode"] = monitor.metric, monitor.mode
+            rec["run_dirs"] += [str(root / "runs" / r.name) for r in members]
+            rec["ensembles"].append(record["scores"])
     out = []
     for rec in records.values():
         entry = None
@@ -74,6 +91,34 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
             entry = paper_entry(table, f"resnet{rec['depth']}", rec["column"], "pool_skip")
         rec["paper"] = entry
         out.append(rec)
+    return out
+
+
+def _monitor(members: Sequence[Run]):
+    """The metric a cell's folds monitor (their task's :class:`~poolskip.tasks.Monitor`), which the table shows
+    of their ensemble."""
+    from ...engine.config import make_config
+    from ...tasks import get_task
+
+    return get_task(make_config(members[0].config).task).monitor
+
+
+def _ensembles(runs: Sequence[Run], root: Path) -> dict[tuple[str, str], list[tuple[int, list[Run], dict]]]:
+    """``(row, column) -> [(seed, its folds' runs, the ensemble's record)]`` for the rows whose every seed with a
+    finished fold was scored as its folds' ensemble on the test set (:mod:`.ensembles`); a row with a seed
+    scored only fold by fold is left out (its folds' scores stand for all its seeds: never a mix)."""
+    from .ensembles import cells, read_ensemble
+
+    by_row: dict[tuple[str, str], list] = {}
+    for (_, seed), members in cells(runs).items():
+        key = (members[0].row, members[0].column)
+        by_row.setdefault(key, []).append((seed, members, read_ensemble(members, root)))
+    out = {}
+    for key, scored in by_row.items():
+        started = [x for x in scored if x[2] is not None or any(run_status(root / "runs" / r.name) == "finished"
+                                                                   for r in x[1])]  # fmt: skip
+        if started and all(x[2] is not None for x in started):
+            out[key] = started
     return out
 
 
@@ -106,6 +151,8 @@ def _record(r: Run) -> dict[str, Any]:
         "note": r.note,
         "recipe": r.recipe,
         "folds": [],
+        "scored": "folds" if r.fold is not None else "runs",  # "ensemble": each seed's folds' ensemble, test set
+        "ensembles": [],  # the ensembles' scores, one per seed (every metric, per class)
         "params": params,
         "macs": macs,
     }
@@ -131,13 +178,17 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
     At ``scale == "paper"`` each dataset column shows ours, the paper's number, ours − paper and ours − our
     plain. At a shortened scale (or the paper's with ``--epochs`` / ``--train-subset``: ``scale`` then names
     them), or where the paper scored its numbers otherwise than ours (``scored_otherwise`` in
-    ``paper_numbers.yaml``: Table 3's fold ensembles on the test set), our number is never set beside the
-    paper's: the columns are ours, ours − our plain, and the paper's own difference of that row from its plain
-    network, the direction to compare with."""
+    ``paper_numbers.yaml``: Table 3's fold ensembles on the test set, unless every row with runs was scored so,
+    ``"scored": "ensemble"`` in :func:`collect`'s records), our number is never set beside the paper's: the
+    columns are ours, ours − our plain, and the paper's own difference of that row from its plain network, the
+    direction to compare with. Ours − our plain is left out between rows scored differently (an ensemble on the
+    test set against folds on their validation parts)."""
     data = paper_numbers()[command]
     columns = list(dict.fromkeys(r["column"] for r in records))
     datasets = {r["column"]: r["dataset"] for r in records}
-    otherwise = data.get("scored_otherwise")
+    scored = {r.get("scored") for r in records if r["values"]}
+    # ours is the paper's measurement where every cell was scored as the paper scored it (Table 3: ensembles)
+    otherwise = None if scored == {"ensemble"} else data.get("scored_otherwise")
     at_paper_scale = scale == "paper" and not otherwise
     cols = [Column("row", "row", False), Column("params", "params"), Column("macs", "MACs/sample")]
     for c in columns:
@@ -163,7 +214,8 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
             cells[f"{c}:ours"] = f"n/a: {rec['note']}" if rec.get("note") else (ours if len(ours) else "not run")
             p = rec.get("paper")
             base = plain_of.get((rec["group"], c))
-            if base is not None and base is not rec and base["values"] and ours.mean is not None:
+            same = base is not None and base.get("scored") == rec.get("scored")  # never an ensemble - one fold
+            if same and base is not rec and base["values"] and ours.mean is not None:
                 cells[f"{c}:vs_plain"] = ours.mean - statistics.fmean(base["values"])
             if at_paper_scale:
                 cells[f"{c}:paper"] = None if p is None else format_mean_std(p["mean"], p.get("std"))
@@ -200,8 +252,14 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
     mode = next((r["mode"] for r in records if r["mode"]), data["mode"])
     lines += [
         "",
-        f"Metric: {metric} ({'lower' if mode == 'min' else 'higher'} is better), final evaluation of each "
-        "run, mean ± sample std over a cell's runs (n = runs finished: seeds, or Table 3's folds). Paper: its "
+        f"Metric: {metric} ({'lower' if mode == 'min' else 'higher'} is better), "
+        + (
+            "each seed's folds' ensemble (softmax averaged) on the test set, mean ± sample std over seeds (n). "
+            if scored == {"ensemble"}
+            else "final evaluation of each run, mean ± sample std over a cell's runs (n = runs finished: seeds, or "
+            "Table 3's folds, each scored on its own validation part). "
+        )
+        + "Paper: its "
         "reported number for the model and dataset the row stands for (paper_numbers.yaml, with sources). MACs: "
         "multiply-adds of one forward pass per sample (convolutions and matrix products, meta-device count)"
         + (
@@ -210,6 +268,14 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
             else "."
         ),
     ]
+    if len(scored) > 1:
+        ens = [f"{r['row']} ({PAPER_DATASET_LABELS.get(r['column'], r['column'])})" for r in records
+               if r.get("scored") == "ensemble"]  # fmt: skip
+        lines += [
+            "",
+            f"Scored as each seed's folds' ensemble on the test set: {', '.join(ens)}; the other rows each fold on "
+            "its own validation part (ours − our plain only between rows scored alike).",
+        ]
     stand_ins = [c for c in columns if datasets[c] != c]
     if stand_ins:
         lines += [
