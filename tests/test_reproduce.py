@@ -772,6 +772,32 @@ def test_the_estimate_adds_the_scoring_of_every_evaluated_volume(tmp_path, monke
     assert e.eval_seconds == 1.0 and "scoring of each volume not timed (no data folder)" in e.note
 
 
+def test_the_scoring_estimate_adds_taking_a_resampled_case_back_to_its_own_grid(tmp_path, monkeypatch):
+    """A case read at another spacing than the target one is scored in its own grid after its probabilities are
+    resampled back (seconds per class for a CT-sized volume): the estimate times ``to_original`` on the first such
+    case's sizes and adds it, scaled by voxels, for those cases only."""
+    pytest.importorskip("monai")
+    pytest.importorskip("dynamic_network_architectures")
+    import poolskip.tasks.segmentation3d as seg3d
+    import volumetric_data as vd
+    from poolskip.engine.config import make_config
+    from poolskip.engine.trainer import task_context
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    back = seg3d._timed_resampling.__wrapped__(3, vd.SHAPE, (1.0, 1.0, 1.0), (2.0, 1.0, 1.0))
+    assert back > 0  # to_original on a 3-class prediction at 2 mm back to 20x24x16 voxels at 1 mm
+    root = vd.decathlon(tmp_path / "Task97_Tiny", n=5)
+    monkeypatch.setattr(seg3d, "_timed_scoring", lambda *a: (3.0, math.prod(vd.SHAPE)))
+    calls = []
+    monkeypatch.setattr(seg3d, "_timed_resampling", lambda *a: calls.append(a) or 5.0)
+    cfg = plan("table3", "tiny", data_dir=str(root))[0].config
+    at_its_spacing = seg3d.Segmentation3dTask.scoring_seconds(task_context(make_config(cfg)))
+    assert at_its_spacing == pytest.approx(3.0) and calls == []  # nothing to take back
+    moved = make_config(cfg, {"target_spacing": [2.0, 1.0, 1.0]})
+    assert seg3d.Segmentation3dTask.scoring_seconds(task_context(moved)) == pytest.approx(3.0 + 5.0)
+    assert calls == [(3, vd.SHAPE, (1.0, 1.0, 1.0), (2.0, 1.0, 1.0))]
+
+
 def test_timing_runs_in_a_process_that_has_freed_a_large_buffer_as_a_runs_has(monkeypatch):
     """glibc's malloc serves blocks above its mmap threshold with fresh pages until a block that large was freed; a
     run's process has freed large buffers reading its data, a dry run's had not (its steps paid page faults: the

@@ -236,6 +236,30 @@ def _timed_scoring(label: str, num_classes: int, tolerance: float) -> tuple[floa
     return time.perf_counter() - t, lab.numel()
 
 
+@functools.lru_cache(maxsize=8)
+def _timed_resampling(
+    classes: int, shape: tuple[int, ...], spacing: tuple[float, ...], target: tuple[float, ...]
+) -> float:
+    """Seconds :func:`~poolskip.data.seg3d.to_original` takes a prediction of ``classes`` made at ``target`` mm
+    back to a case of ``shape`` voxels at ``spacing`` mm (its whole grid the crop: the largest cost; after a call
+    on a few voxels, which pays for importing MONAI's resampling once)."""
+    import time
+
+    def case(shape, spacing, target):
+        new = resampled_size(shape, spacing, target)
+        diag = [torch.diag(torch.tensor([*s, 1.0], dtype=torch.float64)) for s in (target, spacing)]
+        geometry = {"resampled": True, "original_spacing": list(spacing), "shape": new, "crop": [[0, n] for n in new],
+                    "affine": diag[0], "original_affine": diag[1], "original_shape": list(shape),
+                    "original_label": None}  # fmt: skip
+        return torch.rand(classes, *new).softmax(0), {"geometry": geometry}
+
+    to_original(*case((4, 4, 4), spacing, spacing))
+    probs, rec = case(shape, spacing, target)
+    t = time.perf_counter()
+    to_original(probs, rec)
+    return time.perf_counter() - t
+
+
 def _planned_patch(o: Segmentation3dOptions, median: Sequence[int], spacing: Sequence[float]) -> list[int]:
     """``patch_size``, else the median shape capped at ``patch_max``, rounded up to ``patch_multiple`` and padded
     as nnU-Net pads its planned patch (to the total stride)."""
@@ -355,16 +379,24 @@ class Segmentation3dTask:
         """Seconds to score one evaluation volume after its forward pass (Dice, IoU and NSD in the case's own
         grid): :func:`~poolskip.metrics.score_volume` timed on the first evaluated case's label as read, against
         itself moved by one voxel (surfaces near, as a prediction's), scaled by voxels to the mean of the
-        evaluated cases. Not counted: resampling the probabilities back to that grid. None where the data
-        folder cannot be read."""
+        evaluated cases; plus, for the evaluated cases read at another spacing than the target one, taking the
+        probabilities back to their grid (:func:`~poolskip.data.seg3d.to_original`, timed on the first such case's
+        sizes, scaled by voxels). None where the data folder cannot be read."""
         o, d = ctx.options, ctx.data
         read = _read_geometry(d.dataset, d.data_dir, d.cache_dir, o)
         if read is None or not read[-1]:
             return None
+        target = read[6]
         evaluated = read[-1][: o.eval_subset] if o.eval_subset else read[-1]
         ds, headers = _dataset_headers(d.dataset, d.data_dir, o.split_seed)
         seconds, voxels = _timed_scoring(str(ds.cases[evaluated[0]].label), ds.num_classes, o.nsd_tolerance)
-        return seconds * float(np.mean([math.prod(headers[i][1]) for i in evaluated])) / voxels
+        seconds = seconds * float(np.mean([math.prod(headers[i][1]) for i in evaluated])) / voxels
+        moved = [i for i in evaluated if not np.allclose(headers[i][0], target, rtol=1e-3)]  # as preprocessing
+        if moved:
+            spacing, shape = headers[moved[0]]
+            back = _timed_resampling(ds.num_classes, tuple(shape), tuple(spacing), tuple(target))
+            seconds += back * sum(math.prod(headers[i][1]) for i in moved) / math.prod(shape) / len(evaluated)
+        return seconds
 
     # -- capability: CrossValidated
 
