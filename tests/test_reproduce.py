@@ -337,8 +337,11 @@ def test_fig4_tabulates_the_largest_layer_l2_l1_of_each_checkpoint_beside_the_pa
     assert plain["paper"]["mean"] == 0.35 and s2["paper"]["mean"] == s4["paper"]["mean"] == 0.1  # CIFAR-10 text
     md = render_table("fig4", records, "quick")
     assert "| ResNet350 (width 4) Pool Skip S2 |" in md and "Test error (%) of the same runs" in md
-    # results/ keeps no checkpoint: the l2/l1 written beside the run's files the first time makes the table again
+    # reading writes nothing; writing the table keeps each run's l2/l1 beside its files, which makes the table
+    # again without the checkpoint (results/ keeps none)
     first = tmp_path / "runs" / runs[0].name
+    assert not (first / "weights_l2_l1.json").exists()
+    reproduce.write_outputs("fig4", "quick", records, tmp_path)
     (first / "checkpoints" / "last.pt").unlink()
     assert [r["values"] for r in collect(runs, tmp_path)] == [r["values"] for r in records]
     (first / "weights_l2_l1.json").unlink()

@@ -21,7 +21,7 @@ from ..stats import format_mean_std, mean_std
 from ..tables import Column, Stat, markdown, ours_minus_paper
 from .plan import Run
 
-__all__ = ["PAPER_DATASET_LABELS", "collect", "layer_l2_l1", "render_table", "write_outputs"]
+__all__ = ["PAPER_DATASET_LABELS", "collect", "keep_l2_l1", "layer_l2_l1", "render_table", "write_outputs"]
 
 PAPER_DATASET_LABELS = {
     "cifar10": "CIFAR-10",
@@ -298,7 +298,8 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
 
 def write_outputs(command: str, scale: str, records: Sequence[Mapping[str, Any]], root: Path) -> list[Path]:
     """The table of ``records`` written under ``root`` as ``COMMAND.md`` (first in the list returned), ``.csv`` and
-    ``.json``, each atomically (a stop mid-write leaves the previous file), then Fig. 3's or 4's plot."""
+    ``.json``, each atomically (a stop mid-write leaves the previous file), then Fig. 3's or 4's plot; for Fig. 4
+    each run's :data:`L2_L1_FILE` too (:func:`keep_l2_l1`)."""
     md = root / f"{command}.md"
     atomic_write_text(md, render_table(command, records, scale))
     rows = io.StringIO(newline="")
@@ -326,6 +327,10 @@ def write_outputs(command: str, scale: str, records: Sequence[Mapping[str, Any]]
     atomic_write_text(root / f"{command}.csv", rows.getvalue())
     atomic_write_text(root / f"{command}.json", json.dumps(list(records), indent=1, default=str))
     written = [md, root / f"{command}.csv", root / f"{command}.json"]
+    if command == "fig4":  # beside each run: its l2/l1, which results/ keeps instead of the checkpoint
+        for r in records:
+            for d in r["run_dirs"]:
+                keep_l2_l1(Path(d))
     if command == "fig3":
         written.append(_plot_fig3(records, root))
     if command == "fig4":
@@ -365,24 +370,25 @@ def _plot_fig3(records: Sequence[Mapping[str, Any]], root: Path) -> Path:
 L2_L1_FILE = "weights_l2_l1.json"
 
 
-def layer_l2_l1(run_dir: Path) -> list[float]:
-    """Per-layer l2/l1 of the conv weights of a run's last checkpoint, layers in output order (Fig. 4): read from
-    :data:`L2_L1_FILE` where the run has it (written here the first time, where the folder can be written),
-    else from the checkpoint."""
+def _checkpoint_l2_l1(ckpt: Path) -> tuple[Any, list[float]]:
+    """``(epoch, per-layer l2/l1)`` of the conv weights in the checkpoint ``ckpt`` (Pool Skip's own convs left out)."""
     import torch
 
     from ...diagnostics.measures import l2_l1
 
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    sd = state.get("model", state) if isinstance(state, Mapping) else state
+    ratios = [l2_l1(w) for k, w in sd.items() if k.endswith(".weight") and w.dim() >= 3 and ".pool_skip." not in k]
+    return (state.get("epoch") if isinstance(state, Mapping) else None), ratios
+
+
+def layer_l2_l1(run_dir: Path) -> list[float]:
+    """Per-layer l2/l1 of the conv weights of a run's last checkpoint, layers in output order (Fig. 4): from the
+    checkpoint, else from :data:`L2_L1_FILE` (:func:`keep_l2_l1`), checked to be of the run's last epoch. Reads
+    only."""
     kept, ckpt = Path(run_dir) / L2_L1_FILE, Path(run_dir) / "checkpoints" / "last.pt"
     if ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        sd = state.get("model", state) if isinstance(state, Mapping) else state
-        ratios = [l2_l1(w) for k, w in sd.items() if k.endswith(".weight") and w.dim() >= 3 and ".pool_skip." not in k]
-        try:
-            atomic_write_text(kept, json.dumps({"epoch": state.get("epoch"), "l2_l1": ratios}) + "\n")
-        except OSError:  # a copy of someone's runs: read-only, the checkpoint is the record
-            pass
-        return ratios
+        return _checkpoint_l2_l1(ckpt)[1]
     if kept.is_file():
         try:
             data = json.loads(kept.read_text())
@@ -397,6 +403,21 @@ def layer_l2_l1(run_dir: Path) -> list[float]:
         f"{ckpt} is missing, and so is {kept.name}: Fig. 4's l2/l1 is read from each finished run's last "
         "checkpoint (a copy of the runs without either cannot make the table again)"
     )
+
+
+def keep_l2_l1(run_dir: Path) -> bool:
+    """Write :data:`L2_L1_FILE` beside a run's files from its last checkpoint (atomically), so Fig. 4 is made
+    again without the checkpoint; False where the run has no checkpoint or its folder cannot be written (a copy of
+    someone's runs: the checkpoint, or the file already there, is the record)."""
+    ckpt = Path(run_dir) / "checkpoints" / "last.pt"
+    if not ckpt.is_file():
+        return False
+    epoch, ratios = _checkpoint_l2_l1(ckpt)
+    try:
+        atomic_write_text(Path(run_dir) / L2_L1_FILE, json.dumps({"epoch": epoch, "l2_l1": ratios}) + "\n")
+    except OSError:
+        return False
+    return True
 
 
 def _plot_fig4(records: Sequence[Mapping[str, Any]], root: Path) -> Path:
