@@ -594,8 +594,15 @@ def test_table3_scores_each_cells_folds_ensemble_on_the_test_set(tmp_path, monke
     assert records["pool_skip"]["scored"] == "ensemble" and len(records["pool_skip"]["values"]) == 1
     md = render_table("table3", list(records.values()), "tiny")
     assert "Scored as each seed's folds' ensemble on the test set: nnUNet +ours (BTCV)" in md
-    assert _run(args) == 0
-    assert json.loads(record_file.read_text())["members"] != record["members"]  # scored again
+    # scored again, here as a Slurm job (submitit's local executor), as a cluster reproduction would
+    slurm = ("--launcher", "slurm", "--slurm-executor", "local", "--slurm-gpus", "0", "--slurm-cpus", "1")
+    capsys.readouterr()
+    assert _run(_args("table3", tmp_path / "out", "--scale", "tiny", "--threads", "1", "--dataset", "btcv",
+                      "--data-dir", str(data), *slurm)) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.count("submitted as local job") == 1 and "btcv_nnUNet_plain/seed0: scoring the 2 folds'" in out
+    again = json.loads(record_file.read_text())
+    assert again["members"] != record["members"] and again["scores"]["dice"] == pytest.approx(direct["dice"])
 
 
 def test_mean_std_and_its_cell():
