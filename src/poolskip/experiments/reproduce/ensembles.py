@@ -23,7 +23,17 @@ from typing import Any
 from ..results import read_config, run_status
 from .plan import Run
 
-__all__ = ["ENSEMBLES", "WHICH", "EnsembleJob", "cells", "ensemble_jobs", "read_ensemble", "test_cases", "why_not"]
+__all__ = [
+    "ENSEMBLES",
+    "WHICH",
+    "EnsembleJob",
+    "cells",
+    "ensemble_jobs",
+    "read_ensemble",
+    "task_of",
+    "test_cases",
+    "why_not",
+]
 
 #: The folder of the ensembles' records, beside ``runs/``.
 ENSEMBLES = "ensembles"
@@ -49,15 +59,22 @@ def _digests(root: Path, names: Sequence[str]) -> dict[str, str]:
     return {n: hashlib.sha256((root / "runs" / n / "summary.json").read_bytes()).hexdigest() for n in names}
 
 
+def task_of(members: Sequence[Run]):
+    """``(config, task class)`` of one cell's folds (their first run's: a cell's folds share all but the fold)."""
+    from ...engine.config import make_config
+    from ...tasks import get_task
+
+    cfg = make_config(members[0].config)
+    return cfg, get_task(cfg.task)
+
+
 def test_cases(members: Sequence[Run]) -> list[str] | None:
     """The labelled test cases of the data one cell's folds train on (empty: none; None: unreadable here, or a
     task without folds)."""
-    from ...engine.config import make_config
     from ...engine.trainer import task_context
-    from ...tasks import CrossValidated, get_task
+    from ...tasks import CrossValidated
 
-    cfg = make_config(members[0].config)
-    task = get_task(cfg.task)
+    cfg, task = task_of(members)
     return task.test_cases(task_context(cfg)) if isinstance(task, CrossValidated) else None
 
 
@@ -66,13 +83,11 @@ def why_not(members: Sequence[Run], root: Path, finished: bool = True) -> str:
     cannot start here, fewer folds planned than the task has (the quick scale's 3 of 5), a fold not finished
     (with ``finished``; without it, what the plan will allow once they are), or data without a labelled test
     set (the Decathlon's, nnU-Net's raw layout) or unreadable here."""
-    from ...engine.config import make_config
-    from ...tasks import CrossValidated, get_task
+    from ...tasks import CrossValidated
 
     if any(r.note for r in members):
         return "its runs cannot start here"
-    cfg = make_config(members[0].config)
-    task = get_task(cfg.task)
+    cfg, task = task_of(members)
     if not isinstance(task, CrossValidated):
         return f"task {cfg.task!r} has no folds"
     n = task.num_folds(cfg.options)

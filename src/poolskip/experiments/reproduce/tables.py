@@ -6,6 +6,7 @@ row (:func:`~.estimate.run_cost`, the count the dry run prints). Fig. 3 and Fig.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import statistics
@@ -44,6 +45,8 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
     """
     records: dict[tuple[str, str], dict[str, Any]] = {}
     table = runs[0].command if runs else None
+    from .ensembles import task_of
+
     ensembles = _ensembles(runs, root)
     for r in runs:
         if (r.row, r.column) not in records:
@@ -68,7 +71,7 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
         rec = records[key]
         rec["scored"] = "ensemble"
         for seed, members, record in scored:
-            monitor = _monitor(members)
+            monitor = task_of(members)[1].monitor  # the metric the folds monitor, shown of their ensemble
             rec["values"].append(float(record["scores"][monitor.metric]))
             rec["seeds"].append(seed)
             rec["folds"] += sorted(r.fold for r in members)
@@ -92,15 +95,6 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
         rec["paper"] = entry
         out.append(rec)
     return out
-
-
-def _monitor(members: Sequence[Run]):
-    """The metric a cell's folds monitor (their task's :class:`~poolskip.tasks.Monitor`), which the table shows
-    of their ensemble."""
-    from ...engine.config import make_config
-    from ...tasks import get_task
-
-    return get_task(make_config(members[0].config).task).monitor
 
 
 def _ensembles(runs: Sequence[Run], root: Path) -> dict[tuple[str, str], list[tuple[int, list[Run], dict]]]:
@@ -371,14 +365,22 @@ L2_L1_FILE = "weights_l2_l1.json"
 
 
 def _checkpoint_l2_l1(ckpt: Path) -> tuple[Any, list[float]]:
-    """``(epoch, per-layer l2/l1)`` of the conv weights in the checkpoint ``ckpt`` (Pool Skip's own convs left out)."""
+    """``(epoch, per-layer l2/l1)`` of the conv weights in the checkpoint ``ckpt`` (Pool Skip's own convs left out),
+    loaded once per process while the file stays as it is (the table, its l2/l1 file and its plot ask for it)."""
+    st = ckpt.stat()
+    epoch, ratios = _l2_l1_of(str(ckpt.resolve()), st.st_mtime_ns, st.st_size)
+    return epoch, list(ratios)
+
+
+@functools.lru_cache(maxsize=64)
+def _l2_l1_of(ckpt: str, mtime_ns: int, size: int) -> tuple[Any, tuple[float, ...]]:
     import torch
 
     from ...diagnostics.measures import l2_l1
 
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     sd = state.get("model", state) if isinstance(state, Mapping) else state
-    ratios = [l2_l1(w) for k, w in sd.items() if k.endswith(".weight") and w.dim() >= 3 and ".pool_skip." not in k]
+    ratios = tuple(l2_l1(w) for k, w in sd.items() if k.endswith(".weight") and w.dim() >= 3 and ".pool_skip." not in k)
     return (state.get("epoch") if isinstance(state, Mapping) else None), ratios
 
 
