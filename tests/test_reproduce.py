@@ -537,22 +537,22 @@ def test_every_other_command_trains_end_to_end_at_tiny_size_on_fixtures(command,
         assert (root / f"{command}.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_table3_scores_each_cells_folds_ensemble_on_the_test_set(tmp_path, monkeypatch, capsys):
-    """Table 3 as the paper measures it: once a cell's folds (every fold of the task) are trained on data with a
-    labelled test set (a tiny BTCV here, 3 of its 8 cases the test set), reproduce scores their ensemble there,
-    writes its record, and the table shows it (the very number ``ensemble_runs`` gives); a second reproduction
-    keeps the record; a fold trained again since makes it stale (the table falls back to the folds' own scores,
-    the next reproduction scores it again). On the Decathlon (no test set) the folds' scores stand
-    (``test_every_other_command_trains_end_to_end_at_tiny_size_on_fixtures``)."""
+def _two_fold_btcv_table3(tmp_path, monkeypatch, test_shape: tuple | None = None) -> Path:
+    """A tiny BTCV (8 cases of 12x12x10 voxels, 3 of them its test set, those of ``test_shape`` where given) and
+    Table 3's tiny scale cut to nnU-Net (width 4, 16^3 patches) on 2 folds of 2: a cell's folds are all the task's."""
     for module in ("monai", "nibabel", "dynamic_network_architectures"):
         pytest.importorskip(module)
     import volumetric_data as vd
-    from poolskip.experiments.folds3d import ensemble_runs
     from poolskip.experiments.reproduce import protocols
     from poolskip.experiments.reproduce.protocols import Net
 
     names = [f"img{i:04d}" for i in range(8)]
-    data = vd.listed(tmp_path / "btcv", "dataset_0.json", {"training": names[:6], "validation": names[6:]})
+    groups = {"training": names[:6], "validation": names[6:]}
+    data = vd.listed(tmp_path / "btcv", "dataset_0.json", groups)
+    if test_shape:  # the test set (BTCV's: a seeded 12 of 30, here 3 of 8) written again at that size
+        from poolskip.data.seg3d import load_volumes
+
+        vd.listed(data, "dataset_0.json", groups, shapes=dict.fromkeys(load_volumes("btcv", data).test_ids, test_shape))
     tiny = protocols.TINY["table3"]
     two_folds = dataclasses.replace(
         tiny, folds=(0, 1), nets=(Net("nnunet", "nnUNet"),),
@@ -560,6 +560,55 @@ def test_table3_scores_each_cells_folds_ensemble_on_the_test_set(tmp_path, monke
     )  # fmt: skip
     monkeypatch.setitem(protocols.TINY, "table3", two_folds)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return data
+
+
+def test_a_table3_ensemble_is_sized_on_the_test_volumes_and_its_memory_is_in_the_peak(tmp_path, monkeypatch):
+    """The dry run sizes a cell's folds' ensemble on the test set's own volumes, not its folds' validation ones:
+    here each test volume has 8 sliding windows where each validation volume has 1, so the ensemble's forward
+    passes are k x 3 volumes x 8 windows at the fold's time a window; each test volume is scored once (the task's
+    scoring asked for the test set, fold -1); loading the task on the test set is added, its first preparation
+    kept apart. Its memory (k models, an evaluation of the largest test volume, the summed probabilities) is
+    larger than a fold's evaluation and is the dry run's evaluation peak."""
+    import importlib
+
+    from poolskip.experiments.reproduce.ensembles import cells, test_config
+
+    est = importlib.import_module("poolskip.experiments.reproduce.estimate")
+    data = _two_fold_btcv_table3(tmp_path, monkeypatch, test_shape=(24, 24, 20))
+    runs = plan("table3", "tiny", dataset="btcv", data_dir=str(data))
+    members = next(m for (cell, _), m in cells(runs).items() if cell.endswith("_plain"))
+    fold_g, test_g = est.geometry(members[0].config), est.geometry(test_config(members))
+    assert (fold_g.n_eval, fold_g.eval_windows) == (1, 1) and (test_g.n_eval, test_g.eval_windows) == (3, 8)
+    assert test_g.eval_shape[1:] == (24, 24, 20)
+    scored = []
+    monkeypatch.setattr(est, "scoring_seconds", lambda config: scored.append(config) or 0.75)
+    monkeypatch.setattr(est, "_time_data", lambda run_, cache: (5.0, 1.0, None, ""))
+    fold = est.Estimate(eval_seconds=2.0 + 0.5, score_seconds=0.5)  # 2 s a window, 0.5 s to score a volume
+    e = est.ensemble_estimate(members, fold, time_steps=1)
+    assert [c["segmentation3d"]["fold"] for c in scored] == [-1]
+    assert e.eval_seconds == pytest.approx(3 * (2 * 8 * 2.0 + 0.75))  # as the validation volume: 3 x (2 x 2 + 0.5)
+    assert e.wall_seconds == pytest.approx(e.eval_seconds + 1.0) and (e.prepare_seconds, e.data_seconds) == (5.0, 1.0)
+    _, fold_eval = est.peak_memory(members[0])
+    params = est.run_cost(members[0])[0] * 4
+    assert e.eval_bytes - fold_eval >= params + 2 * 3 * 24 * 24 * 20 * 4  # a second model, the summed probabilities
+    report = est.dry_run_report(runs, tmp_path / "out", time_steps=0)
+    peak = next(ln for ln in report.splitlines() if ln.startswith("4 runs;"))
+    assert "evaluation batch" in peak and "(ensemble of btcv_nnUNet_" in peak
+    line = next(ln for ln in report.splitlines() if ln.startswith("ensemble of btcv_nnUNet_plain/seed0"))
+    assert est._gib(e.eval_bytes).replace(" ", "") in line and "2 folds x 3 test volumes" in line
+
+
+def test_table3_scores_each_cells_folds_ensemble_on_the_test_set(tmp_path, monkeypatch, capsys):
+    """Table 3 as the paper measures it: once a cell's folds (every fold of the task) are trained on data with a
+    labelled test set (a tiny BTCV here, 3 of its 8 cases the test set), reproduce scores their ensemble there,
+    writes its record, and the table shows it (the very number ``ensemble_runs`` gives); a second reproduction
+    keeps the record; a fold trained again since makes it stale (the table falls back to the folds' own scores,
+    the next reproduction scores it again). On the Decathlon (no test set) the folds' scores stand
+    (``test_every_other_command_trains_end_to_end_at_tiny_size_on_fixtures``)."""
+    from poolskip.experiments.folds3d import ensemble_runs
+
+    data = _two_fold_btcv_table3(tmp_path, monkeypatch)
     args = _args("table3", tmp_path / "out", "--scale", "tiny", "--threads", "1", "--dataset", "btcv",
                  "--data-dir", str(data))  # fmt: skip
     dry = _args("table3", tmp_path / "out", "--scale", "tiny", "--dataset", "btcv", "--data-dir", str(data),

@@ -60,13 +60,16 @@ def nnunet_raw(root: Path, n: int = 6, classes: int = 3, channels=("CT",)) -> Pa
     return root
 
 
-def listed(root: Path, json_name: str, groups: dict[str, list[str]], classes: int = 3) -> Path:
-    """BTCV (MONAI's dataset_0.json) or AMOS (dataset.json): image/label entries under each group key."""
+def listed(
+    root: Path, json_name: str, groups: dict[str, list[str]], classes: int = 3, shapes: dict[str, tuple] | None = None
+) -> Path:
+    """BTCV (MONAI's dataset_0.json) or AMOS (dataset.json): image/label entries under each group key, each case
+    12x12x10 voxels or its size in ``shapes``."""
     desc: dict = {"labels": {str(c): f"organ{c}" for c in range(classes)}, "modality": {"0": "CT"}}
     for key, names in groups.items():
         desc[key] = []
         for j, name in enumerate(names):
-            img, seg = volume(j, shape=(12, 12, 10), classes=classes)
+            img, seg = volume(j, shape=(shapes or {}).get(name, (12, 12, 10)), classes=classes)
             save(root / "imagesTr" / f"{name}.nii.gz", img - 100)
             save(root / "labelsTr" / f"{name}.nii.gz", seg)
             desc[key].append({"image": f"imagesTr/{name}.nii.gz", "label": f"labelsTr/{name}.nii.gz"})

@@ -32,6 +32,7 @@ __all__ = [
     "read_ensemble",
     "task_of",
     "test_cases",
+    "test_config",
     "why_not",
 ]
 
@@ -66,6 +67,16 @@ def task_of(members: Sequence[Run]):
 
     cfg = make_config(members[0].config)
     return cfg, get_task(cfg.task)
+
+
+def test_config(members: Sequence[Run]) -> dict[str, Any]:
+    """The resolved config one cell's folds' ensemble reads its test set with, as ``ensemble_runs`` builds it:
+    the first fold's, with every fold's options (the task's ``fold_options(options, None)``: the test set, whole)
+    and the whole training set (no ``train_subset``)."""
+    cfg, task = task_of(members)
+    cfg.options = task.fold_options(cfg.options, None)
+    cfg.data.train_subset = None
+    return cfg.to_dict()
 
 
 def test_cases(members: Sequence[Run]) -> list[str] | None:

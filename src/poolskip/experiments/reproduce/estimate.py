@@ -22,6 +22,8 @@ evaluation batch, and wall time (preprocessing, training steps, evaluations).
   dataset and the preparing of its training batches (reading, cropping, augmenting), which every step waits
   for. In the dry run, a run whose row already has finished runs on disk also shows their median measured
   wall time, beside its estimate.
+- Table 3's ensembles (:func:`ensemble_estimate`): scoring a cell's folds' ensemble on the test set, its memory
+  and time sized on the test volumes.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import statistics
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +45,7 @@ from .plan import Run
 if TYPE_CHECKING:
     from ...tasks import NominalGeometry
 
-__all__ = ["GiB", "STAND_IN", "Estimate", "estimate", "geometry", "peak_memory", "run_cost"]
+__all__ = ["GiB", "STAND_IN", "Estimate", "ensemble_estimate", "estimate", "geometry", "peak_memory", "run_cost"]
 
 GiB = 2**30
 
@@ -533,34 +535,73 @@ def _gib(n: int | None) -> str:
     return f"{n / GiB:.2f} GiB" if n >= GiB / 10 else f"{n / 2**20:.1f} MiB"
 
 
-def _ensemble_lines(runs: Sequence[Run], root: Path, estimates: Mapping[str, Estimate]) -> tuple[list[str], float]:
-    """A line per cell of Table 3 whose folds' ensemble the reproduction will score on the test set
-    (:mod:`.ensembles`), and the seconds of those not scored yet: k folds' forward passes over each test volume
-    (per volume as a fold's evaluation, the test volumes taken to be the size of its validation volumes), each
-    volume scored once. A cell without one is named with why."""
-    from .ensembles import cells, read_ensemble, test_cases, why_not
+def ensemble_estimate(
+    members: Sequence[Run], fold: Estimate, time_steps: int = 2, _cache: dict | None = None
+) -> Estimate:
+    """What scoring one cell's folds' ensemble on the test set costs (:mod:`.ensembles`), its data the test set's
+    (:func:`~.ensembles.test_config`: its volumes' number, sizes and windows as the task reads them from the
+    headers), ``fold`` the estimate of one of its folds (:func:`estimate`).
 
-    lines, total = [], 0.0
+    - Memory (``eval_bytes``): the k models on one device beside an evaluation of the largest test volume
+      (counted as a fold's evaluation batch is) and the running sum of the folds' probabilities over that volume,
+      twice (the sum and the next one).
+    - Time (``eval_seconds``): each test volume predicted by the k models, at the fold's evaluation time a window
+      (its forward passes, its scoring left out) times the volume's windows, and scored once in its own grid (the
+      task's scoring timed on the test set, as for an evaluation); ``prepare_seconds`` and ``data_seconds``:
+      building the task on the test set the first time (the test volumes prepared) and again (loading the
+      prepared volumes), timed as the ensemble builds it; ``wall_seconds``: the scoring and the loading (a dry
+      run counts the first preparation once per dataset). ``time_steps=0`` times nothing."""
+    from .ensembles import test_config
+
+    cache = _cache if _cache is not None else {}
+    k, config = len(members), test_config(members)
+    test = geometry(config)
+    e = Estimate()
+    try:
+        net = _net(members[0], test, "meta")
+        params = sum(p.numel() * p.element_size() for p in net.parameters())
+        summed = test.classes * math.prod(test.eval_shape[1:]) * 4  # float32 probabilities of the largest volume
+        e.eval_bytes = _eval_bytes(net, test) + (k - 1) * params + 2 * summed
+    except Exception as err:  # a model that cannot be counted at this input: say so
+        e.note = "; ".join(x for x in (e.note, f"memory not counted: {err}") if x)
+    g = geometry(members[0].config)
+    if time_steps <= 0 or fold.eval_seconds is None or g.n_eval < 1:
+        return e
+    window = (fold.eval_seconds - (fold.score_seconds or 0.0) * g.n_eval) / (g.n_eval * g.eval_windows)
+    score = scoring_seconds(config)
+    if score is None:
+        e.note = "; ".join(x for x in (e.note, "scoring of each test volume not timed (no data folder)") if x)
+        return e
+    first, later, _, note = _time_data(replace(members[0], config=config), cache.setdefault("data", {}))
+    e.note = "; ".join(x for x in (e.note, note) if x)
+    e.score_seconds, e.prepare_seconds, e.data_seconds = score, first, later
+    e.eval_seconds = test.n_eval * (k * window * test.eval_windows + score)
+    e.wall_seconds = e.eval_seconds + (later or 0.0)
+    return e
+
+
+def _ensemble_lines(
+    runs: Sequence[Run], root: Path, estimates: Mapping[str, Estimate], time_steps: int, cache: dict
+) -> list[tuple[str, str, Estimate | None, str]]:
+    """``(name, status, estimate, the test set's data)`` per cell of Table 3 whose folds' ensemble the
+    reproduction will score on the test set (:mod:`.ensembles`, :func:`ensemble_estimate`; status ``finished``
+    where its record is there); a cell that will have none: status ``none``, no estimate, and why."""
+    from .ensembles import cells, read_ensemble, test_cases, test_config, why_not
+
+    out = []
     for (cell, seed), members in cells(runs).items():
         name = f"ensemble of {cell}/seed{seed}"
         why = why_not(members, root, finished=False)
         if why:
-            lines.append(f"{name:60s} {'none':9s}  no folds' ensemble on the test set: {why}")
+            out.append((name, "none", None, f"no folds' ensemble on the test set: {why}"))
             continue
         done = read_ensemble(members, root) is not None
-        e, k, n_test = estimates[members[0].name], len(members), len(test_cases(members) or ())
-        seconds = None
-        if e.eval_seconds is not None:
-            score = e.score_seconds or 0.0
-            forward = e.eval_seconds / geometry(members[0].config).n_eval - score
-            seconds = n_test * (k * forward + score)
-            total += 0.0 if done else seconds
-        lines.append(
-            f"{name:60s} {'finished' if done else 'new':9s} {'':>9s} {'':>10s} {'':>10s} {'':>10s} {'':>8s} "
-            f"{'':>7s} {_human(seconds):>9s}  {k} folds x {n_test} test volumes (sized as the folds' validation "
-            "volumes), each scored once"
-        )
-    return lines, total
+        e = ensemble_estimate(members, estimates[members[0].name], time_steps, cache)
+        what = f"{len(members)} folds x {len(test_cases(members) or ())} test volumes, each scored once"
+        e.note = "; ".join(x for x in (what, e.note) if x)
+        data = json.dumps([test_config(members).get("data"), "test set"], sort_keys=True, default=str)
+        out.append((name, "finished" if done else "new", e, data))
+    return out
 
 
 def _finished_walls(row: Path) -> list[float]:
@@ -583,7 +624,8 @@ def _finished_walls(row: Path) -> list[float]:
 def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
     """The plan as text: every run with its status, params, MACs, peak memory of a training step and of an
     evaluation batch, the time of a step (its computation and the preparing of its batch) and of an evaluation,
-    and its estimated wall time; then the totals.
+    and its estimated wall time; a line per cell of Table 3 for its folds' ensemble on the test set
+    (:func:`ensemble_estimate`), or why it has none; then the totals (peak memory: of every run and ensemble).
 
     Every run is estimated by timing, on the machine as it is now. A run whose row (the same config but for
     the seed or fold) has finished runs on disk also shows their median measured wall time in its note: a
@@ -606,6 +648,7 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
     unavailable = 0
     peak = (0, None), (0, None)
     estimates = {}
+    rows: list[tuple[str, str, Estimate, str, bool]] = []  # name, status, estimate, its data, an ensemble
     for r in runs:
         e = estimates[r.name] = estimate(r, time_steps, cache)
         status = "n/a" if r.note else run_status(root / "runs" / r.name)
@@ -620,26 +663,31 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
             plural = "s" * (len(walls) > 1)
             measured = f"its row's {len(walls)} finished run{plural}: {_human(statistics.median(walls))} (median)"
             e.note = "; ".join(x for x in (e.note, measured) if x)
+        rows.append((r.name, status, e, json.dumps(r.config.get("data"), sort_keys=True, default=str), False))
+    rows += [(*x, True) for x in _ensemble_lines(runs, root, estimates, time_steps, cache)]
+    for name, status, e, data, ensemble in rows:
+        if e is None:  # a cell without an ensemble: why
+            lines.append(f"{name:60s} {status:9s}  {data}")
+            continue
         if e.wall_seconds and status != "finished":
             total += e.wall_seconds
-            data = json.dumps(r.config.get("data"), sort_keys=True, default=str)
             if e.prepare_seconds is not None and data not in prepared:
                 prepared[data] = max(0.0, e.prepare_seconds - (e.data_seconds or 0.0))
         if e.train_bytes is not None and e.train_bytes > peak[0][0]:
-            peak = (e.train_bytes, r.name), peak[1]
+            peak = (e.train_bytes, name), peak[1]
         if e.eval_bytes is not None and e.eval_bytes > peak[1][0]:
-            peak = peak[0], (e.eval_bytes, r.name)
+            peak = peak[0], (e.eval_bytes, name)
+        blank = "" if ensemble else "—"  # what an ensemble does not have: parameters of its own, a training step
         lines.append(
-            f"{r.name:60s} {status:9s} "
-            f"{(f'{e.params / 1e6:.2f}M' if e.params is not None else '—'):>9s} "
-            f"{(f'{e.macs / 1e6:.1f}M' if e.macs is not None else '—'):>10s} "
-            f"{_gib(e.train_bytes).replace(' ', ''):>10s} {_gib(e.eval_bytes).replace(' ', ''):>10s} "
-            f"{(f'{e.step_seconds + (e.batch_seconds or 0.0):.3f}s' if e.step_seconds is not None else '—'):>8s} "
+            f"{name:60s} {status:9s} "
+            f"{(f'{e.params / 1e6:.2f}M' if e.params is not None else blank):>9s} "
+            f"{(f'{e.macs / 1e6:.1f}M' if e.macs is not None else blank):>10s} "
+            f"{(blank if ensemble else _gib(e.train_bytes).replace(' ', '')):>10s} "
+            f"{_gib(e.eval_bytes).replace(' ', ''):>10s} "
+            f"{(f'{e.step_seconds + (e.batch_seconds or 0.0):.3f}s' if e.step_seconds is not None else blank):>8s} "
             f"{_human(e.eval_seconds):>7s} {_human(e.wall_seconds):>9s}  {e.note}"
         )
-    ensembles, scoring = _ensemble_lines(runs, root, estimates)
-    lines += ensembles
-    total += sum(prepared.values()) + scoring
+    total += sum(prepared.values())
     lines.append(
         f"{len(runs)} run{'s' * (len(runs) != 1)}; {unavailable} not runnable here yet; "
         f"peak memory (estimated, one device): training step {_gib(peak[0][0])} ({peak[0][1]}), "
