@@ -25,7 +25,7 @@ from poolskip.experiments.results import read_config, read_history, read_summary
 HERE = Path(__file__).resolve().parent
 CHECKS = (
     "table2-tiny", "table3-tiny", "table4-quick", "table2-quick", "table1-quick", "table3-quick", "table5-quick",
-    "fig3-tiny", "fig4-tiny", "fig3-quick",
+    "fig3-tiny", "fig4-tiny", "fig3-quick", "fig4-quick",
 )  # fmt: skip
 UNIT = {"s": 1, "min": 60, "h": 3600, "d": 86400}
 SPAN = r"([\d.]+) (s|min|h|d)|—"
