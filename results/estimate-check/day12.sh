@@ -7,7 +7,7 @@ D=${1:-../shared/data}
 OUT=results/estimate-check
 net=nnUNet
 test ! -e "$OUT/table3-quick.dry-run-$net-plain-seed0-folds1-2.txt"  # never overwrite a kept dry run
-python "$OUT/rows.py" --seed 0 --folds 1 2 table3 "$D/hippocampus-msd" "$net" plain \
+python "$OUT/rows.py" --seed 0 --folds 1,2 table3 "$D/hippocampus-msd" "$net" plain \
     > "$OUT/table3-quick-$net-plain-seed0-folds1-2.log.tmp" 2>&1
 mv "$OUT/table3-quick-$net-plain-seed0-folds1-2.log.tmp" "$OUT/table3-quick-$net-plain-seed0-folds1-2.log"
 mv "$OUT/table3-quick.dry-run-$net-seed0-folds1-2.txt" "$OUT/table3-quick.dry-run-$net-plain-seed0-folds1-2.txt"

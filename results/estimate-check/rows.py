@@ -5,7 +5,7 @@ Table 3, fold 0 of Hippocampus (or those of ``--folds``) on both threads; for Ta
 pick rows; Table 1 alone is some 5 hours here, Table 3 some 5 hours at fold 0 only), its dry run printed first,
 then the runs, one at a time. From the repository root:
 
-    python results/estimate-check/rows.py [--after] [--seed SEED] [--folds F ...] TABLE DATA NETWORK ROW [ROW ...] \
+    python results/estimate-check/rows.py [--after] [--seed SEED] [--folds F,...] TABLE DATA NETWORK ROW [ROW ...] \
         > results/estimate-check/TABLE-quick-NETWORK[-seedSEED].log
 
 e.g. ``table1 ../shared/data/cifar10-jpg MobileNet plain conv_skip`` (the rows the earlier estimator missed by
@@ -35,14 +35,15 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--after", action="store_true")
     p.add_argument("--seed", type=int, default=3)
-    p.add_argument("--folds", type=int, nargs="+", default=[0], help="Table 3: the folds (default 0)")
+    p.add_argument("--folds", default="0", help="Table 3: the folds, e.g. 1,2 (default 0)")
     p.add_argument("table", choices=("table1", "table3", "table4", "table5", "fig3", "fig4"))
     p.add_argument("data")
     p.add_argument("network")
     p.add_argument("rows", nargs="+")
     a = p.parse_args()
+    folds = [int(f) for f in a.folds.split(",")]
     if a.table == "table3":  # Hippocampus as the stand-in, fold 0 unless --folds says otherwise
-        runs = [r for r in plan(a.table, "quick", data_dir=a.data, seeds=[a.seed]) if r.fold in a.folds]
+        runs = [r for r in plan(a.table, "quick", data_dir=a.data, seeds=[a.seed]) if r.fold in folds]
     elif a.table in ("table1", "table4"):
         runs = plan(a.table, "quick", dataset="imagefolder", data_dir=a.data, seeds=[a.seed], controls=True, threads=1)
     else:  # Table 5, Figs. 3 and 4: no controls, the scale's own threads (both cores)
@@ -51,8 +52,8 @@ def main() -> None:
     for r in runs:
         r.note = check(r)
     name = a.network + (f"-seed{a.seed}" if a.seed != 3 else "")
-    if a.table == "table3" and a.folds != [0]:
-        name += "-folds" + "-".join(map(str, a.folds))
+    if a.table == "table3" and folds != [0]:
+        name += "-folds" + "-".join(map(str, folds))
     root = HERE / f"{a.table}-quick" / f"{a.table}-quick"
     if a.seed != 3 or a.after:  # an empty folder: timed, not the wall time of the row's seed 3 finished there
         with tempfile.TemporaryDirectory() as empty:
