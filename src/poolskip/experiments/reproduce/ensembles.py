@@ -104,7 +104,7 @@ def why_not(members: Sequence[Run], root: Path, finished: bool = True) -> str:
     n = task.num_folds(cfg.options)
     folds = sorted(r.fold for r in members)
     if folds != list(range(n)):
-        return f"folds {', '.join(map(str, folds))} of {n} planned, not all"
+        return f"fold{'s' * (len(folds) != 1)} {', '.join(map(str, folds))} of {n} planned, not all"
     unfinished = [r.fold for r in members if finished and run_status(root / "runs" / r.name) != "finished"]
     if unfinished:
         return f"fold(s) {', '.join(map(str, unfinished))} not finished"
