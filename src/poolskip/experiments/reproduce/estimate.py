@@ -648,7 +648,7 @@ def dry_run_report(runs: Sequence[Run], root: Path, time_steps: int) -> str:
     unavailable = 0
     peak = (0, None), (0, None)
     estimates = {}
-    rows: list[tuple[str, str, Estimate, str, bool]] = []  # name, status, estimate, its data, an ensemble
+    rows: list[tuple[str, str, Estimate | None, str, bool]] = []  # name, status, estimate, data or why, ensemble?
     for r in runs:
         e = estimates[r.name] = estimate(r, time_steps, cache)
         status = "n/a" if r.note else run_status(root / "runs" / r.name)
