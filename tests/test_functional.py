@@ -39,7 +39,7 @@ def _values_and_grads(fn, y, w, b, pool, grad_seed=1, grad_layout=lambda g: g):
     b = None if b is None else b.detach().requires_grad_()
     out = fn(y, w, b, pool)
     g = torch.randn(out.shape, generator=torch.Generator().manual_seed(grad_seed), dtype=out.dtype)
-    g = grad_layout(g)
+    g = grad_layout(g.to(out.device))  # the same gradient on every device (drawn on the CPU)
     leaves = [t for t in (y, w, b) if t is not None]
     return out, torch.autograd.grad(out, leaves, g)
 
@@ -93,6 +93,24 @@ def test_gradcheck():
     y, w, b = _inputs((3, 5), channels=2, batch=1, dtype=torch.float64)
     args = (y.requires_grad_(), w.requires_grad_(), b.requires_grad_())
     assert torch.autograd.gradcheck(lambda y, w, b: pool_unpool_conv(y, w, b, (2, 3)), args)
+
+
+@pytest.mark.parametrize("c_out", [1, 5])
+def test_other_output_channels_than_input_channels_match_plain_formulation(c_out):
+    """``weight`` (C_out, C, *k) with C_out != C: backward rebuilds the input's shape from the input, not from
+    the output's gradient."""
+    y, _, b = _inputs((5, 6), channels=3)
+    w = torch.randn(c_out, 3, 3, 3, generator=torch.Generator().manual_seed(1)) * 0.3
+    _assert_same_as_plain(y, w, b[:1].expand(c_out).contiguous(), (2, 3))
+    y64, w64 = y.double().requires_grad_(), w.double().requires_grad_()
+    assert torch.autograd.gradcheck(lambda y, w: pool_unpool_conv(y, w, None, 2), (y64[:1, :, :3], w64))
+
+
+def test_an_even_kernel_is_refused_with_and_without_autograd():
+    y, w = torch.randn(1, 2, 4, 4, requires_grad=True), torch.randn(2, 2, 2, 2)
+    for f in (pool_unpool_conv, pool_unpool_conv_reference):
+        with pytest.raises(ValueError, match=r"odd kernel size .* weight of shape \(2, 2, 2, 2\)"):
+            f(y, w, None, 2)
 
 
 def test_ties_keep_the_first_maximum_like_max_pool():
@@ -288,6 +306,20 @@ def test_cuda_matches_cpu_plain_formulation(spatial, pool):
     out, grads = _values_and_grads(pool_unpool_conv, y.cuda(), w.cuda(), b.cuda(), pool)
     ref, ref_grads = _values_and_grads(pool_unpool_conv_reference, y, w, b, pool)
     torch.testing.assert_close(out.cpu(), ref, atol=1e-4, rtol=1e-4)  # TF32/cuDNN algorithms differ from CPU
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got.cpu(), want, atol=1e-4, rtol=1e-4)
+
+
+@cuda
+def test_cuda_channels_last_and_other_output_channels():
+    """A channels_last input on the GPU and a weight of 6 output channels for 4 inputs, against the CPU."""
+    y, _, _ = _inputs((9, 7), channels=4)
+    g = torch.Generator().manual_seed(2)
+    w, b = torch.randn(6, 4, 3, 3, generator=g) * 0.3, torch.randn(6, generator=g)
+    y_cl = y.cuda().to(memory_format=torch.channels_last)
+    out, grads = _values_and_grads(pool_unpool_conv, y_cl, w.cuda(), b.cuda(), 2)
+    ref, ref_grads = _values_and_grads(pool_unpool_conv_reference, y, w, b, 2)
+    torch.testing.assert_close(out.cpu(), ref, atol=1e-4, rtol=1e-4)
     for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got.cpu(), want, atol=1e-4, rtol=1e-4)
 

@@ -159,6 +159,7 @@ def test_no_bias_option():
         (dict(channels=4, dim=4), "dim must be 1, 2 or 3"),
         (dict(channels=4, variant="bogus"), "variant must be one of"),
         (dict(channels=4, variant="pool_conv", zero_init=True), "would output zeros"),
+        (dict(channels=4, variant="pool_skip", zero_init=True), "cannot start as the identity"),
         (dict(channels=6, groups=4), r"got groups=4 for channels=6 \(expected one of 1, 2, 3, 6, or 'depthwise'"),
         (dict(channels=6, groups=0), "groups must be a positive int dividing channels=6"),
         (dict(channels=6, groups="dw"), "groups must be a positive int dividing channels=6 or 'depthwise', got 'dw'"),

@@ -139,13 +139,15 @@ def _unpool_layout(like: Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def _unpool(values: Tensor, indices: Tensor, like: Tensor) -> Tensor:
-    """``MaxUnpool``: ``values`` at their flat ``indices`` in a zero tensor shaped like ``like``.
+def _unpool(values: Tensor, indices: Tensor, like: Tensor, shape: Sequence[int] | None = None) -> Tensor:
+    """``MaxUnpool``: ``values`` at their flat ``indices`` in a zero tensor shaped like ``like`` (or ``shape``,
+    on ``like``'s device).
 
     Laid out as :func:`_unpool_layout` says (``like``'s channels_last layout is kept, any other becomes
     contiguous). A scatter whose indices never collide (blocks are disjoint), deterministic on every device.
     """
-    out = torch.zeros_like(like, dtype=values.dtype, memory_format=_unpool_layout(like))
+    shape = like.shape if shape is None else shape
+    out = torch.empty(shape, dtype=values.dtype, device=like.device, memory_format=_unpool_layout(like)).zero_()
     out.flatten(2).scatter_(2, indices.flatten(2), values.flatten(2))  # a view of out, in either layout
     return out
 
@@ -164,6 +166,13 @@ def max_pool_unpool(y: Tensor, pool_size: int | Sequence[int]) -> Tensor:
     # MaxUnpool as a scatter of the maxima to their flat per-plane indices (unique: blocks are disjoint)
     flat = torch.zeros_like(y, memory_format=torch.contiguous_format).flatten(2)
     return flat.scatter(2, indices.flatten(2), pooled.flatten(2)).view_as(y)
+
+
+def _check_kernel(weight: Tensor) -> None:
+    """A ValueError for a kernel of even size: "same" padding (the output the size of the input) needs odd."""
+    if not _exporting() and any(k % 2 == 0 for k in weight.shape[2:]):
+        raise ValueError(f"Pool Skip's convolution needs an odd kernel size to keep the input's size, got weight of "
+                         f"shape {tuple(weight.shape)}")  # fmt: skip
 
 
 def _check_groups(y: Tensor, weight: Tensor, groups: int) -> None:
@@ -193,6 +202,7 @@ def pool_unpool_conv_reference(
     """
     dim = _spatial_dim(y)
     _check_groups(y, weight, groups)
+    _check_kernel(weight)
     return _CONV[dim](max_pool_unpool(y, pool_size), weight, bias, 1, same_padding(weight.shape[2:]), 1, groups)
 
 
@@ -255,21 +265,21 @@ class _PoolUnpoolConv(torch.autograd.Function):
         b = None if bias is None else bias.to(dtype)
         out = _CONV[len(pool)](unpooled, weight.to(dtype), b, 1, same_padding(weight.shape[2:]), 1, groups)
         ctx.save_for_backward(pooled, offset, weight)
-        ctx.meta = (pool, y.dtype, bias is not None, groups)
+        ctx.meta = (pool, y.shape, y.dtype, bias is not None, groups)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
         pooled, offset, weight = ctx.saved_tensors
-        pool, y_dtype, has_bias, groups = ctx.meta
+        pool, y_shape, y_dtype, has_bias, groups = ctx.meta  # y's channels: the weight's input side, not grad_out's
         need_y, need_w, need_b = ctx.needs_input_grad[:3]
         dim = len(pool)
-        indices = block_indices(offset, pool, grad_out.shape[2:])
+        indices = block_indices(offset, pool, y_shape[2:])
         if need_w:
-            unpooled = _unpool(pooled, indices, grad_out)
+            unpooled = _unpool(pooled, indices, grad_out, y_shape)
         else:  # convolution_backward reads only the input's shape when no weight gradient is asked for
-            unpooled = grad_out.new_empty(1).expand(*grad_out.shape)
+            unpooled = grad_out.new_empty(1).expand(*y_shape)
         grad_unpooled, grad_w, grad_b = torch.ops.aten.convolution_backward(
             grad_out,
             unpooled,
@@ -310,6 +320,7 @@ def pool_unpool_conv(
     dim = _spatial_dim(y)
     pool = to_tuple(pool_size, dim, "pool_size")
     _check_groups(y, weight, groups)
+    _check_kernel(weight)
     low = _autocast_dtype(y)
     dtype = _conv_dtype(y, weight, bias, low)
     if all(e == 1 for e in pool):

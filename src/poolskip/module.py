@@ -77,6 +77,9 @@ class PoolSkip(nn.Module):
             raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
         if zero_init and variant == "pool_conv":
             raise ValueError("zero_init=True with variant='pool_conv' would output zeros: that variant has no skip")
+        if zero_init and variant == "pool_skip":
+            raise ValueError("zero_init=True with variant='pool_skip' cannot start as the identity: that variant has "
+                             "no conv to zero (it outputs Y + MaxUnpool(MaxPool(Y)))")  # fmt: skip
         groups = _resolve_groups(groups, channels)
         if groups != 1 and variant == "pool_skip":
             raise ValueError(f"groups={groups} has no effect with variant='pool_skip', which has no conv; use groups=1")
