@@ -47,6 +47,10 @@ def test_voc_trainaug_when_segmentation_class_aug_exists(tmp_path):
         "2007_000003.jpg",
     ]
     assert len(load_segmentation("voc", root, voc_trainaug=False, cache_dir=tmp_path / "cache").train) == 4
+    # a list holding a val id would train on an evaluation image: refused, naming it
+    (voc / "ImageSets/Segmentation/train_aug.txt").write_text("2008_000001\n2007_000001\n")
+    with pytest.raises(DatasetError, match=r"train_aug.txt lists 1 image\(s\) of .*val.txt \(e.g. 2007_000001\)"):
+        load_segmentation("voc", root, cache_dir=tmp_path / "cache")
 
 
 def test_cityscapes_label_ids_map_to_19_train_ids(tmp_path):

@@ -322,9 +322,9 @@ def _read_imagefolder(train_dir: Path, test_dir: Path, image_size: int | None, t
         bar.close()
         sizes = {tuple(im.shape) for im in images}
         if len(sizes) > 1:
-            first = next(s for s, im in zip(samples, images) if tuple(im.shape) != tuple(images[0].shape))
+            other, shape = next((s[0], tuple(m.shape)) for s, m in zip(samples, images) if m.shape != images[0].shape)
             raise DatasetError(
-                f"imagefolder: images differ in size ({first[0]} is {tuple(images[0].shape)} vs others; "
+                f"imagefolder: images differ in size ({other} is {shape}, {samples[0][0]} {tuple(images[0].shape)}; "
                 f"found {sorted(sizes)}); set image_size to resize them all"
             )
         return torch.stack(images), torch.tensor([s[1] for s in samples], dtype=torch.long)

@@ -192,6 +192,15 @@ def _voc_pairs(data_dir: Path, split: str, trainaug: bool, notes: list[str]) -> 
             ids = sorted(p.stem for p in aug.glob("*.png") if p.stem not in val)
             notes.append("voc train = trainaug (every SegmentationClassAug mask not in val.txt)")
         ids = [Path(i).stem for i in ids]  # SBD lists may hold "/JPEGImages/x.jpg /SegmentationClassAug/x.png"
+        if listed is not None:  # the evaluation images must not train: the standard 10,582-id list holds none
+            val_file = root / "ImageSets" / "Segmentation" / "val.txt"
+            both = sorted(set(ids) & set(_read_ids(val_file))) if val_file.is_file() else []
+            if both:
+                raise DatasetError(
+                    f"{listed} lists {len(both)} image(s) of {val_file} (e.g. {both[0]}): training on them would "
+                    "score the model on images it trained on; use a train_aug list without the val images (the "
+                    "standard 10,582-image one)"
+                )
         listing = listed or aug
     else:
         listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
