@@ -1,14 +1,20 @@
-"""Kill a training process with SIGKILL mid-epoch, resume it, and get exactly the uninterrupted run (CPU)."""
+"""Kill a training process with SIGKILL mid-epoch, resume it, and get exactly the uninterrupted run (CPU); what a
+resume refuses, and the checkpoint an error calls the last good one."""
 
 import json
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
 import torch
+import yaml
+from torch import nn
 
 from poolskip.cli import main
+from poolskip.engine import make_config, train
 
 ARGS = [
     "--model", "small_cnn", "--epochs", "2", "--device", "cpu",
@@ -54,3 +60,111 @@ def test_resume_after_sigkill_mid_epoch_is_exact(tmp_path):
     b = torch.load(whole / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((run / "summary.json").read_text())["final"] == records(whole)[-1]["test_error"]
+
+
+def _config(**over):
+    flat = {
+        "model": "small_cnn", "model_kwargs": {"width": 4}, "epochs": 2, "device": "cpu", "batch_size": 32,
+        "train_subset": 320, "threads": 1, "seed": 0, **over,
+    }  # fmt: skip
+    return make_config(flat)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _StopAt:
+    """Raise at the end of epoch ``epoch`` (before its checkpoint): the run keeps epoch ``epoch - 1``'s last.pt."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def start(self, task, model):
+        pass
+
+    def on_epoch_end(self, epoch, model):
+        if epoch == self.epoch:
+            raise _Interrupt
+
+
+def test_a_resume_keeps_its_seed_and_never_ends_on_an_epoch_it_did_not_evaluate(tmp_path, capsys):
+    run = tmp_path / "run"
+    with pytest.raises(_Interrupt):  # epoch 1 trained, not evaluated (eval_every 2), then stopped
+        train(_config(eval_every=2), run, callbacks=[_StopAt(2)])
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+    capsys.readouterr()
+
+    assert main(["train", "--resume", str(run), "--seed", "1"]) == 2
+    assert f"{run / 'checkpoints' / 'last.pt'} was trained with seed 0; a resume goes on with it, got seed 1" in (
+        capsys.readouterr().err
+    )
+    assert main(["train", "--resume", str(run), "--epochs", "1"]) == 2  # its summary would have nothing to end on
+    err = capsys.readouterr().err
+    assert "holds epoch 1 unevaluated (eval_every 2), so no test_error to end on" in err and "> 1 to go on" in err
+    assert not (run / "summary.json").exists()
+    assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["epochs"] == 2
+
+    assert main(["train", "--resume", str(run)]) == 0  # as it was: goes on to its 2 epochs
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["seed"] == 0 and summary["best_epoch"] == 2
+
+
+def test_a_run_stopped_between_its_first_best_pt_and_its_first_last_pt_resumes_afresh(tmp_path, capsys):
+    run = tmp_path / "run"
+    train(_config(epochs=1), run)
+    whole = records(run)
+    (run / "checkpoints" / "last.pt").unlink()  # as if stopped just after best.pt, before last.pt
+    (run / "summary.json").unlink()
+    (run / "metrics.jsonl").unlink()
+    assert main(["train", "--resume", str(run)]) == 0
+    assert "stopped before its first checkpoint: starting it afresh" in capsys.readouterr().out
+    assert records(run) == whole and (run / "checkpoints" / "last.pt").is_file()
+
+
+def nan_grad_net(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    return _NanGradAtStep3(num_classes, in_channels)
+
+
+class _NanGradAtStep3(nn.Module):
+    """A small net whose third training step has a finite loss but a NaN gradient (sqrt's slope at 0, times 0),
+    so the update leaves a NaN weight; without grad_clip no gradient norm is measured to catch it."""
+
+    def __init__(self, num_classes: int, in_channels: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(4, num_classes),
+        )  # fmt: skip
+        self.p, self.calls = nn.Parameter(torch.ones(())), 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        if self.training:
+            self.calls += 1
+            if self.calls == 3:
+                out = out + torch.sqrt(self.p * 0)
+        return out
+
+
+def test_a_mid_epoch_checkpoint_is_never_written_with_weights_an_update_made_nan(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    argv = ["train", "--model", "test_engine_resume:nan_grad_net", "--epochs", "1", "--device", "cpu"]
+    argv += ["--set", "batch_size=32", "train_subset=320", "threads=1", "checkpoint_every=1"]
+    argv += ["--out-dir", str(tmp_path)]
+    assert main([*argv, "--run-name", "nan"]) == 1
+    err = capsys.readouterr().err
+    assert "the weights are not finite after the update (1 parameter tensor(s), e.g. 'p'" in err
+    last = tmp_path / "nan" / "seed0" / "checkpoints" / "last.pt"
+    assert "at step 3 of epoch 1; stopped" in err and f"The last good checkpoint is {last}" in err
+    ck = torch.load(last, weights_only=True)
+    assert (ck["epoch"], ck["step"]) == (0, 2) and all(torch.isfinite(v).all() for v in ck["model"].values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_run_trained_on_cuda_resumes_on_cuda(tmp_path):
+    """Its last.pt holds the CPU and CUDA generators' states, which must be restored from the CPU."""
+    run = tmp_path / "run"
+    train(_config(epochs=1, device="cuda"), run)
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 2

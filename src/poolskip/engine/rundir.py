@@ -165,9 +165,10 @@ class RunDir:
 
     def restarts(self) -> bool:
         """Whether resuming starts the run afresh from its ``config.yaml``: it stopped before its first
-        checkpoint (no ``last.pt``, ``best.pt`` or ``summary.json``), so there is nothing to continue."""
+        ``last.pt`` (and wrote no ``summary.json``), so there is nothing to continue; a ``best.pt`` alone is
+        the first epoch's, written just before that epoch's ``last.pt``, and goes with the rest."""
         return (self.path / "config.yaml").is_file() and not any(
-            os.path.lexists(p) for p in (self.last, self.best, self.path / "summary.json")
+            os.path.lexists(p) for p in (self.last, self.path / "summary.json")
         )
 
     def check(self, resume: bool, overwrite: bool = False) -> None:

@@ -117,7 +117,7 @@ def train_one_epoch(
     pos: Position,
     autocast: Callable,
     world_size: int,
-    on_step: Callable[[int], None],
+    on_step: Callable[[int, Callable[[], None]], None],
     progress: Progress,
     on_nonfinite: Callable[[int, str, float], None] | None = None,
 ) -> tuple[float, int]:
@@ -127,7 +127,8 @@ def train_one_epoch(
     ``grad_clip``, gradient norm) is NaN or infinite on any process (summed over them, so every process
     stops at the same step); each step is checked while the next one runs, so the device never waits for
     the host nor the processes for each other's sum (it is reduced asynchronously), and the last one before
-    returning."""
+    returning. ``on_step(step, settle)`` follows every step; ``settle()`` checks that step at once (before a
+    checkpoint of it is written)."""
     steps, seen, lr = task.steps_per_epoch(), 0, math.nan
     params = [p for group in optimizer.param_groups for p in group["params"]]
     pending: tuple[int, torch.Tensor, Any] | None = None  # the last step's number, (loss, gradient norm), reduction
@@ -138,6 +139,12 @@ def train_one_epoch(
         for what, value in zip(("loss", "gradient norm"), values.tolist()):
             if on_nonfinite is not None and not math.isfinite(value):
                 on_nonfinite(step, what, value)
+
+    def settle() -> None:
+        nonlocal pending
+        if pending is not None:
+            check(*pending)
+            pending = None
 
     model.train()
     for step, batch in enumerate(task.train_batches(pos.epoch, pos.step), start=pos.step):
@@ -164,9 +171,8 @@ def train_one_epoch(
         pos.sums += torch.stack([loss_sum, losses.new_tensor(len(losses), dtype=torch.float64)])
         pos.step, seen = step + 1, seen + batch.global_size
         progress.update(step + 1, lambda r=lr: f"loss {pos.sums[0].item() / max(pos.sums[1].item(), 1):.4f} lr {r:.4g}")
-        on_step(step + 1)
-    if pending is not None:
-        check(*pending)
+        on_step(step + 1, settle)
+    settle()
     return lr, seen
 
 
@@ -373,11 +379,20 @@ def _train(cfg, rundir: RunDir, dinfo, resume: bool, overwrite: bool, callbacks:
     return summary
 
 
-def _refuse_mid_epoch_change(last: Path, ck: dict, cfg: TrainConfig) -> None:
-    """A checkpoint taken mid-epoch (``checkpoint_every``) resumes at its step of that epoch's batches: with
-    another batch size or training subset the step names other samples, and the rest of the epoch would repeat
-    some and skip others."""
+def _refuse_resume_change(last: Path, ck: dict, cfg: TrainConfig) -> None:
+    """A resume goes on with the checkpoint's seed (the run's identity: its directory, its summary and every
+    seed-paired comparison name it); one taken mid-epoch (``checkpoint_every``) resumes at its step of that
+    epoch's batches, so also with its batch size and training subset: with others the step names other
+    samples, and the rest of the epoch would repeat some and skip others."""
     then = ck.get("config") or {}
+    old, new = (then.get("run") or {}).get("seed"), cfg.run.seed
+    if old is not None and old != new:
+        raise ConfigError(
+            f"{last} was trained with seed {old}; a resume goes on with it, got seed {new} (drop --seed, or train "
+            f"seed {new} as a run of its own)"
+        )
+    if not ck["step"]:
+        return
     for section, key in (("optim", "batch_size"), ("data", "train_subset")):
         old, new = (then.get(section) or {}).get(key), getattr(getattr(cfg, section), key)
         if old != new:
@@ -388,6 +403,19 @@ def _refuse_mid_epoch_change(last: Path, ck: dict, cfg: TrainConfig) -> None:
             )
 
 
+def _refuse_unfinished_end(last: Path, ck: dict, cfg: TrainConfig, metric: str) -> None:
+    """``--epochs`` equal to the checkpoint's epoch ends the run there, which its summary can say only if that
+    epoch was evaluated and the checkpoint is not already inside the next one."""
+    epochs, history = cfg.optim.epochs, ck["history"]
+    if ck["step"]:
+        why = f"is at step {ck['step']} of epoch {epochs + 1}, past the end of {epochs} epochs"
+    elif not history or metric not in history[-1]:
+        why = f"holds epoch {epochs} unevaluated (eval_every {cfg.run.eval_every}), so no {metric} to end on"
+    else:
+        return
+    raise ConfigError(f"{last} {why}: resume it with --epochs (optim.epochs) > {epochs} to go on")
+
+
 class _Session:
     """One training session's pieces: the task, the model (and its DDP/compiled wrapper), the optimiser,
     AMP, and the :class:`Position`; it checkpoints itself."""
@@ -396,16 +424,19 @@ class _Session:
         self.cfg, self.rundir, self.dinfo, self.t_start = cfg, rundir, dinfo, time.time()
         device = self.device = dinfo.device
         stamp = rundir.checkpoint_stamp()  # the checkpoint read here is the one resumed once the lock is held
-        ck = read_checkpoint(rundir.last, device) if resume and stamp is not None else None
+        # read onto the CPU: its RNG states must stay there, and load_state_dict copies the rest onto the device
+        ck = read_checkpoint(rundir.last) if resume and stamp is not None else None
         if ck is not None and ck["epoch"] > cfg.optim.epochs:
             raise ConfigError(
                 f"{rundir.path} ran {ck['epoch']} epochs; --epochs (optim.epochs) must be >= {ck['epoch']} to "
                 f"resume it, got {cfg.optim.epochs}"
             )
-        if ck is not None and ck["step"]:
-            _refuse_mid_epoch_change(rundir.last, ck, cfg)
+        if ck is not None:
+            _refuse_resume_change(rundir.last, ck, cfg)
         torch.manual_seed(cfg.run.seed)
         self.task = build_task(cfg, dinfo, ck["task_state"] if ck else None)
+        if ck is not None and ck["epoch"] == cfg.optim.epochs:
+            _refuse_unfinished_end(rundir.last, ck, cfg, self.task.monitor.metric)
         self.spec = self.task.model_spec()
         model = model_from_config(cfg, self.spec, allow_external, initial_weights=ck is None)  # resumed: ck's
         _refuse_untrainable(model, cfg, dinfo.world_size)
@@ -422,6 +453,10 @@ class _Session:
                 model, device_ids=[device.index] if device.type == "cuda" else None
             )
         self.model = torch.compile(model) if cfg.run.compile else model
+        # evaluation under torchrun runs on the bare model: a process whose share of the evaluation is empty
+        # makes no forward pass, which DDP's first one after training (a buffer broadcast) would wait for
+        bare = self.raw if dinfo.world_size > 1 else None
+        self.eval_model = self.model if bare is None else torch.compile(bare) if cfg.run.compile else bare
         self.optimizer = make_optimizer(cfg.optim, self.raw)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.run.amp == "fp16")
         self.autocast = autocast_context(cfg.run.amp, device)
@@ -447,8 +482,11 @@ class _Session:
                 f"{self.rundir.last} does not fit the model and optimiser of this config (did an override change "
                 f"the model?): {reason}"
             ) from None
-        self.scaler.load_state_dict(ck["scaler"])
-        self.pos = Position(ck["epoch"], ck["step"], ck["partial_sums"], ck["history"], ck["best"], ck["wall_seconds"])
+        if ck["scaler"]:  # empty: saved without fp16 (a resume that turns fp16 on starts the scaler afresh)
+            self.scaler.load_state_dict(ck["scaler"])
+        # the partial sums of a mid-epoch checkpoint are all processes' together: rank 0 carries them on
+        sums = ck["partial_sums"] if self.dinfo.is_main else torch.zeros_like(ck["partial_sums"])
+        self.pos = Position(ck["epoch"], ck["step"], sums, ck["history"], ck["best"], ck["wall_seconds"])
         _set_rng_state(ck["rng"], self.device)
 
     # ------------------------------------------------------------------------------- an epoch
@@ -472,8 +510,7 @@ class _Session:
         finally:
             progress.close()
         seconds = time.perf_counter() - t0
-        self._check_finite(self.pos.step)
-        sums = self.dinfo.all_reduce_sum(self.pos.sums.clone())
+        sums = self._check_finite(self.pos.step)
         return {
             "epoch": epoch + 1,
             "train_loss": sums[0].item() / sums[1].item(),
@@ -489,7 +526,10 @@ class _Session:
     def evaluate(self) -> dict[str, Any]:
         """The task's metrics, every scalar finite (per-class lists may hold NaN: a class that never occurred)."""
         t0 = time.perf_counter()
-        metrics = evaluate(self.model, self.task, self.autocast)
+        if self.dinfo.world_size > 1:  # every process evaluates rank 0's buffers (BatchNorm statistics), as
+            for buffer in self.raw.buffers():  # DDP would and as the checkpoint holds them
+                torch.distributed.broadcast(buffer, 0)
+        metrics = evaluate(self.eval_model, self.task, self.autocast)
         bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
         if bad:
             kept = self.rundir.last
@@ -518,32 +558,45 @@ class _Session:
 
     # ------------------------------------------------------------------------------- checkpoints
 
-    def _on_step(self, step: int) -> None:
+    def _on_step(self, step: int, settle: Callable[[], None]) -> None:
+        """A mid-epoch ``last.pt`` every ``checkpoint_every`` steps, once this step's loss, gradient norm and
+        the weights it left are known to be finite: the checkpoint an error names as the last good one is."""
         every = self.cfg.run.checkpoint_every
         if every and step % every == 0 and step < self.steps:
-            self._check_finite(step)
-            self.save("last")
+            settle()
+            sums = self._check_finite(step)
+            bad = [name for name, p in self.raw.named_parameters() if not torch.isfinite(p).all()]
+            if bad:  # a step whose loss was finite but whose gradient was not (unmeasured without grad_clip)
+                fact = (
+                    f"the weights are not finite after the update ({len(bad)} parameter tensor(s), e.g. {bad[0]!r}: "
+                    "a gradient was not, while the loss was)"
+                )
+                self._stop(step, "", math.nan, fact)
+            self.save("last", partial_sums=sums)
 
-    def _check_finite(self, step: int) -> None:
-        """Stop if any process's loss of this epoch so far was not finite (the steps before ``step`` were
-        checked one by one, so it is this one's)."""
-        total = self.dinfo.all_reduce_sum(self.pos.sums[:1].clone())
-        if not torch.isfinite(total).all():
-            self._stop(step, "loss", total.item())
+    def _check_finite(self, step: int) -> torch.Tensor:
+        """This epoch's (loss sum, samples) so far over all processes; stop if the loss was not finite (the
+        steps before ``step`` were checked one by one, so it is this one's)."""
+        total = self.dinfo.all_reduce_sum(self.pos.sums.clone())
+        if not torch.isfinite(total[0]):
+            self._stop(step, "loss", total[0].item())
+        return total
 
-    def _stop(self, step: int, what: str, value: float) -> None:
-        """Stop at the first step whose loss (or gradient norm) is ``value``, NaN or infinite: one line that says
-        where and why, raised before anything of this epoch is written."""
-        kept = self.rundir.last
+    def _stop(self, step: int, what: str, value: float, fact: str | None = None) -> None:
+        """Stop at the first step whose loss (or gradient norm) is ``value``, NaN or infinite (or of which
+        ``fact`` says what was not finite): one line that says where and why, raised before anything of this
+        epoch is written."""
+        kept, fact = self.rundir.last, fact or f"the training {what} is {value}"
         raise NonFiniteLoss(
-            f"the training {what} is {value} at step {step} of epoch {self.pos.epoch + 1}; stopped before writing "
+            f"{fact} at step {step} of epoch {self.pos.epoch + 1}; stopped before writing "
             f"anything of this epoch. The usual causes: a learning rate too high for this model (optim.lr "
             f"{self.cfg.optim.lr:g}: try a lower lr, warmup_epochs or grad_clip) or NaN/Inf values in the inputs. "
             + (f"The last good checkpoint is {kept}" if kept.exists() else "No checkpoint was written")
         )
 
-    def save(self, name: str) -> None:
-        """Write ``checkpoints/<name>.pt`` (main process only). ``last.pt`` holds everything a resume needs;
+    def save(self, name: str, partial_sums: torch.Tensor | None = None) -> None:
+        """Write ``checkpoints/<name>.pt`` (main process only). ``last.pt`` holds everything a resume needs
+        (``partial_sums``: mid-epoch, the epoch's loss sums of all processes together, which rank 0 resumes with);
         ``best.pt`` only the weights and what rebuilds and evaluates them (no optimiser state: a fraction
         of the size, and ``eval``, ``diagnose``, ``ensemble`` and ``report`` need nothing more)."""
         if not self.dinfo.is_main:
@@ -563,7 +616,7 @@ class _Session:
                 optimizer=self.optimizer.state_dict(),
                 scaler=self.scaler.state_dict(),
                 step=pos.step,
-                partial_sums=pos.sums.cpu(),
+                partial_sums=(pos.sums if partial_sums is None else partial_sums).cpu(),
                 history=pos.history,
                 best=pos.best,
                 wall_seconds=self.wall_seconds(),
