@@ -1215,6 +1215,10 @@ def test_reproduce_refuses_runs_on_disk_trained_with_another_config(tmp_path, ca
     assert "was trained with optim.epochs 1 where this plan has 2 (and 1 more key(s)); choose another --out" in err
     assert str(runs) in err
     assert snapshot(tmp_path) == before
+    next(runs.rglob("config.yaml")).unlink()  # a finished run that cannot tell how it was trained: never this plan's
+    assert main(argv) == 2
+    err = one_line_error(capsys.readouterr().err, "reproduce")
+    assert "was trained with an unknown config (its config.yaml is missing); choose another --out" in err
 
 
 def _finished_copy(finished_run: Path, tmp_path: Path) -> Path:

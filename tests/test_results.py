@@ -13,6 +13,7 @@ from poolskip.engine.placement import placement, placement_name
 from poolskip.engine.rundir import RunDir
 from poolskip.experiments.results import (
     ResultsError,
+    placement_key,
     placement_label,
     read_history,
     read_summary,
@@ -125,6 +126,27 @@ def test_report_keeps_runs_trained_differently_apart_and_counts_each_run_once(ru
     assert "are two finished runs of one row (seed 0, the same config)" in err and str(tree / "again") in err
 
 
+def test_a_run_missing_a_key_never_joins_two_runs_that_differ_in_it_into_one_row(runs, tmp_path, capsys):
+    """Run a (an older poolskip's config, without optim.warmup_epochs) agrees with b (warm-up 0) and with c
+    (warm-up 5), which disagree: b and c are never one row, whatever a agrees with."""
+    import yaml
+
+    tree = tmp_path / "tree"
+    for name, seed, warmup in (("a", 0, None), ("b", 1, 0.0), ("c", 1, 5.0)):
+        run = tree / name / f"seed{seed}"
+        shutil.copytree(runs / "pool_skip" / f"seed{seed}", run, ignore=shutil.ignore_patterns(".lock"))
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        if warmup is None:
+            del config["optim"]["warmup_epochs"]
+        else:
+            config["optim"]["warmup_epochs"] = warmup
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    assert main(["report", str(tree), "--out", str(tmp_path / "rep")]) == 0, capsys.readouterr().err
+    rows = list(csv.DictReader(open(tmp_path / "rep" / "report.csv")))
+    assert [(r["protocol"], r["ours_n"]) for r in rows] == [("warmup_epochs=0.0", "2"), ("warmup_epochs=5.0", "1")]
+
+
 def test_a_summary_without_required_fields_is_a_one_line_error_naming_the_file(runs, tmp_path, capsys):
     run = tmp_path / "old" / "seed0"
     shutil.copytree(runs / "plain" / "seed0", run)
@@ -219,6 +241,11 @@ def test_placement_groups_what_builds_the_same_network():
     assert "bias" not in paper and "zero_init" not in paper and of({"bias": True, "zero_init": False}) == paper
     assert of({"bias": False}) == {**paper, "bias": False} and of({"zero_init": True}) == {**paper, "zero_init": True}
     assert placement_label(of({"bias": False, "zero_init": True})).startswith("Pool Skip, no bias, zero init (")
+    # a placement that never pools is {Conv,Skip} whatever pool size its config named: one row, no pool named
+    conv_skip = placement_key(of({"variant": "conv_skip"}))
+    assert placement_key(of({"variant": "conv_skip", "pool_size": 4})) == conv_skip == placement_key(of(1))
+    assert "pool" not in placement_label(of(1)).split("(")[1] and placement_label(of(1)).startswith("Pool Skip {Conv,")
+    assert placement_key(of(4)) != placement_key(paper)
 
 
 def test_one_renderer_for_markdown_and_csv():

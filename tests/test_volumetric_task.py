@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 pytest.importorskip("monai")
 pytest.importorskip("nibabel")
@@ -384,6 +385,10 @@ def test_run_folds_trains_resumes_or_keeps_each_fold(setup, tmp_path, monkeypatc
     (tmp_path / "fold3").mkdir()
     (tmp_path / "fold3" / "config.yaml").write_text("task: segmentation3d\n")  # killed before its first checkpoint
     cfg = setup()
+    task = folds3d._cross_validated(cfg.task)
+    for k in (1, 2):  # as the engine writes it first: a fold without its config is never kept or resumed
+        config = folds3d._fold_config(cfg, task, k, tmp_path).to_dict()
+        (tmp_path / f"fold{k}" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     dirs = folds3d.run_folds(cfg, tmp_path, folds=[0, 1, 2, 3], log=lambda *a: None)
     assert dirs == [tmp_path / f"fold{k}" for k in (0, 1, 2, 3)]
     # fold 0 new, fold 1 resumed, fold 2 finished: kept, fold 3 had nothing to resume: trained afresh

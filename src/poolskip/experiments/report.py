@@ -50,6 +50,11 @@ def _same(a: dict, b: dict) -> bool:
     return all(a[k] == b[k] for k in a.keys() & b.keys())
 
 
+def _merged(members: list[dict]) -> dict:
+    """One protocol group's keys: every member's (they agree wherever two hold the same key)."""
+    return {k: v for p in members for k, v in p.items()}
+
+
 def _labels(protocols: list[dict]) -> list[str]:
     """What tells each of one (model, dataset, metric)'s protocols from the others: ``key=value`` of every key
     whose value differs between them (empty when there is one)."""
@@ -63,19 +68,20 @@ def _labels(protocols: list[dict]) -> list[str]:
 
 def collect(run_dirs: list[Path]) -> dict[tuple[str, str, str, str, str], list[dict]]:
     """(model label, dataset, metric, protocol label, placement key) -> [{summary, curve, dir, placement}, ...]."""
-    family: dict[tuple[str, str, str], list[dict]] = defaultdict(list)  # their protocols, in order found
+    family: dict[tuple[str, str, str], list[list[dict]]] = defaultdict(list)  # their protocol groups, in order found
     shown: dict[tuple[str, str, str], str] = {}  # the model as the first run of a family wrote it
     found = []
     for d in run_dirs:
         s, config = read_summary(d), read_config(d)
-        key = (model_key(s.model, s.model_kwargs), dataset_label(s, config), s.metric)
+        key = (model_key(s.model, s.model_kwargs), dataset_label(s.dataset, config), s.metric)
         shown.setdefault(key, model_label(s.model, s.model_kwargs))
         how = protocol(config)
-        known = family[key]
-        i = next((i for i, p in enumerate(known) if _same(p, how)), None)
+        known = family[key]  # each protocol group's members: a run joins one only if it agrees with all of them
+        i = next((i for i, members in enumerate(known) if all(_same(p, how) for p in members)), None)
         if i is None:
-            known.append(how)
+            known.append([])
             i = len(known) - 1
+        known[i].append(how)
         cell = (s.seed, (config.get("segmentation3d") or {}).get("fold"))  # a 3D run's fold is part of its cell
         run = {
             "summary": s,
@@ -85,7 +91,7 @@ def collect(run_dirs: list[Path]) -> dict[tuple[str, str, str, str, str], list[d
             "cell": cell,
         }
         found.append((key, i, placement_key(s.placement), cell, run))
-    labels = {key: _labels(known) for key, known in family.items()}
+    labels = {key: _labels([_merged(members) for members in known]) for key, known in family.items()}
     groups: dict[tuple[str, str, str, str, str], list[dict]] = defaultdict(list)
     cells: dict[tuple, Path] = {}
     for key, i, placed, cell, run in found:

@@ -175,10 +175,10 @@ def config_differences(
 def config_change(planned: dict[str, Any], run_dir: str | os.PathLike) -> str:
     """How the run on disk at ``run_dir`` was trained otherwise than the resolved config ``planned`` would train
     it, e.g. ``optim.epochs 1 where this plan has 2 (and 1 more key(s))``; empty where it was not (see
-    :func:`config_differences`) or where the run holds no config.yaml. Skipping, keeping or resuming a changed
-    run would put its numbers under this plan."""
+    :func:`config_differences`); a run without config.yaml was trained with an unknown config, never taken as
+    this plan's. Skipping, keeping or resuming a changed run would put its numbers under this plan."""
     if not (Path(run_dir) / "config.yaml").is_file():
-        return ""
+        return "an unknown config (its config.yaml is missing)"
     config = read_config(run_dir)
     changed = config_differences(config, planned)
     if not changed:
@@ -316,15 +316,16 @@ def data_folder(config: dict[str, Any]) -> str | None:
     return Path(str(data["data_dir"])).expanduser().resolve().name
 
 
-def dataset_label(summary: Summary, config: dict[str, Any]) -> str:
-    """The dataset; a folder dataset (``imagefolder``, ``segfolder``) with its directory's name; a Decathlon /
-    nnU-Net raw folder by its dataset's name (``Hippocampus``), not by its layout."""
+def dataset_label(dataset: str, config: dict[str, Any]) -> str:
+    """The dataset a run of ``config`` trained on (``dataset``, the engine's name) as a reader needs it: a folder
+    dataset (``imagefolder``, ``segfolder``) with its directory's name; a Decathlon / nnU-Net raw folder by its
+    dataset's name (``Hippocampus``), not by its layout."""
     data_dir = (config.get("data") or {}).get("data_dir")
-    if summary.dataset in ("imagefolder", "segfolder") and data_dir:
-        return f"{summary.dataset}:{data_folder(config)}"
-    if summary.dataset in ("decathlon", "nnunet") and data_dir:
+    if dataset in ("imagefolder", "segfolder") and data_dir:
+        return f"{dataset}:{data_folder(config)}"
+    if dataset in ("decathlon", "nnunet") and data_dir:
         return _layout_dataset_name(Path(data_dir))
-    return summary.dataset
+    return dataset
 
 
 def _layout_dataset_name(root: Path) -> str:
@@ -337,9 +338,21 @@ def _layout_dataset_name(root: Path) -> str:
     return str(name) if name else root.name
 
 
+def _computed(placement: dict[str, Any]) -> dict[str, Any]:
+    """The placement as its sites compute: one that never pools (the {Conv,Skip} ablation, or the paper's module
+    with pool size 1: ``Y + Conv(Y)`` both) is {Conv,Skip} without a pool size, whatever size its config named."""
+    sizes = placement.get("pool_size") or []
+    variant = placement.get("variant", "full")
+    if variant == "full" and sizes and all(e == 1 for s in sizes for e in s):
+        variant = "conv_skip"
+    if variant != "conv_skip":
+        return placement
+    return {**{k: v for k, v in placement.items() if k != "pool_size"}, "variant": "conv_skip"}
+
+
 def placement_key(placement: dict[str, Any]) -> str:
-    """A canonical string of a placement: runs group by it."""
-    return json.dumps(placement, sort_keys=True)
+    """A canonical string of a placement: runs group by it, and by what their sites compute (:func:`_computed`)."""
+    return json.dumps(_computed(placement), sort_keys=True)
 
 
 def placement_label(placement: dict[str, Any]) -> str:
@@ -347,6 +360,7 @@ def placement_label(placement: dict[str, Any]) -> str:
     {Conv,Skip}, depthwise (...)``; every field that differs from the paper's module is named."""
     if not placement.get("pool_skip"):
         return "plain"
+    placement = _computed(placement)
     name = "Pool Skip"
     variant = placement.get("variant", "full")
     if variant != "full":
@@ -363,5 +377,6 @@ def placement_label(placement: dict[str, Any]) -> str:
         name += ", no bias" if placement["bias"] is False else f", bias {placement['bias']}"
     if placement.get("zero_init"):
         name += ", zero init"
-    where = [placement.get("policy") or "every conv", f"{placement.get('sites', '?')} sites", f"pool {pool}"]
+    where = [placement.get("policy") or "every conv", f"{placement.get('sites', '?')} sites"]
+    where += [f"pool {pool}"] if variant != "conv_skip" else []  # it never pools
     return f"{name} ({', '.join(map(str, where))})"
