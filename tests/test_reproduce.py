@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from poolskip.commands import reproduce as command_line
+from poolskip.engine.config import make_config
 from poolskip.experiments import reproduce
 from poolskip.experiments.reproduce import COMMANDS, Run, collect, plan, render_table
 from poolskip.experiments.results import LOCAL_KEYS, ResultsError, flat_config, read_summary, run_status
@@ -226,10 +228,20 @@ def test_quick_cells_are_their_committed_calibration_runs(command, dataset, mode
     assert how(cell.config) == how(make_config(committed).to_dict())
 
 
-def _fake_summary(run_dir, final):
-    """A finished run's summary.json as the engine writes it (the fields the results reader requires)."""
+def _fake_config(run_dir, cfg):
+    """The resolved config the engine writes first into every run directory (``cfg``: a TrainConfig)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def _fake_summary(run_dir, final, cfg=None):
+    """A finished run's summary.json as the engine writes it (the fields the results reader requires), and its
+    config.yaml where ``cfg`` is given (a run without one is never taken as a plan's)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg is not None:
+        _fake_config(run_dir, cfg)
     s = {
         "task": "classification", "model": "small_cnn", "model_kwargs": {}, "dataset": "digits", "seed": 0,
         "monitor": {"metric": "test_error", "mode": "min"}, "final": final, "best": final, "params": 1,
@@ -291,14 +303,15 @@ def test_execute_skips_finished_resumes_partial_and_keeps_stale_starts(tmp_path,
 
     def fake_train(cfg, run_dir, resume=False):
         calls.append((str(run_dir), resume))
-        _fake_summary(run_dir, 10.0 + cfg.run.seed)
+        _fake_summary(run_dir, 10.0 + cfg.run.seed, cfg)
         return {}
 
     monkeypatch.setattr(trainer, "train", fake_train)
     runs = plan("table4", "tiny", seeds=[0, 1])
     root = tmp_path / "table4-tiny"
     finished, partial, stale = (root / "runs" / runs[i].name for i in (0, 1, 2))
-    _fake_summary(finished, 50.0)
+    _fake_summary(finished, 50.0, make_config(runs[0].config))
+    _fake_config(partial, make_config(runs[1].config))
     (partial / "checkpoints").mkdir(parents=True)
     (partial / "checkpoints" / "last.pt").write_bytes(b"x")
     stale.mkdir(parents=True)
@@ -427,7 +440,7 @@ def test_stand_in_dataset_has_no_difference_to_the_papers_number(tmp_path):
 def test_run_records_the_table_and_csv_after_training(tmp_path, monkeypatch, capsys):
     import poolskip.engine.trainer as trainer
 
-    monkeypatch.setattr(trainer, "train", lambda cfg, d, resume=False: _fake_summary(d, 20.0 + cfg.run.seed))
+    monkeypatch.setattr(trainer, "train", lambda cfg, d, resume=False: _fake_summary(d, 20.0 + cfg.run.seed, cfg))
     assert _run(_args("fig3", tmp_path, "--scale", "tiny", "--seeds", "0", "1")) == 0
     root = tmp_path / "fig3-tiny"
     for f in ("fig3.md", "fig3.csv", "fig3.json", "fig3.png", "plan.json"):
@@ -929,3 +942,21 @@ def test_a_data_dir_the_runs_do_not_read_is_said(tmp_path, capsys):
     assert plan("table2", "tiny", data_dir="somewhere")[0].config["data"]["data_dir"] == "somewhere"
     _run(_args("table5", tmp_path, "--scale", "tiny", "--dry-run", "--time-steps", "0"))
     assert "is not read" not in capsys.readouterr().out
+
+
+def test_a_dataset_that_is_one_of_the_tables_columns_gets_that_column_and_its_recipe():
+    """Tables 2 and 3 let any --dataset stand in for their first column, but the paper's own second column is
+    its own: VOC with DeepLab's VOC recipe and the paper's VOC numbers, AMOS with the AMOS protocol."""
+    voc = plan("table2", "paper", dataset="voc")
+    assert {(r.column, r.recipe) for r in voc} == {("voc", "deeplab_voc")}
+    assert {r.column for r in plan("table3", "paper", dataset="amos")} == {"amos"}
+    assert {r.column for r in plan("table2", "paper", dataset="camvid")} == {"cityscapes"}  # a stand-in
+
+
+def test_only_a_folder_named_100_stands_in_for_cifar100(tmp_path):
+    from poolskip.experiments.reproduce.plan import _paper_column
+
+    columns = ("cifar100", "cifar10")  # the paper's order (Table 1): a stand-in falls to the last
+    assert _paper_column("imagefolder", columns, str(tmp_path / "cifar100-jpg")) == "cifar100"
+    assert _paper_column("imagefolder", columns, str(tmp_path / "cifar10-1000")) == "cifar10"
+    assert _paper_column("imagefolder", columns, str(tmp_path / "cifar10-jpg")) == "cifar10"

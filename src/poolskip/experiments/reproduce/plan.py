@@ -73,11 +73,12 @@ class Run:
 
 def _paper_column(dataset: str, paper: Sequence[str], data_dir: str | None = None) -> str:
     """The paper's column a stand-in dataset is compared with: CIFAR-100's where the dataset or its folder's
-    name says 100 (an ImageFolder copy of CIFAR-100, ``cifar100-jpg``), else the table's last column."""
+    name holds 100 as a number of its own (an ImageFolder copy of CIFAR-100, ``cifar100-jpg``; not
+    ``cifar10-1000``), else the table's last column."""
     if dataset in paper:
         return dataset
     name = dataset + (" " + Path(str(data_dir)).expanduser().resolve().name if data_dir else "")
-    return "cifar100" if "cifar100" in paper and "100" in name else paper[-1]
+    return "cifar100" if "cifar100" in paper and re.search(r"(?<!\d)100(?!\d)", name) else paper[-1]
 
 
 def _columns(command: str, scale: str, dataset: str | None, data_dir: str | None = None) -> list[tuple[str, str]]:
@@ -88,6 +89,8 @@ def _columns(command: str, scale: str, dataset: str | None, data_dir: str | None
         return columns
     if table.column_by_name:
         return [(dataset, _paper_column(dataset, table.columns, data_dir))]
+    if dataset in table.columns:  # one of the paper's own: its column, its recipe
+        return [(dataset, dataset)]
     return [(dataset, column) for _, column in columns[:1]]
 
 

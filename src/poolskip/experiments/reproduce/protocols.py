@@ -80,7 +80,8 @@ class Table:
     folds: tuple[int, ...] | None = None  # table3: 5-fold cross-validation
     pool_skip_for: Mapping[str, object] = field(default_factory=dict)  # "column" or "column/model" -> "+ours"
     #: a ``--dataset`` is compared with the column of its name or else the closest one (True: any image
-    #: classification set fills any column), or with the scale's first column (False: it stands in for them)
+    #: classification set fills any column), or, unless it is one of the table's columns, with the scale's
+    #: first column (False: it stands in for them)
     column_by_name: bool = True
 
     @property

@@ -17,7 +17,7 @@ from typing import Any
 from ...files import atomic_write_text
 from ..figures import save_figure
 from ..paper import paper_entry, paper_numbers
-from ..results import ResultsError, read_summary, run_status
+from ..results import ResultsError, dataset_label, read_summary, run_status
 from ..stats import format_mean_std, mean_std
 from ..tables import Column, Stat, markdown, ours_minus_paper
 from .plan import Run
@@ -131,7 +131,7 @@ def _record(r: Run) -> dict[str, Any]:
         "group": r.group,
         "key": r.key,
         "model": r.model,
-        "dataset": r.dataset,
+        "dataset": dataset_label(r.dataset, r.config),  # with its folder's name: what a stand-in column holds
         "column": r.column,
         "depth": r.depth,
         "values": [],
