@@ -135,3 +135,33 @@ def test_segmentation_script_packs_the_data_and_runs_both_parts_at_tiny_size(tmp
         assert "| nnunet | Tiny | dice (higher is better) | plain |" in seg3d and "| NSD |" in seg3d
         assert (out / "seg3d.png").is_file()
         assert {"3d/nnunet_pool_skip_false/seed0", "3d/nnunet_pool_skip_true/seed0"} <= set(summaries)
+
+
+def test_a_failed_run_is_recorded_and_the_others_still_run(tmp_path, monkeypatch):
+    """One run that fails (out of memory, say) is named in results.json and table.md, the command exits 1, and
+    every other run is trained and packed (the tarball is rewritten after each run, so a command stopped at its
+    time limit still returns the runs it finished)."""
+    import tarfile
+
+    mod = _module()
+    data = _image_folder(tmp_path / "data", per_class=4)
+    real = mod.train_one
+
+    def train_one(data, v, seed, *args):
+        if v.name == "mobilenet-wide" and seed == 0:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(data, v, seed, *args)
+
+    monkeypatch.setattr(mod, "train_one", train_one)
+    out = tmp_path / "out"
+    argv = ["run", "--data", str(data), "--out", str(out), "--tiny", "--tar", "--skip-tests", "--seeds", "1"]
+    assert mod.main(argv) == 1
+    results = json.loads((out / "results.json").read_text())
+    assert results["failed"] == [
+        {"name": "mobilenet-wide", "seed": 0, "error": "OutOfMemoryError: CUDA out of memory (simulated)"}
+    ]
+    assert len(results["runs"]) == 5
+    assert "mobilenet-wide seed 0 failed: OutOfMemoryError" in (out / "table.md").read_text()
+    with tarfile.open(out / "runs.tar.gz") as tar:
+        assert "runs/resnet18-wide/seed0/summary.json" in tar.getnames()
+    assert not list(out.glob("*.tmp"))
