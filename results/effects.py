@@ -17,6 +17,7 @@ import json
 import statistics
 from pathlib import Path
 
+import yaml
 from scipy import stats
 
 HERE = Path(__file__).resolve().parent
@@ -27,6 +28,33 @@ def run_values(pattern: str, key: str = "final") -> list[float]:
     out = []
     for p in sorted(HERE.glob(pattern)):
         s = json.loads(p.read_text())
+        out.append(float(s[key] if key in s else s["final_metrics"][key]))
+    return out
+
+
+#: config.yaml keys two runs of one row may differ in: the seed, and where the run was written
+WHERE_AND_SEED = (("run", "seed"), ("run", "out_dir"), ("run", "run_name"))
+
+
+def every_seed(patterns: list[str], key: str = "final") -> list[float]:
+    """The ``key`` of every run whose summary.json matches one of ``patterns`` (runs of one row made by several
+    commands: a table's re-run and the estimate checks' extra seeds), each seed once, after checking that their
+    config.yaml agree in every key but the seed and where the run was written: only then are they one row."""
+    files = sorted({f for pattern in patterns for f in HERE.glob(pattern)})
+    first, seeds, out = None, set(), []
+    for f in files:
+        config = yaml.safe_load((f.parent / "config.yaml").read_text())
+        seed = config["run"]["seed"]
+        for section, k in WHERE_AND_SEED:
+            config[section].pop(k, None)
+        if first is None:
+            first = (f.parent, config)
+        elif config != first[1]:
+            raise SystemExit(f"{f.parent} was trained otherwise than {first[0]}: not one row")
+        if seed in seeds:
+            raise SystemExit(f"{f.parent}: seed {seed} twice in one row")
+        seeds.add(seed)
+        s = json.loads(f.read_text())
         out.append(float(s[key] if key in s else s["final_metrics"][key]))
     return out
 
@@ -74,6 +102,15 @@ for net in ("ResNet18", "MobileNet"):
     keys = {"plain": "plain", "ours": "pool_skip", **CONTROLS}
     table1("repro-table1-quick-v2", net, {name: run_values(t1v2.format(net, key)) for name, key in keys.items()})
 
+# every seed of Table 1 quick's rows: the re-run's seeds 0-2 and the extra seeds estimate-check trained with the same
+# config (only seed and run directory differ, checked by every_seed): plain MobileNet and ResNet18 seeds 0-6, the
+# other rows 0-2 and those estimate-check timed (3, 4, 7 or 8)
+t1e = "estimate-check/table1-quick/table1-quick/runs/imagefolder-as-cifar10_{}-width-8-_{}/seed*/summary.json"
+for net in ("ResNet18", "MobileNet"):
+    keys = {"plain": "plain", "ours": "pool_skip", **CONTROLS}
+    table1("repro-table1-quick-v2 + estimate-check (every seed)", net,
+           {name: every_seed([t1v2.format(net, key), t1e.format(net, key)]) for name, key in keys.items()})  # fmt: skip
+
 # repro-table4-quick-v2: the calibrated quick regime (VGG16 width 8, 4 epochs of all 50,000 CIFAR-10 JPEGs, one-cycle
 # at peak lr 0.02, all 10,000 test images), 3 seeds; read from each run's summary.json
 t4 = "repro-table4-quick-v2/table4-quick/runs/imagefolder-as-cifar100_VGG16-width-8-_{}/seed*/summary.json"
@@ -84,6 +121,19 @@ for row in ("+{Ours}", "+{Pool,Skip}", "+{Conv,Skip}", "+{Pool,Conv}"):
 for a, b in (("+{Ours}", "+{Pool,Skip}"), ("+{Ours}", "+{Conv,Skip}"), ("+{Ours}", "+{Pool,Conv}"),
              ("+{Pool,Conv}", "+{Conv,Skip}")):  # fmt: skip
     add("repro-table4-quick-v2", f"{a} vs {b}", "test error %", v2[a], v2[b], "lower")
+
+# every seed of Table 4 quick's rows, as for Table 1: plain seeds 0-7, every other row seeds 0-3 and 7
+t4e = "estimate-check/table4-quick/table4-quick/runs/imagefolder-as-cifar100_VGG16-width-8-_{}/seed*/summary.json"
+keys4 = (("VGG16", "plain"), ("+{Pool,Skip}", "pool_skip_only"), ("+{Conv,Skip}", "conv_skip"),
+         ("+{Pool,Conv}", "pool_conv"), ("+{Ours}", "pool_skip"))  # fmt: skip
+every = {row: every_seed([t4.format(key), t4e.format(key)]) for row, key in keys4}
+for row in ("+{Ours}", "+{Pool,Skip}", "+{Conv,Skip}", "+{Pool,Conv}"):
+    add("repro-table4-quick-v2 + estimate-check (every seed)", f"{row} vs plain VGG16", "test error %", every[row],
+        every["VGG16"], "lower")  # fmt: skip
+for a, b in (("+{Ours}", "+{Pool,Skip}"), ("+{Ours}", "+{Conv,Skip}"), ("+{Ours}", "+{Pool,Conv}"),
+             ("+{Pool,Conv}", "+{Conv,Skip}")):  # fmt: skip
+    add("repro-table4-quick-v2 + estimate-check (every seed)", f"{a} vs {b}", "test error %", every[a], every[b],
+        "lower")  # fmt: skip
 
 # seg2d-camvid-cpu (182 steps) and -12ep (540 steps): DeepLabv3+ MobileNetV2 from scratch, 2 seeds
 for folder in ("seg2d-camvid-cpu", "seg2d-camvid-cpu-12ep"):
