@@ -13,6 +13,7 @@ import torch
 import yaml
 from torch import nn
 
+from interrupt import Interrupt, StopAfter
 from poolskip.cli import main
 from poolskip.engine import make_config, train
 
@@ -70,28 +71,10 @@ def _config(**over):
     return make_config(flat)
 
 
-class _Interrupt(Exception):
-    pass
-
-
-class _StopAt:
-    """Raise at the end of epoch ``epoch`` (before its checkpoint): the run keeps epoch ``epoch - 1``'s last.pt."""
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def start(self, task, model):
-        pass
-
-    def on_epoch_end(self, epoch, model):
-        if epoch == self.epoch:
-            raise _Interrupt
-
-
 def test_a_resume_keeps_its_seed_and_never_ends_on_an_epoch_it_did_not_evaluate(tmp_path, capsys):
     run = tmp_path / "run"
-    with pytest.raises(_Interrupt):  # epoch 1 trained, not evaluated (eval_every 2), then stopped
-        train(_config(eval_every=2), run, callbacks=[_StopAt(2)])
+    with pytest.raises(Interrupt):  # epoch 1 trained, not evaluated (eval_every 2), then stopped
+        train(_config(eval_every=2), run, callbacks=[StopAfter(2)])
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
     capsys.readouterr()
 

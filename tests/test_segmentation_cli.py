@@ -6,6 +6,7 @@ import math
 import pytest
 import yaml
 
+from interrupt import Interrupt, StopAfter
 from poolskip.cli import main
 from poolskip.engine import make_config, train
 from seg_layouts import make_camvid
@@ -15,22 +16,6 @@ ARGS = [
     "--set", "crop_size=[17, 21]", "eval_every=1", "eval_batch_size=2", "threads=1", "deterministic=true",
 ]  # fmt: skip
 TIMING = {"epoch_seconds", "eval_seconds", "samples_per_s"}
-
-
-class Interrupt(Exception):
-    pass
-
-
-class StopAfter:
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def start(self, task, model):
-        pass
-
-    def on_epoch_end(self, epoch, model):
-        if epoch == self.epoch:
-            raise Interrupt
 
 
 def records(run):

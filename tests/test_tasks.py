@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 
+from interrupt import Interrupt, StopAfter
 from poolskip.engine import build_task, evaluate, make_config, model_from_config, task_context, train
 from poolskip.engine.config import SECTIONS
 from poolskip.tasks import HasNominalGeometry, ModelSpec, Monitor, Task, get_task, list_tasks
@@ -126,24 +127,6 @@ def test_task_follows_the_contract(name, tmp_path):
     assert len(x) == len(y) == 8 and same((x, y), (x2, y2))
     loss = task.probe_loss(model(x), y)
     assert loss.dim() == 0 and torch.isfinite(loss)
-
-
-class Interrupt(Exception):
-    pass
-
-
-class StopAfter:
-    """A callback that interrupts training after ``epoch`` is recorded but before it is checkpointed."""
-
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-
-    def start(self, task, model):
-        pass
-
-    def on_epoch_end(self, epoch, model):
-        if epoch == self.epoch:
-            raise Interrupt
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
