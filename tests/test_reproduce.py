@@ -446,6 +446,7 @@ def test_run_records_the_table_and_csv_after_training(tmp_path, monkeypatch, cap
     for f in ("fig3.md", "fig3.csv", "fig3.json", "fig3.png", "plan.json"):
         assert (root / f).is_file(), f
     assert "20.50 ± 0.71 (n=2)" in (root / "fig3.md").read_text()
+    assert "Code: poolskip commit not recorded (4 runs: " in (root / "fig3.md").read_text()  # the fakes name none
     # a second call trains nothing: every run is finished
     monkeypatch.setattr(trainer, "train", lambda *a, **k: pytest.fail("trained a finished run"))
     assert _run(_args("fig3", tmp_path, "--scale", "tiny", "--seeds", "0", "1")) == 0

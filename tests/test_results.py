@@ -13,6 +13,8 @@ from poolskip.engine.placement import placement, placement_name
 from poolskip.engine.rundir import RunDir
 from poolskip.experiments.results import (
     ResultsError,
+    code_note,
+    commit_of,
     placement_key,
     placement_label,
     read_history,
@@ -82,6 +84,29 @@ def test_report_keeps_pool_skip_its_ablation_and_controls_apart(runs, tmp_path, 
     assert (tmp_path / "rep" / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["report", str(tmp_path / "rep")]) == 2
     assert "no finished run (summary.json) under" in capsys.readouterr().err
+
+
+def test_every_run_names_the_code_that_trained_it_and_the_report_says_which(runs, tmp_path, capsys):
+    """summary.json's versions.poolskip_commit: the checkout's commit (``+changes`` where src/ differs from it);
+    the report names the commits of its runs, and says when they are several (config.yaml cannot tell code
+    changes apart)."""
+    import re
+
+    from poolskip.engine.trainer import source_commit
+
+    commit = source_commit()
+    assert commit_of(read_summary(runs / "plain" / "seed0")) == commit
+    if commit is not None:  # an editable install in a git checkout (CI's)
+        assert re.fullmatch(r"[0-9a-f]{40}(\+changes)?", commit)
+    capsys.readouterr()
+    assert main(["report", str(runs), "--out", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    assert "Code: poolskip commit " in out and "may mix" not in out  # one checkout made them all
+    assert code_note([]) == ""
+    assert code_note(["a" * 40, "a" * 40]) == "Code: poolskip commit aaaaaaaaaa (2 runs)."
+    mixed = code_note(["a" * 40, "b" * 40 + "+changes", None])
+    assert "commit aaaaaaaaaa (1 run), bbbbbbbbbb+changes (1 run), not recorded (1 run: " in mixed
+    assert "a row whose runs come from several commits may mix such changes" in mixed
 
 
 def test_report_keeps_runs_trained_differently_apart_and_counts_each_run_once(runs, tmp_path, capsys):

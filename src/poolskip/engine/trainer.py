@@ -13,10 +13,12 @@ the directory's files.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
 import platform
+import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -211,8 +213,30 @@ def evaluate(model: nn.Module, task: Task, autocast: Callable) -> dict[str, Any]
         model.train(was_training)
 
 
+@functools.lru_cache(maxsize=1)
+def source_commit() -> str | None:
+    """The git commit of the checkout poolskip runs from (``+changes`` where its ``src/`` differs from that
+    commit), so that a run names the code that trained it beyond the package version; None for an installed
+    package (no checkout around it) or where git is not available."""
+    root = Path(__file__).resolve().parents[3]  # src/poolskip/engine/trainer.py -> the checkout
+    if not (root / ".git").exists() or not (root / "src" / "poolskip").is_dir():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=20)
+        changed = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "src"],
+            capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode or changed.returncode or not head.stdout.strip():
+        return None
+    return head.stdout.strip() + ("+changes" if changed.stdout.strip() else "")
+
+
 def environment(device: torch.device) -> dict:
-    """Versions and hardware, for summary.json."""
+    """Versions (with :func:`source_commit` where poolskip runs from a git checkout) and hardware, for
+    summary.json."""
     import torchvision
 
     from .. import __version__
@@ -223,6 +247,9 @@ def environment(device: torch.device) -> dict:
         cpu = platform.processor() or platform.machine()
         hw = f"CPU {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
     versions = {"poolskip": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__}
+    commit = source_commit()
+    if commit:
+        versions["poolskip_commit"] = commit
     return {"device": str(device), "hardware": hw, "versions": {**versions, "python": platform.python_version()}}
 
 

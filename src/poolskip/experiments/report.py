@@ -25,6 +25,8 @@ from pathlib import Path
 from .figures import save_figure
 from .results import (
     ResultsError,
+    code_note,
+    commit_of,
     curve,
     dataset_label,
     find_runs,
@@ -195,7 +197,8 @@ def write_report(groups, out: str | Path) -> str:
         + "\n\nThe metric each run's task monitors, at the final evaluation; mean ± sample std over seeds (no ± "
         "for one run). − plain: the row's mean minus the plain row's of the same model, dataset, metric and "
         "protocol. A placement is what each run's summary.json records, a protocol the rest of its config.yaml; "
-        "runs of different placements or protocols are never averaged."
+        "runs of different placements or protocols are never averaged.\n\n"
+        + code_note([commit_of(r["summary"]) for runs in groups.values() for r in runs])
     )
     (out / "report.md").write_text(text + "\n")
     (out / "report.csv").write_text(to_csv(rows, [Column("mode", "mode", False), *columns]))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ __all__ = [
     "STATUSES",
     "ResultsError",
     "Summary",
+    "code_note",
+    "commit_of",
     "curve",
     "dataset_label",
     "find_runs",
@@ -380,3 +384,34 @@ def placement_label(placement: dict[str, Any]) -> str:
     where = [placement.get("policy") or "every conv", f"{placement.get('sites', '?')} sites"]
     where += [f"pool {pool}"] if variant != "conv_skip" else []  # it never pools
     return f"{name} ({', '.join(map(str, where))})"
+
+
+def commit_of(summary: Summary) -> str | None:
+    """The poolskip commit that trained the run (summary.json's ``versions.poolskip_commit``, recorded where
+    poolskip ran from a git checkout); None where it was not recorded."""
+    versions = summary.raw.get("versions")
+    commit = versions.get("poolskip_commit") if isinstance(versions, dict) else None
+    return commit if isinstance(commit, str) and commit else None
+
+
+def code_note(commits: Sequence[str | None]) -> str:
+    """One paragraph naming the code that trained a table's runs (:func:`commit_of` of each): every commit with
+    its number of runs; where they are several, that runs are averaged on their config alone, which code changes
+    between commits (a model's initialisation, say) are not part of. Empty for no runs."""
+    if not commits:
+        return ""
+    counts = Counter(c[:10] + ("+changes" if c.endswith("+changes") else "") if c else None for c in commits)
+    parts = [f"{c} ({_runs(n)})" for c, n in sorted(((c, n) for c, n in counts.items() if c), key=lambda x: -x[1])]
+    if counts.get(None):
+        parts.append(f"not recorded ({_runs(counts[None])}: poolskip outside a git checkout, or before 2026-12-04)")
+    text = "Code: poolskip commit " + ", ".join(parts) + "."
+    if len(counts) > 1:
+        text += (
+            " Runs are grouped by their config.yaml, which a change of code between commits (a model's "
+            "initialisation, say) is not part of: a row whose runs come from several commits may mix such changes."
+        )
+    return text
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" + ("" if n == 1 else "s")

@@ -17,7 +17,7 @@ from typing import Any
 from ...files import atomic_write_text
 from ..figures import save_figure
 from ..paper import paper_entry, paper_numbers
-from ..results import ResultsError, dataset_label, read_summary, run_status
+from ..results import ResultsError, code_note, commit_of, dataset_label, read_summary, run_status
 from ..stats import format_mean_std, mean_std
 from ..tables import Column, Stat, markdown, ours_minus_paper
 from .plan import Run
@@ -67,6 +67,7 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
                 rec["folds"].append(r.fold)
             rec["metric"], rec["mode"] = metric, mode
             rec["run_dirs"].append(str(run_dir))
+            rec["commits"].append(commit_of(summary))
     for key, scored in ensembles.items():
         rec = records[key]
         rec["scored"] = "ensemble"
@@ -77,6 +78,7 @@ def collect(runs: Sequence[Run], root: Path) -> list[dict[str, Any]]:
             rec["folds"] += sorted(r.fold for r in members)
             rec["metric"], rec["mode"] = monitor.metric, monitor.mode
             rec["run_dirs"] += [str(root / "runs" / r.name) for r in members]
+            rec["commits"] += [commit_of(read_summary(root / "runs" / r.name)) for r in members]
             rec["ensembles"].append(record["scores"])
     out = []
     for rec in records.values():
@@ -139,6 +141,7 @@ def _record(r: Run) -> dict[str, Any]:
         "metric": None,
         "mode": None,
         "run_dirs": [],
+        "commits": [],  # each run's poolskip commit (None: not recorded)
         "model_kwargs": r.config.get("model_kwargs"),
         "paper_model": r.paper_model or r.model,
         "pool_skip": r.config.get("pool_skip"),
@@ -278,6 +281,9 @@ def render_table(command: str, records: Sequence[Mapping[str, Any]], scale: str)
             + ", ".join(f"{datasets[c]} for {PAPER_DATASET_LABELS.get(c, c)}" for c in stand_ins)
             + "): ours − paper is left out (—); compare ours − our plain with the paper's row − its plain.",
         ]
+    code = code_note([c for r in records for c in r.get("commits", [])])
+    if code:
+        lines += ["", code]
     errors = [(r["row"], r["column"], r["test_error"]) for r in records if r.get("test_error")]
     if errors:
         lines += [
