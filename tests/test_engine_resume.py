@@ -151,3 +151,24 @@ def test_a_run_trained_on_cuda_resumes_on_cuda(tmp_path):
     train(_config(epochs=1, device="cuda"), run)
     assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
     assert json.loads((run / "summary.json").read_text())["epochs"] == 2
+
+
+def test_the_code_commit_is_read_as_the_run_starts_not_when_it_ends(tmp_path):
+    """summary.json's versions.poolskip_commit names the code the process runs: read before training, so a
+    commit made while the run trains is not taken for its code."""
+    from poolskip.engine.trainer import source_commit
+
+    source_commit.cache_clear()
+    seen = []
+
+    class Probe:
+        def start(self, task, model):
+            seen.append(source_commit.cache_info().currsize)
+
+        def on_epoch_end(self, epoch, model):
+            pass
+
+    train(_config(epochs=1), tmp_path / "run", callbacks=[Probe()])
+    assert seen == [1]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["versions"].get("poolskip_commit") == source_commit()

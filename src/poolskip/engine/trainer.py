@@ -217,7 +217,8 @@ def evaluate(model: nn.Module, task: Task, autocast: Callable) -> dict[str, Any]
 def source_commit() -> str | None:
     """The git commit of the checkout poolskip runs from (``+changes`` where its ``src/`` differs from that
     commit), so that a run names the code that trained it beyond the package version; None for an installed
-    package (no checkout around it) or where git is not available."""
+    package (no checkout around it) or where git is not available. Read once per process, at its first run's
+    start (a commit made while it trains is not its code)."""
     root = Path(__file__).resolve().parents[3]  # src/poolskip/engine/trainer.py -> the checkout
     if not (root / ".git").exists() or not (root / "src" / "poolskip").is_dir():
         return None
@@ -449,6 +450,7 @@ class _Session:
 
     def __init__(self, cfg: TrainConfig, rundir: RunDir, dinfo, allow_external: bool, resume: bool, overwrite: bool):
         self.cfg, self.rundir, self.dinfo, self.t_start = cfg, rundir, dinfo, time.time()
+        source_commit()  # read now, from the code this process runs, not when the summary is written hours on
         device = self.device = dinfo.device
         stamp = rundir.checkpoint_stamp()  # the checkpoint read here is the one resumed once the lock is held
         # read onto the CPU: its RNG states must stay there, and load_state_dict copies the rest onto the device
