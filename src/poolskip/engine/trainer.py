@@ -484,8 +484,10 @@ class _Session:
         self.model = torch.compile(model) if cfg.run.compile else model
         # evaluation under torchrun runs on the bare model: a process whose share of the evaluation is empty
         # makes no forward pass, which DDP's first one after training (a buffer broadcast) would wait for
-        bare = self.raw if dinfo.world_size > 1 else None
-        self.eval_model = self.model if bare is None else torch.compile(bare) if cfg.run.compile else bare
+        if dinfo.world_size > 1:
+            self.eval_model = torch.compile(self.raw) if cfg.run.compile else self.raw
+        else:
+            self.eval_model = self.model
         self.optimizer = make_optimizer(cfg.optim, self.raw)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.run.amp == "fp16")
         self.autocast = autocast_context(cfg.run.amp, device)

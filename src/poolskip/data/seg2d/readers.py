@@ -184,16 +184,12 @@ def _voc_pairs(data_dir: Path, split: str, trainaug: bool, notes: list[str]) -> 
         masks = aug
         lists = [root / "ImageSets" / "Segmentation" / "train_aug.txt", root / "train_aug.txt"]
         listed = next((p for p in lists if p.is_file()), None)
+        val_file = root / "ImageSets" / "Segmentation" / "val.txt"
         if listed is not None:
-            ids = _read_ids(listed)
+            # SBD lists may hold "/JPEGImages/x.jpg /SegmentationClassAug/x.png"
+            ids = [Path(i).stem for i in _read_ids(listed)]
             notes.append(f"voc train = trainaug ({listed.name}, SegmentationClassAug)")
-        else:
-            val = set(_read_ids(root / "ImageSets" / "Segmentation" / "val.txt"))
-            ids = sorted(p.stem for p in aug.glob("*.png") if p.stem not in val)
-            notes.append("voc train = trainaug (every SegmentationClassAug mask not in val.txt)")
-        ids = [Path(i).stem for i in ids]  # SBD lists may hold "/JPEGImages/x.jpg /SegmentationClassAug/x.png"
-        if listed is not None:  # the evaluation images must not train: the standard 10,582-id list holds none
-            val_file = root / "ImageSets" / "Segmentation" / "val.txt"
+            # the evaluation images must not train: the standard 10,582-id list holds none
             both = sorted(set(ids) & set(_read_ids(val_file))) if val_file.is_file() else []
             if both:
                 raise DatasetError(
@@ -201,6 +197,10 @@ def _voc_pairs(data_dir: Path, split: str, trainaug: bool, notes: list[str]) -> 
                     "score the model on images it trained on; use a train_aug list without the val images (the "
                     "standard 10,582-image one)"
                 )
+        else:
+            val = set(_read_ids(val_file))
+            ids = sorted(p.stem for p in aug.glob("*.png") if p.stem not in val)
+            notes.append("voc train = trainaug (every SegmentationClassAug mask not in val.txt)")
         listing = listed or aug
     else:
         listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
