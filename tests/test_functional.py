@@ -371,6 +371,24 @@ def test_cuda_deterministic_mode_and_autocast():
         assert (want.double() - truth).abs().max().item() <= tolerance
 
 
+def test_window_tables_are_built_once_per_size_and_outlive_inference_mode():
+    """The index tables are kept per (size, pool, device): a training step does not rebuild them (their ~30
+    small ops made a GPU step wait on the CPU). Kept from an inference_mode call, they still serve training."""
+    from poolskip.functional import _kept_window_tables, _window_tables
+
+    _kept_window_tables.cache_clear()
+    y, w, b = _inputs((13, 11), channels=3)
+    with torch.inference_mode():
+        block_argmax(y, 2)
+    first = _window_tables((13, 11), (2, 2), y.device)
+    assert not any(t.is_inference() for t in first)
+    _assert_same_as_plain(y, w, b, 2)  # training (forward and backward) reads the kept tables
+    assert all(a is c for a, c in zip(first, _window_tables(torch.Size([13, 11]), [2, 2], y.device)))
+    assert _kept_window_tables.cache_info().currsize == 1
+    _window_tables((13, 12), (2, 2), y.device)
+    assert _kept_window_tables.cache_info().currsize == 2
+
+
 def test_meta_device_shapes_only():
     with torch.device("meta"):
         y, w, b = (torch.empty(2, 4, 9, 7), torch.empty(4, 4, 3, 3), torch.empty(4))
