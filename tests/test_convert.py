@@ -1,6 +1,7 @@
 import copy
 import pickle
 import re
+import warnings
 
 import pytest
 import torch
@@ -149,6 +150,14 @@ def test_transposed_only_when_asked():
     m = make()
     assert [p.name for p in convert(m, transposed=True).converted] == ["0", "1"]
     assert m(torch.randn(1, 2, 5, 5)).shape == (1, 3, 10, 10)
+    # a policy that selects no transposed conv (every built-in one) says so instead of leaving them out silently
+    with pytest.warns(UserWarning, match=r"transposed=True, but placement policy 'every_conv' selects none .*'1'"):
+        r = convert(make(), policy="every_conv", transposed=True)
+    assert [p.name for p in r.converted] == ["0"]
+    assert r.skipped == [("1", "transposed conv not selected by policy 'every_conv'")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # without transposed=True nothing was asked of them: no warning
+        assert [p.name for p in convert(make(), policy="every_conv").converted] == ["0"]
 
 
 def test_small_maps_skipped_by_rule_and_harmless_without_it():

@@ -311,7 +311,9 @@ def convert(
     """Insert Pool Skip after the selected convolutions of ``model``, in place; returns a report.
 
     Selection, in order: every ``nn.Conv1d/2d/3d`` (plus ``ConvTranspose*`` if ``transposed``);
-    the convs a named ``policy`` selects (see :func:`list_policies`); names matching ``include``
+    the convs a named ``policy`` selects (see :func:`list_policies`; with ``transposed=True``, a policy that
+    selects none of the transposed convs warns and lists them in the report: the built-in ones select
+    ``Conv1d/2d/3d`` only); names matching ``include``
     (glob strings or compiled regexes, searched) and not matching ``exclude``; ``where(name, conv)``
     true. ``pool_size`` is a number/tuple for all, or a function of ``(name, conv)`` returning one
     (``None`` leaves that conv out); default: the policy's size, else 2.
@@ -355,11 +357,14 @@ def convert(
     explicit = _explicit_pool_skips(model)
     followed = _places_in_sequences(model, explicit)
     counts = [0, 0, 0]  # convs of the types, of those the policy's, of those the filters'
+    unselected_transposed: list[str] = []  # asked for with transposed=True, but the policy selects them not
     for name, module in model.named_modules():
         if not isinstance(module, types) or id(module) in inner:  # never Pool Skip's own conv
             continue
         counts[0] += 1
         if policy_sizes is not None and policy_sizes.get(name) is None:
+            if isinstance(module, _TRANSPOSED):
+                unselected_transposed.append(name)
             continue  # not part of the policy: not a Pool Skip site, not worth a line in the report
         counts[1] += 1
         if inc is not None and not _matches(name, inc):
@@ -399,6 +404,16 @@ def convert(
                 kept.append((name, module, size))
         todo = kept
 
+    if unselected_transposed and not any(isinstance(m, _TRANSPOSED) for _, m, _ in todo):
+        why = f"transposed conv not selected by policy {chosen.name!r}"
+        report.skipped += [(name, why) for name in unselected_transposed]
+        warnings.warn(
+            f"convert: transposed=True, but placement policy {chosen.name!r} selects none of {type(model).__name__}'s "
+            f"{len(unselected_transposed)} transposed conv(s) ({', '.join(map(repr, unselected_transposed[:3]))}"
+            f"{', ...' if len(unselected_transposed) > 3 else ''}): they get no Pool Skip. Convert without a policy "
+            "(include=/exclude=/where= then choose among all convs) or with one that selects them",
+            stacklevel=2,
+        )
     untied = sorted(set(explicit) - set(followed.values()))  # PoolSkips whose input no Sequential tells
     if example_input is None and todo and untied:
         warnings.warn(
