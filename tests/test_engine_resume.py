@@ -71,6 +71,29 @@ def _config(**over):
     return make_config(flat)
 
 
+def test_a_run_stopped_between_its_checkpoint_and_its_tensorboard_write_gets_that_epoch_in_tensorboard(
+    tmp_path, monkeypatch
+):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from poolskip.engine import trainer
+
+    def killed(self, record):  # epoch 1's last.pt is written, then the process dies before its log writes
+        raise Interrupt
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(trainer._RunLog, "epoch", killed)
+        with pytest.raises(Interrupt):
+            train(_config(), run)
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+    assert not (run / "tb").exists()
+    assert main(["train", "--resume", str(run)]) == 0
+    events = EventAccumulator(str(run / "tb")).Reload()
+    assert [e.step for e in events.Scalars("train_loss")] == [1, 2]  # epoch 1 from the checkpoint's history
+    assert [r["epoch"] for r in records(run)] == [1, 2]
+
+
 def test_a_resume_keeps_its_seed_and_never_ends_on_an_epoch_it_did_not_evaluate(tmp_path, capsys):
     run = tmp_path / "run"
     with pytest.raises(Interrupt):  # epoch 1 trained, not evaluated (eval_every 2), then stopped

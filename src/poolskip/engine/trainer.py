@@ -697,7 +697,11 @@ class _RunLog:
         if run.pos.history or (run.rundir.path / "metrics.jsonl").exists():
             run.rundir.write_metrics(run.pos.history)  # on resume: exactly the checkpointed epochs
         self.writer = None  # TensorBoard's, opened with the first record: a run stopped before has no tb/
-        self.purge = run.pos.epoch + 1 if run.pos.history or run.pos.step else None
+        # On resume, TensorBoard drops what the stopped process wrote from the last checkpointed epoch on and gets
+        # that epoch's record again: a process stopped between its checkpoint and its TensorBoard write (the epoch's
+        # last two steps) had left the epoch out of tb/ for good.
+        self.replay = run.pos.history[-1] if run.pos.history else None
+        self.purge = self.replay["epoch"] if self.replay else run.pos.epoch + 1 if run.pos.step else None
         self.is_main = run.dinfo.is_main
         cfg, pos, steps = run.cfg, run.pos, run.steps
         if pos.epoch or pos.step:
@@ -718,6 +722,8 @@ class _RunLog:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.rundir.path / "tb"), purge_step=self.purge)
+            if self.replay is not None:
+                _tensorboard(self.writer, self.replay, self.replay["epoch"])
         if self.writer is not None:
             _tensorboard(self.writer, record, record["epoch"])
             self.writer.flush()
