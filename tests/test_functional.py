@@ -389,6 +389,23 @@ def test_window_tables_are_built_once_per_size_and_outlive_inference_mode():
     assert _kept_window_tables.cache_info().currsize == 2
 
 
+@cuda
+def test_cuda_graph_capture_keeps_no_window_tables():
+    """Tables first needed while a CUDA graph is captured are built for it, not kept: their memory is the graph's."""
+    from poolskip.functional import _kept_window_tables
+
+    _kept_window_tables.cache_clear()
+    y = torch.randn(2, 3, 12, 10, device="cuda")
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        pooled, indices, offset = block_argmax(y, 2)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert _kept_window_tables.cache_info().currsize == 0
+    torch.testing.assert_close(block_argmax(y, 2)[2], offset)  # the same offsets, now from kept tables
+    assert _kept_window_tables.cache_info().currsize == 1
+
+
 def test_meta_device_shapes_only():
     with torch.device("meta"):
         y, w, b = (torch.empty(2, 4, 9, 7), torch.empty(4, 4, 3, 3), torch.empty(4))

@@ -83,9 +83,10 @@ def _window_tables(spatial: Sequence[int], pool: Sequence[int], device: torch.de
     Built once per (spatial size, pool size, device) and kept: building them takes some 30 small ops,
     whose launches made a training step of Pool Skip on a GPU wait on the CPU (on an H200, twice as long as
     the plain formulation's step). Tables of at most a plane's size each (a few MB for a 160^3 volume), for
-    the few sizes a network has. Not kept while torch.compile traces (it records the ops instead).
+    the few sizes a network has. Not kept while torch.compile traces (it records the ops instead) nor while a
+    CUDA graph is captured (their memory would belong to the graph's pool).
     """
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or (device.type == "cuda" and torch.cuda.is_current_stream_capturing()):
         return _build_window_tables(tuple(spatial), tuple(pool), device)
     return _kept_window_tables(tuple(spatial), tuple(pool), device)
 
