@@ -291,6 +291,41 @@ def test_max_pool_unpool_unchanged_semantics():
     assert max_pool_unpool(y, 1) is y
 
 
+@pytest.mark.parametrize(
+    "spatial,pool", [((9, 7), 2), ((8, 8), 4), ((5, 6, 7), 2), ((5, 6, 7), (2, 3, 1)), ((11,), 3), ((3, 3), 4)]
+)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "permuted"])
+def test_max_pool_unpool_with_autograd_matches_the_stock_ops_and_keeps_only_offsets(spatial, pool, layout):
+    """The {Pool,Skip} ablation's op: the same values and gradients as stock max-pool + scatter, ties included,
+    whatever the input's and the output gradient's layout; one byte per block kept for backward."""
+    from poolskip.functional import _max_pool_unpool_stock
+
+    y, _, _ = _inputs(spatial, channels=3)
+    y = y.round()  # ties within blocks
+    arrange = {"contiguous": lambda t: t, "permuted": _reversed_spatial_layout}.get(
+        layout, lambda t: t.to(memory_format=torch.channels_last if t.dim() == 4 else torch.contiguous_format)
+    )
+    e = pool if isinstance(pool, tuple) else (pool,) * len(spatial)
+    got, want = y.clone().requires_grad_(), y.clone().requires_grad_()
+    out, ref = max_pool_unpool(arrange(got), pool), _max_pool_unpool_stock(arrange(want), e)
+    assert out.grad_fn is not None and type(out.grad_fn).__name__ == "_MaxPoolUnpoolBackward"
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    g = arrange(torch.randn(out.shape, generator=torch.Generator().manual_seed(3)))
+    (gy,), (ry,) = torch.autograd.grad(out, got, g), torch.autograd.grad(ref, want, g)
+    torch.testing.assert_close(gy, ry, rtol=0, atol=0)
+    blocks = math.prod(-(-n // k) for n, k in zip(spatial, e)) * 2 * 3
+    assert _saved_bytes(lambda: max_pool_unpool(y.clone().requires_grad_(), pool)) == blocks  # uint8 offsets
+
+
+def test_max_pool_unpool_twice_differentiable_and_stock_without_autograd():
+    y = torch.randn(2, 2, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: max_pool_unpool(t, 2), (y,))
+    assert torch.autograd.gradgradcheck(lambda t: max_pool_unpool(t, 2), (y,))
+    with torch.no_grad():
+        assert max_pool_unpool(y, 2).grad_fn is None
+    assert max_pool_unpool(y.detach(), 2).grad_fn is None
+
+
 def test_bad_input_rank():
     with pytest.raises(ValueError, match="1-3 spatial dims"):
         pool_unpool_conv(torch.randn(2, 3), torch.randn(3, 3, 3), None, 2)
@@ -404,6 +439,23 @@ def test_cuda_graph_capture_keeps_no_window_tables():
     assert _kept_window_tables.cache_info().currsize == 0
     torch.testing.assert_close(block_argmax(y, 2)[2], offset)  # the same offsets, now from kept tables
     assert _kept_window_tables.cache_info().currsize == 1
+
+
+@cuda
+def test_cuda_max_pool_unpool_3d_trains_in_deterministic_mode():
+    """The stock max_pool3d backward raises in deterministic mode on CUDA; the {Pool,Skip} ablation's op does not."""
+    y, _, _ = _inputs((6, 5, 7), channels=4)
+    y = y.cuda().requires_grad_()
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        out = max_pool_unpool(y, 2)
+        (first,) = torch.autograd.grad(out, y, torch.ones_like(out))
+        (second,) = torch.autograd.grad(max_pool_unpool(y, 2), y, torch.ones_like(out))
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    assert torch.equal(first, second)
+    torch.testing.assert_close(first.cpu(), block_max_mask(y.detach().cpu(), (2, 2, 2)))
 
 
 def test_meta_device_shapes_only():

@@ -174,14 +174,47 @@ def _unpool(values: Tensor, indices: Tensor, like: Tensor, shape: Sequence[int] 
     return out
 
 
+class _MaxPoolUnpool(torch.autograd.Function):
+    """``MaxUnpool(MaxPool(y))`` that saves only the uint8 offsets of the block maxima for backward (the stock
+    max-pool keeps int64 indices), with a gather-and-scatter backward whose indices never collide: deterministic
+    on every device (the stock ``max_pool3d`` backward has no deterministic CUDA implementation). Its backward is
+    made of differentiable ops, so it can be differentiated again."""
+
+    @staticmethod
+    def forward(ctx, y, pool):
+        pooled, indices, offset = block_argmax(y, pool)
+        ctx.save_for_backward(offset)
+        ctx.meta = (pool, y.shape)
+        return _unpool(pooled, indices, y)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (offset,) = ctx.saved_tensors
+        pool, shape = ctx.meta
+        indices = block_indices(offset, pool, shape[2:])
+        return _unpool(grad_out.flatten(2).gather(2, indices.flatten(2)), indices, grad_out), None
+
+
 def max_pool_unpool(y: Tensor, pool_size: int | Sequence[int]) -> Tensor:
     """``MaxUnpool(MaxPool(y))`` over the trailing spatial dims of ``y`` (N, C, *spatial).
 
-    The plain formulation (max-pool with indices, then a scatter of the maxima to their indices),
-    written with shape-generic ops so that ``torch.jit.trace`` and ONNX export keep sizes symbolic.
+    With autograd, a function that keeps only the maxima's one-byte offsets for backward and whose backward is
+    deterministic on every device; without (no_grad, inference) and while tracing or exporting, the plain
+    formulation (max-pool with indices, then a scatter of the maxima to their indices), written with
+    shape-generic ops so that ``torch.jit.trace`` and ONNX export keep sizes symbolic. The same values either way.
     """
     dim = _spatial_dim(y)
     e = to_tuple(pool_size, dim, "pool_size")
+    if all(k == 1 for k in e):
+        return y
+    if torch.is_grad_enabled() and y.requires_grad and not _exporting():
+        return _MaxPoolUnpool.apply(y, e)
+    return _max_pool_unpool_stock(y, e)
+
+
+def _max_pool_unpool_stock(y: Tensor, e: tuple[int, ...]) -> Tensor:
+    """The plain formulation of :func:`max_pool_unpool`, with stock autograd (the paper's ops)."""
+    dim = len(e)
     if all(k == 1 for k in e):
         return y
     pooled, indices = _MAX_POOL[dim](y, e, e, 0, 1, True, True)  # ceil_mode=True, return_indices=True
@@ -225,7 +258,8 @@ def pool_unpool_conv_reference(
     dim = _spatial_dim(y)
     _check_groups(y, weight, groups)
     _check_kernel(weight)
-    return _CONV[dim](max_pool_unpool(y, pool_size), weight, bias, 1, same_padding(weight.shape[2:]), 1, groups)
+    unpooled = _max_pool_unpool_stock(y, to_tuple(pool_size, dim, "pool_size"))
+    return _CONV[dim](unpooled, weight, bias, 1, same_padding(weight.shape[2:]), 1, groups)
 
 
 def _autocast_dtype(y: Tensor) -> torch.dtype | None:
