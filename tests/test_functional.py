@@ -1,5 +1,6 @@
 """The memory-lean pool -> unpool -> conv op against the plain formulation (MaxPool -> MaxUnpool -> Conv)."""
 
+import contextlib
 import math
 
 import pytest
@@ -334,6 +335,17 @@ def test_bad_input_rank():
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
+@contextlib.contextmanager
+def _deterministic():
+    """torch.use_deterministic_algorithms(True) for the block, then as it was."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
 @pytest.fixture
 def no_tf32():
     """Full fp32 convolutions on the GPU, so that it can be held to the CPU's values at 1e-4: cuDNN may run
@@ -374,13 +386,9 @@ def test_cuda_channels_last_and_other_output_channels(no_tf32):
 def test_cuda_deterministic_mode_and_autocast():
     y, w, b = _inputs((16, 16), channels=8)
     y, w, b = y.cuda(), w.cuda(), b.cuda()
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
+    with _deterministic():
         first = _values_and_grads(pool_unpool_conv, y, w, b, 2)
         second = _values_and_grads(pool_unpool_conv, y, w, b, 2)
-    finally:
-        torch.use_deterministic_algorithms(previous)
     for a, c in zip([first[0], *first[1]], [second[0], *second[1]]):
         assert torch.equal(a, c)
     with torch.autocast("cuda", dtype=torch.float16):
@@ -446,14 +454,10 @@ def test_cuda_max_pool_unpool_3d_trains_in_deterministic_mode():
     """The stock max_pool3d backward raises in deterministic mode on CUDA; the {Pool,Skip} ablation's op does not."""
     y, _, _ = _inputs((6, 5, 7), channels=4)
     y = y.cuda().requires_grad_()
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
+    with _deterministic():
         out = max_pool_unpool(y, 2)
         (first,) = torch.autograd.grad(out, y, torch.ones_like(out))
         (second,) = torch.autograd.grad(max_pool_unpool(y, 2), y, torch.ones_like(out))
-    finally:
-        torch.use_deterministic_algorithms(previous)
     assert torch.equal(first, second)
     torch.testing.assert_close(first.cpu(), block_max_mask(y.detach().cpu(), (2, 2, 2)))
 

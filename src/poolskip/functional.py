@@ -174,6 +174,14 @@ def _unpool(values: Tensor, indices: Tensor, like: Tensor, shape: Sequence[int] 
     return out
 
 
+def _kept_at(t: Tensor, indices: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """``t`` (N, C, *spatial) at the flat per-plane ``indices`` only, zeros elsewhere (in ``dtype``, cast before
+    the zero map is made): the gradient a max-pool passes back to its input. A gather, then a scatter whose indices
+    never collide (every input belongs to exactly one block), deterministic on every device."""
+    kept = t.flatten(2).gather(2, indices.flatten(2))
+    return _unpool(kept if dtype is None else kept.to(dtype), indices, t)
+
+
 class _MaxPoolUnpool(torch.autograd.Function):
     """``MaxUnpool(MaxPool(y))`` that saves only the uint8 offsets of the block maxima for backward (the stock
     max-pool keeps int64 indices), with a gather-and-scatter backward whose indices never collide: deterministic
@@ -191,8 +199,7 @@ class _MaxPoolUnpool(torch.autograd.Function):
     def backward(ctx, grad_out):
         (offset,) = ctx.saved_tensors
         pool, shape = ctx.meta
-        indices = block_indices(offset, pool, shape[2:])
-        return _unpool(grad_out.flatten(2).gather(2, indices.flatten(2)), indices, grad_out), None
+        return _kept_at(grad_out, block_indices(offset, pool, shape[2:])), None
 
 
 def max_pool_unpool(y: Tensor, pool_size: int | Sequence[int]) -> Tensor:
@@ -309,8 +316,7 @@ class _PoolUnpoolConv(torch.autograd.Function):
 
     Backward rebuilds the flat indices from the offsets, and the unpooled map from the maxima for the
     weight gradient. The gradient wrt ``y`` is the convolution's input gradient kept at each block's
-    maximum: a gather, then a scatter into zeros whose indices never collide (every input belongs to
-    exactly one block), deterministic everywhere. Not twice differentiable.
+    maximum (:func:`_kept_at`), deterministic everywhere. Not twice differentiable.
     """
 
     @staticmethod
@@ -351,8 +357,7 @@ class _PoolUnpoolConv(torch.autograd.Function):
         )
         grad_y = None
         if need_y:
-            kept = grad_unpooled.flatten(2).gather(2, indices.flatten(2)).to(y_dtype)
-            grad_y = _unpool(kept, indices, grad_unpooled)
+            grad_y = _kept_at(grad_unpooled, indices, y_dtype)
         grad_w = grad_w.to(weight.dtype) if grad_w is not None else None
         grad_b = grad_b.to(weight.dtype) if grad_b is not None else None
         return grad_y, grad_w, grad_b, None, None, None
