@@ -158,6 +158,13 @@ def test_transposed_only_when_asked():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # without transposed=True nothing was asked of them: no warning
         assert [p.name for p in convert(make(), policy="every_conv").converted] == ["0"]
+    # a policy that selects one transposed conv leaves the other out on purpose, even where exclude= drops the first
+    takes_one = Policy("takes_one_transposed", "convs 0 and 1", lambda m: {"0": 2, "1": 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = nn.Sequential(*make(), nn.ConvTranspose2d(3, 3, 1))
+        r = convert(model, policy=takes_one, transposed=True, exclude=["1"])
+    assert [p.name for p in r.converted] == ["0"] and r.skipped == []
 
 
 def test_small_maps_skipped_by_rule_and_harmless_without_it():

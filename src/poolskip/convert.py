@@ -358,6 +358,7 @@ def convert(
     followed = _places_in_sequences(model, explicit)
     counts = [0, 0, 0]  # convs of the types, of those the policy's, of those the filters'
     unselected_transposed: list[str] = []  # asked for with transposed=True, but the policy selects them not
+    policy_takes_transposed = False
     for name, module in model.named_modules():
         if not isinstance(module, types) or id(module) in inner:  # never Pool Skip's own conv
             continue
@@ -367,6 +368,7 @@ def convert(
                 unselected_transposed.append(name)
             continue  # not part of the policy: not a Pool Skip site, not worth a line in the report
         counts[1] += 1
+        policy_takes_transposed |= isinstance(module, _TRANSPOSED)
         if inc is not None and not _matches(name, inc):
             continue
         if exc is not None and _matches(name, exc):
@@ -404,7 +406,7 @@ def convert(
                 kept.append((name, module, size))
         todo = kept
 
-    if unselected_transposed and not any(isinstance(m, _TRANSPOSED) for _, m, _ in todo):
+    if unselected_transposed and not policy_takes_transposed:
         why = f"transposed conv not selected by policy {chosen.name!r}"
         report.skipped += [(name, why) for name in unselected_transposed]
         warnings.warn(
