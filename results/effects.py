@@ -171,23 +171,12 @@ add("estimate-check (Fig. 3 quick)", "ResNet50 w4: Pool Skip vs plain", "test er
 gpu = "gpu-cifar10-h200/runs/{}-{}/seed*/summary.json"
 for net, name in (("mobilenet", "MobileNet w32"), ("resnet18", "ResNet18 w64")):
     ps, plain, wide = (run_values(gpu.format(net, v), "test_error") for v in ("pool_skip", "plain", "wide"))
-    add("gpu-cifar10-h200 (8 epochs)", f"{name}: Pool Skip vs plain", "test error %", ps, plain, "lower")
-    add(
-        "gpu-cifar10-h200 (8 epochs)",
-        f"{name}: Pool Skip vs plain widened to its MACs",
-        "test error %",
-        ps,
-        wide,
-        "lower",
-    )
-    add(
-        "gpu-cifar10-h200 (8 epochs)",
-        f"{name}: plain widened to Pool Skip's MACs vs plain",
-        "test error %",
-        wide,
-        plain,
-        "lower",
-    )
+    for what, a, b in (
+        ("Pool Skip vs plain", ps, plain),
+        ("Pool Skip vs plain widened to its MACs", ps, wide),
+        ("plain widened to Pool Skip's MACs vs plain", wide, plain),
+    ):
+        add("gpu-cifar10-h200 (8 epochs)", f"{name}: {what}", "test error %", a, b, "lower")
 
 
 def main() -> None:
